@@ -1,0 +1,147 @@
+//! amt-sim: a firmware-faithful Intel AMT simulator. See `amt-sim serve --help` and docs/simulator.md.
+
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+
+use amt_agent::sim::faults::{Fault, FaultPlan};
+use amt_agent::sim::{profile, DeviceProfile, Firmware};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "amt-sim",
+    version,
+    about = "A firmware-faithful Intel AMT simulator (MEI/AMTHI, watchdog, MKHI, LME)"
+)]
+struct Cli {
+    /// More logging on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Serve the simulated ME on a Unix socket (for `amt-agent --device sim:PATH`).
+    Serve(ServeArgs),
+    /// List the built-in device profiles, or print one as JSON (a starting point for your own).
+    Profiles {
+        /// Print this profile as JSON.
+        name: Option<String>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Unix socket to listen on (one connection = one MEI file handle).
+    #[arg(long)]
+    socket: PathBuf,
+    /// A built-in profile name (see `amt-sim profiles`) or a profile JSON file.
+    #[arg(long, default_value = profile::DEFAULT_PROFILE)]
+    device_profile: String,
+    /// Keep the firmware's state in this file across restarts (created from the profile when absent).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Inject a fault, e.g. busy=amthi*3, reset-after=5, latency=GET_UUID:300, hang=GET_UUID,
+    /// truncate=GET_UUID, oversize=GET_UUID, status=GET_CONTROL_MODE:2, random=SEED:PERCENT.
+    #[arg(long = "fault")]
+    faults: Vec<String>,
+}
+
+fn load_profile(spec: &str) -> Result<DeviceProfile, String> {
+    if let Some(p) = profile::builtin(spec) {
+        return Ok(p);
+    }
+    let text = std::fs::read_to_string(spec).map_err(|e| {
+        format!(
+            "'{spec}' is neither a built-in profile ({}) nor a readable file: {e}",
+            profile::BUILTIN.join(", ")
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| format!("profile {spec}: {e}"))
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let faults: Vec<Fault> = args
+        .faults
+        .iter()
+        .map(|f| Fault::parse(f))
+        .collect::<Result<_, _>>()?;
+    let profile = match &args.state {
+        Some(p) if p.exists() => {
+            let t =
+                std::fs::read_to_string(p).map_err(|e| format!("state {}: {e}", p.display()))?;
+            serde_json::from_str(&t).map_err(|e| format!("state {}: {e}", p.display()))?
+        }
+        _ => load_profile(&args.device_profile)?,
+    };
+    let name = profile.name.clone();
+    let fw = Firmware::new(profile, FaultPlan::new(faults), args.state.clone());
+
+    // Block the stop signals in every thread; the main thread waits for them.
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGINT);
+    set.add(nix::sys::signal::Signal::SIGTERM);
+    set.thread_block().map_err(|e| e.to_string())?;
+
+    if args.socket.exists() {
+        std::fs::remove_file(&args.socket)
+            .map_err(|e| format!("{}: {e}", args.socket.display()))?;
+    }
+    let listener =
+        UnixListener::bind(&args.socket).map_err(|e| format!("{}: {e}", args.socket.display()))?;
+    let fw2 = fw.clone();
+    std::thread::spawn(move || amt_agent::sim::server::serve(listener, fw2));
+    eprintln!(
+        "amt-sim: profile {name} listening on {}",
+        args.socket.display()
+    );
+
+    let sig = set.wait().map_err(|e| e.to_string())?;
+    tracing::info!(signal = ?sig, "stopping");
+    let _ = std::fs::remove_file(&args.socket);
+    drop(fw);
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("AMT_SIM_LOG").unwrap_or_else(|_| level.into()),
+        ))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+    let r = match cli.command {
+        Cmd::Serve(a) => serve(a),
+        Cmd::Profiles { name: None } => {
+            for n in profile::BUILTIN {
+                let p = profile::builtin(n).expect("built-in");
+                println!("{n:10} {}", p.description);
+            }
+            Ok(())
+        }
+        Cmd::Profiles { name: Some(n) } => match load_profile(&n) {
+            Ok(p) => {
+                println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! rpc-go v2 spellings: Go's `flag` package takes `-name`, `-name value` and `-name=value`. Users and
+//! scripts arrive with those, so the known set is translated to our long options before clap parses.
+
+use std::ffi::OsString;
+
+/// v2 name → our long option (without the leading `--`).
+const V2_FLAGS: &[(&str, &str)] = &[
+    ("ver", "ver"),
+    ("bld", "bld"),
+    ("sku", "sku"),
+    ("uuid", "uuid"),
+    ("mode", "mode"),
+    ("dns", "dns"),
+    ("hostname", "hostname"),
+    ("lan", "lan"),
+    ("ras", "ras"),
+    ("cert", "cert"),
+    ("all", "all"),
+    ("json", "json"),
+    ("operationalState", "operational-state"),
+    ("provisioningState", "provisioning-state"),
+    ("password", "password"),
+    ("profile", "profile"),
+    ("local", "local"),
+    ("ccm", "ccm"),
+    ("acm", "acm"),
+    ("name", "name"),
+    ("tenant", "tenant"),
+    ("token", "token"),
+    ("skipamtcertcheck", "skip-amt-cert-check"),
+    ("amtPassword", "password"),
+    ("provisioningCert", "provisioning-cert"),
+    ("provisioningCertPwd", "provisioning-cert-password"),
+    ("mebxpassword", "mebx-password"),
+    ("stopConfig", "stop-config"),
+    ("device", "device"),
+    ("help", "help"),
+    ("version", "version"),
+];
+
+const LOG_LEVELS: &[&str] = &["panic", "fatal", "error", "warn", "info", "debug", "trace"];
+
+/// Rewrites v2 single-dash long flags to `--kebab-case`; everything else passes through unchanged.
+pub fn translate_v2(args: Vec<OsString>) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut iter = args.into_iter();
+    if let Some(exe) = iter.next() {
+        out.push(exe);
+    }
+    let mut rest_verbatim = false;
+    for arg in iter {
+        if rest_verbatim {
+            out.push(arg);
+            continue;
+        }
+        let Some(s) = arg.to_str() else {
+            out.push(arg);
+            continue;
+        };
+        if s == "--" {
+            rest_verbatim = true;
+            out.push(arg);
+            continue;
+        }
+        if s.starts_with('-') && !s.starts_with("--") && s.len() > 2 {
+            let body = &s[1..];
+            let (name, value) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (body, None),
+            };
+            if let Some((_, long)) = V2_FLAGS.iter().find(|(v2, _)| *v2 == name) {
+                match value {
+                    Some(v) => out.push(format!("--{long}={v}").into()),
+                    None => out.push(format!("--{long}").into()),
+                }
+                continue;
+            }
+        }
+        out.push(arg);
+    }
+    // v2's `-l LEVEL` is the log level (v3 reuses -l for --local/--lan), so `-l` becomes
+    // `--log-level` only when a level word follows.
+    let mut fixed = Vec::with_capacity(out.len());
+    let mut i = 0;
+    while i < out.len() {
+        if out[i] == "-l" {
+            if let Some(next) = out.get(i + 1).and_then(|n| n.to_str()) {
+                if LOG_LEVELS.contains(&next) {
+                    fixed.push(OsString::from("--log-level"));
+                    fixed.push(OsString::from(match next {
+                        "panic" | "fatal" => "error",
+                        l => l,
+                    }));
+                    i += 2;
+                    continue;
+                }
+            }
+        }
+        fixed.push(out[i].clone());
+        i += 1;
+    }
+    fixed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(args: &[&str]) -> Vec<String> {
+        translate_v2(args.iter().map(OsString::from).collect())
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn v2_single_dash_flags_become_long_options() {
+        assert_eq!(
+            t(&["rpc", "amtinfo", "-cert", "-json", "-operationalState"]),
+            ["rpc", "amtinfo", "--cert", "--json", "--operational-state"]
+        );
+        assert_eq!(
+            t(&["rpc", "activate", "-u", "wss://x", "-profile", "p1"]),
+            ["rpc", "activate", "-u", "wss://x", "--profile", "p1"]
+        );
+        assert_eq!(t(&["rpc", "-profile=p1"]), ["rpc", "--profile=p1"]);
+    }
+
+    #[test]
+    fn short_flags_unknown_words_and_after_double_dash_are_untouched() {
+        assert_eq!(
+            t(&["rpc", "amtinfo", "-vvv", "-n"]),
+            ["rpc", "amtinfo", "-vvv", "-n"]
+        );
+        assert_eq!(t(&["rpc", "-bogus"]), ["rpc", "-bogus"]);
+        assert_eq!(t(&["rpc", "--", "-cert"]), ["rpc", "--", "-cert"]);
+    }
+
+    #[test]
+    fn v2_log_level_flag_is_translated_only_before_a_level() {
+        assert_eq!(
+            t(&["rpc", "amtinfo", "-l", "trace"]),
+            ["rpc", "amtinfo", "--log-level", "trace"]
+        );
+        assert_eq!(t(&["rpc", "-l", "fatal"]), ["rpc", "--log-level", "error"]);
+    }
+}

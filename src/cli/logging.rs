@@ -1,0 +1,35 @@
+//! Logging on stderr (results go to stdout). Level: --log-level, else -v count, else the
+//! `AMT_AGENT_LOG` filter (e.g. `debug` or `amt_agent::heci=trace`), else warnings only.
+
+use tracing_subscriber::EnvFilter;
+
+use super::{Cli, LogFormat, LogLevel};
+
+pub fn init(cli: &Cli) {
+    let directive = match (cli.log_level, cli.verbose) {
+        (Some(l), _) => level_name(l).to_string(),
+        (None, 0) => std::env::var("AMT_AGENT_LOG").unwrap_or_else(|_| "warn".into()),
+        (None, 1) => "info".into(),
+        (None, 2) => "debug".into(),
+        (None, _) => "trace".into(),
+    };
+    let filter = EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match cli.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn level_name(l: LogLevel) -> &'static str {
+    match l {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug",
+        LogLevel::Trace => "trace",
+    }
+}

@@ -1,0 +1,171 @@
+//! Exit codes (rpc-go's numeric table, rpc-go.md §2) and the agent's error type.
+//!
+//! An error prints as cargo's diagnostics do: `error: …`, then `caused by: …` lines, then `help: …`.
+
+use std::fmt;
+
+use crate::amthi::AmthiError;
+use crate::heci::HeciError;
+
+/// rpc-go's exit codes. Only the ones this agent emits are listed; the numbers are rpc-go's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    Success = 0,
+    IncorrectPermissions = 1,
+    HeciDriverNotDetected = 2,
+    AmtNotDetected = 3,
+    AmtNotReady = 4,
+    GenericFailure = 10,
+    MissingOrIncorrectUrl = 20,
+    MissingOrIncorrectProfile = 21,
+    ServerCertificateVerificationFailed = 22,
+    MissingOrIncorrectPassword = 23,
+    MissingDnsSuffix = 24,
+    IncorrectCommandLineParameters = 28,
+    InvalidParameterCombination = 33,
+    FailedReadingConfiguration = 34,
+    InvalidUuid = 37,
+    AmtConnectionFailed = 71,
+    AmtAuthenticationFailed = 100,
+    WsmanMessageError = 101,
+    ActivationFailed = 102,
+}
+
+impl ExitCode {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// rpc-go's name for the code.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitCode::Success => "Success",
+            ExitCode::IncorrectPermissions => "IncorrectPermissions",
+            ExitCode::HeciDriverNotDetected => "HECIDriverNotDetected",
+            ExitCode::AmtNotDetected => "AmtNotDetected",
+            ExitCode::AmtNotReady => "AmtNotReady",
+            ExitCode::GenericFailure => "GenericFailure",
+            ExitCode::MissingOrIncorrectUrl => "MissingOrIncorrectURL",
+            ExitCode::MissingOrIncorrectProfile => "MissingOrIncorrectProfile",
+            ExitCode::ServerCertificateVerificationFailed => "ServerCertificateVerificationFailed",
+            ExitCode::MissingOrIncorrectPassword => "MissingOrIncorrectPassword",
+            ExitCode::MissingDnsSuffix => "MissingDNSSuffix",
+            ExitCode::IncorrectCommandLineParameters => "IncorrectCommandLineParameters",
+            ExitCode::InvalidParameterCombination => "InvalidParameterCombination",
+            ExitCode::FailedReadingConfiguration => "FailedReadingConfiguration",
+            ExitCode::InvalidUuid => "InvalidUUID",
+            ExitCode::AmtConnectionFailed => "AMTConnectionFailed",
+            ExitCode::AmtAuthenticationFailed => "AMTAuthenticationFailed",
+            ExitCode::WsmanMessageError => "WSMANMessageError",
+            ExitCode::ActivationFailed => "ActivationFailed",
+        }
+    }
+}
+
+/// An error as the user sees it.
+#[derive(Debug, Clone)]
+pub struct AgentError {
+    pub exit: ExitCode,
+    pub message: String,
+    pub causes: Vec<String>,
+    pub help: Option<String>,
+}
+
+impl AgentError {
+    pub fn new(exit: ExitCode, message: impl Into<String>) -> AgentError {
+        AgentError {
+            exit,
+            message: message.into(),
+            causes: Vec::new(),
+            help: None,
+        }
+    }
+
+    pub fn cause(mut self, c: impl Into<String>) -> AgentError {
+        self.causes.push(c.into());
+        self
+    }
+
+    pub fn help(mut self, h: impl Into<String>) -> AgentError {
+        self.help = Some(h.into());
+        self
+    }
+
+    pub fn context(mut self, what: impl Into<String>) -> AgentError {
+        let inner = std::mem::replace(&mut self.message, what.into());
+        self.causes.insert(0, inner);
+        self
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "status": "error",
+            "exitCode": self.exit.code(),
+            "exitName": self.exit.name(),
+            "message": self.message,
+            "causes": self.causes,
+            "help": self.help,
+        })
+    }
+}
+
+impl fmt::Display for AgentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "error: {}", self.message)?;
+        for c in &self.causes {
+            write!(f, "\ncaused by: {c}")?;
+        }
+        if let Some(h) = &self.help {
+            write!(f, "\nhelp: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AgentError {}
+
+impl From<HeciError> for AgentError {
+    fn from(e: HeciError) -> AgentError {
+        let exit = match &e {
+            HeciError::NoDevice { .. } => ExitCode::HeciDriverNotDetected,
+            HeciError::PermissionDenied { .. } => ExitCode::IncorrectPermissions,
+            HeciError::ClientNotFound { .. } => ExitCode::AmtNotDetected,
+            HeciError::DeviceNotReady { .. }
+            | HeciError::Reset { .. }
+            | HeciError::Busy { .. }
+            | HeciError::Timeout { .. } => ExitCode::AmtNotReady,
+            HeciError::SimSocket { .. } => ExitCode::HeciDriverNotDetected,
+            _ => ExitCode::GenericFailure,
+        };
+        AgentError::new(exit, e.to_string()).help(e.help())
+    }
+}
+
+impl From<AmthiError> for AgentError {
+    fn from(e: AmthiError) -> AgentError {
+        match e {
+            AmthiError::Heci(h) => h.into(),
+            AmthiError::Status { status, .. } => {
+                let exit = match status {
+                    crate::amthi::PtStatus::NotReady => ExitCode::AmtNotReady,
+                    _ => ExitCode::GenericFailure,
+                };
+                let help = match status {
+                    crate::amthi::PtStatus::NotReady => {
+                        "the ME is still starting; wait a few seconds and retry (or raise --amt-timeout)"
+                    }
+                    crate::amthi::PtStatus::InvalidPtMode => {
+                        "the command is not allowed in the current control mode; check it with: amt-agent amtinfo --mode"
+                    }
+                    _ => "retry; if it persists, capture a trace (-vvv) and report it",
+                };
+                AgentError::new(exit, e.to_string()).help(help)
+            }
+            AmthiError::Malformed { .. } => AgentError::new(ExitCode::GenericFailure, e.to_string())
+                .help("the firmware's answer did not match the AMTHI layout; capture a trace (-vvv) and report it"),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, AgentError>;

@@ -1,0 +1,16 @@
+//! amt-agent: the on-device agent that brings an Intel AMT machine from pre-provisioned to managed,
+//! and amt-sim, the firmware-faithful simulator it is tested against.
+//!
+//! Layers, lowest first (a lower layer never imports a higher one):
+//! `heci` (MEI transports) → `amthi` (AMT host interface codec) → `commands` → `cli`.
+//! `sim` is the simulator's firmware model; it shares codecs with the agent, which byte-exact tests
+//! against the reference layouts keep honest.
+
+pub mod amthi;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod heci;
+pub mod os;
+pub mod secret;
+pub mod sim;
