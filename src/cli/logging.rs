@@ -1,7 +1,25 @@
 //! Logging on stderr (results go to stdout). Level: --log-level, else -v count, else the
 //! `AMT_AGENT_LOG` filter (e.g. `debug` or `amt_agent::heci=trace`), else warnings only.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tracing_subscriber::EnvFilter;
+
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+
+/// Whether stderr carries JSON log lines (then notes go through the logger, not plain text).
+pub fn json_logs() -> bool {
+    JSON_LOGS.load(Ordering::Relaxed)
+}
+
+/// A note for the user on stderr: plain text, or a log record when logs are JSON.
+pub fn note(msg: &str) {
+    if json_logs() {
+        tracing::warn!("{msg}");
+    } else {
+        eprintln!("note: {msg}");
+    }
+}
 
 use super::{Cli, LogFormat, LogLevel};
 
@@ -18,6 +36,7 @@ pub fn init(cli: &Cli) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
+    JSON_LOGS.store(cli.log_format == LogFormat::Json, Ordering::Relaxed);
     let _ = match cli.log_format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

@@ -523,7 +523,9 @@ pub fn run(
     let (info, errors) = gather(device, &sel, args.amt_timeout);
     if let Some(p) = &info.simulated {
         if !json_out {
-            eprintln!("note: this device is simulated (amt-sim profile {p}), not real hardware");
+            crate::cli::logging::note(&format!(
+                "this device is simulated (amt-sim profile {p}), not real hardware"
+            ));
         }
     }
     let nothing = info.amt.is_none()

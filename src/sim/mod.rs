@@ -319,6 +319,31 @@ impl SimHandle {
         !self.alive() || self.inner.state.lock().map(|s| s.closed).unwrap_or(true)
     }
 
+    /// Waits until a message is readable, the handle breaks, or `deadline` passes; true when readable.
+    pub fn wait_readable(&self, deadline: Instant) -> bool {
+        let mut st = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let now = Instant::now();
+            let head_at = st.outbox.front().map(|m| m.at);
+            if head_at.is_some_and(|at| at <= now) {
+                return true;
+            }
+            if st.closed || now >= deadline || !self.alive() {
+                return false;
+            }
+            let mut wake = deadline.min(now + Duration::from_millis(50));
+            if let Some(at) = head_at {
+                wake = wake.min(at);
+            }
+            let (g, _) = self
+                .inner
+                .ready
+                .wait_timeout(st, wake.saturating_duration_since(now))
+                .unwrap_or_else(|p| p.into_inner());
+            st = g;
+        }
+    }
+
     /// One whole message for the host, waiting until `deadline` (None: forever; `nonblock`: not at all).
     pub fn read(&self, deadline: Option<Instant>, nonblock: bool) -> Result<Vec<u8>, ReadError> {
         let mut st = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{Firmware, ReadError, SimHandle};
@@ -43,6 +43,7 @@ fn connection(stream: UnixStream, fw: Firmware) -> std::io::Result<()> {
     let mut reader_stream = stream;
     let mut frames = FrameReader::default();
     let mut handle: Option<SimHandle> = None;
+    let later = Arc::new(Later::default());
     let mut buf = vec![0u8; 16384];
     let result = loop {
         let n = match reader_stream.read(&mut buf) {
@@ -73,7 +74,7 @@ fn connection(stream: UnixStream, fw: Firmware) -> std::io::Result<()> {
                             let mut payload = p.max_msg_length.to_le_bytes().to_vec();
                             payload.push(p.protocol_version);
                             send(&writer, FRAME_CONNECTED, &payload)?;
-                            spawn_pump(h.clone(), writer.clone());
+                            spawn_pump(h.clone(), writer.clone(), later.clone());
                             handle = Some(h);
                         }
                         Err(errno) => send(&writer, FRAME_ERRNO, &errno.to_le_bytes())?,
@@ -91,6 +92,12 @@ fn connection(stream: UnixStream, fw: Firmware) -> std::io::Result<()> {
                             break;
                         }
                     }
+                    // Answers that are ready at once go out from this thread (no hand-off); the
+                    // pump is woken only for answers due later.
+                    while forward_ready(h, &writer)? {}
+                    if h.next_ready_at().is_some() {
+                        later.signal();
+                    }
                 }
                 (FRAME_MESSAGE, None) => send(&writer, FRAME_ERRNO, &libc::ENODEV.to_le_bytes())?,
                 _ => {
@@ -105,30 +112,74 @@ fn connection(stream: UnixStream, fw: Firmware) -> std::io::Result<()> {
     if let Some(h) = handle {
         h.close();
     }
+    later.signal();
     result
 }
 
-/// Moves the handle's outgoing messages to the socket as they become ready.
-fn spawn_pump(h: SimHandle, writer: Arc<Mutex<UnixStream>>) {
+/// Sends the next readable message, if any, popping and writing under the writer lock so that
+/// two threads forwarding from one handle can never reorder its messages.
+fn forward_ready(h: &SimHandle, writer: &Mutex<UnixStream>) -> std::io::Result<bool> {
+    let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
+    match h.read(None, true) {
+        Ok(msg) => {
+            w.write_all(&encode_frame(FRAME_MESSAGE_FROM_SIM, &msg))?;
+            Ok(true)
+        }
+        Err(ReadError::WouldBlock) | Err(ReadError::TimedOut) => Ok(false),
+        Err(ReadError::Errno(e)) => {
+            // ENODEV after the client closed is the normal end; after an ME reset, say it.
+            if e != libc::ENODEV || !h.alive() {
+                w.write_all(&encode_frame(FRAME_ERRNO, &e.to_le_bytes()))?;
+            }
+            Ok(e != libc::ENODEV)
+        }
+    }
+}
+
+/// Wakes the pump when a message is due later than now.
+#[derive(Default)]
+struct Later {
+    pending: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Later {
+    fn signal(&self) {
+        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cond.notify_one();
+    }
+
+    /// Waits for a signal, at most `d`; true when signalled.
+    fn wait(&self, d: Duration) -> bool {
+        let g = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut g, _) = self
+            .cond
+            .wait_timeout_while(g, d, |p| !*p)
+            .unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *g, false)
+    }
+}
+
+/// Moves messages that become readable later (latency faults) to the socket, and reports an ME
+/// reset to the client.
+fn spawn_pump(h: SimHandle, writer: Arc<Mutex<UnixStream>>, later: Arc<Later>) {
     std::thread::spawn(move || loop {
-        match h.read(Some(Instant::now() + Duration::from_millis(500)), false) {
-            Ok(msg) => {
-                if send(&writer, FRAME_MESSAGE_FROM_SIM, &msg).is_err() {
-                    h.close();
-                    return;
-                }
+        later.wait(Duration::from_millis(250));
+        while let Some(at) = h.next_ready_at() {
+            if !h.wait_readable(at.max(Instant::now()) + Duration::from_millis(5)) {
+                break;
             }
-            Err(ReadError::TimedOut) | Err(ReadError::WouldBlock) => {}
-            Err(ReadError::Errno(e)) => {
-                // ENODEV after the client closed is the normal end; after an ME reset, say it.
-                let reset = !h.alive();
-                if e != libc::ENODEV || reset {
-                    let _ = send(&writer, FRAME_ERRNO, &e.to_le_bytes());
-                }
-                if e == libc::ENODEV {
-                    return;
-                }
+            if forward_ready(&h, &writer).is_err() {
+                h.close();
+                return;
             }
+        }
+        if h.broken() {
+            // Report an ME reset to the client once, then stop.
+            if !h.alive() {
+                let _ = send(&writer, FRAME_ERRNO, &libc::ENODEV.to_le_bytes());
+            }
+            return;
         }
     });
 }

@@ -1,0 +1,28 @@
+# amt-agent — see README.md. Everything CI runs is `make test`.
+CARGO ?= cargo
+RELEASE := target/release
+
+.PHONY: build run test lint unit bench clean
+
+build:
+	$(CARGO) build --release --bins
+
+# amtinfo of a simulated vPro machine, with nothing but this repository.
+run: build
+	$(RELEASE)/amt-agent --device sim amtinfo --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --all-targets
+
+test: lint unit
+
+# A benchmark, not a test: prints one report and writes docs/performance.md.
+bench: build
+	$(CARGO) run --release --example bench
+
+clean:
+	$(CARGO) clean

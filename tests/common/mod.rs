@@ -1,0 +1,185 @@
+//! Shared helpers for end-to-end tests: real binaries, real sockets, and a deadline on everything.
+#![allow(dead_code)]
+
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const AGENT: &str = env!("CARGO_BIN_EXE_amt-agent");
+pub const SIM: &str = env!("CARGO_BIN_EXE_amt-sim");
+
+/// A running `amt-sim serve`; killed (and its socket removed) when dropped.
+pub struct Sim {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+}
+
+impl Sim {
+    pub fn start(args: &[&str]) -> Sim {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("sim.sock");
+        Sim::start_in(dir, socket, args)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, socket: PathBuf, args: &[&str]) -> Sim {
+        let child = Command::new(SIM)
+            .arg("serve")
+            .arg("--socket")
+            .arg(&socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn amt-sim");
+        let mut sim = Sim { child, dir, socket };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if UnixStream::connect(&sim.socket).is_ok() {
+                return sim;
+            }
+            if let Ok(Some(status)) = sim.child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = sim.child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("amt-sim exited early ({status}): {err}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "amt-sim did not listen within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn device(&self) -> String {
+        format!("sim:{}", self.socket.display())
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Stops the simulator with SIGTERM and waits for it (bounded).
+    pub fn stop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command to completion, killing it and failing the test if it outlives `limit`.
+pub fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Drain pipes on threads so a chatty child cannot block on a full pipe.
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out, &mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut err, &mut v);
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("command hung for more than {limit:?}: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    }
+}
+
+/// Runs `amt-agent ARGS` with a 30 s limit and no inherited agent configuration.
+pub fn agent(args: &[&str]) -> Output {
+    agent_env(args, &[])
+}
+
+pub fn agent_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(AGENT);
+    c.args(args)
+        .env_remove("AMT_AGENT_DEVICE")
+        .env_remove("AMT_AGENT_LOG")
+        .env_remove("AMT_PASSWORD");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    run_with_deadline(&mut c, Duration::from_secs(30))
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// A built-in simulator profile as JSON, from `amt-sim profiles NAME`.
+pub fn profile(name: &str) -> serde_json::Value {
+    let o = run_with_deadline(
+        Command::new(SIM).args(["profiles", name]),
+        Duration::from_secs(10),
+    );
+    assert!(
+        o.status.success(),
+        "amt-sim profiles {name}: {}",
+        stderr(&o)
+    );
+    serde_json::from_slice(&o.stdout).expect("profile JSON")
+}
+
+pub fn profile_names() -> Vec<String> {
+    let o = run_with_deadline(Command::new(SIM).arg("profiles"), Duration::from_secs(10));
+    stdout(&o)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+pub fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
