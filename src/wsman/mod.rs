@@ -4,4 +4,6 @@
 //! the bytes.
 
 pub mod digest;
+pub mod envelope;
 pub mod http;
+pub mod returns;
