@@ -1290,7 +1290,7 @@ mod tests {
                 .unwrap_or_else(|| panic!("{}: no Action", path.display()));
             assert!(action.starts_with("http"), "{}: {action:?}", path.display());
             let name = path.file_stem().unwrap().to_str().unwrap();
-            if name == "enumerate" && !path.ends_with("boot/settingdata/enumerate.xml") {
+            if name == "enumerate" {
                 assert!(env.enumeration_context().is_some(), "{}", path.display());
             }
             if name == "pull" {
@@ -1372,6 +1372,26 @@ mod tests {
         );
         assert_eq!(
             fixture("amt/general/get.xml").return_value(),
+            Err(EnvelopeError::Missing("_OUTPUT element"))
+        );
+        // Request-shaped fixture: bare action, default-namespace envelope, an `_OUTPUT` body with
+        // no ReturnValue and an unprefixed UUID (so in the SOAP namespace).
+        let uuid = fixture("amt/setupandconfiguration/getuuid.xml");
+        assert!(uuid.action().unwrap().ends_with("/GetUuid"));
+        assert_eq!(
+            uuid.return_value(),
+            Err(EnvelopeError::Missing("ReturnValue"))
+        );
+        let u = uuid.output().unwrap().child("UUID").unwrap();
+        assert_eq!(
+            (u.text(), u.namespace.as_deref()),
+            ("E67jVdK/u2EXoIiu3XA36g==", Some(ns::SOAP))
+        );
+        // Hand-made Delete "response" whose body is a bare ReturnValue, not `<Method>_OUTPUT`.
+        let del = fixture("cim/wifi/endpointsettings/delete.xml");
+        assert_eq!(del.action(), Some(action::DELETE));
+        assert_eq!(
+            del.return_value(),
             Err(EnvelopeError::Missing("_OUTPUT element"))
         );
     }
