@@ -753,9 +753,8 @@ mod tests {
     }
 
     #[test]
-    fn wsman_digest_rps_trace_request_verifies() {
-        // rps-protocol.md §2: the header RPS sent; the password is not in the reference, so only
-        // parse and recompute shape here, and check a self-made one verifies.
+    fn wsman_digest_parses_the_rps_trace_authorization() {
+        // rps-protocol.md §2: the header RPS sent (its password is not in the reference).
         let h = "Digest username=\"$$OsAdmin\",realm=\"Digest:597311897A68E5376CE89AEA58868154\",nonce=\"CytF0XSprhsEYXGQc87Slxn0Om0pFove\",uri=\"/wsman\",qop=\"auth\",response=\"e54110c8e6dba9df12a070fb9efdb14a\",nc=\"00000001\",cnonce=\"rk7g9o\"";
         let c = parse_authorization(h).unwrap();
         assert_eq!(
