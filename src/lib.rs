@@ -14,3 +14,4 @@ pub mod heci;
 pub mod os;
 pub mod secret;
 pub mod sim;
+pub mod wsman;
