@@ -415,7 +415,13 @@ pub fn parse_authorization(value: &str) -> Result<Credentials, DigestError> {
 
 /// Whether `creds` carry the right response for `method` and `password` (constant-time compare).
 pub fn verify_response(creds: &Credentials, method: &str, password: &Secret) -> bool {
-    let ha1 = ha1(&creds.username, &creds.realm, password);
+    verify_response_ha1(creds, method, &ha1(&creds.username, &creds.realm, password))
+}
+
+/// [`verify_response`] from a stored HA1 (hex MD5 of `user:realm:password`), which is all AMT keeps
+/// of the admin password (Setup/AdminSetup hand it over in that form).
+pub fn verify_response_ha1(creds: &Credentials, method: &str, ha1: &str) -> bool {
+    let ha1 = ha1.to_ascii_lowercase();
     let expected = match (&creds.qop, &creds.nc, &creds.cnonce) {
         (Some(_), Some(nc), Some(cnonce)) => {
             compute_response(&ha1, &creds.nonce, nc, cnonce, "auth", method, &creds.uri)
@@ -596,6 +602,23 @@ impl DigestServer {
         password_of: impl Fn(&str) -> Option<Secret>,
         now: Instant,
     ) -> AuthOutcome {
+        let realm = self.realm.clone();
+        self.authenticate_ha1(
+            authorization,
+            method,
+            |user| password_of(user).map(|p| ha1(user, &realm, &p)),
+            now,
+        )
+    }
+
+    /// [`authenticate`](Self::authenticate) with each user's stored HA1 instead of a password.
+    pub fn authenticate_ha1(
+        &mut self,
+        authorization: Option<&str>,
+        method: &str,
+        ha1_of: impl Fn(&str) -> Option<String>,
+        now: Instant,
+    ) -> AuthOutcome {
         let Some(value) = authorization else {
             return AuthOutcome::Rejected(RejectReason::NoAuthorization);
         };
@@ -606,10 +629,10 @@ impl DigestServer {
         if creds.realm != self.realm {
             return AuthOutcome::Rejected(RejectReason::WrongRealm);
         }
-        let Some(password) = password_of(&creds.username) else {
+        let Some(stored) = ha1_of(&creds.username) else {
             return AuthOutcome::Rejected(RejectReason::UnknownUser);
         };
-        if !verify_response(&creds, method, &password) {
+        if !verify_response_ha1(&creds, method, &stored) {
             return AuthOutcome::Rejected(RejectReason::BadResponse);
         }
         let nc = creds.nc_value().unwrap_or(0);
