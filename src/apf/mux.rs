@@ -556,6 +556,8 @@ impl Mux {
                 if self.session != Session::Disconnected {
                     let closed = self.reset_session();
                     self.session = Session::Disconnected;
+                    self.version_outstanding = false;
+                    self.may_echo = false;
                     self.transmit.clear();
                     self.events.push_back(Event::Disconnected {
                         reason,

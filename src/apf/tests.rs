@@ -819,3 +819,29 @@ fn misuse_is_reported_not_panicked() {
         "gone channel: no-op"
     );
 }
+
+#[test]
+fn after_a_peer_disconnect_a_fresh_version_is_answered() {
+    let mut host = Mux::new(Config::host());
+    let now = Instant::now();
+    host.start();
+    let _our_pv = host.poll_transmit();
+    host.handle_message(
+        Message::Disconnect {
+            reason: DisconnectReason::ByApplication,
+        },
+        now,
+    );
+    assert!(matches!(
+        host.poll_event(),
+        Some(Event::Disconnected { by_peer: true, .. })
+    ));
+    let fw_pv = Config::firmware(false).version;
+    host.handle_message(Message::ProtocolVersion(fw_pv), now);
+    assert_eq!(
+        host.poll_transmit(),
+        Some(Message::ProtocolVersion(ProtocolVersion::rpc_go())),
+        "the new session's version must be answered"
+    );
+    assert!(host.is_established());
+}
