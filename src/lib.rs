@@ -7,6 +7,7 @@
 //! against the reference layouts keep honest.
 
 pub mod amthi;
+pub mod apf;
 pub mod cli;
 pub mod commands;
 pub mod error;
