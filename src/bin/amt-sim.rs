@@ -47,6 +47,9 @@ struct ServeArgs {
     /// truncate=GET_UUID, oversize=GET_UUID, status=GET_CONTROL_MODE:2, random=SEED:PERCENT.
     #[arg(long = "fault")]
     faults: Vec<String>,
+    /// Also serve AMT's web port over TCP, as LMS relays it (loopback only), e.g. 127.0.0.1:16992.
+    #[arg(long)]
+    lms_listen: Option<std::net::SocketAddr>,
 }
 
 fn load_profile(spec: &str) -> Result<DeviceProfile, String> {
@@ -93,6 +96,16 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         UnixListener::bind(&args.socket).map_err(|e| format!("{}: {e}", args.socket.display()))?;
     let fw2 = fw.clone();
     std::thread::spawn(move || amt_agent::sim::server::serve(listener, fw2));
+    if let Some(addr) = args.lms_listen {
+        if !addr.ip().is_loopback() {
+            return Err(format!("--lms-listen {addr}: only loopback addresses are allowed (LMS listens on 127.0.0.1)"));
+        }
+        let tcp =
+            std::net::TcpListener::bind(addr).map_err(|e| format!("--lms-listen {addr}: {e}"))?;
+        let fw3 = fw.clone();
+        std::thread::spawn(move || amt_agent::sim::server::serve_lms(tcp, fw3));
+        eprintln!("amt-sim: LMS-like listener on {addr}");
+    }
     eprintln!(
         "amt-sim: profile {name} listening on {}",
         args.socket.display()

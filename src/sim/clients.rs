@@ -115,26 +115,6 @@ impl ClientSession for MkhiSession {
     }
 }
 
-/// LME accepts the connection (protocol version ≥ 4); the APF session behind it is the WS-MAN
-/// issue's work, so for now messages are consumed and not answered.
-#[derive(Default)]
-pub struct LmeSession;
-
-impl ClientSession for LmeSession {
-    fn on_message(
-        &mut self,
-        _fw: &mut FirmwareCore,
-        msg: &[u8],
-        _now: Instant,
-        _out: &mut Vec<Outgoing>,
-    ) {
-        tracing::debug!(
-            len = msg.len(),
-            "LME: APF not simulated yet; message consumed"
-        );
-    }
-}
-
 /// A client that is enumerated but whose protocol the simulator does not model.
 pub struct SilentSession;
 

@@ -9,6 +9,10 @@
 //! | `truncate=COMMAND` | the reply loses its last bytes |
 //! | `oversize=COMMAND` | the reply is larger than the client's MTU |
 //! | `status=COMMAND:N` | the reply carries status N and no body |
+//! | `wsman-latency=MS` | every WS-MAN answer comes MS milliseconds late |
+//! | `http500=CLASS` | requests for CLASS (or `*`) get HTTP 500 |
+//! | `drop-channel=N` | the Nth HTTP request gets no answer: its channel/connection is closed |
+//! | `drop-after-commit` | CommitChanges takes effect, then the connection drops mid-answer |
 //! | `random=SEED:PERCENT` | each AMTHI reply, with PERCENT% probability, gets one of the faults above, chosen by a seeded generator |
 //!
 //! COMMAND is the firmware's name (`GET_CODE_VERSIONS`) or `*`.
@@ -28,10 +32,17 @@ pub enum Fault {
     Oversize { command: String },
     Status { command: String, status: u32 },
     Random { seed: u64, percent: u32 },
+    WsmanLatency { delay: Duration },
+    Http500 { class: String },
+    DropChannel { nth: u64 },
+    DropAfterCommit,
 }
 
 impl Fault {
     pub fn parse(spec: &str) -> Result<Fault, String> {
+        if spec == "drop-after-commit" {
+            return Ok(Fault::DropAfterCommit);
+        }
         let (key, value) = spec
             .split_once('=')
             .ok_or_else(|| format!("fault '{spec}' needs KEY=VALUE (see amt-sim serve --help)"))?;
@@ -89,7 +100,14 @@ impl Fault {
                     percent: num(p.trim_end_matches('%'))?.min(100) as u32,
                 }
             }
-            other => return Err(format!("unknown fault '{other}' (busy, reset-after, latency, hang, truncate, oversize, status, random)")),
+            "wsman-latency" => Fault::WsmanLatency {
+                delay: Duration::from_millis(num(value)?),
+            },
+            "http500" => Fault::Http500 {
+                class: value.to_string(),
+            },
+            "drop-channel" => Fault::DropChannel { nth: num(value)? },
+            other => return Err(format!("unknown fault '{other}' (busy, reset-after, latency, hang, truncate, oversize, status, random, wsman-latency, http500, drop-channel, drop-after-commit)")),
         })
     }
 }
@@ -155,6 +173,37 @@ impl FaultPlan {
             Fault::ResetAfter { messages } => Some(*messages),
             _ => None,
         })
+    }
+
+    /// Extra delay on every WS-MAN answer.
+    pub fn wsman_latency(&self) -> Duration {
+        self.faults
+            .iter()
+            .find_map(|f| match f {
+                Fault::WsmanLatency { delay } => Some(*delay),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether requests for `class` get HTTP 500.
+    pub fn http500(&self, class: &str) -> bool {
+        self.faults
+            .iter()
+            .any(|f| matches!(f, Fault::Http500 { class: c } if matches(c, class)))
+    }
+
+    /// Whether the `n`th HTTP request (1-based) is dropped unanswered.
+    pub fn drop_request(&self, n: u64) -> bool {
+        self.faults
+            .iter()
+            .any(|f| matches!(f, Fault::DropChannel { nth } if *nth == n))
+    }
+
+    pub fn drop_after_commit(&self) -> bool {
+        self.faults
+            .iter()
+            .any(|f| matches!(f, Fault::DropAfterCommit))
     }
 
     /// The faults for a reply to `command`.

@@ -2,9 +2,12 @@
 //! machines (message in, messages out at a time), with one handle type shared by every front end:
 //! the in-process device, the Unix socket server and the FUSE device file.
 
+pub mod amt;
 pub mod amthi;
+pub mod certs;
 pub mod clients;
 pub mod faults;
+pub mod lme;
 pub mod profile;
 pub mod server;
 
@@ -36,6 +39,8 @@ pub trait ClientSession: Send {
         now: Instant,
         out: &mut Vec<Outgoing>,
     );
+    /// The host connected; the client may speak first (LME starts its APF session).
+    fn on_connect(&mut self, _fw: &mut FirmwareCore, _now: Instant, _out: &mut Vec<Outgoing>) {}
 }
 
 /// The firmware's mutable state, behind the [`Firmware`] lock.
@@ -49,12 +54,19 @@ pub struct FirmwareCore {
     connections: HashMap<String, u32>,
     messages: u64,
     dirty: bool,
+    /// The AMT web server's transient state (nonces, enumeration contexts, the chain being added).
+    pub web: amt::WebState,
 }
 
 impl FirmwareCore {
     /// Marks the profile changed; it is written to the state file after the current message.
     pub fn changed(&mut self) {
         self.dirty = true;
+    }
+
+    /// Writes the state file now if anything changed.
+    pub fn save_state(&mut self) {
+        self.save_if_dirty();
     }
 
     fn save_if_dirty(&mut self) {
@@ -93,6 +105,12 @@ impl Firmware {
         if profile.lsa_password.is_empty() {
             profile.lsa_password = random_password();
         }
+        if profile.digest_realm.is_empty() {
+            profile.digest_realm = amt::new_realm(&mut rand::thread_rng());
+        }
+        if profile.instances.is_empty() {
+            amt::seed_instances(&mut profile);
+        }
         let mut core = FirmwareCore {
             profile,
             faults,
@@ -103,6 +121,7 @@ impl Firmware {
             connections: HashMap::new(),
             messages: 0,
             dirty: true,
+            web: amt::WebState::default(),
         };
         core.save_if_dirty();
         Firmware {
@@ -163,11 +182,11 @@ impl Firmware {
             return Err(libc::EBUSY);
         }
         *open += 1;
-        let session: Box<dyn ClientSession> = match name.as_str() {
+        let mut session: Box<dyn ClientSession> = match name.as_str() {
             "amthi" => Box::new(amthi::AmthiSession),
             "watchdog" => Box::new(clients::WatchdogSession),
             "mkhi" => Box::new(clients::MkhiSession),
-            "lme" => Box::new(clients::LmeSession),
+            "lme" => Box::new(lme::LmeSession::new(&c.profile, spec.max_msg_length)),
             _ => Box::new(clients::SilentSession),
         };
         let props = ClientProperties {
@@ -175,11 +194,13 @@ impl Firmware {
             protocol_version: spec.protocol_version,
         };
         tracing::debug!(client = %name, mtu = props.max_msg_length, "simulated connect");
+        let mut first = Vec::new();
+        session.on_connect(&mut c, Instant::now(), &mut first);
         Ok(SimHandle {
             inner: Arc::new(HandleShared {
                 state: Mutex::new(HandleState {
                     session,
-                    outbox: VecDeque::new(),
+                    outbox: first.into(),
                     closed: false,
                 }),
                 ready: Condvar::new(),

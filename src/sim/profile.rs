@@ -84,6 +84,21 @@ pub struct DeviceProfile {
     /// The OS host name LMS reported with SET_HOST_FQDN.
     #[serde(default)]
     pub host_fqdn: String,
+    /// The domain the wired LAN's DHCP server hands out (option 15); trusted for ACM when no PKI
+    /// DNS suffix is set.
+    #[serde(default)]
+    pub dhcp_dns_suffix: String,
+    /// `Digest:` + 32 hex; generated at first start.
+    #[serde(default)]
+    pub digest_realm: String,
+    /// Hex MD5 of `admin:realm:password` once activated (all AMT keeps of the admin password).
+    #[serde(default)]
+    pub admin_ha1: String,
+    #[serde(default)]
+    pub mebx_password_set: bool,
+    /// WS-MAN class instances (seeded with factory defaults at first start).
+    #[serde(default)]
+    pub instances: std::collections::BTreeMap<String, Vec<Vec<(String, String)>>>,
 }
 
 impl DeviceProfile {
@@ -368,6 +383,11 @@ fn make(b: Base<'_>) -> DeviceProfile {
         clients: vpro_clients(),
         not_ready_ms: 0,
         host_fqdn: String::new(),
+        dhcp_dns_suffix: "corp.example.com".into(),
+        digest_realm: String::new(),
+        admin_ha1: String::new(),
+        mebx_password_set: false,
+        instances: Default::default(),
     }
 }
 

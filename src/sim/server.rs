@@ -183,3 +183,64 @@ fn spawn_pump(h: SimHandle, writer: Arc<Mutex<UnixStream>>, later: Arc<Later>) {
         }
     });
 }
+
+/// An LMS-like TCP listener (`amt-sim serve --lms-listen 127.0.0.1:PORT`): each TCP connection is
+/// served by the AMT web server as LMS would relay it to port 16992.
+pub fn serve_lms(listener: std::net::TcpListener, fw: Firmware) {
+    for stream in listener.incoming() {
+        match stream {
+            Ok(s) => {
+                let fw = fw.clone();
+                std::thread::spawn(move || {
+                    if let Err(e) = lms_connection(s, fw) {
+                        tracing::debug!(error = %e, "LMS connection ended");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "accept failed");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+fn lms_connection(mut s: std::net::TcpStream, fw: Firmware) -> std::io::Result<()> {
+    let _ = s.set_nodelay(true);
+    // An idle client is dropped after a minute, as LMS does not keep dead sockets forever.
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut parser = crate::wsman::http::RequestParser::new();
+    let mut buf = vec![0u8; 16384];
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut input = &buf[..n];
+        loop {
+            match parser.feed(input) {
+                Ok(Some(req)) => {
+                    let plan = {
+                        let mut core = fw.lock();
+                        let reply = super::amt::handle(&mut core, &req, Instant::now());
+                        core.save_state();
+                        reply
+                    };
+                    if let Some(d) = plan.delay {
+                        std::thread::sleep(d);
+                    }
+                    s.write_all(&plan.bytes)?;
+                    if plan.close || plan.drop_after {
+                        return Ok(());
+                    }
+                    input = &[];
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "LMS: malformed HTTP");
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

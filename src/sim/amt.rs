@@ -1,0 +1,1091 @@
+//! The simulated AMT web server behind ports 16992/16993: HTTP with AMT's framing, Digest
+//! authentication as the firmware does it, and a stateful model of the WS-MAN classes that RPS's
+//! flows and local activation use.
+//!
+//! Facts: transport.md §6–7 (HTTP, Digest, envelopes), rps-protocol.md §3 and §9 (what a real RPS
+//! needs from AMT), provisioning.md §1–3 (ReturnValues, certificate rules, signing).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use base64::Engine as _;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
+use super::profile::DeviceProfile;
+use super::FirmwareCore;
+use crate::wsman::digest::{AuthOutcome, DigestServer, NonceBook};
+use crate::wsman::envelope::{self as env, action, ns, Element, Envelope, FaultSpec, Param};
+use crate::wsman::http::{self, ChunkLayout, Request};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// The LSA user of host-based setup.
+pub const LSA_USER: &str = "$$OsAdmin";
+pub const ADMIN_USER: &str = "admin";
+
+/// Transient state of the web server (not persisted: a restart of the firmware forgets it).
+pub struct WebState {
+    digest: Option<DigestServer>,
+    rng: StdRng,
+    message_counter: u64,
+    contexts: HashMap<String, (String, Vec<String>)>,
+    context_counter: u32,
+    pub(crate) config_nonce: [u8; 20],
+    pub(crate) chain: Vec<Vec<u8>>,
+    pub(crate) chain_complete: bool,
+    /// Requests handled, for fault injection.
+    pub requests: u64,
+}
+
+impl Default for WebState {
+    fn default() -> Self {
+        WebState {
+            digest: None,
+            rng: StdRng::from_entropy(),
+            message_counter: 0x2E4,
+            contexts: HashMap::new(),
+            context_counter: 0x14,
+            config_nonce: [0; 20],
+            chain: Vec::new(),
+            chain_complete: false,
+            requests: 0,
+        }
+    }
+}
+
+/// A CIM instance: properties in order (a repeated name is an array).
+pub type Instance = Vec<(String, String)>;
+
+fn prop<'a>(i: &'a Instance, name: &str) -> Option<&'a str> {
+    i.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn set_prop(i: &mut Instance, name: &str, value: &str) {
+    match i.iter_mut().find(|(k, _)| k == name) {
+        Some((_, v)) => *v = value.to_string(),
+        None => i.push((name.to_string(), value.to_string())),
+    }
+}
+
+fn inst(pairs: &[(&str, &str)]) -> Instance {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A fresh `Digest:` + 32 upper-case hex realm.
+pub fn new_realm(rng: &mut impl RngCore) -> String {
+    let mut b = [0u8; 16];
+    rng.fill_bytes(&mut b);
+    format!(
+        "Digest:{}",
+        crate::amthi::codec::hex(&b).to_ascii_uppercase()
+    )
+}
+
+fn dashed_mac(mac: &str) -> String {
+    mac.replace(':', "-").to_ascii_uppercase()
+}
+
+/// The classes a factory-fresh AMT answers for, with their default instances.
+pub fn seed_instances(p: &mut DeviceProfile) {
+    let realm = p.digest_realm.clone();
+    let ins = &mut p.instances;
+    ins.insert(
+        "AMT_GeneralSettings".into(),
+        vec![inst(&[
+            ("AMTNetworkEnabled", "1"),
+            ("DDNSPeriodicUpdateInterval", "1440"),
+            ("DDNSTTL", "900"),
+            ("DDNSUpdateByDHCPServerEnabled", "true"),
+            ("DDNSUpdateEnabled", "false"),
+            ("DHCPSyncRequiresHostname", "1"),
+            ("DHCPv6ConfigurationTimeout", "0"),
+            ("DigestRealm", &realm),
+            ("DomainName", ""),
+            ("ElementName", "Intel(r) AMT: General Settings"),
+            ("HostName", ""),
+            ("HostOSFQDN", ""),
+            ("IdleWakeTimeout", "65535"),
+            ("InstanceID", "Intel(r) AMT: General Settings"),
+            ("NetworkInterfaceEnabled", "true"),
+            ("PingResponseEnabled", "true"),
+            ("PowerSource", "0"),
+            ("PreferredAddressFamily", "0"),
+            ("PresenceNotificationInterval", "0"),
+            ("PrivacyLevel", "0"),
+            ("RmcpPingResponseEnabled", "true"),
+            ("SharedFQDN", "true"),
+            ("ThunderboltDockEnabled", "0"),
+            ("WsmanOnlyMode", "false"),
+        ])],
+    );
+    let port = |n: u32, l: &super::profile::Lan| {
+        let mut i = inst(&[
+            ("DHCPEnabled", if l.dhcp_enabled { "true" } else { "false" }),
+            ("DefaultGateway", "0.0.0.0"),
+            ("ElementName", "Intel(r) AMT Ethernet Port Settings"),
+            ("IPAddress", &l.ipv4),
+            (
+                "InstanceID",
+                &format!("Intel(r) AMT Ethernet Port Settings {n}"),
+            ),
+            ("IpSyncEnabled", "true"),
+            ("LinkIsUp", if l.link_up { "true" } else { "false" }),
+            ("LinkPolicy", "1"),
+            ("LinkPolicy", "14"),
+            ("LinkPolicy", "16"),
+            ("MACAddress", &dashed_mac(&l.mac)),
+            ("PhysicalConnectionType", if n == 0 { "0" } else { "3" }),
+            ("PrimaryDNS", "0.0.0.0"),
+            ("SecondaryDNS", "0.0.0.0"),
+            ("SharedDynamicIP", "true"),
+            ("SharedMAC", "true"),
+            ("SharedStaticIp", "false"),
+            ("SubnetMask", "255.255.255.0"),
+        ]);
+        if n == 1 {
+            i.retain(|(k, _)| k != "IpSyncEnabled" && k != "SharedStaticIp");
+        }
+        i
+    };
+    ins.insert(
+        "AMT_EthernetPortSettings".into(),
+        vec![port(0, &p.wired), port(1, &p.wireless)],
+    );
+    ins.insert(
+        "AMT_TLSSettingData".into(),
+        vec![
+            inst(&[
+                ("AcceptNonSecureConnections", "true"),
+                ("ElementName", "Intel(r) AMT 802.3 TLS Settings"),
+                ("Enabled", "false"),
+                ("InstanceID", "Intel(r) AMT 802.3 TLS Settings"),
+                ("MutualAuthentication", "false"),
+            ]),
+            inst(&[
+                (
+                    "AcceptNonSecureConnections",
+                    if p.tls_enforced { "false" } else { "true" },
+                ),
+                ("ElementName", "Intel(r) AMT LMS TLS Settings"),
+                ("Enabled", if p.tls_enforced { "true" } else { "false" }),
+                ("InstanceID", "Intel(r) AMT LMS TLS Settings"),
+                ("MutualAuthentication", "false"),
+            ]),
+        ],
+    );
+    ins.insert(
+        "AMT_RedirectionService".into(),
+        vec![inst(&[
+            ("CreationClassName", "AMT_RedirectionService"),
+            ("ElementName", "Intel(r) AMT Redirection Service"),
+            ("EnabledState", "32768"),
+            ("ListenerEnabled", "false"),
+            ("Name", "Intel(r) AMT Redirection Service"),
+            ("SystemCreationClassName", "CIM_ComputerSystem"),
+            ("SystemName", "Intel(r) AMT"),
+        ])],
+    );
+    ins.insert(
+        "CIM_KVMRedirectionSAP".into(),
+        vec![inst(&[
+            ("CreationClassName", "CIM_KVMRedirectionSAP"),
+            ("ElementName", "KVM Redirection Service Access Point"),
+            ("EnabledState", "3"),
+            ("Name", "KVM Redirection Service Access Point"),
+            ("RequestedState", "3"),
+            ("SystemCreationClassName", "CIM_ComputerSystem"),
+            ("SystemName", "ManagedSystem"),
+        ])],
+    );
+    ins.insert(
+        "IPS_OptInService".into(),
+        vec![inst(&[
+            ("CanModifyOptInPolicy", "1"),
+            ("CreationClassName", "IPS_OptInService"),
+            ("ElementName", "Intel(r) AMT OptIn Service"),
+            ("Name", "Intel(r) AMT OptIn Service"),
+            ("OptInCodeTimeout", "120"),
+            ("OptInDisplayTimeout", "300"),
+            ("OptInRequired", "4294967295"),
+            ("OptInState", "0"),
+            ("SystemCreationClassName", "CIM_ComputerSystem"),
+            ("SystemName", "Intel(r) AMT"),
+        ])],
+    );
+    ins.insert(
+        "IPS_IEEE8021xSettings".into(),
+        vec![inst(&[
+            ("ElementName", "Intel(r) AMT: 8021X Settings"),
+            ("Enabled", "3"),
+            ("InstanceID", "Intel(r) AMT: 8021X Settings"),
+        ])],
+    );
+    ins.insert(
+        "AMT_EnvironmentDetectionSettingData".into(),
+        vec![inst(&[
+            ("ElementName", "Intel(r) AMT Environment Detection Settings"),
+            ("InstanceID", "Intel(r) AMT Environment Detection Settings"),
+        ])],
+    );
+    for empty in [
+        "CIM_WiFiEndpointSettings",
+        "IPS_HTTPProxyAccessPoint",
+        "AMT_ManagementPresenceRemoteSAP",
+        "AMT_PublicKeyCertificate",
+        "AMT_PublicPrivateKeyPair",
+        "AMT_TLSCredentialContext",
+        "AMT_RemoteAccessPolicyRule",
+    ] {
+        ins.insert(empty.into(), Vec::new());
+    }
+}
+
+/// Computed classes: their instance reflects the firmware's state at each read.
+fn computed(fw: &mut FirmwareCore, class: &str) -> Option<Instance> {
+    let p = &fw.profile;
+    match class {
+        "IPS_HostBasedSetupService" => {
+            let mut n = [0u8; 20];
+            fw.web.rng.fill_bytes(&mut n);
+            fw.web.config_nonce = n;
+            let mut i = Vec::new();
+            // Once in ACM no further mode is allowed; CCM may still upgrade; pre-provisioning both.
+            match p.control_mode {
+                0 => {
+                    i.push(("AllowedControlModes".into(), "2".into()));
+                    i.push(("AllowedControlModes".into(), "1".into()));
+                }
+                1 => i.push(("AllowedControlModes".into(), "2".into())),
+                _ => {}
+            }
+            let status = if fw.web.chain_complete {
+                "2"
+            } else if fw.web.chain.is_empty() {
+                "0"
+            } else {
+                "1"
+            };
+            i.extend(inst(&[
+                ("CertChainStatus", status),
+                ("ConfigurationNonce", &B64.encode(n)),
+                ("CreationClassName", "IPS_HostBasedSetupService"),
+                ("CurrentControlMode", &p.control_mode.to_string()),
+                ("ElementName", "Intel(r) AMT Host Based Setup Service"),
+                ("Name", "Intel(r) AMT Host Based Setup Service"),
+                ("SystemCreationClassName", "CIM_ComputerSystem"),
+                ("SystemName", "Intel(r) AMT"),
+            ]));
+            Some(i)
+        }
+        "AMT_SetupAndConfigurationService" => Some(inst(&[
+            ("CreationClassName", "AMT_SetupAndConfigurationService"),
+            ("DhcpDNSSuffix", ""),
+            (
+                "ElementName",
+                "Intel(r) AMT Setup and Configuration Service",
+            ),
+            ("EnabledState", "5"),
+            ("Name", "Intel(r) AMT Setup and Configuration Service"),
+            ("PasswordModel", "1"),
+            (
+                "ProvisioningMode",
+                match p.control_mode {
+                    2 => "1",
+                    1 => "4",
+                    _ => "1",
+                },
+            ),
+            (
+                "ProvisioningServerOTP",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            ),
+            ("ProvisioningState", &p.provisioning_state.to_string()),
+            ("RequestedState", "12"),
+            ("SystemCreationClassName", "CIM_ComputerSystem"),
+            ("SystemName", "Intel(r) AMT"),
+            ("TrustedDNSSuffix", &p.pki_dns_suffix),
+            ("ZeroTouchConfigurationEnabled", "true"),
+        ])),
+        "AMT_TimeSynchronizationService" | "AMT_AuthorizationService" => Some(inst(&[
+            ("CreationClassName", class),
+            ("ElementName", &format!("Intel(r) AMT {class}")),
+            ("Name", &format!("Intel(r) AMT {class}")),
+            ("SystemCreationClassName", "CIM_ComputerSystem"),
+            ("SystemName", "Intel(r) AMT"),
+        ])),
+        _ => None,
+    }
+}
+
+/// What the web server answers, and whether the connection ends after it.
+pub struct WebReply {
+    pub bytes: Vec<u8>,
+    pub close: bool,
+    /// Send the answer this late (`wsman-latency` fault).
+    pub delay: Option<std::time::Duration>,
+    /// The connection drops after `bytes` (which may be a partial answer, or none).
+    pub drop_after: bool,
+}
+
+impl WebReply {
+    fn new(bytes: Vec<u8>, close: bool) -> WebReply {
+        WebReply {
+            bytes,
+            close,
+            delay: None,
+            drop_after: false,
+        }
+    }
+}
+
+fn server_header(p: &DeviceProfile) -> String {
+    let (ma, mi, hf, b) = p.version_parts();
+    http::amt_server_header(&format!("{ma}.{mi}.{hf}.{b}"))
+}
+
+const LOGON_FAILED_HTML: &str = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\" >\n<html><head><link rel=stylesheet href=/styles.css>\n<meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\">\n<title>Intel&reg; Active Management Technology</title></head>\n<body>\n<table class=header>\n<tr><td valign=top nowrap>\n<p class=top1>Intel<font class=r><sup>&reg;</sup></font> Active Management Technology\n<td valign=\"top\"><img src=\"logo.gif\" align=\"right\" alt=\"Intel\">\n</table>\n<br />\n<h2 class=warn>Log on failed. Incorrect user name or password, or user account temporarily locked.</h2>\n\n<p>\n<form METHOD=\"GET\" action=\"index.htm\"><h2><input type=submit value=\"Try again\">\n</h2></form>\n<p>\n\n</body>\n</html>\n";
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Handles one complete HTTP request on `port`.
+pub fn handle(fw: &mut FirmwareCore, req: &Request, now: Instant) -> WebReply {
+    fw.web.requests += 1;
+    let server = server_header(&fw.profile);
+    if fw.faults.drop_request(fw.web.requests) {
+        tracing::debug!(
+            request = fw.web.requests,
+            "fault: dropping the request unanswered"
+        );
+        return WebReply {
+            bytes: Vec::new(),
+            close: true,
+            delay: None,
+            drop_after: true,
+        };
+    }
+    if fw.profile.digest_realm.is_empty() {
+        let r = new_realm(&mut fw.web.rng);
+        fw.profile.digest_realm = r;
+        fw.changed();
+    }
+    let realm = fw.profile.digest_realm.clone();
+    if fw
+        .web
+        .digest
+        .as_ref()
+        .map(|d| d.realm != realm)
+        .unwrap_or(true)
+    {
+        fw.web.digest = Some(DigestServer {
+            realm: realm.clone(),
+            book: NonceBook::new(None),
+        });
+    }
+    if req.method != "POST" || !req.target.starts_with("/wsman") {
+        return WebReply::new(
+            http::encode_amt_400_html(&server, b"<html><body>Bad Request</body></html>"),
+            true,
+        );
+    }
+    let lsa_ha1 = (fw.profile.control_mode == 0).then(|| {
+        crate::wsman::digest::md5_hex(&format!("{LSA_USER}:{realm}:{}", fw.profile.lsa_password))
+    });
+    let admin_ha1 = (!fw.profile.admin_ha1.is_empty()).then(|| fw.profile.admin_ha1.clone());
+    let digest = fw.web.digest.as_mut().expect("set above");
+    let outcome = digest.authenticate_ha1(
+        req.header("Authorization"),
+        "POST",
+        |user| match user {
+            LSA_USER => lsa_ha1.clone(),
+            ADMIN_USER => admin_ha1.clone(),
+            _ => None,
+        },
+        now,
+    );
+    let user = match outcome {
+        AuthOutcome::Accepted { username } => username,
+        AuthOutcome::Stale | AuthOutcome::Rejected(_) => {
+            let stale = matches!(outcome, AuthOutcome::Stale);
+            tracing::debug!(?outcome, "WS-MAN: 401");
+            let nonce = digest.book.issue(now, &mut fw.web.rng);
+            return WebReply::new(
+                http::encode_amt_401(&realm, &nonce, stale, &server, LOGON_FAILED_HTML.as_bytes()),
+                true,
+            );
+        }
+    };
+    let date = http::http_date(now_unix());
+    let delay = Some(fw.faults.wsman_latency()).filter(|d| !d.is_zero());
+    let parsed = Envelope::parse(&req.body);
+    if let Ok(e) = &parsed {
+        let class = class_of(e.resource_uri().unwrap_or_default()).to_string();
+        if fw.faults.http500(&class) {
+            let mut r = WebReply::new(
+                http::encode_response(
+                    500,
+                    http::reason_phrase(500),
+                    &[
+                        http::Header::new("Server", server.clone()),
+                        http::Header::new("Content-Type", "text/html"),
+                        http::Header::new("Connection", "close"),
+                    ],
+                    b"<html><body>Internal Server Error</body></html>",
+                    &http::BodyEncoding::ContentLength,
+                ),
+                true,
+            );
+            r.delay = delay;
+            return r;
+        }
+    }
+    let commit = parsed
+        .as_ref()
+        .ok()
+        .and_then(|e| e.action())
+        .is_some_and(|a| a.ends_with("/CommitChanges"));
+    let (status, body) = match parsed {
+        Ok(e) => match dispatch(fw, &e, &user) {
+            Ok(xml) => (200, xml),
+            Err(f) => (400, f),
+        },
+        Err(e) => {
+            tracing::debug!(error = %e, "WS-MAN: unparsable envelope");
+            let fault = FaultSpec {
+                action: action::ADDRESSING_FAULT,
+                code: "Sender",
+                subcode: Some((ns::WSMAN, "SchemaValidationError")),
+                reason: "The supplied SOAP violates the corresponding XML Schema definition.",
+                detail: "",
+            };
+            (400, env::amt_fault_envelope("", next_id(fw), &fault))
+        }
+    };
+    let close = status == 400 || req.wants_close();
+    let mut bytes = http::encode_amt_soap_response(
+        status,
+        &date,
+        &server,
+        body.as_bytes(),
+        &ChunkLayout::MaxSize(0x2FA),
+        status == 400,
+    );
+    let mut drop_after = false;
+    if commit && fw.faults.drop_after_commit() {
+        // The firmware restarts its network stack after committing (user-pains.md, failure mode 6).
+        bytes.truncate(bytes.len() / 2);
+        drop_after = true;
+    }
+    WebReply {
+        bytes,
+        close,
+        delay,
+        drop_after,
+    }
+}
+
+fn next_id(fw: &mut FirmwareCore) -> u64 {
+    fw.web.message_counter += 1;
+    fw.web.message_counter
+}
+
+fn class_of(uri: &str) -> &str {
+    uri.rsplit('/').next().unwrap_or(uri)
+}
+
+fn selectors(e: &Envelope) -> Vec<(String, String)> {
+    e.header()
+        .and_then(|h| h.child("SelectorSet"))
+        .map(|s| {
+            s.children_named("Selector")
+                .map(|x| {
+                    (
+                        x.attr("Name").unwrap_or_default().to_string(),
+                        x.text().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn matches(i: &Instance, sel: &[(String, String)]) -> bool {
+    sel.iter()
+        .all(|(k, v)| prop(i, k).map(|x| x == v).unwrap_or(true))
+}
+
+fn params(i: &Instance) -> Vec<Param> {
+    i.iter().map(|(k, v)| Param::text(k, v)).collect()
+}
+
+fn fault(fw: &mut FirmwareCore, relates: &str, subcode: (&str, &str), reason: &str) -> String {
+    let id = next_id(fw);
+    env::amt_fault_envelope(
+        relates,
+        id,
+        &FaultSpec {
+            action: if subcode.0 == ns::ADDRESSING {
+                action::ADDRESSING_FAULT
+            } else {
+                action::WSMAN_FAULT
+            },
+            code: "Sender",
+            subcode: Some(subcode),
+            reason,
+            detail: "",
+        },
+    )
+}
+
+fn unreachable_fault(fw: &mut FirmwareCore, relates: &str) -> String {
+    fault(
+        fw,
+        relates,
+        (ns::ADDRESSING, "DestinationUnreachable"),
+        "No route can be determined to reach the destination role defined by the WS-Addressing To.",
+    )
+}
+
+fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Result<String, String> {
+    let relates = e.message_id().unwrap_or("0").to_string();
+    let uri = e.resource_uri().unwrap_or_default().to_string();
+    let class = class_of(&uri).to_string();
+    let act = e.action().unwrap_or_default().to_string();
+    let sel = selectors(e);
+    let known = fw.profile.instances.contains_key(&class);
+    let comp = computed(fw, &class);
+    if !known && comp.is_none() {
+        tracing::debug!(%class, "WS-MAN: unknown class");
+        return Err(unreachable_fault(fw, &relates));
+    }
+    match act.as_str() {
+        action::GET => {
+            let i = match comp {
+                Some(i) => Some(i),
+                None => fw.profile.instances[&class]
+                    .iter()
+                    .find(|i| matches(i, &sel))
+                    .cloned(),
+            };
+            match i {
+                Some(mut i) => {
+                    if class == "AMT_GeneralSettings" {
+                        set_prop(&mut i, "DigestRealm", &fw.profile.digest_realm.clone());
+                    }
+                    let id = next_id(fw);
+                    Ok(env::amt_instance_response(
+                        action::GET_RESPONSE,
+                        &relates,
+                        id,
+                        &uri,
+                        &class,
+                        &params(&i),
+                    ))
+                }
+                None => Err(fault(
+                    fw,
+                    &relates,
+                    (ns::WSMAN, "InvalidSelectors"),
+                    "The Selectors for the resource were not valid.",
+                )),
+            }
+        }
+        action::PUT => {
+            let Some(body) = e.body_element() else {
+                return Err(fault(
+                    fw,
+                    &relates,
+                    (ns::WSMAN, "SchemaValidationError"),
+                    "Missing instance.",
+                ));
+            };
+            let Some(list) = fw.profile.instances.get_mut(&class) else {
+                return Err(unreachable_fault(fw, &relates));
+            };
+            let key = body
+                .child_text("InstanceID")
+                .map(|v| ("InstanceID".to_string(), v.to_string()));
+            let sel_all: Vec<(String, String)> = sel.iter().cloned().chain(key).collect();
+            let Some(target) = list.iter_mut().find(|i| matches(i, &sel_all)) else {
+                return Err(fault(
+                    fw,
+                    &relates,
+                    (ns::WSMAN, "InvalidSelectors"),
+                    "The Selectors for the resource were not valid.",
+                ));
+            };
+            apply_put(target, body, &class);
+            let mut out = target.clone();
+            fw.changed();
+            if class == "AMT_GeneralSettings" {
+                set_prop(&mut out, "DigestRealm", &fw.profile.digest_realm.clone());
+            }
+            let id = next_id(fw);
+            Ok(env::amt_instance_response(
+                action::PUT_RESPONSE,
+                &relates,
+                id,
+                &uri,
+                &class,
+                &params(&out),
+            ))
+        }
+        action::ENUMERATE => {
+            let items: Vec<Instance> = match comp {
+                Some(i) => vec![i],
+                None => fw.profile.instances[&class].clone(),
+            };
+            let xml: Vec<String> = items
+                .iter()
+                .map(|i| env::amt_instance_xml("h", &class, &params(i)))
+                .collect();
+            fw.web.context_counter += 1;
+            let ctx = format!("{:08X}-0000-0000-0000-000000000000", fw.web.context_counter);
+            fw.web.contexts.insert(ctx.clone(), (class.clone(), xml));
+            let id = next_id(fw);
+            Ok(env::amt_enumerate_response(&relates, id, &uri, &ctx))
+        }
+        action::PULL => {
+            let ctx = e
+                .body()
+                .find("EnumerationContext")
+                .map(|c| c.text().to_string())
+                .unwrap_or_default();
+            match fw.web.contexts.remove(&ctx) {
+                Some((_, items)) => {
+                    let id = next_id(fw);
+                    Ok(env::amt_pull_response(
+                        &relates, id, &uri, &items, true, &ctx,
+                    ))
+                }
+                None => Err(fault(
+                    fw,
+                    &relates,
+                    (ns::ENUMERATION, "InvalidEnumerationContext"),
+                    "The supplied enumeration context is invalid.",
+                )),
+            }
+        }
+        action::DELETE => {
+            let list = fw.profile.instances.get_mut(&class).expect("known class");
+            let before = list.len();
+            list.retain(|i| sel.is_empty() || !sel.iter().all(|(k, v)| prop(i, k) == Some(v)));
+            if list.len() == before {
+                // Firmware answers the delete of an absent instance with a fault (rps-protocol.md §9).
+                return Err(fault(
+                    fw,
+                    &relates,
+                    (ns::WSMAN, "InvalidSelectors"),
+                    "The Selectors for the resource were not valid.",
+                ));
+            }
+            fw.changed();
+            let id = next_id(fw);
+            Ok(env::amt_delete_response(&relates, id, &uri))
+        }
+        other if other.starts_with(&uri) && other.len() > uri.len() + 1 => {
+            let method = other[uri.len() + 1..].to_string();
+            let input = e.body_element().cloned();
+            match invoke(fw, &class, &method, input.as_ref(), user) {
+                Some(outputs) => {
+                    let id = next_id(fw);
+                    Ok(env::amt_method_response(
+                        &relates, id, &uri, &method, &outputs,
+                    ))
+                }
+                None => Err(fault(
+                    fw,
+                    &relates,
+                    (ns::ADDRESSING, "ActionNotSupported"),
+                    "The action is not supported by the service.",
+                )),
+            }
+        }
+        _ => Err(fault(
+            fw,
+            &relates,
+            (ns::ADDRESSING, "ActionNotSupported"),
+            "The action is not supported by the service.",
+        )),
+    }
+}
+
+fn apply_put(target: &mut Instance, body: &Element, class: &str) {
+    // Array properties arrive as repeated elements: replace the whole array.
+    let mut seen: Vec<String> = Vec::new();
+    for c in &body.children {
+        let name = c.name.clone();
+        if class == "AMT_GeneralSettings" && name == "DigestRealm" {
+            continue; // read-only
+        }
+        if !seen.contains(&name) {
+            target.retain(|(k, _)| *k != name);
+            seen.push(name.clone());
+        }
+        target.push((name, c.text().to_string()));
+    }
+}
+
+fn input_text<'a>(input: Option<&'a Element>, name: &str) -> Option<&'a str> {
+    input.and_then(|i| i.child_text(name))
+}
+
+fn ret(v: u32) -> Vec<Param> {
+    vec![Param::text("ReturnValue", v)]
+}
+
+/// Method invocation; `None` when the class has no such method.
+fn invoke(
+    fw: &mut FirmwareCore,
+    class: &str,
+    method: &str,
+    input: Option<&Element>,
+    user: &str,
+) -> Option<Vec<Param>> {
+    let r = match (class, method) {
+        ("IPS_HostBasedSetupService", "Setup") => {
+            let p = &fw.profile;
+            let enc = input_text(input, "NetAdminPassEncryptionType").unwrap_or("");
+            let pw = input_text(input, "NetworkAdminPassword").unwrap_or("");
+            if p.control_mode != 0 || p.provisioning_state != 0 || user != LSA_USER {
+                ret(2) // INVALID_STATE
+            } else if enc != "2" || pw.len() != 32 || !pw.bytes().all(|b| b.is_ascii_hexdigit()) {
+                ret(3) // INVALID_PARAM
+            } else {
+                fw.profile.admin_ha1 = pw.to_ascii_lowercase();
+                fw.profile.control_mode = 1;
+                // On TLS-enforced firmware the configuration stays open until CommitChanges.
+                fw.profile.provisioning_state = if fw.profile.tls_enforced { 1 } else { 2 };
+                fw.changed();
+                ret(0)
+            }
+        }
+        ("IPS_HostBasedSetupService", "AddNextCertInChain") => {
+            let cert = input_text(input, "NextCertificate").unwrap_or("");
+            let leaf = input_text(input, "IsLeafCertificate") == Some("true");
+            let root = input_text(input, "IsRootCertificate") == Some("true");
+            ret(super::certs::add_next_cert(fw, cert, leaf, root))
+        }
+        ("IPS_HostBasedSetupService", "AdminSetup") => {
+            let pw = input_text(input, "NetworkAdminPassword")
+                .unwrap_or("")
+                .to_string();
+            let v = super::certs::admin_setup(fw, input, user, false);
+            if v == 0 {
+                fw.profile.admin_ha1 = pw.to_ascii_lowercase();
+            }
+            ret(v)
+        }
+        ("IPS_HostBasedSetupService", "UpgradeClientToAdmin") => {
+            ret(super::certs::admin_setup(fw, input, user, true))
+        }
+        ("AMT_SetupAndConfigurationService", "Unprovision") => {
+            if user != ADMIN_USER {
+                ret(16)
+            } else {
+                unprovision(&mut fw.profile);
+                fw.changed();
+                ret(0)
+            }
+        }
+        ("AMT_SetupAndConfigurationService", "PartialUnprovision") => {
+            if fw.profile.control_mode != 2 {
+                ret(16)
+            } else {
+                ret(0)
+            }
+        }
+        ("AMT_SetupAndConfigurationService", "CommitChanges") => {
+            if fw.profile.tls_enforced
+                && fw.profile.control_mode == 2
+                && !fw.profile.mebx_password_set
+            {
+                ret(2057) // DATA_MISSING: the MEBx password
+            } else {
+                if fw.profile.provisioning_state == 1 && fw.profile.control_mode != 0 {
+                    fw.profile.provisioning_state = 2;
+                    fw.changed();
+                }
+                ret(0)
+            }
+        }
+        ("AMT_SetupAndConfigurationService", "SetMEBxPassword") => {
+            let pw = input_text(input, "Password").unwrap_or("");
+            if fw.profile.control_mode != 2 {
+                ret(16) // NOT_PERMITTED: blocked in CCM
+            } else if !(8..=32).contains(&pw.len()) {
+                ret(2054) // INVALID_PASSWORD
+            } else {
+                fw.profile.mebx_password_set = true;
+                fw.changed();
+                ret(0)
+            }
+        }
+        ("AMT_SetupAndConfigurationService", "GetUuid") => {
+            let raw = crate::amthi::AmtUuid::parse(&fw.profile.uuid)
+                .map(|u| u.0)
+                .unwrap_or([0; 16]);
+            vec![
+                Param::text("UUID", B64.encode(raw)),
+                Param::text("ReturnValue", 0),
+            ]
+        }
+        ("AMT_AuthorizationService", "SetAdminAclEntryEx") => {
+            let user_in = input_text(input, "Username").unwrap_or("");
+            let digest = input_text(input, "DigestPassword").unwrap_or("");
+            match B64.decode(digest) {
+                Ok(raw)
+                    if raw.len() == 16 && user_in == ADMIN_USER && fw.profile.control_mode != 0 =>
+                {
+                    fw.profile.admin_ha1 = crate::amthi::codec::hex(&raw);
+                    fw.changed();
+                    ret(0)
+                }
+                Ok(_) | Err(_) => ret(36), // INVALID_PARAMETER
+            }
+        }
+        ("AMT_TimeSynchronizationService", "GetLowAccuracyTimeSynch") => {
+            vec![
+                Param::text("Ta0", now_unix()),
+                Param::text("ReturnValue", 0),
+            ]
+        }
+        ("AMT_TimeSynchronizationService", "SetHighAccuracyTimeSynch") => {
+            let ok = ["Ta0", "Tm1", "Tm2"]
+                .iter()
+                .all(|k| input_text(input, k).is_some_and(|v| v.parse::<u64>().is_ok()));
+            ret(if ok { 0 } else { 36 })
+        }
+        ("AMT_RedirectionService", "RequestStateChange")
+        | ("CIM_KVMRedirectionSAP", "RequestStateChange") => {
+            let state = input_text(input, "RequestedState")
+                .unwrap_or("")
+                .to_string();
+            if let Some(i) = fw
+                .profile
+                .instances
+                .get_mut(class)
+                .and_then(|l| l.first_mut())
+            {
+                set_prop(i, "EnabledState", &state);
+                if class == "CIM_KVMRedirectionSAP" {
+                    set_prop(i, "RequestedState", &state);
+                }
+                fw.changed();
+            }
+            ret(0)
+        }
+        _ => return None,
+    };
+    Some(r)
+}
+
+/// Full unprovision: back to factory settings, user hashes gone (provisioning.md §2.7).
+pub fn unprovision(p: &mut DeviceProfile) {
+    p.control_mode = 0;
+    p.provisioning_state = 0;
+    p.admin_ha1.clear();
+    p.mebx_password_set = false;
+    p.cert_hashes.retain(|h| h.is_default);
+    p.instances.clear();
+    seed_instances(p);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use crate::sim::{faults::FaultPlan, profile, Firmware};
+    use crate::wsman::digest::DigestClient;
+    use crate::wsman::envelope::{get_request, invoke_request, resource_uri};
+    use crate::wsman::http::{encode_wsman_post, RequestParser, ResponseParser};
+
+    fn request(auth: Option<&str>, body: &str) -> Request {
+        let raw = encode_wsman_post("sim:16992", auth, body.as_bytes());
+        RequestParser::new().feed(&raw).unwrap().unwrap()
+    }
+
+    fn response(bytes: &[u8]) -> crate::wsman::http::Response {
+        let mut p = ResponseParser::new();
+        match p.feed(bytes).unwrap() {
+            Some(r) => r,
+            None => p.finish_eof().unwrap(),
+        }
+    }
+
+    /// Sends `body` authenticated as `client`'s user, taking the challenge first when needed.
+    fn call(fw: &Firmware, client: &mut DigestClient, body: &str) -> (u16, Envelope) {
+        for _ in 0..2 {
+            let auth = client.authorization("POST", "/wsman");
+            let reply = handle(
+                &mut fw.lock(),
+                &request(auth.as_deref(), body),
+                Instant::now(),
+            );
+            let r = response(&reply.bytes);
+            if r.status == 401 {
+                client
+                    .handle_www_authenticate(r.header("WWW-Authenticate").unwrap())
+                    .unwrap();
+                continue;
+            }
+            return (r.status, Envelope::parse(&r.body).unwrap());
+        }
+        panic!("still 401 after taking the challenge");
+    }
+
+    fn fw(name: &str) -> Firmware {
+        Firmware::new(
+            profile::builtin(name).unwrap(),
+            FaultPlan::new(vec![]),
+            None,
+        )
+    }
+
+    #[test]
+    fn the_401_is_the_firmware_page_and_header_layout() {
+        let f = fw("amt11.8");
+        let reply = handle(&mut f.lock(), &request(None, "x"), Instant::now());
+        let r = response(&reply.bytes);
+        assert_eq!(r.status, 401);
+        let names: Vec<&str> = r.headers.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "WWW-Authenticate",
+                "Content-Type",
+                "Server",
+                "Content-Length",
+                "Connection"
+            ]
+        );
+        assert_eq!(
+            r.header("Server"),
+            Some("Intel(R) Active Management Technology 11.8.50.3425")
+        );
+        let capture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/amt-captures/401-digest-challenge-amt11.8.http");
+        match std::fs::read(&capture) {
+            Ok(c) => {
+                let i = c.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+                assert_eq!(
+                    &r.body[..],
+                    &c[i + 4..],
+                    "the 'Log on failed' page is byte-identical"
+                );
+            }
+            Err(_) => eprintln!("skipped byte comparison: {} not found", capture.display()),
+        }
+    }
+
+    #[test]
+    fn ccm_setup_then_admin_then_unprovision() {
+        let f = fw("amt16.1");
+        let lsa = f.lock().profile.lsa_password.clone();
+        let realm = f.lock().profile.digest_realm.clone();
+        let mut c = DigestClient::new(LSA_USER, Secret::new(lsa));
+        let gs = get_request(&resource_uri("AMT_GeneralSettings"), "0", &[]);
+        let (st, e) = call(&f, &mut c, &gs);
+        assert_eq!(st, 200);
+        assert_eq!(
+            e.body_element().unwrap().child_text("DigestRealm"),
+            Some(realm.as_str())
+        );
+        let ha1 = crate::wsman::digest::ha1("admin", &realm, &Secret::new("P@ssw0rd-1"));
+        let setup = invoke_request(
+            &resource_uri("IPS_HostBasedSetupService"),
+            "Setup",
+            "1",
+            &[],
+            &[
+                Param::text("NetAdminPassEncryptionType", 2),
+                Param::text("NetworkAdminPassword", &ha1),
+            ],
+        );
+        let (st, e) = call(&f, &mut c, &setup);
+        assert_eq!(st, 200);
+        assert_eq!(e.return_value().unwrap(), 0);
+        assert_eq!(f.lock().profile.control_mode, 1);
+        // The LSA no longer works; admin does, on the same nonce.
+        c.set_credentials("admin", Secret::new("P@ssw0rd-1"));
+        let unprov = invoke_request(
+            &resource_uri("AMT_SetupAndConfigurationService"),
+            "Unprovision",
+            "2",
+            &[],
+            &[Param::text("ProvisioningMode", 1)],
+        );
+        let (st, e) = call(&f, &mut c, &unprov);
+        assert_eq!(st, 200);
+        assert_eq!(e.return_value().unwrap(), 0);
+        assert_eq!(f.lock().profile.control_mode, 0);
+    }
+
+    #[test]
+    fn a_second_setup_answers_invalid_state_and_unknown_classes_fault() {
+        let f = fw("amt16.1");
+        {
+            let mut core = f.lock();
+            core.profile.control_mode = 1;
+            let realm = core.profile.digest_realm.clone();
+            core.profile.admin_ha1 = crate::wsman::digest::ha1("admin", &realm, &Secret::new("x"));
+        }
+        let mut c = DigestClient::new("admin", Secret::new("x"));
+        let setup = invoke_request(
+            &resource_uri("IPS_HostBasedSetupService"),
+            "Setup",
+            "1",
+            &[],
+            &[
+                Param::text("NetAdminPassEncryptionType", 2),
+                Param::text("NetworkAdminPassword", "00"),
+            ],
+        );
+        let (_, e) = call(&f, &mut c, &setup);
+        assert_eq!(e.return_value().unwrap(), 2);
+        let (st, e) = call(
+            &f,
+            &mut c,
+            &get_request(&resource_uri("AMT_NoSuchClass"), "3", &[]),
+        );
+        assert_eq!(st, 400);
+        assert_eq!(
+            e.fault().unwrap().subcode.unwrap().local,
+            "DestinationUnreachable"
+        );
+    }
+
+    #[test]
+    fn chunked_200_uses_the_firmware_header_set_and_padded_sizes() {
+        let f = fw("amt16.1");
+        let lsa = f.lock().profile.lsa_password.clone();
+        let mut c = DigestClient::new(LSA_USER, Secret::new(lsa));
+        let gs = get_request(&resource_uri("AMT_GeneralSettings"), "0", &[]);
+        let _ = call(&f, &mut c, &gs);
+        let auth = c.authorization("POST", "/wsman");
+        let reply = handle(
+            &mut f.lock(),
+            &request(auth.as_deref(), &gs),
+            Instant::now(),
+        );
+        let text = String::from_utf8_lossy(&reply.bytes);
+        let head: Vec<&str> = text.split("\r\n").take(7).collect();
+        assert_eq!(head[0], "HTTP/1.1 200 OK");
+        assert!(head[1].starts_with("Date: "));
+        assert!(head[2].starts_with("Server: Intel(R) Active Management Technology "));
+        assert_eq!(head[3], "X-Frame-Options: DENY");
+        assert_eq!(head[4], "Content-Type: application/soap+xml; charset=UTF-8");
+        assert_eq!(head[5], "Transfer-Encoding: chunked");
+        assert_eq!(head[6], "");
+        let size_line = text.split("\r\n").nth(7).unwrap();
+        assert_eq!(size_line.len(), 4, "4-digit chunk size: {size_line}");
+    }
+}
