@@ -23,7 +23,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Serve the simulated ME on a Unix socket (for `amt-agent --device sim:PATH`).
+    /// Serve the simulated ME on a Unix socket (for `amt-agent --device sim:PATH`) and/or as a MEI
+    /// device file through FUSE (for `amt-agent --device PATH` and unmodified MEI programs).
     Serve(ServeArgs),
     /// List the built-in device profiles, or print one as JSON (a starting point for your own).
     Profiles {
@@ -33,10 +34,16 @@ enum Cmd {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("front").required(true).multiple(true).args(["socket", "mei_file"])))]
 struct ServeArgs {
     /// Unix socket to listen on (one connection = one MEI file handle).
     #[arg(long)]
-    socket: PathBuf,
+    socket: Option<PathBuf>,
+    /// Also (or instead) present the ME as a MEI character-device file at this path, served through
+    /// FUSE (needs /dev/fuse, and root or fusermount3). The file is created when absent and removed
+    /// again on exit; bind-mount it over /dev/mei0 for programs that hard-code that path.
+    #[arg(long, value_name = "PATH")]
+    mei_file: Option<PathBuf>,
     /// A built-in profile name (see `amt-sim profiles`) or a profile JSON file.
     #[arg(long, default_value = profile::DEFAULT_PROFILE)]
     device_profile: String,
@@ -85,24 +92,46 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     set.add(nix::sys::signal::Signal::SIGTERM);
     set.thread_block().map_err(|e| e.to_string())?;
 
-    if args.socket.exists() {
-        std::fs::remove_file(&args.socket)
-            .map_err(|e| format!("{}: {e}", args.socket.display()))?;
-    }
-    let listener =
-        UnixListener::bind(&args.socket).map_err(|e| format!("{}: {e}", args.socket.display()))?;
-    let fw2 = fw.clone();
-    std::thread::spawn(move || amt_agent::sim::server::serve(listener, fw2));
-    eprintln!(
-        "amt-sim: profile {name} listening on {}",
-        args.socket.display()
-    );
+    // Mounted first and held until return, so the mount goes away on every way out of here.
+    let _mei_file = match &args.mei_file {
+        Some(path) => {
+            let m = amt_agent::sim::fuse::MeiFile::mount(path, fw.clone())?;
+            eprintln!(
+                "amt-sim: profile {name} serving MEI device file {}",
+                m.path().display()
+            );
+            Some(m)
+        }
+        None => None,
+    };
+    let _socket = match &args.socket {
+        Some(path) => {
+            if path.exists() {
+                std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            let listener =
+                UnixListener::bind(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let fw2 = fw.clone();
+            std::thread::spawn(move || amt_agent::sim::server::serve(listener, fw2));
+            eprintln!("amt-sim: profile {name} listening on {}", path.display());
+            Some(RemoveOnDrop(path.clone()))
+        }
+        None => None,
+    };
 
     let sig = set.wait().map_err(|e| e.to_string())?;
     tracing::info!(signal = ?sig, "stopping");
-    let _ = std::fs::remove_file(&args.socket);
     drop(fw);
     Ok(())
+}
+
+/// Removes the socket file when serving stops.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn main() -> std::process::ExitCode {

@@ -5,6 +5,8 @@
 pub mod amthi;
 pub mod clients;
 pub mod faults;
+#[cfg(target_os = "linux")]
+pub mod fuse;
 pub mod profile;
 pub mod server;
 
