@@ -42,6 +42,8 @@ const RESET_CHECK: Duration = Duration::from_millis(100);
 const IDLE_TICK: Duration = Duration::from_secs(1);
 /// How long the kernel may cache the file's attributes.
 const ATTR_TTL: Duration = Duration::from_secs(1);
+/// How many dead mounts stacked on the path are removed before giving up.
+const STALE_MOUNTS_MAX: usize = 8;
 /// How long to wait for the mount to disappear after unmounting.
 const UNMOUNT_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -607,16 +609,23 @@ impl Drop for MeiFile {
     }
 }
 
-/// A FUSE mount whose daemon died (killed with SIGKILL) answers ENOTCONN; detach it so a new
-/// server can mount there.
+/// A FUSE mount whose daemon died (killed with SIGKILL) answers ENOTCONN; detach it (and any
+/// more stacked under it) so a new server can mount there. `statfs` always reaches the daemon,
+/// where `stat` may be answered from the kernel's attribute cache.
 fn remove_stale_mount(path: &Path) -> Result<(), String> {
-    match std::fs::metadata(path) {
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-            tracing::warn!(path = %path.display(), "removing a stale FUSE mount left by a previous run");
-            unmount(path)
+    for _ in 0..STALE_MOUNTS_MAX {
+        match nix::sys::statfs::statfs(path) {
+            Err(nix::errno::Errno::ENOTCONN) => {
+                tracing::warn!(path = %path.display(), "removing a stale FUSE mount left by a killed run");
+                unmount(path)?;
+            }
+            _ => return Ok(()),
         }
-        _ => Ok(()),
     }
+    Err(format!(
+        "{}: more than {STALE_MOUNTS_MAX} dead FUSE mounts are stacked here",
+        path.display()
+    ))
 }
 
 /// Detaches the mount at `path`: umount2(MNT_DETACH) as root, else fusermount3/fusermount -u -z.
