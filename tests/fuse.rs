@@ -19,6 +19,13 @@ const START_DEADLINE: Duration = Duration::from_secs(10);
 const STOP_DEADLINE: Duration = Duration::from_secs(5);
 const AGENT_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Says that a test did not run and why. Written to the stderr handle itself, which libtest does
+/// not capture, so the line shows in a plain `cargo test` run.
+fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
+}
+
 /// Why FUSE cannot be used here, if it cannot.
 fn fuse_unavailable() -> Option<String> {
     if let Err(e) = std::fs::OpenOptions::new()
@@ -26,9 +33,11 @@ fn fuse_unavailable() -> Option<String> {
         .write(true)
         .open("/dev/fuse")
     {
-        return Some(format!(
-            "cannot open /dev/fuse ({e}); install fuse3 / modprobe fuse"
-        ));
+        let hint = match e.kind() {
+            std::io::ErrorKind::NotFound => "install fuse3 or modprobe fuse",
+            _ => "this user may not use FUSE here",
+        };
+        return Some(format!("cannot open /dev/fuse ({e}); {hint}"));
     }
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
@@ -96,7 +105,7 @@ impl Sim {
     /// Starts a simulator or says why the calling test is skipped.
     fn start(test: &str, extra: &[&str]) -> Option<Sim> {
         if let Some(why) = fuse_unavailable() {
-            println!("skipped: {test}: {why}");
+            skip(test, &why);
             return None;
         }
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -107,7 +116,7 @@ impl Sim {
                 Some(sim)
             }
             Start::Skip(why) => {
-                println!("skipped: {test}: {why}");
+                skip(test, &why);
                 None
             }
             Start::Failed(log) => panic!("amt-sim did not start:\n{log}"),
@@ -374,7 +383,7 @@ fn an_unmodified_c_client_reads_the_amt_version_from_the_file() {
     let probe = match build_probe(&sim.dir) {
         Ok(p) => p,
         Err(why) => {
-            println!("skipped: c_client_on_the_file: {why}");
+            skip("c_client_on_the_file", &why);
             return;
         }
     };
@@ -401,7 +410,7 @@ fn poll_wakes_when_a_delayed_answer_becomes_due() {
     let probe = match build_probe(&sim.dir) {
         Ok(p) => p,
         Err(why) => {
-            println!("skipped: poll_wakes_for_a_delayed_answer: {why}");
+            skip("poll_wakes_for_a_delayed_answer", &why);
             return;
         }
     };
@@ -428,7 +437,7 @@ fn a_client_blocked_in_read_can_be_killed() {
     let probe = match build_probe(&sim.dir) {
         Ok(p) => p,
         Err(why) => {
-            println!("skipped: a_client_blocked_in_read: {why}");
+            skip("a_client_blocked_in_read", &why);
             return;
         }
     };
@@ -539,7 +548,7 @@ fn an_unmodified_c_client_runs_against_dev_mei0_in_a_private_mount_namespace() {
             .status()
             .is_ok_and(|s| s.success())
     {
-        println!("skipped: {test}: unshare -m is not permitted here (needs root)");
+        skip(test, "unshare -m is not permitted here (needs root)");
         return;
     }
     let Some(sim) = Sim::start(test, &[]) else {
@@ -548,7 +557,7 @@ fn an_unmodified_c_client_runs_against_dev_mei0_in_a_private_mount_namespace() {
     let probe = match build_probe(&sim.dir) {
         Ok(p) => p,
         Err(why) => {
-            println!("skipped: {test}: {why}");
+            skip(test, &why);
             return;
         }
     };
@@ -587,7 +596,7 @@ fn stopping_the_simulator_removes_the_mount_and_the_file_it_created() {
 #[test]
 fn a_start_that_fails_after_mounting_leaves_no_mount() {
     if let Some(why) = fuse_unavailable() {
-        println!("skipped: failed_start_leaves_no_mount: {why}");
+        skip("failed_start_leaves_no_mount", &why);
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -627,7 +636,7 @@ fn a_stale_mount_from_a_killed_simulator_is_replaced() {
     let second = match Sim::start_in(&dir, &[]) {
         Start::Running(s) => s,
         Start::Skip(why) => {
-            println!("skipped: stale_mount_is_replaced: {why}");
+            skip("stale_mount_is_replaced", &why);
             return;
         }
         Start::Failed(log) => panic!("second amt-sim did not start over the stale mount:\n{log}"),
