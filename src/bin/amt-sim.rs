@@ -23,7 +23,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Serve the simulated ME on a Unix socket (for `amt-agent --device sim:PATH`).
+    /// Serve the simulated ME on a Unix socket (for `amt-agent --device sim:PATH`) and/or as a MEI
+    /// device file through FUSE (for `amt-agent --device PATH` and unmodified MEI programs).
     Serve(ServeArgs),
     /// List the built-in device profiles, or print one as JSON (a starting point for your own).
     Profiles {
@@ -33,10 +34,16 @@ enum Cmd {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("front").required(true).multiple(true).args(["socket", "mei_file", "lms_listen"])))]
 struct ServeArgs {
     /// Unix socket to listen on (one connection = one MEI file handle).
     #[arg(long)]
-    socket: PathBuf,
+    socket: Option<PathBuf>,
+    /// Also (or instead) present the ME as a MEI character-device file at this path, served through
+    /// FUSE (needs /dev/fuse, and root or fusermount3). The file is created when absent and removed
+    /// again on exit; bind-mount it over /dev/mei0 for programs that hard-code that path.
+    #[arg(long, value_name = "PATH")]
+    mei_file: Option<PathBuf>,
     /// A built-in profile name (see `amt-sim profiles`) or a profile JSON file.
     #[arg(long, default_value = profile::DEFAULT_PROFILE)]
     device_profile: String,
@@ -88,17 +95,37 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     set.add(nix::sys::signal::Signal::SIGTERM);
     set.thread_block().map_err(|e| e.to_string())?;
 
-    if args.socket.exists() {
-        std::fs::remove_file(&args.socket)
-            .map_err(|e| format!("{}: {e}", args.socket.display()))?;
-    }
-    let listener =
-        UnixListener::bind(&args.socket).map_err(|e| format!("{}: {e}", args.socket.display()))?;
-    let fw2 = fw.clone();
-    std::thread::spawn(move || amt_agent::sim::server::serve(listener, fw2));
+    // Mounted first and held until return, so the mount goes away on every way out of here.
+    let _mei_file = match &args.mei_file {
+        Some(path) => {
+            let m = amt_agent::sim::fuse::MeiFile::mount(path, fw.clone())?;
+            eprintln!(
+                "amt-sim: profile {name} serving MEI device file {}",
+                m.path().display()
+            );
+            Some(m)
+        }
+        None => None,
+    };
+    let _socket = match &args.socket {
+        Some(path) => {
+            if path.exists() {
+                std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            let listener =
+                UnixListener::bind(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let fw2 = fw.clone();
+            std::thread::spawn(move || amt_agent::sim::server::serve(listener, fw2));
+            eprintln!("amt-sim: profile {name} listening on {}", path.display());
+            Some(RemoveOnDrop(path.clone()))
+        }
+        None => None,
+    };
     if let Some(addr) = args.lms_listen {
         if !addr.ip().is_loopback() {
-            return Err(format!("--lms-listen {addr}: only loopback addresses are allowed (LMS listens on 127.0.0.1)"));
+            return Err(format!(
+                "--lms-listen {addr}: only loopback addresses are allowed (LMS listens on 127.0.0.1)"
+            ));
         }
         let tcp =
             std::net::TcpListener::bind(addr).map_err(|e| format!("--lms-listen {addr}: {e}"))?;
@@ -106,16 +133,20 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         std::thread::spawn(move || amt_agent::sim::server::serve_lms(tcp, fw3));
         eprintln!("amt-sim: LMS-like listener on {addr}");
     }
-    eprintln!(
-        "amt-sim: profile {name} listening on {}",
-        args.socket.display()
-    );
 
     let sig = set.wait().map_err(|e| e.to_string())?;
     tracing::info!(signal = ?sig, "stopping");
-    let _ = std::fs::remove_file(&args.socket);
     drop(fw);
     Ok(())
+}
+
+/// Removes the socket file when serving stops.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn main() -> std::process::ExitCode {

@@ -7,6 +7,8 @@ pub mod amthi;
 pub mod certs;
 pub mod clients;
 pub mod faults;
+#[cfg(target_os = "linux")]
+pub mod fuse;
 pub mod lme;
 pub mod profile;
 pub mod server;
