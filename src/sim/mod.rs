@@ -7,6 +7,7 @@ pub mod clients;
 pub mod faults;
 pub mod profile;
 pub mod server;
+pub mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;

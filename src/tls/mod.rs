@@ -684,3 +684,5 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+#[cfg(test)]
+mod tests;
