@@ -3,6 +3,8 @@
 //!
 //! Layers, lowest first (a lower layer never imports a higher one):
 //! `heci` (MEI transports) → `amthi` (AMT host interface codec) → `commands` → `cli`.
+//! `tls` (the verifier and client config for AMT's TLS port 16993) is sans-IO: whatever carries
+//! the bytes (an APF channel, a socket) sits above it.
 //! `sim` is the simulator's firmware model; it shares codecs with the agent, which byte-exact tests
 //! against the reference layouts keep honest.
 
@@ -16,3 +18,4 @@ pub mod os;
 pub mod secret;
 pub mod sim;
 pub mod wsman;
+pub mod tls;

@@ -12,6 +12,7 @@ pub mod fuse;
 pub mod lme;
 pub mod profile;
 pub mod server;
+pub mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
