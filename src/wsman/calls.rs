@@ -26,9 +26,9 @@ use crate::secret::Secret;
 /// Why a WS-MAN exchange did not produce the expected value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WsmanError {
-    /// A SOAP fault (AMT sends them with HTTP 400).
+    /// A SOAP fault (AMT sends them with HTTP 400), boxed: it is much larger than the others.
     #[error("{0}")]
-    Fault(Fault),
+    Fault(Box<Fault>),
     /// A method answered with a non-zero `ReturnValue`, decoded with [`returns::describe`].
     #[error("{method} returned {name} ({value}): {meaning}")]
     ReturnValue {
@@ -370,7 +370,10 @@ pub fn element_to_json(e: &Element) -> serde_json::Value {
     }
     let mut map = serde_json::Map::new();
     for a in &e.attributes {
-        map.insert(format!("@{}", a.name), serde_json::Value::String(a.value.clone()));
+        map.insert(
+            format!("@{}", a.name),
+            serde_json::Value::String(a.value.clone()),
+        );
     }
     if e.children.is_empty() {
         map.insert("#text".into(), text_to_json(e.text()));
@@ -558,7 +561,7 @@ impl<T> Call<T> {
         match status {
             200 => self.decode_envelope(&Envelope::parse(body)?),
             400 => match Envelope::parse(body).ok().and_then(|e| e.fault()) {
-                Some(f) => Err(WsmanError::Fault(f)),
+                Some(f) => Err(WsmanError::Fault(Box::new(f))),
                 None => Err(WsmanError::Http { status }),
             },
             401 => Err(WsmanError::Unauthorized),
@@ -574,7 +577,7 @@ impl<T> Call<T> {
     /// Decode an already parsed envelope.
     pub fn decode_envelope(&self, env: &Envelope) -> Result<T, WsmanError> {
         if let Some(f) = env.fault() {
-            return Err(WsmanError::Fault(f));
+            return Err(WsmanError::Fault(Box::new(f)));
         }
         (self.decoder)(&Exchange {
             class: &self.class,
@@ -744,12 +747,16 @@ pub fn put(class: &str, selectors: &[Selector], instance: &Instance) -> Call<Ins
 
 /// Transfer Delete of the instance named by `selectors`.
 pub fn delete(class: &str, selectors: &[Selector]) -> Call<()> {
-    Call::new(class, Op::Delete, |_| Ok(()))
-        .selectors(selectors)
+    Call::new(class, Op::Delete, |_| Ok(())).selectors(selectors)
 }
 
 /// Invoke any method; the answer is returned as is (see [`MethodOutput::check`]).
-pub fn invoke(class: &str, method: &str, selectors: &[Selector], args: Vec<Arg>) -> Call<MethodOutput> {
+pub fn invoke(
+    class: &str,
+    method: &str,
+    selectors: &[Selector],
+    args: Vec<Arg>,
+) -> Call<MethodOutput> {
     Call::new(
         class,
         Op::Invoke {
@@ -786,7 +793,7 @@ pub fn invoke(class: &str, method: &str, selectors: &[Selector], args: Vec<Arg>)
 /// enumeration context (a string), or null for an empty body. A fault gives an error.
 pub fn body_json(env: &Envelope) -> Result<serde_json::Value, WsmanError> {
     if let Some(f) = env.fault() {
-        return Err(WsmanError::Fault(f));
+        return Err(WsmanError::Fault(Box::new(f)));
     }
     if let Some(p) = env.pull_items() {
         return Ok(serde_json::Value::Array(

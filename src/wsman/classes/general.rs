@@ -43,7 +43,10 @@ impl GeneralSettings {
         i.sync("HostName", self.host_name.clone());
         i.sync("DomainName", self.domain_name.clone());
         i.sync("SharedFQDN", self.shared_fqdn.map(|b| b.to_string()));
-        i.sync("AMTNetworkEnabled", self.amt_network_enabled.map(|v| v.to_string()));
+        i.sync(
+            "AMTNetworkEnabled",
+            self.amt_network_enabled.map(|v| v.to_string()),
+        );
         i.sync(
             "RmcpPingResponseEnabled",
             self.rmcp_ping_response_enabled.map(|b| b.to_string()),

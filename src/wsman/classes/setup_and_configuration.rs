@@ -4,8 +4,8 @@
 use crate::amthi::{AmtUuid, ProvisioningState};
 use crate::secret::Secret;
 use crate::wsman::calls::{
-    bad_value, body_instance, method_output, unb64, unit_output, Arg, Call, Exchange, Instance,
-    Op, WsmanError,
+    bad_value, body_instance, method_output, unb64, unit_output, Arg, Call, Exchange, Instance, Op,
+    WsmanError,
 };
 
 pub const CLASS: &str = "AMT_SetupAndConfigurationService";
