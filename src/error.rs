@@ -6,6 +6,7 @@ use std::fmt;
 
 use crate::amthi::AmthiError;
 use crate::heci::HeciError;
+use crate::wsman::calls::WsmanError;
 
 /// rpc-go's exit codes. Only the ones this agent emits are listed; the numbers are rpc-go's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +31,9 @@ pub enum ExitCode {
     AmtAuthenticationFailed = 100,
     WsmanMessageError = 101,
     ActivationFailed = 102,
+    UnableToDeactivate = 109,
+    SetMebxPasswordFailed = 118,
+    ChangeAmtPasswordFailed = 119,
 }
 
 impl ExitCode {
@@ -59,6 +63,9 @@ impl ExitCode {
             ExitCode::AmtAuthenticationFailed => "AMTAuthenticationFailed",
             ExitCode::WsmanMessageError => "WSMANMessageError",
             ExitCode::ActivationFailed => "ActivationFailed",
+            ExitCode::UnableToDeactivate => "UnableToDeactivate",
+            ExitCode::SetMebxPasswordFailed => "SetMEBXPasswordFailed",
+            ExitCode::ChangeAmtPasswordFailed => "ChangeAMTPasswordFailed",
         }
     }
 }
@@ -165,6 +172,31 @@ impl From<AmthiError> for AgentError {
             AmthiError::Malformed { .. } => AgentError::new(ExitCode::GenericFailure, e.to_string())
                 .help("the firmware's answer did not match the AMTHI layout; capture a trace (-vvv) and report it"),
         }
+    }
+}
+
+impl From<WsmanError> for AgentError {
+    /// rpc-go's codes: 100 for rejected credentials, 101 for faults and unreadable answers; a
+    /// non-zero ReturnValue keeps 101 unless the method has its own rpc-go code (activation 102,
+    /// Unprovision 109, SetMEBxPassword 118, SetAdminAclEntryEx 119).
+    fn from(e: WsmanError) -> AgentError {
+        let exit = match &e {
+            WsmanError::Unauthorized => ExitCode::AmtAuthenticationFailed,
+            WsmanError::ReturnValue { method, .. } => match method.as_str() {
+                "Setup" | "AdminSetup" | "AddNextCertInChain" | "UpgradeClientToAdmin" => {
+                    ExitCode::ActivationFailed
+                }
+                "Unprovision" | "PartialUnprovision" => ExitCode::UnableToDeactivate,
+                "SetMEBxPassword" => ExitCode::SetMebxPasswordFailed,
+                "SetAdminAclEntryEx" => ExitCode::ChangeAmtPasswordFailed,
+                _ => ExitCode::WsmanMessageError,
+            },
+            WsmanError::Fault(_)
+            | WsmanError::Http { .. }
+            | WsmanError::Malformed(_)
+            | WsmanError::Missing(_) => ExitCode::WsmanMessageError,
+        };
+        AgentError::new(exit, e.to_string()).help(e.help())
     }
 }
 

@@ -343,6 +343,12 @@ pub enum EnvelopeError {
     Missing(&'static str),
     #[error("{field} is not a number: {value:?}")]
     NotANumber { field: &'static str, value: String },
+    #[error("{field} is not {expected}: {value:?}")]
+    BadValue {
+        field: &'static str,
+        value: String,
+        expected: &'static str,
+    },
 }
 
 /// An attribute, namespace-resolved.
