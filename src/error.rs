@@ -5,7 +5,10 @@
 use std::fmt;
 
 use crate::amthi::AmthiError;
+use crate::apf::ApfError;
 use crate::heci::HeciError;
+use crate::wsman::client::WsmanError;
+use crate::wsman::transport::RouteError;
 
 /// rpc-go's exit codes. Only the ones this agent emits are listed; the numbers are rpc-go's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +30,7 @@ pub enum ExitCode {
     FailedReadingConfiguration = 34,
     InvalidUuid = 37,
     AmtConnectionFailed = 71,
+    LmsConnectionFailed = 139,
     AmtAuthenticationFailed = 100,
     WsmanMessageError = 101,
     ActivationFailed = 102,
@@ -56,6 +60,7 @@ impl ExitCode {
             ExitCode::FailedReadingConfiguration => "FailedReadingConfiguration",
             ExitCode::InvalidUuid => "InvalidUUID",
             ExitCode::AmtConnectionFailed => "AMTConnectionFailed",
+            ExitCode::LmsConnectionFailed => "LMSConnectionFailed",
             ExitCode::AmtAuthenticationFailed => "AMTAuthenticationFailed",
             ExitCode::WsmanMessageError => "WSMANMessageError",
             ExitCode::ActivationFailed => "ActivationFailed",
@@ -165,6 +170,52 @@ impl From<AmthiError> for AgentError {
             AmthiError::Malformed { .. } => AgentError::new(ExitCode::GenericFailure, e.to_string())
                 .help("the firmware's answer did not match the AMTHI layout; capture a trace (-vvv) and report it"),
         }
+    }
+}
+
+impl From<ApfError> for AgentError {
+    fn from(e: ApfError) -> AgentError {
+        match e {
+            // Device-level failures keep their HECI exit codes (no driver, permissions, no AMT).
+            ApfError::Heci(h) => AgentError::from(h).context("cannot reach AMT over LME"),
+            ApfError::LmeBusy(_) => {
+                AgentError::new(ExitCode::AmtNotReady, e.to_string()).help(e.help())
+            }
+            e => AgentError::new(ExitCode::AmtConnectionFailed, e.to_string()).help(e.help()),
+        }
+    }
+}
+
+impl From<RouteError> for AgentError {
+    fn from(e: RouteError) -> AgentError {
+        match e {
+            RouteError::Apf(a) => a.into(),
+            RouteError::LmsUnavailable { .. } | RouteError::LmsConnect { .. } => {
+                AgentError::new(ExitCode::LmsConnectionFailed, e.to_string()).help(e.help())
+            }
+            RouteError::Io(_) => {
+                AgentError::new(ExitCode::AmtConnectionFailed, e.to_string()).help(e.help())
+            }
+        }
+    }
+}
+
+impl From<WsmanError> for AgentError {
+    fn from(e: WsmanError) -> AgentError {
+        let e = match e {
+            WsmanError::Route(r) => return r.into(),
+            e => e,
+        };
+        let exit = match &e {
+            WsmanError::Unauthorized { .. } => ExitCode::AmtAuthenticationFailed,
+            WsmanError::Timeout { .. } | WsmanError::Io(_) | WsmanError::Route(_) => {
+                ExitCode::AmtConnectionFailed
+            }
+            WsmanError::Http(_) | WsmanError::Digest(_) | WsmanError::NoChallenge => {
+                ExitCode::WsmanMessageError
+            }
+        };
+        AgentError::new(exit, e.to_string()).help(e.help())
     }
 }
 
