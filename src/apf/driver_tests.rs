@@ -304,6 +304,16 @@ async fn within<T>(d: Duration, f: impl std::future::Future<Output = T>) -> T {
         .expect("hung past its deadline")
 }
 
+/// Waits (bounded) until the firmware holds no channel.
+async fn wait_all_closed(fw: &Arc<Fw>) {
+    for _ in 0..200 {
+        if fw.st.lock().unwrap().mux.channel_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn apf_driver_handshakes_and_moves_10k_each_way_through_a_small_window() {
     let fw = Fw::new(Behaviour {
@@ -506,15 +516,40 @@ async fn apf_driver_dropping_the_stream_closes_the_channel_and_the_session_relea
         drop(s);
         drop(session);
         // The driver sends CHANNEL_CLOSE; the firmware acks and frees the slot.
-        for _ in 0..100 {
-            if fw.st.lock().unwrap().mux.channel_count() == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        wait_all_closed(&fw).await;
     })
     .await;
     let st = fw.st.lock().unwrap();
     assert_eq!(st.mux.channel_count(), 0);
     assert!(st.seen.contains(&"APF_CHANNEL_CLOSE"));
+}
+
+#[tokio::test]
+async fn apf_driver_carries_wsman_client_requests_over_the_apf_route() {
+    use crate::secret::Secret;
+    use crate::wsman::client::{Credentials, WsmanClient, WsmanOptions};
+    use crate::wsman::transport::Route;
+
+    let fw = Fw::new(behaviour());
+    within(Duration::from_secs(10), async {
+        let session = connect(&fw, fast_opts()).await.unwrap();
+        let route = Route::Apf(Arc::new(session));
+        assert_eq!(route.management_port(false), 16992);
+        let mut client = WsmanClient::new(
+            Arc::new(route),
+            Credentials::new("$$OsAdmin", Secret::new("x")),
+            WsmanOptions::default(),
+        );
+        // The canned firmware echoes the de-chunked request body.
+        for body in ["<Envelope>1</Envelope>", "<Envelope>two</Envelope>"] {
+            let r = client.post(body).await.unwrap();
+            assert_eq!(r.status, 200);
+            assert_eq!(r.body, body.as_bytes());
+        }
+        wait_all_closed(&fw).await;
+    })
+    .await;
+    let st = fw.st.lock().unwrap();
+    assert_eq!(st.served, 2);
+    assert_eq!(st.mux.channel_count(), 0, "every channel was closed");
 }
