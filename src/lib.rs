@@ -2,7 +2,8 @@
 //! and amt-sim, the firmware-faithful simulator it is tested against.
 //!
 //! Layers, lowest first (a lower layer never imports a higher one):
-//! `heci` (MEI transports) → `amthi` (AMT host interface codec) → `commands` → `cli`.
+//! `heci` (MEI transports) → `amthi` (AMT host interface codec) → `commands` → `cli`; and for
+//! WS-MAN, `heci` → `apf` (LME codec, Mux, driver) → `wsman` (HTTP, Digest, route, client).
 //! `sim` is the simulator's firmware model; it shares codecs with the agent, which byte-exact tests
 //! against the reference layouts keep honest.
 
