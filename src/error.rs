@@ -5,8 +5,11 @@
 use std::fmt;
 
 use crate::amthi::AmthiError;
+use crate::apf::ApfError;
 use crate::heci::HeciError;
 use crate::wsman::calls::WsmanError;
+use crate::wsman::client::WsmanError as ClientError;
+use crate::wsman::transport::RouteError;
 
 /// rpc-go's exit codes. Only the ones this agent emits are listed; the numbers are rpc-go's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +31,7 @@ pub enum ExitCode {
     FailedReadingConfiguration = 34,
     InvalidUuid = 37,
     AmtConnectionFailed = 71,
+    LmsConnectionFailed = 139,
     AmtAuthenticationFailed = 100,
     WsmanMessageError = 101,
     ActivationFailed = 102,
@@ -60,6 +64,7 @@ impl ExitCode {
             ExitCode::FailedReadingConfiguration => "FailedReadingConfiguration",
             ExitCode::InvalidUuid => "InvalidUUID",
             ExitCode::AmtConnectionFailed => "AMTConnectionFailed",
+            ExitCode::LmsConnectionFailed => "LMSConnectionFailed",
             ExitCode::AmtAuthenticationFailed => "AMTAuthenticationFailed",
             ExitCode::WsmanMessageError => "WSMANMessageError",
             ExitCode::ActivationFailed => "ActivationFailed",
@@ -195,6 +200,52 @@ impl From<WsmanError> for AgentError {
             | WsmanError::Http { .. }
             | WsmanError::Malformed(_)
             | WsmanError::Missing(_) => ExitCode::WsmanMessageError,
+        };
+        AgentError::new(exit, e.to_string()).help(e.help())
+    }
+}
+
+impl From<ApfError> for AgentError {
+    fn from(e: ApfError) -> AgentError {
+        match e {
+            // Device-level failures keep their HECI exit codes (no driver, permissions, no AMT).
+            ApfError::Heci(h) => AgentError::from(h).context("cannot reach AMT over LME"),
+            ApfError::LmeBusy(_) => {
+                AgentError::new(ExitCode::AmtNotReady, e.to_string()).help(e.help())
+            }
+            e => AgentError::new(ExitCode::AmtConnectionFailed, e.to_string()).help(e.help()),
+        }
+    }
+}
+
+impl From<RouteError> for AgentError {
+    fn from(e: RouteError) -> AgentError {
+        match e {
+            RouteError::Apf(a) => a.into(),
+            RouteError::LmsUnavailable { .. } | RouteError::LmsConnect { .. } => {
+                AgentError::new(ExitCode::LmsConnectionFailed, e.to_string()).help(e.help())
+            }
+            RouteError::Io(_) => {
+                AgentError::new(ExitCode::AmtConnectionFailed, e.to_string()).help(e.help())
+            }
+        }
+    }
+}
+
+impl From<ClientError> for AgentError {
+    fn from(e: ClientError) -> AgentError {
+        let e = match e {
+            ClientError::Route(r) => return r.into(),
+            e => e,
+        };
+        let exit = match &e {
+            ClientError::Unauthorized { .. } => ExitCode::AmtAuthenticationFailed,
+            ClientError::Timeout { .. } | ClientError::Io(_) | ClientError::Route(_) => {
+                ExitCode::AmtConnectionFailed
+            }
+            ClientError::Http(_) | ClientError::Digest(_) | ClientError::NoChallenge => {
+                ExitCode::WsmanMessageError
+            }
         };
         AgentError::new(exit, e.to_string()).help(e.help())
     }

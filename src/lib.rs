@@ -5,6 +5,8 @@
 //! `heci` (MEI transports) → `amthi` (AMT host interface codec) → `commands` → `cli`.
 //! `tls` (the verifier and client config for AMT's TLS port 16993) is sans-IO: whatever carries
 //! the bytes (an APF channel, a socket) sits above it.
+//! `heci` (MEI transports) → `amthi` (AMT host interface codec) → `commands` → `cli`; and for
+//! WS-MAN, `heci` → `apf` (LME codec, Mux, driver) → `wsman` (HTTP, Digest, route, client).
 //! `sim` is the simulator's firmware model; it shares codecs with the agent, which byte-exact tests
 //! against the reference layouts keep honest.
 
