@@ -261,6 +261,9 @@ pub fn encode_ansi(s: &str) -> Vec<u8> {
     v
 }
 
+/// The local system account's user name, as firmware reports it.
+pub const LSA_USERNAME: &str = "$$OsAdmin";
+
 /// GET_LOCAL_SYSTEM_ACCOUNT: username[33], password[33], 2 padding bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalSystemAccount {

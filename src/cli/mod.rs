@@ -2,6 +2,7 @@
 
 pub mod compat;
 pub mod logging;
+pub mod secrets;
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -78,6 +79,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Print the agent's version and the RPS protocol version it speaks.
     Version,
+    /// Tools for support staff: raw WS-MAN to the local AMT.
+    Diagnostics(crate::commands::diagnostics::DiagnosticsArgs),
 }
 
 #[derive(Args, Debug, Default, Clone)]

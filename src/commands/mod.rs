@@ -1,7 +1,9 @@
 //! One module per command, composing the layers below.
 
 pub mod amtinfo;
+pub mod diagnostics;
 pub mod doctor;
+pub mod session;
 
 use crate::cli::{Cli, Command};
 use crate::error::{AgentError, ExitCode};
@@ -35,5 +37,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, AgentError> {
             amtinfo::run(device, args, cli.json)
         }
         Command::Doctor(_) => doctor::run(&cli.device, cli.json),
+        Command::Diagnostics(args) => {
+            let device = crate::heci::open(&cli.device)?;
+            diagnostics::run(device, args, cli.json)
+        }
     }
 }

@@ -1,0 +1,149 @@
+//! What every WS-MAN command needs: the control mode, the right credentials, and a client on the
+//! route to AMT (LMS or LME/APF), inside a small tokio runtime.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::amthi::{AmthiClient, ControlMode};
+use crate::cli::secrets::SecretSource;
+use crate::error::{AgentError, ExitCode};
+use crate::heci::MeiDevice;
+use crate::wsman::client::{Credentials, WsmanClient, WsmanOptions};
+use crate::wsman::transport::{LmsMode, Route, RouteOptions};
+
+/// How to reach AMT and as whom.
+#[derive(Args, Debug, Clone, Default)]
+pub struct AmtConnArgs {
+    /// Route to AMT's WS-MAN port: auto (LMS when it listens on 127.0.0.1, else LME/APF), only
+    /// (LMS or fail), never (always LME/APF).
+    #[arg(long, global = true, env = "AMT_AGENT_LMS", default_value = "auto", value_parser = parse_lms)]
+    pub lms: LmsMode,
+    /// LMS's port on 127.0.0.1, when not the standard 16992/16993.
+    #[arg(long, global = true, env = "AMT_AGENT_LMS_PORT")]
+    pub lms_port: Option<u16>,
+    /// Digest user; default $$OsAdmin (from the ME) before activation, admin after.
+    #[arg(long, global = true)]
+    pub user: Option<String>,
+    /// The AMT password (prefer AMT_PASSWORD or --password-file: the command line is visible to others).
+    #[arg(long, global = true)]
+    pub password: Option<String>,
+    /// A file holding the AMT password (first line; must not be readable by others).
+    #[arg(long, global = true)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// Deadline for each WS-MAN request.
+    #[arg(long, global = true, default_value = "30s", value_parser = crate::cli::parse_duration)]
+    pub request_timeout: Duration,
+}
+
+fn parse_lms(s: &str) -> Result<LmsMode, String> {
+    s.parse()
+}
+
+/// A connected WS-MAN client and the runtime that drives it.
+pub struct AmtSession {
+    pub runtime: tokio::runtime::Runtime,
+    pub client: WsmanClient,
+    pub control_mode: ControlMode,
+    pub route: Route,
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime, AgentError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            AgentError::new(
+                ExitCode::GenericFailure,
+                format!("cannot start the async runtime: {e}"),
+            )
+        })
+}
+
+/// Reads the control mode over AMTHI and picks the credentials: the local system account before
+/// activation, `admin` and the AMT password after.
+pub fn credentials(
+    device: &Arc<dyn MeiDevice>,
+    args: &AmtConnArgs,
+) -> Result<(Credentials, ControlMode), AgentError> {
+    let mut amthi = AmthiClient::new(device.clone());
+    let mode = amthi.control_mode()?;
+    let user = args.user.clone().unwrap_or_else(|| {
+        if mode == ControlMode::None {
+            crate::amthi::LSA_USERNAME.into()
+        } else {
+            "admin".into()
+        }
+    });
+    if user == crate::amthi::LSA_USERNAME {
+        let lsa = amthi.local_system_account()?;
+        return Ok((Credentials::new(lsa.username, lsa.password), mode));
+    }
+    let source = SecretSource {
+        what: "AMT password",
+        flag: args.password.as_deref(),
+        file: args.password_file.as_deref(),
+        env: &["AMT_PASSWORD"],
+    };
+    let password = source.resolve(true)?.ok_or_else(|| {
+        AgentError::new(
+            ExitCode::MissingOrIncorrectPassword,
+            format!(
+                "the AMT password for user {user} is needed (the device is in {})",
+                mode.text()
+            ),
+        )
+        .help("set AMT_PASSWORD, or pass --password-file FILE")
+    })?;
+    Ok((Credentials::new(user, password), mode))
+}
+
+/// Opens the route to AMT and a client on it.
+pub fn connect(device: Arc<dyn MeiDevice>, args: &AmtConnArgs) -> Result<AmtSession, AgentError> {
+    let (creds, control_mode) = credentials(&device, args)?;
+    let tls = crate::amthi::client::amt_enabled_flags(
+        device.as_ref(),
+        crate::amthi::client::DEFAULT_TIMEOUT,
+    )
+    .map(|f| f.new_interface() && f.tls_enforced())
+    .unwrap_or(false);
+    if tls {
+        return Err(AgentError::new(
+            ExitCode::AmtConnectionFailed,
+            "this AMT enforces TLS on its local ports (AMT 19+); TLS to port 16993 is not wired into this command yet",
+        )
+        .help("use a device without TLS enforcement, or a build with TLS support"));
+    }
+    let runtime = runtime()?;
+    let opts = RouteOptions {
+        lms: args.lms,
+        lms_port: args.lms_port,
+        tls,
+        ..RouteOptions::default()
+    };
+    let route = runtime.block_on(Route::choose(&opts, device.clone()))?;
+    tracing::debug!(route = ?route_name(&route), "route to AMT chosen");
+    let port = route.management_port(tls);
+    let client = WsmanClient::new(
+        Arc::new(route.clone()),
+        creds,
+        WsmanOptions {
+            port,
+            request_timeout: args.request_timeout,
+        },
+    );
+    Ok(AmtSession {
+        runtime,
+        client,
+        control_mode,
+        route,
+    })
+}
+
+pub fn route_name(r: &Route) -> String {
+    match r {
+        Route::Lms { addr } => format!("LMS at {addr}"),
+        Route::Apf(_) => "LME/APF through the ME".into(),
+    }
+}
