@@ -30,12 +30,15 @@ pub enum ExitCode {
     InvalidParameterCombination = 33,
     FailedReadingConfiguration = 34,
     InvalidUuid = 37,
+    PasswordsDoNotMatch = 38,
     AmtConnectionFailed = 71,
     LmsConnectionFailed = 139,
     AmtAuthenticationFailed = 100,
     WsmanMessageError = 101,
     ActivationFailed = 102,
     UnableToDeactivate = 109,
+    DeactivationFailed = 110,
+    UnableToActivate = 111,
     SetMebxPasswordFailed = 118,
     ChangeAmtPasswordFailed = 119,
 }
@@ -69,6 +72,9 @@ impl ExitCode {
             ExitCode::WsmanMessageError => "WSMANMessageError",
             ExitCode::ActivationFailed => "ActivationFailed",
             ExitCode::UnableToDeactivate => "UnableToDeactivate",
+            ExitCode::DeactivationFailed => "DeactivationFailed",
+            ExitCode::UnableToActivate => "UnableToActivate",
+            ExitCode::PasswordsDoNotMatch => "PasswordsDoNotMatch",
             ExitCode::SetMebxPasswordFailed => "SetMEBXPasswordFailed",
             ExitCode::ChangeAmtPasswordFailed => "ChangeAMTPasswordFailed",
         }
@@ -101,6 +107,12 @@ impl AgentError {
 
     pub fn help(mut self, h: impl Into<String>) -> AgentError {
         self.help = Some(h.into());
+        self
+    }
+
+    /// The same error with another exit code.
+    pub fn exit(mut self, code: ExitCode) -> AgentError {
+        self.exit = code;
         self
     }
 

@@ -295,6 +295,40 @@ pub fn amt_enabled_flags(
     }
 }
 
+/// SetAmtOperationalState over the watchdog client: `05 03 53 10 <state>`, answered by a header
+/// echo and a u32 status (rpc-go.md §6.5).
+pub fn set_amt_operational_state(
+    device: &dyn MeiDevice,
+    enabled: bool,
+    timeout: Duration,
+) -> Result<(), AmthiError> {
+    let conn = heci::connect(device, guid::WATCHDOG, &RetryPolicy::default())?;
+    let req = watchdog::set_operational_state(enabled);
+    tracing::trace!(client = "WATCHDOG", command = "SET_AMT_OPERATIONAL_STATE", bytes = %hex(&req), "→ request");
+    conn.send(&req)?;
+    let reply = conn.recv(Instant::now() + timeout)?;
+    tracing::trace!(client = "WATCHDOG", command = "SET_AMT_OPERATIONAL_STATE", bytes = %hex(&reply), "← reply");
+    let status = match reply.get(4..8) {
+        Some(b) => PtStatus::from_u32(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        None => {
+            return Err(AmthiError::Malformed {
+                command: "SET_AMT_OPERATIONAL_STATE",
+                error: DecodeError {
+                    what: "SET_AMT_OPERATIONAL_STATE",
+                    detail: format!("reply of {} bytes, expected 8", reply.len()),
+                },
+            })
+        }
+    };
+    if status != PtStatus::Success {
+        return Err(AmthiError::Status {
+            command: "SET_AMT_OPERATIONAL_STATE",
+            status,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,8 @@
 //! One module per command, composing the layers below.
 
+pub mod activate;
 pub mod amtinfo;
+pub mod deactivate;
 pub mod diagnostics;
 pub mod doctor;
 pub mod session;
@@ -37,6 +39,14 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, AgentError> {
             amtinfo::run(device, args, cli.json)
         }
         Command::Doctor(_) => doctor::run(&cli.device, cli.json),
+        Command::Activate(args) => {
+            let device = crate::heci::open(&cli.device)?;
+            activate::run(device, args, cli.json)
+        }
+        Command::Deactivate(args) => {
+            let device = crate::heci::open(&cli.device)?;
+            deactivate::run(device, args, cli.json)
+        }
         Command::Diagnostics(args) => {
             let device = crate::heci::open(&cli.device)?;
             diagnostics::run(device, args, cli.json)

@@ -47,6 +47,22 @@ pub struct AmtSession {
     pub client: WsmanClient,
     pub control_mode: ControlMode,
     pub route: Route,
+    next_id: u32,
+}
+
+impl AmtSession {
+    /// Sends one typed call and decodes its answer (a non-zero ReturnValue is an error by name).
+    pub fn call<T>(&mut self, call: crate::wsman::calls::Call<T>) -> Result<T, AgentError> {
+        self.next_id += 1;
+        let envelope = call.render(&self.next_id.to_string());
+        let r = self.runtime.block_on(self.client.post(&envelope))?;
+        Ok(call.decode_response(&r)?)
+    }
+
+    /// Switches the Digest user (after Setup: `admin` and the new password), keeping the nonce.
+    pub fn set_credentials(&mut self, c: Credentials) {
+        self.client.set_credentials(c);
+    }
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, AgentError> {
@@ -99,9 +115,19 @@ pub fn credentials(
     Ok((Credentials::new(user, password), mode))
 }
 
-/// Opens the route to AMT and a client on it.
+/// Opens the route to AMT and a client on it, with the credentials [`credentials`] picks.
 pub fn connect(device: Arc<dyn MeiDevice>, args: &AmtConnArgs) -> Result<AmtSession, AgentError> {
     let (creds, control_mode) = credentials(&device, args)?;
+    connect_as(device, args, creds, control_mode)
+}
+
+/// Opens the route to AMT and a client on it, as `creds`.
+pub fn connect_as(
+    device: Arc<dyn MeiDevice>,
+    args: &AmtConnArgs,
+    creds: Credentials,
+    control_mode: ControlMode,
+) -> Result<AmtSession, AgentError> {
     let tls = crate::amthi::client::amt_enabled_flags(
         device.as_ref(),
         crate::amthi::client::DEFAULT_TIMEOUT,
@@ -138,6 +164,7 @@ pub fn connect(device: Arc<dyn MeiDevice>, args: &AmtConnArgs) -> Result<AmtSess
         client,
         control_mode,
         route,
+        next_id: 0,
     })
 }
 

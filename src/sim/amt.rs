@@ -447,11 +447,13 @@ pub fn handle(fw: &mut FirmwareCore, req: &Request, now: Instant) -> WebReply {
             return r;
         }
     }
-    let commit = parsed
+    let method = parsed
         .as_ref()
         .ok()
         .and_then(|e| e.action())
-        .is_some_and(|a| a.ends_with("/CommitChanges"));
+        .and_then(|a| a.rsplit('/').next())
+        .unwrap_or_default()
+        .to_string();
     let (status, body) = match parsed {
         Ok(e) => match dispatch(fw, &e, &user) {
             Ok(xml) => (200, xml),
@@ -479,7 +481,7 @@ pub fn handle(fw: &mut FirmwareCore, req: &Request, now: Instant) -> WebReply {
         status == 400,
     );
     let mut drop_after = false;
-    if commit && fw.faults.drop_after_commit() {
+    if fw.faults.drop_after(&method) {
         // The firmware restarts its network stack after committing (user-pains.md, failure mode 6).
         bytes.truncate(bytes.len() / 2);
         drop_after = true;

@@ -184,8 +184,7 @@ fn answer(fw: &mut FirmwareCore, command: Command, body: &[u8]) -> (PtStatus, Ve
         Command::Unprovision if expect_len(4) => match p.control_mode {
             // Over AMTHI only CCM can be unprovisioned; ACM needs WS-MAN (rpc-go pkg/pthi comment).
             1 => {
-                fw.profile.control_mode = 0;
-                fw.profile.provisioning_state = 0;
+                super::amt::unprovision(&mut fw.profile);
                 fw.changed();
                 (PtStatus::Success, Vec::new())
             }
@@ -194,8 +193,8 @@ fn answer(fw: &mut FirmwareCore, command: Command, body: &[u8]) -> (PtStatus, Ve
         },
         Command::StopConfiguration if expect_len(0) => {
             if p.provisioning_state == 1 {
-                fw.profile.provisioning_state = 0;
-                fw.profile.control_mode = 0;
+                // Rolls the unfinished configuration back to pre-provisioning.
+                super::amt::unprovision(&mut fw.profile);
                 fw.changed();
                 (PtStatus::Success, Vec::new())
             } else {

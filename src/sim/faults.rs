@@ -12,7 +12,8 @@
 //! | `wsman-latency=MS` | every WS-MAN answer comes MS milliseconds late |
 //! | `http500=CLASS` | requests for CLASS (or `*`) get HTTP 500 |
 //! | `drop-channel=N` | the Nth HTTP request gets no answer: its channel/connection is closed |
-//! | `drop-after-commit` | CommitChanges takes effect, then the connection drops mid-answer |
+//! | `drop-after=METHOD` | METHOD (e.g. `Setup`, `AdminSetup`, `CommitChanges`) takes effect, then the connection drops mid-answer |
+//! | `drop-after-commit` | the same for CommitChanges (user-pains.md, failure mode 1) |
 //! | `random=SEED:PERCENT` | each AMTHI reply, with PERCENT% probability, gets one of the faults above, chosen by a seeded generator |
 //!
 //! COMMAND is the firmware's name (`GET_CODE_VERSIONS`) or `*`.
@@ -35,13 +36,15 @@ pub enum Fault {
     WsmanLatency { delay: Duration },
     Http500 { class: String },
     DropChannel { nth: u64 },
-    DropAfterCommit,
+    DropAfter { method: String },
 }
 
 impl Fault {
     pub fn parse(spec: &str) -> Result<Fault, String> {
         if spec == "drop-after-commit" {
-            return Ok(Fault::DropAfterCommit);
+            return Ok(Fault::DropAfter {
+                method: "CommitChanges".into(),
+            });
         }
         let (key, value) = spec
             .split_once('=')
@@ -107,6 +110,9 @@ impl Fault {
                 class: value.to_string(),
             },
             "drop-channel" => Fault::DropChannel { nth: num(value)? },
+            "drop-after" => Fault::DropAfter {
+                method: value.to_string(),
+            },
             other => return Err(format!("unknown fault '{other}' (busy, reset-after, latency, hang, truncate, oversize, status, random, wsman-latency, http500, drop-channel, drop-after-commit)")),
         })
     }
@@ -200,10 +206,11 @@ impl FaultPlan {
             .any(|f| matches!(f, Fault::DropChannel { nth } if *nth == n))
     }
 
-    pub fn drop_after_commit(&self) -> bool {
+    /// Whether the answer to `method` is cut off after the method took effect.
+    pub fn drop_after(&self, method: &str) -> bool {
         self.faults
             .iter()
-            .any(|f| matches!(f, Fault::DropAfterCommit))
+            .any(|f| matches!(f, Fault::DropAfter { method: m } if m == method))
     }
 
     /// The faults for a reply to `command`.

@@ -38,19 +38,44 @@ fn send(w: &Mutex<UnixStream>, kind: u8, payload: &[u8]) -> std::io::Result<()> 
     s.write_all(&encode_frame(kind, payload))
 }
 
+/// Closes the handle however the connection ends (EOF, a write error, a bad frame), so its
+/// client's connection slot is freed as the kernel frees it when a file descriptor is closed.
+struct CloseOnDrop(Option<SimHandle>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.close();
+        }
+    }
+}
+
 fn connection(stream: UnixStream, fw: Firmware) -> std::io::Result<()> {
     let writer = Arc::new(Mutex::new(stream.try_clone()?));
     let mut reader_stream = stream;
-    let mut frames = FrameReader::default();
-    let mut handle: Option<SimHandle> = None;
+    let mut guard = CloseOnDrop(None);
     let later = Arc::new(Later::default());
+    let result = serve_frames(&mut reader_stream, &fw, &writer, &later, &mut guard);
+    later.signal();
+    result
+}
+
+fn serve_frames(
+    reader_stream: &mut UnixStream,
+    fw: &Firmware,
+    writer: &Arc<Mutex<UnixStream>>,
+    later: &Arc<Later>,
+    guard: &mut CloseOnDrop,
+) -> std::io::Result<()> {
+    let handle = &mut guard.0;
+    let mut frames = FrameReader::default();
     let mut buf = vec![0u8; 16384];
-    let result = loop {
+    loop {
         let n = match reader_stream.read(&mut buf) {
-            Ok(0) => break Ok(()),
+            Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => break Err(e),
+            Err(e) => return Err(e),
         };
         frames.feed(&buf[..n]);
         let mut done = false;
@@ -64,7 +89,7 @@ fn connection(stream: UnixStream, fw: Firmware) -> std::io::Result<()> {
                     break;
                 }
             };
-            match (frame.0, &handle) {
+            match (frame.0, &*handle) {
                 (FRAME_CONNECT, None) if frame.1.len() == 16 => {
                     let mut g = [0u8; 16];
                     g.copy_from_slice(&frame.1);
@@ -73,20 +98,20 @@ fn connection(stream: UnixStream, fw: Firmware) -> std::io::Result<()> {
                             let p = h.properties();
                             let mut payload = p.max_msg_length.to_le_bytes().to_vec();
                             payload.push(p.protocol_version);
-                            send(&writer, FRAME_CONNECTED, &payload)?;
+                            send(writer, FRAME_CONNECTED, &payload)?;
                             spawn_pump(h.clone(), writer.clone(), later.clone());
-                            handle = Some(h);
+                            *handle = Some(h);
                         }
-                        Err(errno) => send(&writer, FRAME_ERRNO, &errno.to_le_bytes())?,
+                        Err(errno) => send(writer, FRAME_ERRNO, &errno.to_le_bytes())?,
                     }
                 }
                 (FRAME_CONNECT, Some(_)) => {
                     // A handle connects once; the kernel says EBUSY.
-                    send(&writer, FRAME_ERRNO, &libc::EBUSY.to_le_bytes())?
+                    send(writer, FRAME_ERRNO, &libc::EBUSY.to_le_bytes())?
                 }
                 (FRAME_MESSAGE, Some(h)) => {
                     if let Err(errno) = h.write(&frame.1) {
-                        send(&writer, FRAME_ERRNO, &errno.to_le_bytes())?;
+                        send(writer, FRAME_ERRNO, &errno.to_le_bytes())?;
                         if errno == libc::ENODEV {
                             done = true;
                             break;
@@ -94,26 +119,21 @@ fn connection(stream: UnixStream, fw: Firmware) -> std::io::Result<()> {
                     }
                     // Answers that are ready at once go out from this thread (no hand-off); the
                     // pump is woken only for answers due later.
-                    while forward_ready(h, &writer)? {}
+                    while forward_ready(h, writer)? {}
                     if h.next_ready_at().is_some() {
                         later.signal();
                     }
                 }
-                (FRAME_MESSAGE, None) => send(&writer, FRAME_ERRNO, &libc::ENODEV.to_le_bytes())?,
+                (FRAME_MESSAGE, None) => send(writer, FRAME_ERRNO, &libc::ENODEV.to_le_bytes())?,
                 _ => {
-                    send(&writer, FRAME_ERRNO, &libc::EINVAL.to_le_bytes())?;
+                    send(writer, FRAME_ERRNO, &libc::EINVAL.to_le_bytes())?;
                 }
             }
         }
         if done {
-            break Ok(());
+            return Ok(());
         }
-    };
-    if let Some(h) = handle {
-        h.close();
     }
-    later.signal();
-    result
 }
 
 /// Sends the next readable message, if any, popping and writing under the writer lock so that

@@ -1,0 +1,250 @@
+//! `activate --local --ccm` (host-based setup to client control mode, rpc-go.md §5.1–5.2) and
+//! `activate --stop-config` (abort an in-progress configuration, §5.7). The mode reported at the
+//! end is the one the firmware reports over AMTHI, never the one intended.
+
+use std::sync::Arc;
+
+use clap::Args;
+use serde_json::json;
+
+use super::session::{self, AmtConnArgs};
+use crate::amthi::{AmthiClient, ControlMode, ProvisioningState};
+use crate::cli::secrets::{prompt_no_echo, SecretSource};
+use crate::error::{AgentError, ExitCode};
+use crate::heci::MeiDevice;
+use crate::secret::Secret;
+use crate::wsman::calls::network_admin_password;
+use crate::wsman::classes::{general, host_based_setup, setup_and_configuration};
+use crate::wsman::client::Credentials;
+
+#[derive(Args, Debug, Default)]
+pub struct ActivateArgs {
+    /// Activate locally, without a provisioning server.
+    #[arg(long)]
+    pub local: bool,
+    /// Client control mode (host-based setup with the local system account).
+    #[arg(long, conflicts_with = "acm")]
+    pub ccm: bool,
+    /// Admin control mode (needs a provisioning certificate).
+    #[arg(long)]
+    pub acm: bool,
+    /// Abort an in-progress configuration (AMTHI StopConfiguration) and return to pre-provisioning.
+    #[arg(long, conflicts_with_all = ["ccm", "acm"])]
+    pub stop_config: bool,
+    #[command(flatten)]
+    pub conn: AmtConnArgs,
+}
+
+fn invalid(msg: &str, help: &str) -> AgentError {
+    AgentError::new(ExitCode::InvalidParameterCombination, msg).help(help)
+}
+
+/// The new AMT password: file, flag (warned), environment, or a prompt asked twice.
+pub fn new_amt_password(conn: &AmtConnArgs) -> Result<Secret, AgentError> {
+    let source = SecretSource {
+        what: "new AMT password",
+        flag: conn.password.as_deref(),
+        file: conn.password_file.as_deref(),
+        env: &["AMT_PASSWORD"],
+    };
+    if let Some(p) = source.resolve(false)? {
+        return check_strength(p);
+    }
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let a = prompt_no_echo("New AMT password: ")?;
+        let b = prompt_no_echo("Confirm the new AMT password: ")?;
+        if a != b {
+            return Err(AgentError::new(
+                ExitCode::PasswordsDoNotMatch,
+                "the two passwords do not match",
+            )
+            .help("run the command again and type the same password twice"));
+        }
+        return check_strength(a);
+    }
+    Err(AgentError::new(
+        ExitCode::MissingOrIncorrectPassword,
+        "a new AMT password is needed",
+    )
+    .help("set AMT_PASSWORD, or pass --password-file FILE"))
+}
+
+/// AMT's rule for admin passwords: 8–32 characters with a lower-case and an upper-case letter, a
+/// digit and a special character. Setup only sees the digest, so the firmware cannot check it:
+/// a weak one would be accepted and then refused by every later password change.
+fn check_strength(p: Secret) -> Result<Secret, AgentError> {
+    let s = p.expose();
+    let ok = (8..=32).contains(&s.chars().count())
+        && s.chars().any(|c| c.is_ascii_lowercase())
+        && s.chars().any(|c| c.is_ascii_uppercase())
+        && s.chars().any(|c| c.is_ascii_digit())
+        && s.chars().any(|c| !c.is_ascii_alphanumeric())
+        && !s.contains(['"', ',', ':']);
+    if ok {
+        Ok(p)
+    } else {
+        Err(AgentError::new(ExitCode::MissingOrIncorrectPassword, "the new AMT password does not meet AMT's rules")
+            .help("use 8–32 characters with upper and lower case, a digit and a special character (not \" , or :)"))
+    }
+}
+
+pub fn run(
+    device: Arc<dyn MeiDevice>,
+    args: &ActivateArgs,
+    json_out: bool,
+) -> Result<ExitCode, AgentError> {
+    if args.stop_config {
+        return stop_config(device, json_out);
+    }
+    if !args.local {
+        return Err(invalid(
+            "activation through a provisioning server (-u URL) is not available in this build",
+            "activate locally: amt-agent activate --local --ccm",
+        ));
+    }
+    match (args.ccm, args.acm) {
+        (true, false) => ccm(device, args, json_out),
+        (false, true) => Err(invalid(
+            "local ACM activation is not available in this build",
+            "activate in client control mode: amt-agent activate --local --ccm",
+        )),
+        _ => Err(invalid(
+            "must specify --ccm or --acm, but not both",
+            "add --ccm (or --acm)",
+        )),
+    }
+}
+
+/// Enables AMT when the firmware reports it disabled (ME 16.1+ operational state, rpc-go §5.1).
+fn ensure_enabled(device: &dyn MeiDevice) -> Result<(), AgentError> {
+    let t = crate::amthi::client::DEFAULT_TIMEOUT;
+    let flags = match crate::amthi::client::amt_enabled_flags(device, t) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the AMT operational state; continuing");
+            return Ok(());
+        }
+    };
+    if flags.new_interface() && !flags.amt_enabled() {
+        tracing::info!("AMT is disabled; enabling it (SetAmtOperationalState)");
+        crate::amthi::client::set_amt_operational_state(device, true, t)
+            .map_err(|e| AgentError::from(e).context("could not enable AMT"))?;
+    }
+    Ok(())
+}
+
+fn report(json_out: bool, status: &str, mode: ControlMode, message: &str) {
+    if json_out {
+        let m = match mode {
+            ControlMode::Ccm => "CCM",
+            ControlMode::Acm => "ACM",
+            _ => "none",
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "status": status,
+                "mode": m,
+                "controlMode": mode.text(),
+                "message": message,
+            }))
+            .unwrap_or_default()
+        );
+    } else {
+        println!("Status: {message}");
+    }
+}
+
+fn ccm(
+    device: Arc<dyn MeiDevice>,
+    args: &ActivateArgs,
+    json_out: bool,
+) -> Result<ExitCode, AgentError> {
+    let mut amthi = AmthiClient::new(device.clone());
+    let mode = amthi.control_mode()?;
+    if mode != ControlMode::None {
+        return Err(AgentError::new(
+            ExitCode::UnableToActivate,
+            format!("the device is already activated ({})", mode.text()),
+        )
+        .help("deactivate first (amt-agent deactivate --local), or leave it as it is"));
+    }
+    if amthi.provisioning_state()? == ProvisioningState::In {
+        return Err(AgentError::new(
+            ExitCode::UnableToActivate,
+            "the device is stuck in provisioning (an earlier configuration did not finish)",
+        )
+        .help("abort it with: amt-agent activate --stop-config, then activate again"));
+    }
+    let password = new_amt_password(&args.conn)?;
+    ensure_enabled(device.as_ref())?;
+    let lsa = amthi.local_system_account()?;
+    drop(amthi);
+    let mut s = session::connect_as(
+        device.clone(),
+        &args.conn,
+        Credentials::new(lsa.username, lsa.password),
+        mode,
+    )?;
+    eprintln!("Connected to AMT ({})", session::route_name(&s.route));
+    let gs = s
+        .call(general::get())
+        .map_err(|e| e.context("could not read AMT_GeneralSettings (the digest realm)"))?;
+    let realm = gs.digest_realm.clone();
+    let digest = network_admin_password(&realm, &password);
+    let setup = s.call(host_based_setup::setup(&digest));
+    if let Err(e) = setup {
+        // The answer may be lost while the firmware switches modes: believe the firmware.
+        let now = AmthiClient::new(device.clone()).control_mode();
+        if !matches!(now, Ok(ControlMode::Ccm)) {
+            return Err(e.context("IPS_HostBasedSetupService.Setup failed"));
+        }
+        tracing::warn!(error = %e.message, "Setup's answer was lost, but the firmware reports CCM");
+    }
+    eprintln!("Setup accepted: client control mode");
+    let tls = crate::amthi::client::amt_enabled_flags(
+        device.as_ref(),
+        crate::amthi::client::DEFAULT_TIMEOUT,
+    )
+    .map(|f| f.new_interface() && f.tls_enforced())
+    .unwrap_or(false);
+    if tls {
+        s.set_credentials(Credentials::new("admin", password.clone()));
+        if let Err(e) = s.call(setup_and_configuration::commit_changes()) {
+            let after = AmthiClient::new(device.clone()).provisioning_state();
+            if !matches!(after, Ok(ProvisioningState::Post)) {
+                let _ = s.call(setup_and_configuration::unprovision(1));
+                return Err(e
+                    .context("CommitChanges failed; the activation was rolled back")
+                    .exit(ExitCode::ActivationFailed));
+            }
+        }
+    }
+    drop(s);
+    let mode = AmthiClient::new(device).control_mode()?;
+    if mode != ControlMode::Ccm {
+        return Err(AgentError::new(
+            ExitCode::ActivationFailed,
+            format!("after Setup the firmware reports {}", mode.text()),
+        )
+        .help("run amt-agent amtinfo to see the state; capture a trace (-vvv) and report it"));
+    }
+    report(
+        json_out,
+        "success",
+        mode,
+        "Device activated in Client Control Mode",
+    );
+    Ok(ExitCode::Success)
+}
+
+fn stop_config(device: Arc<dyn MeiDevice>, json_out: bool) -> Result<ExitCode, AgentError> {
+    let mut amthi = AmthiClient::new(device);
+    amthi
+        .stop_configuration()
+        .map_err(|e| AgentError::from(e).context("StopConfiguration failed"))?;
+    let mode = amthi.control_mode()?;
+    report(json_out, "success", mode, "AMT configuration stopped");
+    Ok(ExitCode::Success)
+}
