@@ -18,6 +18,7 @@ pub mod error;
 pub mod heci;
 pub mod os;
 pub mod secret;
+pub mod service;
 pub mod sim;
 pub mod tls;
 pub mod wsman;

@@ -83,6 +83,10 @@ pub enum Command {
     Activate(crate::commands::activate::ActivateArgs),
     /// Deactivate AMT locally (CCM over AMTHI, ACM over WS-MAN), recovering a stuck configuration.
     Deactivate(crate::commands::deactivate::DeactivateArgs),
+    /// Run as a service (for systemd): bring the machine to the configured mode and keep it there.
+    Service(ServiceArgs),
+    /// Show the service's status (its status file).
+    Status(StatusArgs),
     /// Tools for support staff: raw WS-MAN to the local AMT.
     Diagnostics(crate::commands::diagnostics::DiagnosticsArgs),
 }
@@ -135,6 +139,20 @@ pub struct AmtinfoArgs {
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct DoctorArgs {}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServiceArgs {
+    /// The configuration file (absent = defaults; AMT_AGENT_* variables override it).
+    #[arg(long, default_value = crate::service::config::DEFAULT_PATH)]
+    pub config: std::path::PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    /// The service's state directory.
+    #[arg(long, env = "AMT_AGENT_STATE_DIR", default_value = "/run/amt-agent")]
+    pub state_dir: std::path::PathBuf,
+}
 
 /// Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -161,7 +161,22 @@ fn ccm(
     args: &ActivateArgs,
     json_out: bool,
 ) -> Result<ExitCode, AgentError> {
-    let mut amthi = AmthiClient::new(device.clone());
+    // Refuse early, before asking for a password, when there is nothing to do.
+    check_ready_for_ccm(&mut AmthiClient::new(device.clone()))?;
+    let password = new_amt_password(&args.conn)?;
+    let mode = ccm_flow(device, &args.conn, &password, &mut |step| {
+        eprintln!("{step}")
+    })?;
+    report(
+        json_out,
+        "success",
+        mode,
+        "Device activated in Client Control Mode",
+    );
+    Ok(ExitCode::Success)
+}
+
+fn check_ready_for_ccm(amthi: &mut AmthiClient) -> Result<ControlMode, AgentError> {
     let mode = amthi.control_mode()?;
     if mode != ControlMode::None {
         return Err(AgentError::new(
@@ -177,22 +192,37 @@ fn ccm(
         )
         .help("abort it with: amt-agent activate --stop-config, then activate again"));
     }
-    let password = new_amt_password(&args.conn)?;
+    Ok(mode)
+}
+
+/// Host-based setup to CCM with `password`; returns the mode the firmware reports afterwards.
+/// `progress` is told each step as it happens.
+pub fn ccm_flow(
+    device: Arc<dyn MeiDevice>,
+    conn: &AmtConnArgs,
+    password: &Secret,
+    progress: &mut dyn FnMut(&str),
+) -> Result<ControlMode, AgentError> {
+    let mut amthi = AmthiClient::new(device.clone());
+    let mode = check_ready_for_ccm(&mut amthi)?;
     ensure_enabled(device.as_ref())?;
     let lsa = amthi.local_system_account()?;
     drop(amthi);
     let mut s = session::connect_as(
         device.clone(),
-        &args.conn,
+        conn,
         Credentials::new(lsa.username, lsa.password),
         mode,
     )?;
-    eprintln!("Connected to AMT ({})", session::route_name(&s.route));
+    progress(&format!(
+        "Connected to AMT ({})",
+        session::route_name(&s.route)
+    ));
     let gs = s
         .call(general::get())
         .map_err(|e| e.context("could not read AMT_GeneralSettings (the digest realm)"))?;
     let realm = gs.digest_realm.clone();
-    let digest = network_admin_password(&realm, &password);
+    let digest = network_admin_password(&realm, password);
     let setup = s.call(host_based_setup::setup(&digest));
     if let Err(e) = setup {
         // The answer may be lost while the firmware switches modes: believe the firmware.
@@ -202,7 +232,7 @@ fn ccm(
         }
         tracing::warn!(error = %e.message, "Setup's answer was lost, but the firmware reports CCM");
     }
-    eprintln!("Setup accepted: client control mode");
+    progress("Setup accepted: client control mode");
     let tls = crate::amthi::client::amt_enabled_flags(
         device.as_ref(),
         crate::amthi::client::DEFAULT_TIMEOUT,
@@ -230,13 +260,7 @@ fn ccm(
         )
         .help("run amt-agent amtinfo to see the state; capture a trace (-vvv) and report it"));
     }
-    report(
-        json_out,
-        "success",
-        mode,
-        "Device activated in Client Control Mode",
-    );
-    Ok(ExitCode::Success)
+    Ok(mode)
 }
 
 fn stop_config(device: Arc<dyn MeiDevice>, json_out: bool) -> Result<ExitCode, AgentError> {

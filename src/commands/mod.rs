@@ -47,9 +47,57 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, AgentError> {
             let device = crate::heci::open(&cli.device)?;
             deactivate::run(device, args, cli.json)
         }
+        Command::Service(args) => {
+            let mut config = crate::service::config::Config::load(&args.config)?;
+            // --device on the command line wins over the file.
+            if cli.device != crate::heci::DeviceSpec::Auto {
+                config.device = cli.device.to_string();
+            }
+            crate::service::Service::new(config).run()
+        }
+        Command::Status(args) => status(&args.state_dir, cli.json),
         Command::Diagnostics(args) => {
             let device = crate::heci::open(&cli.device)?;
             diagnostics::run(device, args, cli.json)
         }
     }
+}
+
+fn status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode, AgentError> {
+    let path = crate::service::status_path(state_dir);
+    let s = crate::service::status::Status::read(&path).map_err(|e| {
+        AgentError::new(
+            ExitCode::GenericFailure,
+            format!("cannot read {}: {e}", path.display()),
+        )
+        .help("is the service running? systemctl status amt-agent")
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+    } else {
+        println!("state:         {}", s.state);
+        println!("desired:       {}", s.desired);
+        println!(
+            "control mode:  {}",
+            s.control_mode.as_deref().unwrap_or("unknown")
+        );
+        println!(
+            "last attempt:  {}",
+            s.last_attempt.as_deref().unwrap_or("-")
+        );
+        if let Some(e) = &s.last_error {
+            println!("last error:    {} ({} {})", e.message, e.code, e.name);
+        }
+        println!(
+            "next attempt:  {}",
+            s.next_attempt.as_deref().unwrap_or("-")
+        );
+        println!("attempts:      {} ({} succeeded)", s.attempts, s.successes);
+        println!("updated:       {}", s.updated);
+    }
+    Ok(if s.state == "activated" {
+        ExitCode::Success
+    } else {
+        ExitCode::GenericFailure
+    })
 }

@@ -1,0 +1,208 @@
+//! `/etc/amt-agent/agent.toml`: what the service brings the machine to. Every key can be overridden
+//! by an environment variable `AMT_AGENT_<KEY>` (upper case, dots as underscores). Secrets are never
+//! in this file: it names files that hold them, whose permissions are checked.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{AgentError, ExitCode};
+
+pub const DEFAULT_PATH: &str = "/etc/amt-agent/agent.toml";
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Ccm,
+    Acm,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    #[default]
+    Local,
+    Rps,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The ME: auto, a device path, sim, sim:profile=NAME or sim:SOCKET (as `--device`).
+    pub device: String,
+    /// Desired control mode.
+    pub mode: Mode,
+    /// How to get there: locally, or through a provisioning server.
+    pub method: Method,
+    /// LMS use: auto, only, never (as `--lms`).
+    pub lms: String,
+    pub lms_port: Option<u16>,
+    /// File holding the AMT password to set (CCM) or use (mode 600 or stricter).
+    pub password_file: Option<PathBuf>,
+    /// Where the state lives: status.json, the lock file.
+    pub state_dir: PathBuf,
+    /// Prometheus textfile-collector output, when set.
+    pub metrics_file: Option<PathBuf>,
+    /// First retry delay after a failure; doubles up to `retry_max`, with ±20 % jitter.
+    #[serde(with = "humantime_secs")]
+    pub retry_initial: Duration,
+    #[serde(with = "humantime_secs")]
+    pub retry_max: Duration,
+    /// How often an activated machine is re-checked.
+    #[serde(with = "humantime_secs")]
+    pub check_interval: Duration,
+    /// Deadline for each WS-MAN request.
+    #[serde(with = "humantime_secs")]
+    pub request_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            device: "auto".into(),
+            mode: Mode::Ccm,
+            method: Method::Local,
+            lms: "auto".into(),
+            lms_port: None,
+            password_file: None,
+            state_dir: PathBuf::from("/run/amt-agent"),
+            metrics_file: None,
+            retry_initial: Duration::from_secs(10),
+            retry_max: Duration::from_secs(900),
+            check_interval: Duration::from_secs(3600),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Durations written as `"500ms"`, `"30s"`, `"15m"`, `"1h"` or a number of seconds.
+mod humantime_secs {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum V {
+            N(u64),
+            S(String),
+        }
+        match V::deserialize(d)? {
+            V::N(n) => Ok(Duration::from_secs(n)),
+            V::S(s) => crate::cli::parse_duration(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the file (absent = defaults), then applies `AMT_AGENT_*` overrides.
+    pub fn load(path: &Path) -> Result<Config, AgentError> {
+        let mut c = match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str::<Config>(&text).map_err(|e| {
+                AgentError::new(
+                    ExitCode::FailedReadingConfiguration,
+                    format!("{}: {}", path.display(), e.message()),
+                )
+                .help("see docs/service.md for the keys; every key is optional")
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::info!(path = %path.display(), "no configuration file; using defaults");
+                Config::default()
+            }
+            Err(e) => {
+                return Err(AgentError::new(
+                    ExitCode::FailedReadingConfiguration,
+                    format!("cannot read {}: {e}", path.display()),
+                ))
+            }
+        };
+        c.apply_env(|k| std::env::var(k).ok())?;
+        Ok(c)
+    }
+
+    fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), AgentError> {
+        let bad = |k: &str, v: &str, why: String| {
+            AgentError::new(
+                ExitCode::FailedReadingConfiguration,
+                format!("{k}={v}: {why}"),
+            )
+        };
+        let dur = |k: &str, v: &str| crate::cli::parse_duration(v).map_err(|e| bad(k, v, e));
+        if let Some(v) = get("AMT_AGENT_DEVICE") {
+            self.device = v;
+        }
+        if let Some(v) = get("AMT_AGENT_MODE") {
+            self.mode = match v.as_str() {
+                "ccm" => Mode::Ccm,
+                "acm" => Mode::Acm,
+                _ => return Err(bad("AMT_AGENT_MODE", &v, "ccm or acm".into())),
+            };
+        }
+        if let Some(v) = get("AMT_AGENT_METHOD") {
+            self.method = match v.as_str() {
+                "local" => Method::Local,
+                "rps" => Method::Rps,
+                _ => return Err(bad("AMT_AGENT_METHOD", &v, "local or rps".into())),
+            };
+        }
+        if let Some(v) = get("AMT_AGENT_LMS") {
+            self.lms = v;
+        }
+        if let Some(v) = get("AMT_AGENT_LMS_PORT") {
+            self.lms_port = Some(
+                v.parse()
+                    .map_err(|_| bad("AMT_AGENT_LMS_PORT", &v, "a port number".into()))?,
+            );
+        }
+        if let Some(v) = get("AMT_AGENT_PASSWORD_FILE") {
+            self.password_file = Some(v.into());
+        }
+        if let Some(v) = get("AMT_AGENT_STATE_DIR") {
+            self.state_dir = v.into();
+        }
+        if let Some(v) = get("AMT_AGENT_METRICS_FILE") {
+            self.metrics_file = Some(v.into());
+        }
+        if let Some(v) = get("AMT_AGENT_RETRY_INITIAL") {
+            self.retry_initial = dur("AMT_AGENT_RETRY_INITIAL", &v)?;
+        }
+        if let Some(v) = get("AMT_AGENT_RETRY_MAX") {
+            self.retry_max = dur("AMT_AGENT_RETRY_MAX", &v)?;
+        }
+        if let Some(v) = get("AMT_AGENT_CHECK_INTERVAL") {
+            self.check_interval = dur("AMT_AGENT_CHECK_INTERVAL", &v)?;
+        }
+        if let Some(v) = get("AMT_AGENT_REQUEST_TIMEOUT") {
+            self.request_timeout = dur("AMT_AGENT_REQUEST_TIMEOUT", &v)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_parses_and_the_environment_wins() {
+        let c: Config = toml::from_str(
+            "device = \"sim\"\nmode = \"ccm\"\nmethod = \"local\"\nlms = \"never\"\nlms_port = 1\n\
+             password_file = \"/etc/amt-agent/amt-password\"\nstate_dir = \"/tmp/x\"\n\
+             metrics_file = \"/tmp/m.prom\"\nretry_initial = \"2s\"\nretry_max = 60\n\
+             check_interval = \"1h\"\nrequest_timeout = \"30s\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.retry_initial, Duration::from_secs(2));
+        assert_eq!(c.retry_max, Duration::from_secs(60));
+        let mut c2 = c.clone();
+        c2.apply_env(|k| (k == "AMT_AGENT_DEVICE").then(|| "sim:profile=amt12".to_string()))
+            .unwrap();
+        assert_eq!(c2.device, "sim:profile=amt12");
+        assert!(
+            toml::from_str::<Config>("nonsense = 1").is_err(),
+            "unknown keys are refused"
+        );
+    }
+}

@@ -1,0 +1,325 @@
+//! `amt-agent service`: a foreground daemon for systemd that brings the machine to the configured
+//! control mode and keeps it there, retrying with exponential backoff and jitter, reporting through
+//! sd_notify, a status file and optional Prometheus metrics, and owning the ME alone (a lock file).
+
+pub mod config;
+pub mod status;
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::Rng;
+
+use crate::amthi::{AmthiClient, ControlMode, ProvisioningState};
+use crate::commands::session::AmtConnArgs;
+use crate::error::{AgentError, ExitCode};
+use crate::heci::DeviceSpec;
+use config::{Config, Method, Mode};
+use status::{rfc3339, sd_notify, LastError, Status};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let act = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for s in [Signal::SIGTERM, Signal::SIGINT] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        let _ = unsafe { sigaction(s, &act) };
+    }
+}
+
+/// Sleeps until `d` passes or a stop signal arrives; true when stopping.
+fn sleep_or_stop(d: Duration, watchdog: Option<Duration>) -> bool {
+    let end = Instant::now() + d;
+    let mut last_ping = Instant::now();
+    while Instant::now() < end {
+        if STOP.load(Ordering::SeqCst) {
+            return true;
+        }
+        if let Some(w) = watchdog {
+            if last_ping.elapsed() >= w / 2 {
+                sd_notify("WATCHDOG=1");
+                last_ping = Instant::now();
+            }
+        }
+        std::thread::sleep(
+            Duration::from_millis(50).min(end.saturating_duration_since(Instant::now())),
+        );
+    }
+    STOP.load(Ordering::SeqCst)
+}
+
+/// The ME has one owner: an exclusive lock on `state_dir/lock`, held for the process's life.
+fn take_lock(dir: &std::path::Path) -> Result<nix::fcntl::Flock<File>, AgentError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        AgentError::new(
+            ExitCode::FailedReadingConfiguration,
+            format!("cannot create {}: {e}", dir.display()),
+        )
+    })?;
+    let path = dir.join("lock");
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            AgentError::new(
+                ExitCode::FailedReadingConfiguration,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        AgentError::new(
+            ExitCode::AmtNotReady,
+            format!("another amt-agent holds {} ({e})", path.display()),
+        )
+        .help("only one agent may own the ME; stop the other one (systemctl status amt-agent)")
+    })
+}
+
+/// Backoff for attempt `n` (1-based): initial × 2^(n-1), capped, ±20 % jitter so a fleet does not
+/// retry in step.
+pub fn backoff(n: u32, initial: Duration, max: Duration, rng: &mut impl Rng) -> Duration {
+    let base = initial
+        .saturating_mul(1u32 << n.saturating_sub(1).min(20))
+        .min(max);
+    let jitter = rng.gen_range(0.8..1.2);
+    base.mul_f64(jitter).min(max.mul_f64(1.2))
+}
+
+pub struct Service {
+    config: Config,
+    status_path: PathBuf,
+    status: Status,
+    watchdog: Option<Duration>,
+}
+
+impl Service {
+    pub fn new(config: Config) -> Service {
+        let status_path = config.state_dir.join("status.json");
+        let watchdog = std::env::var("WATCHDOG_USEC")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_micros);
+        let status = Status {
+            state: "starting".into(),
+            desired: match config.mode {
+                Mode::Ccm => "client control mode".into(),
+                Mode::Acm => "admin control mode".into(),
+            },
+            pid: std::process::id(),
+            ..Status::default()
+        };
+        Service {
+            config,
+            status_path,
+            status,
+            watchdog,
+        }
+    }
+
+    fn publish(&mut self, state: &str) {
+        self.status.state = state.into();
+        self.status.updated = rfc3339(SystemTime::now());
+        if let Err(e) = self.status.write(&self.status_path) {
+            tracing::warn!(path = %self.status_path.display(), error = %e, "cannot write the status file");
+        }
+        if let Some(m) = &self.config.metrics_file {
+            if let Err(e) = status::write_atomic(m, self.status.metrics().as_bytes()) {
+                tracing::warn!(path = %m.display(), error = %e, "cannot write the metrics file");
+            }
+        }
+        let summary = match (&self.status.control_mode, &self.status.last_error) {
+            (_, Some(e)) if state == "retrying" => format!("{state}: {} ({})", e.message, e.code),
+            (Some(m), _) => format!("{state}: {m}"),
+            _ => state.to_string(),
+        };
+        sd_notify(&format!("STATUS={summary}"));
+    }
+
+    fn conn_args(&self) -> Result<AmtConnArgs, AgentError> {
+        Ok(AmtConnArgs {
+            lms: self.config.lms.parse().map_err(|e: String| {
+                AgentError::new(
+                    ExitCode::FailedReadingConfiguration,
+                    format!("lms = {}: {e}", self.config.lms),
+                )
+            })?,
+            lms_port: self.config.lms_port,
+            user: None,
+            password: None,
+            password_file: self.config.password_file.clone(),
+            request_timeout: self.config.request_timeout,
+        })
+    }
+
+    /// One pass: read the mode; act when it is not the desired one. Ok(true) = desired state.
+    fn pass(&mut self) -> Result<bool, AgentError> {
+        let spec = DeviceSpec::parse(&self.config.device).map_err(|e| {
+            AgentError::new(
+                ExitCode::FailedReadingConfiguration,
+                format!("device = {}: {e}", self.config.device),
+            )
+        })?;
+        let device = crate::heci::open(&spec)?;
+        let mut amthi = AmthiClient::new(device.clone());
+        let mode = amthi.control_mode()?;
+        let state = amthi.provisioning_state()?;
+        drop(amthi);
+        self.status.control_mode = Some(mode.text().into());
+        let want = match self.config.mode {
+            Mode::Ccm => ControlMode::Ccm,
+            Mode::Acm => ControlMode::Acm,
+        };
+        if mode == want && state == ProvisioningState::Post {
+            return Ok(true);
+        }
+        if state == ProvisioningState::In {
+            // A reboot or crash in the middle of an activation: roll the half-done one back.
+            tracing::warn!(
+                "the ME is stuck in provisioning; stopping the unfinished configuration"
+            );
+            AmthiClient::new(device.clone()).stop_configuration()?;
+            return Ok(false);
+        }
+        if mode != ControlMode::None {
+            return Err(AgentError::new(
+                ExitCode::UnableToActivate,
+                format!("the device is in {}, the configuration wants {}", mode.text(), self.status.desired),
+            )
+            .help("deactivate it (amt-agent deactivate --local), or change `mode` in the configuration"));
+        }
+        match (self.config.method, self.config.mode) {
+            (Method::Local, Mode::Ccm) => {
+                let conn = self.conn_args()?;
+                let file = conn.password_file.clone().ok_or_else(|| {
+                    AgentError::new(ExitCode::MissingOrIncorrectPassword, "password_file is not set")
+                        .help("set password_file in agent.toml to a file holding the AMT password (mode 600)")
+                })?;
+                let password = crate::cli::secrets::read_secret_file(&file, "AMT password")?;
+                self.publish("activating");
+                let mode =
+                    crate::commands::activate::ccm_flow(device, &conn, &password, &mut |step| {
+                        tracing::info!("{step}")
+                    })?;
+                self.status.control_mode = Some(mode.text().into());
+                Ok(mode == want)
+            }
+            (method, mode) => Err(AgentError::new(
+                ExitCode::IncorrectCommandLineParameters,
+                format!("method {method:?} with mode {mode:?} is not available in this build"),
+            )
+            .help("use method = \"local\" with mode = \"ccm\"")),
+        }
+    }
+
+    /// Runs until SIGTERM/SIGINT.
+    pub fn run(mut self) -> Result<ExitCode, AgentError> {
+        install_signal_handlers();
+        let _lock = take_lock(&self.config.state_dir)?;
+        self.publish("starting");
+        sd_notify("READY=1");
+        let mut rng = rand::thread_rng();
+        let mut failures = 0u32;
+        loop {
+            if STOP.load(Ordering::SeqCst) {
+                break;
+            }
+            self.publish("checking");
+            self.status.last_attempt = Some(rfc3339(SystemTime::now()));
+            let outcome = self.pass();
+            let wait = match outcome {
+                Ok(true) => {
+                    if failures > 0 || self.status.state == "activating" {
+                        self.status.successes += 1;
+                    }
+                    failures = 0;
+                    self.status.last_error = None;
+                    self.status.next_attempt =
+                        Some(rfc3339(SystemTime::now() + self.config.check_interval));
+                    self.publish("activated");
+                    self.config.check_interval
+                }
+                Ok(false) => {
+                    self.status.attempts += 1;
+                    // Made progress (e.g. rolled back a stuck configuration): go again soon.
+                    self.config.retry_initial
+                }
+                Err(e) => {
+                    self.status.attempts += 1;
+                    failures += 1;
+                    tracing::warn!(exit = e.exit.code(), "{}", e.message);
+                    *self
+                        .status
+                        .failures_by_code
+                        .entry(e.exit.code().to_string())
+                        .or_insert(0) += 1;
+                    self.status.last_error = Some(LastError {
+                        code: e.exit.code(),
+                        name: e.exit.name().into(),
+                        message: e.message.clone(),
+                    });
+                    let d = backoff(
+                        failures,
+                        self.config.retry_initial,
+                        self.config.retry_max,
+                        &mut rng,
+                    );
+                    self.status.next_attempt = Some(rfc3339(SystemTime::now() + d));
+                    self.publish("retrying");
+                    d
+                }
+            };
+            if sleep_or_stop(wait, self.watchdog) {
+                break;
+            }
+        }
+        sd_notify("STOPPING=1");
+        self.status.next_attempt = None;
+        self.publish("stopped");
+        Ok(ExitCode::Success)
+    }
+}
+
+/// Used by the service's tests and by `amt-agent status`.
+pub fn status_path(state_dir: &std::path::Path) -> PathBuf {
+    state_dir.join("status.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn backoff_doubles_caps_and_jitters() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let i = Duration::from_secs(10);
+        let m = Duration::from_secs(900);
+        let b1 = backoff(1, i, m, &mut rng);
+        assert!(
+            b1 >= Duration::from_secs(8) && b1 <= Duration::from_secs(12),
+            "{b1:?}"
+        );
+        let b3 = backoff(3, i, m, &mut rng);
+        assert!(
+            b3 >= Duration::from_secs(32) && b3 <= Duration::from_secs(48),
+            "{b3:?}"
+        );
+        let b20 = backoff(20, i, m, &mut rng);
+        assert!(b20 <= m.mul_f64(1.2) && b20 >= m.mul_f64(0.8), "{b20:?}");
+        let a: Vec<Duration> = (0..5).map(|_| backoff(2, i, m, &mut rng)).collect();
+        assert!(a.windows(2).any(|w| w[0] != w[1]), "jitter varies");
+    }
+}

@@ -1,0 +1,151 @@
+//! The service's status file (`status.json` in the state directory), the sd_notify protocol, and
+//! Prometheus textfile metrics. Every file is written atomically (a temporary file, then rename).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LastError {
+    pub code: u8,
+    pub name: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// starting, checking, activating, activated, retrying, stopped.
+    pub state: String,
+    pub desired: String,
+    pub control_mode: Option<String>,
+    pub last_attempt: Option<String>,
+    pub last_error: Option<LastError>,
+    pub next_attempt: Option<String>,
+    pub attempts: u64,
+    pub successes: u64,
+    pub failures_by_code: BTreeMap<String, u64>,
+    pub pid: u32,
+    pub updated: String,
+}
+
+/// RFC 3339 UTC time, seconds precision, with no dependency on a date crate.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+impl Status {
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        write_atomic(path, &json)
+    }
+
+    pub fn read(path: &Path) -> std::io::Result<Status> {
+        let t = std::fs::read_to_string(path)?;
+        serde_json::from_str(&t).map_err(std::io::Error::other)
+    }
+
+    /// Prometheus text exposition format, for node_exporter's textfile collector.
+    pub fn metrics(&self) -> String {
+        let mut s = String::new();
+        s.push_str("# HELP amt_agent_attempts_total Activation attempts.\n# TYPE amt_agent_attempts_total counter\n");
+        s.push_str(&format!("amt_agent_attempts_total {}\n", self.attempts));
+        s.push_str("# HELP amt_agent_successes_total Successful activations.\n# TYPE amt_agent_successes_total counter\n");
+        s.push_str(&format!("amt_agent_successes_total {}\n", self.successes));
+        s.push_str("# HELP amt_agent_failures_total Failed attempts by exit code.\n# TYPE amt_agent_failures_total counter\n");
+        for (code, n) in &self.failures_by_code {
+            s.push_str(&format!(
+                "amt_agent_failures_total{{code=\"{code}\"}} {n}\n"
+            ));
+        }
+        s.push_str("# HELP amt_agent_control_mode 0 not activated, 1 CCM, 2 ACM, -1 unknown.\n# TYPE amt_agent_control_mode gauge\n");
+        let m = match self.control_mode.as_deref() {
+            Some("not activated") => 0,
+            Some("client control mode") => 1,
+            Some("admin control mode") => 2,
+            _ => -1,
+        };
+        s.push_str(&format!("amt_agent_control_mode {m}\n"));
+        s
+    }
+}
+
+/// sd_notify: a datagram to `$NOTIFY_SOCKET` (nothing when not run by systemd).
+pub fn sd_notify(msg: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sock = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    let p = path.to_string_lossy().into_owned();
+    let r = if let Some(abstract_name) = p.strip_prefix('@') {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes())
+            .and_then(|a| sock.send_to_addr(msg.as_bytes(), &a))
+    } else {
+        sock.send_to(msg.as_bytes(), &p)
+    };
+    if let Err(e) = r {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_911_045);
+        assert_eq!(rfc3339(t), "2026-11-29T00:10:45Z");
+        assert_eq!(rfc3339(std::time::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn metrics_name_failures_by_code() {
+        let mut s = Status {
+            attempts: 3,
+            successes: 1,
+            control_mode: Some("client control mode".into()),
+            ..Default::default()
+        };
+        s.failures_by_code.insert("4".into(), 2);
+        let m = s.metrics();
+        assert!(m.contains("amt_agent_failures_total{code=\"4\"} 2\n"));
+        assert!(m.contains("amt_agent_control_mode 1\n"));
+    }
+}
