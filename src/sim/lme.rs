@@ -35,7 +35,7 @@ struct HttpConn {
 }
 
 /// The server config of the simulated port 16993 for `identity`, built once per process.
-fn tls_config(identity: ServerIdentity) -> Arc<ServerConfig> {
+pub(crate) fn tls_config(identity: ServerIdentity) -> Arc<ServerConfig> {
     static ODCA: OnceLock<Arc<ServerConfig>> = OnceLock::new();
     static SELF_SIGNED: OnceLock<Arc<ServerConfig>> = OnceLock::new();
     let cell = match identity {

@@ -390,3 +390,36 @@ fn ca_file_accepts_pem_or_der_and_rejects_garbage() {
         Err(RouteError::TlsSetup { .. })
     ));
 }
+
+#[tokio::test]
+async fn amt19_over_an_lms_like_listener_runs_tls_too() {
+    let fw = firmware("amt19");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fw2 = fw.clone();
+    std::thread::spawn(move || crate::sim::server::serve_lms(listener, fw2));
+    let device: Arc<dyn MeiDevice> = Arc::new(InProcessDevice::new(fw.clone()));
+    let s = Setup {
+        fw,
+        device,
+        route: Route::Lms { addr },
+    };
+    assert_eq!(s.route.management_port(true), 16993);
+    let gs = general_settings(&s, s.device.as_ref(), &AmtTlsOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(gs.digest_realm, realm(&s.fw));
+    let e = general_settings(&s, &Plain(s.device.clone()), &AmtTlsOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            WsmanError::Route(RouteError::TlsCertificate {
+                error: AmtCertError::Untrusted { .. },
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+}
