@@ -197,8 +197,6 @@ fn answer(fw: &mut FirmwareCore, command: Command, body: &[u8]) -> (PtStatus, Ve
             if p.provisioning_state == 1 {
                 fw.profile.provisioning_state = 0;
                 fw.profile.control_mode = 0;
-                fw.profile.hbased_server_cert_hash.clear();
-                fw.profile.hbased_server_hash_algorithm = 0;
                 fw.changed();
                 (PtStatus::Success, Vec::new())
             } else {

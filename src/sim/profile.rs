@@ -98,6 +98,8 @@ pub struct DeviceProfile {
     pub mebx_password_set: bool,
     /// START_CONFIGURATION_HBASED's ServerCertHash (hex, the algorithm's digest length): the hash
     /// of the provisioning certificate's leaf that the AMT 19+ ACM flow must present over mutual TLS.
+    /// Meaningful only while `provisioning_state` is 1 (the next start overwrites it; a stop or an
+    /// unprovision leaves it stale).
     #[serde(default)]
     pub hbased_server_cert_hash: String,
     /// Its ServerHashAlgorithm (2 SHA256, 3 SHA384; 0 when none is recorded).
