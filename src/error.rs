@@ -237,8 +237,13 @@ impl From<RouteError> for AgentError {
             RouteError::LmsUnavailable { .. } | RouteError::LmsConnect { .. } => {
                 AgentError::new(ExitCode::LmsConnectionFailed, e.to_string()).help(e.help())
             }
-            RouteError::Io(_) => {
+            RouteError::Io(_)
+            | RouteError::TlsCertificate { .. }
+            | RouteError::TlsHandshake { .. } => {
                 AgentError::new(ExitCode::AmtConnectionFailed, e.to_string()).help(e.help())
+            }
+            RouteError::TlsSetup { .. } => {
+                AgentError::new(ExitCode::FailedReadingConfiguration, e.to_string()).help(e.help())
             }
         }
     }

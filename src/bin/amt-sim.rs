@@ -57,6 +57,11 @@ struct ServeArgs {
     /// Also serve AMT's web port over TCP, as LMS relays it (loopback only), e.g. 127.0.0.1:16992.
     #[arg(long)]
     lms_listen: Option<std::net::SocketAddr>,
+    /// Write the test root of the simulated AMT's TLS chain (PEM) to this file, for
+    /// `amt-agent --amt-ca-file FILE` on TLS-enforced profiles (amt19). The root is NOT Intel's and
+    /// is generated anew at every start.
+    #[arg(long, value_name = "FILE")]
+    tls_root_out: Option<PathBuf>,
 }
 
 fn load_profile(spec: &str) -> Result<DeviceProfile, String> {
@@ -87,6 +92,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         _ => load_profile(&args.device_profile)?,
     };
     let name = profile.name.clone();
+    if let Some(path) = &args.tls_root_out {
+        let pem = amt_agent::sim::tls::odca_chain().root_pem();
+        std::fs::write(path, pem).map_err(|e| format!("--tls-root-out {}: {e}", path.display()))?;
+        eprintln!(
+            "amt-sim: TLS test root (not Intel's) written to {}",
+            path.display()
+        );
+    }
     let fw = Firmware::new(profile, FaultPlan::new(faults), args.state.clone());
 
     // Block the stop signals in every thread; the main thread waits for them.

@@ -130,6 +130,13 @@ pub trait MeiDevice: Send + Sync {
     fn simulated_profile(&self) -> Option<String> {
         None
     }
+    /// The root certificate (DER) of the simulated AMT's TLS chain, when this device is the
+    /// simulator inside this process: the user chose a simulated device explicitly, so its test root
+    /// may be trusted for port 16993. `None` for every real device and for `sim:SOCKET` (pass the
+    /// file `amt-sim serve --tls-root-out` wrote with `--amt-ca-file` instead).
+    fn simulator_tls_root(&self) -> Option<Vec<u8>> {
+        None
+    }
     /// Opens a new handle and connects it to `client` (one attempt, no retries).
     fn connect_once(&self, client: Guid) -> Result<Box<dyn MeiConnection>, HeciError>;
 }

@@ -36,6 +36,21 @@ pub struct WebState {
     pub(crate) chain_complete: bool,
     /// Requests handled, for fault injection.
     pub requests: u64,
+    /// The connection the request being handled came on (set by [`handle_on`]; after the request it
+    /// still describes the latest one, which tests read). The simulated AMT 19+ ACM flow (mutual TLS with the provisioning certificate,
+    /// rpc-go.md §5.4) reads `conn.client_chain` here to check it against the hash recorded by
+    /// START_CONFIGURATION_HBASED.
+    pub conn: ConnInfo,
+}
+
+/// What the web server knows about the connection a request arrived on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The request came over TLS (AMT's port 16993).
+    pub tls: bool,
+    /// The client's certificate chain from mutual TLS, leaf first (DER); empty when the client sent
+    /// none or the connection is plain HTTP.
+    pub client_chain: Vec<Vec<u8>>,
 }
 
 impl Default for WebState {
@@ -50,6 +65,7 @@ impl Default for WebState {
             chain: Vec::new(),
             chain_complete: false,
             requests: 0,
+            conn: ConnInfo::default(),
         }
     }
 }
@@ -356,8 +372,19 @@ fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
-/// Handles one complete HTTP request on `port`.
+/// Handles one complete HTTP request that came on a plain connection (port 16992, LMS-like TCP).
 pub fn handle(fw: &mut FirmwareCore, req: &Request, now: Instant) -> WebReply {
+    handle_on(fw, req, &ConnInfo::default(), now)
+}
+
+/// Handles one complete HTTP request that came on the connection `conn` describes (TLS, client
+/// certificate); `fw.web.conn` holds it from here on.
+pub fn handle_on(fw: &mut FirmwareCore, req: &Request, conn: &ConnInfo, now: Instant) -> WebReply {
+    fw.web.conn = conn.clone();
+    handle_request(fw, req, now)
+}
+
+fn handle_request(fw: &mut FirmwareCore, req: &Request, now: Instant) -> WebReply {
     fw.web.requests += 1;
     let server = server_header(&fw.profile);
     if fw.faults.drop_request(fw.web.requests) {

@@ -191,6 +191,7 @@ fn answer(fw: &mut FirmwareCore, command: Command, body: &[u8]) -> (PtStatus, Ve
             2 => (PtStatus::InvalidPtMode, Vec::new()),
             _ => (PtStatus::InvalidProvisioningState, Vec::new()),
         },
+        Command::StartConfigurationHBased => start_configuration_hbased(fw, body),
         Command::StopConfiguration if expect_len(0) => {
             if p.provisioning_state == 1 {
                 // Rolls the unfinished configuration back to pre-provisioning.
@@ -239,6 +240,52 @@ fn answer(fw: &mut FirmwareCore, command: Command, body: &[u8]) -> (PtStatus, Ve
         // so without pretending to be another error.
         _ => (PtStatus::Unsupported, Vec::new()),
     }
+}
+
+/// START_CONFIGURATION_HBASED (rpc-go.md §5.4 step 2, provisioning.md §3.6): on a TLS-enforced
+/// (AMT 19+) device in pre-provisioning, records the provisioning certificate's leaf hash, moves to
+/// provisioning state 1 ("in") and answers the hash of AMT's own TLS leaf, the certificate port
+/// 16993 then presents (the simulator's On-Die-CA-shaped chain).
+///
+/// UNCONFIRMED firmware behaviour, chosen here and kept visible:
+/// * devices without TLS enforcement: the reference gives no status for firmware that predates the
+///   command, so they answer UNSUPPORTED, as for any command the simulator does not implement;
+/// * outside pre-provisioning (activated, or a configuration already in progress) the answer is
+///   INVALID_PROVISIONING_STATE: an "in provisioning" half-state is left with STOP_CONFIGURATION
+///   (user-pains.md failure mode 1);
+/// * a ServerHashAlgorithm other than 2 (SHA256) or 3 (SHA384), the only ones rpc-go sends, is
+///   INVALID_PARAMETER.
+fn start_configuration_hbased(fw: &mut FirmwareCore, body: &[u8]) -> (PtStatus, Vec<u8>) {
+    if !fw.profile.tls_enforced {
+        return (PtStatus::Unsupported, Vec::new());
+    }
+    let (req, layout) = match StartConfigurationHBased::decode(body) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(error = %e, "START_CONFIGURATION_HBASED: bad request");
+            return (PtStatus::InvalidMessageLength, Vec::new());
+        }
+    };
+    tracing::debug!(
+        ?layout,
+        algorithm = req.server_hash_algorithm,
+        dns_suffixes = req.dns_suffixes.len(),
+        "START_CONFIGURATION_HBASED"
+    );
+    if fw.profile.control_mode != 0 || fw.profile.provisioning_state != 0 {
+        return (PtStatus::InvalidProvisioningState, Vec::new());
+    }
+    let len = match req.server_hash_algorithm {
+        2 => 32,
+        3 => 48,
+        _ => return (PtStatus::InvalidParameter, Vec::new()),
+    };
+    fw.profile.hbased_server_cert_hash = crate::amthi::codec::hex(&req.server_cert_hash[..len]);
+    fw.profile.hbased_server_hash_algorithm = req.server_hash_algorithm;
+    fw.profile.provisioning_state = 1;
+    fw.changed();
+    let reply = super::tls::odca_chain().hbased_reply(req.server_hash_algorithm);
+    (PtStatus::Success, reply.encode())
 }
 
 #[cfg(test)]

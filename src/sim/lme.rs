@@ -2,18 +2,48 @@
 //! starts the APF session itself as firmware does for LMS (protocol version, `pfwd` service
 //! request, `tcpip-forward` for the HTTP ports), answers a host that starts it (rpc-go), and serves
 //! each forwarded channel with the AMT web server of [`super::amt`].
+//!
+//! On a profile with TLS enforced on the local ports (AMT 19+) the session advertises 16993/664
+//! instead of 16992/623, so a channel to 16992 is refused by the multiplexer; each channel to 16993
+//! runs a sans-IO `rustls::ServerConnection`: channel bytes go in with `read_tls`, the plaintext
+//! requests are served with [`super::amt::handle_on`], the responses go out through `writer()` and
+//! `write_tls`. The certificate follows the control mode at the channel's open: the On-Die-CA-shaped
+//! chain of [`super::tls::odca_chain`] in pre-provisioning, the self-signed one once activated. A
+//! client certificate is asked for but optional; the chain the client sent reaches the web server in
+//! [`super::amt::ConnInfo::client_chain`].
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use rustls::{ServerConfig, ServerConnection};
+
+use super::amt::ConnInfo;
 use super::profile::DeviceProfile;
+use super::tls::{ClientCertMode, ServerIdentity};
 use super::{ClientSession, FirmwareCore, Outgoing};
-use crate::apf::mux::{ChannelId, Config, Event, Mux};
+use crate::apf::mux::{ChannelId, Config, Event, Mux, PORT_HTTPS};
 use crate::wsman::http::RequestParser;
 
 struct HttpConn {
     parser: RequestParser,
     closing: bool,
+    /// The TLS session of a channel to 16993 (None: plain HTTP).
+    tls: Option<Box<ServerConnection>>,
+    info: ConnInfo,
+}
+
+/// The server config of the simulated port 16993 for `identity`, built once per process.
+pub(crate) fn tls_config(identity: ServerIdentity) -> Arc<ServerConfig> {
+    static ODCA: OnceLock<Arc<ServerConfig>> = OnceLock::new();
+    static SELF_SIGNED: OnceLock<Arc<ServerConfig>> = OnceLock::new();
+    let cell = match identity {
+        ServerIdentity::OdcaChain => &ODCA,
+        ServerIdentity::SelfSigned => &SELF_SIGNED,
+    };
+    cell.get_or_init(|| super::tls::server_config(identity, ClientCertMode::Optional))
+        .clone()
 }
 
 pub struct LmeSession {
@@ -52,12 +82,34 @@ impl LmeSession {
                     port,
                     incoming: true,
                 } => {
-                    tracing::debug!(%channel, port, "LME: channel opened");
+                    let tls = if port == PORT_HTTPS {
+                        let identity = if fw.profile.control_mode == 0 {
+                            ServerIdentity::OdcaChain
+                        } else {
+                            ServerIdentity::SelfSigned
+                        };
+                        match ServerConnection::new(tls_config(identity)) {
+                            Ok(c) => Some(Box::new(c)),
+                            Err(e) => {
+                                tracing::error!(error = %e, "LME: cannot start TLS; closing the channel");
+                                let _ = self.mux.close(channel);
+                                continue;
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    tracing::debug!(%channel, port, tls = tls.is_some(), "LME: channel opened");
                     self.conns.insert(
                         channel,
                         HttpConn {
                             parser: RequestParser::new(),
                             closing: false,
+                            info: ConnInfo {
+                                tls: tls.is_some(),
+                                client_chain: Vec::new(),
+                            },
+                            tls,
                         },
                     );
                 }
@@ -85,39 +137,117 @@ impl LmeSession {
         if conn.closing {
             return;
         }
-        let mut input = data;
-        loop {
-            match conn.parser.feed(input) {
-                Ok(Some(req)) => {
-                    let reply = super::amt::handle(fw, &req, now);
-                    if let Some(d) = reply.delay {
-                        self.delay = d;
+        let plain = match conn.tls.as_deref_mut() {
+            None => data.to_vec(),
+            Some(tls) => match tls_input(tls, data) {
+                Ok(p) => {
+                    if conn.info.client_chain.is_empty() && !tls.is_handshaking() {
+                        if let Some(chain) = super::tls::client_chain(tls) {
+                            tracing::debug!(%channel, certificates = chain.len(), "LME: TLS client certificate");
+                            conn.info.client_chain = chain.iter().map(|c| c.to_vec()).collect();
+                        }
                     }
-                    if !reply.bytes.is_empty() {
-                        let _ = self.mux.send(channel, &reply.bytes);
-                    }
-                    if reply.close || reply.drop_after {
-                        conn.closing = true;
-                        let _ = self.mux.close(channel);
-                        return;
-                    }
-                    input = &[];
+                    p
                 }
-                Ok(None) => return,
                 Err(e) => {
-                    tracing::debug!(error = %e, "LME: malformed HTTP; closing the channel");
-                    let html = crate::wsman::http::encode_amt_400_html(
-                        &crate::wsman::http::amt_server_header(fw.profile.amt_version()),
-                        b"<html><body>Bad Request</body></html>",
-                    );
-                    let _ = self.mux.send(channel, &html);
+                    tracing::debug!(%channel, error = %e, "LME: TLS failed; closing the channel");
+                    let alert = tls_output(tls);
+                    if !alert.is_empty() {
+                        let _ = self.mux.send(channel, &alert);
+                    }
                     conn.closing = true;
                     let _ = self.mux.close(channel);
                     return;
                 }
+            },
+        };
+        let mut input: &[u8] = &plain;
+        let mut out = Vec::new();
+        let mut close = false;
+        loop {
+            match conn.parser.feed(input) {
+                Ok(Some(req)) => {
+                    let reply = super::amt::handle_on(fw, &req, &conn.info, now);
+                    if let Some(d) = reply.delay {
+                        self.delay = d;
+                    }
+                    out.extend_from_slice(&reply.bytes);
+                    if reply.close || reply.drop_after {
+                        close = true;
+                        break;
+                    }
+                    input = &[];
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "LME: malformed HTTP; closing the channel");
+                    out.extend_from_slice(&crate::wsman::http::encode_amt_400_html(
+                        &crate::wsman::http::amt_server_header(fw.profile.amt_version()),
+                        b"<html><body>Bad Request</body></html>",
+                    ));
+                    close = true;
+                    break;
+                }
+            }
+        }
+        let wire = match conn.tls.as_deref_mut() {
+            None => out,
+            Some(tls) => {
+                if !out.is_empty() {
+                    if let Err(e) = tls.writer().write_all(&out) {
+                        tracing::debug!(error = %e, "LME: TLS writer refused the response");
+                    }
+                }
+                if close {
+                    tls.send_close_notify();
+                }
+                tls_output(tls)
+            }
+        };
+        if !wire.is_empty() {
+            let _ = self.mux.send(channel, &wire);
+        }
+        if close {
+            conn.closing = true;
+            let _ = self.mux.close(channel);
+        }
+    }
+}
+
+/// Feeds channel bytes to a TLS session and returns the plaintext they completed.
+fn tls_input(tls: &mut ServerConnection, mut data: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+    let mut plain = Vec::new();
+    while !data.is_empty() {
+        if tls
+            .read_tls(&mut data)
+            .map_err(|e| rustls::Error::General(e.to_string()))?
+            == 0
+        {
+            break;
+        }
+        tls.process_new_packets()?;
+        let mut buf = [0u8; 4096];
+        loop {
+            match tls.reader().read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => plain.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(rustls::Error::General(e.to_string())),
             }
         }
     }
+    Ok(plain)
+}
+
+/// What the TLS session wants sent on the channel (handshake records, application data, alerts).
+fn tls_output(tls: &mut ServerConnection) -> Vec<u8> {
+    let mut wire = Vec::new();
+    while tls.wants_write() {
+        if tls.write_tls(&mut wire).is_err() {
+            break;
+        }
+    }
+    wire
 }
 
 impl ClientSession for LmeSession {

@@ -454,6 +454,10 @@ impl MeiDevice for InProcessDevice {
         Some(self.fw.profile_name())
     }
 
+    fn simulator_tls_root(&self) -> Option<Vec<u8>> {
+        Some(tls::odca_chain().root_der().to_vec())
+    }
+
     fn connect_once(&self, client: Guid) -> Result<Box<dyn MeiConnection>, HeciError> {
         let label = heci::client_label(client);
         match self.fw.connect(client) {

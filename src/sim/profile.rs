@@ -96,6 +96,15 @@ pub struct DeviceProfile {
     pub admin_ha1: String,
     #[serde(default)]
     pub mebx_password_set: bool,
+    /// START_CONFIGURATION_HBASED's ServerCertHash (hex, the algorithm's digest length): the hash
+    /// of the provisioning certificate's leaf that the AMT 19+ ACM flow must present over mutual TLS.
+    /// Meaningful only while `provisioning_state` is 1 (the next start overwrites it; a stop or an
+    /// unprovision leaves it stale).
+    #[serde(default)]
+    pub hbased_server_cert_hash: String,
+    /// Its ServerHashAlgorithm (2 SHA256, 3 SHA384; 0 when none is recorded).
+    #[serde(default)]
+    pub hbased_server_hash_algorithm: u8,
     /// WS-MAN class instances (seeded with factory defaults at first start).
     #[serde(default)]
     pub instances: std::collections::BTreeMap<String, Vec<Vec<(String, String)>>>,
@@ -387,6 +396,8 @@ fn make(b: Base<'_>) -> DeviceProfile {
         digest_realm: String::new(),
         admin_ha1: String::new(),
         mebx_password_set: false,
+        hbased_server_cert_hash: String::new(),
+        hbased_server_hash_algorithm: 0,
         instances: Default::default(),
     }
 }

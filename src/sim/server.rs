@@ -6,6 +6,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::amt::ConnInfo;
 use super::{Firmware, ReadError, SimHandle};
 use crate::heci::simsock::{
     encode_frame, FrameReader, FRAME_CONNECT, FRAME_CONNECTED, FRAME_ERRNO, FRAME_MESSAGE,
@@ -205,7 +206,9 @@ fn spawn_pump(h: SimHandle, writer: Arc<Mutex<UnixStream>>, later: Arc<Later>) {
 }
 
 /// An LMS-like TCP listener (`amt-sim serve --lms-listen 127.0.0.1:PORT`): each TCP connection is
-/// served by the AMT web server as LMS would relay it to port 16992.
+/// served by the AMT web server as LMS would relay it to port 16992, or, on a profile with TLS
+/// enforced on the local ports, to port 16993: then the connection runs the same TLS server as the
+/// LME channels (see [`super::lme`]).
 pub fn serve_lms(listener: std::net::TcpListener, fw: Firmware) {
     for stream in listener.incoming() {
         match stream {
@@ -225,10 +228,42 @@ pub fn serve_lms(listener: std::net::TcpListener, fw: Firmware) {
     }
 }
 
-fn lms_connection(mut s: std::net::TcpStream, fw: Firmware) -> std::io::Result<()> {
+fn lms_connection(s: std::net::TcpStream, fw: Firmware) -> std::io::Result<()> {
     let _ = s.set_nodelay(true);
     // An idle client is dropped after a minute, as LMS does not keep dead sockets forever.
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let (tls, activated) = {
+        let core = fw.lock();
+        (core.profile.tls_enforced, core.profile.control_mode != 0)
+    };
+    if !tls {
+        let mut s = s;
+        return serve_http(&mut s, &fw, |_| ConnInfo::default());
+    }
+    let conn = rustls::ServerConnection::new(super::lme::tls_config(if activated {
+        super::tls::ServerIdentity::SelfSigned
+    } else {
+        super::tls::ServerIdentity::OdcaChain
+    }))
+    .map_err(std::io::Error::other)?;
+    let mut stream = rustls::StreamOwned::new(conn, s);
+    let served = serve_http(&mut stream, &fw, |st| ConnInfo {
+        tls: true,
+        client_chain: super::tls::client_chain(&st.conn)
+            .map(|c| c.iter().map(|d| d.to_vec()).collect())
+            .unwrap_or_default(),
+    });
+    stream.conn.send_close_notify();
+    let _ = stream.flush();
+    served
+}
+
+/// Serves HTTP requests on one byte stream until it ends or a reply closes it.
+fn serve_http<S: Read + Write>(
+    s: &mut S,
+    fw: &Firmware,
+    info: impl Fn(&S) -> ConnInfo,
+) -> std::io::Result<()> {
     let mut parser = crate::wsman::http::RequestParser::new();
     let mut buf = vec![0u8; 16384];
     loop {
@@ -242,7 +277,8 @@ fn lms_connection(mut s: std::net::TcpStream, fw: Firmware) -> std::io::Result<(
                 Ok(Some(req)) => {
                     let plan = {
                         let mut core = fw.lock();
-                        let reply = super::amt::handle(&mut core, &req, Instant::now());
+                        let reply =
+                            super::amt::handle_on(&mut core, &req, &info(s), Instant::now());
                         core.save_state();
                         reply
                     };

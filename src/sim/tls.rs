@@ -121,6 +121,11 @@ impl SimChain {
         &self.root
     }
 
+    /// The test root as PEM (`amt-sim serve --tls-root-out`), for `amt-agent --amt-ca-file`.
+    pub fn root_pem(&self) -> String {
+        pem("CERTIFICATE", self.root.as_ref())
+    }
+
     /// The presented chain, leaf first.
     pub fn chain(&self) -> &[CertificateDer<'static>] {
         &self.chain
@@ -317,6 +322,19 @@ pub fn server_config(identity: ServerIdentity, client_auth: ClientCertMode) -> A
 /// The client's certificate chain (leaf first) once the handshake is done; `None` if it sent none.
 pub fn client_chain(conn: &ServerConnection) -> Option<&[CertificateDer<'static>]> {
     conn.peer_certificates().filter(|c| !c.is_empty())
+}
+
+/// RFC 7468 text encoding: base64 in lines of 64 between BEGIN and END markers.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 fn new_key() -> KeyPair {

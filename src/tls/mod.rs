@@ -297,7 +297,8 @@ impl AmtCertError {
             }
             AmtCertError::Untrusted { .. } => {
                 "the chain does not lead to Intel's On-Die CA root (or has expired); check the system \
-                 clock, update the firmware, or pass --skip-amt-cert-check"
+                 clock, update the firmware, or pass --skip-amt-cert-check; for a simulator or test \
+                 AMT, trust its test root explicitly with --amt-ca-file FILE"
             }
             AmtCertError::SelfSignedNotAllowed { .. } => {
                 "AMT switches to a self-signed certificate after activation: re-read the control mode \
@@ -627,6 +628,15 @@ impl ServerCertVerifier for AmtCertVerifier {
 pub struct ClientCert {
     pub chain: Vec<CertificateDer<'static>>,
     pub key: PrivateKeyDer<'static>,
+}
+
+impl Clone for ClientCert {
+    fn clone(&self) -> ClientCert {
+        ClientCert {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+        }
+    }
 }
 
 /// The crypto provider every TLS config here uses (ring: no cmake, no C++ toolchain).

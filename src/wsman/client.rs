@@ -40,7 +40,8 @@ impl Credentials {
 /// Client settings.
 #[derive(Clone, Debug)]
 pub struct WsmanOptions {
-    /// AMT port to open (16993 when TLS is enforced; TLS itself is layered by the caller).
+    /// AMT port to open (16993 when TLS is enforced; TLS itself is layered by the connector, see
+    /// [`super::tls_stream`]).
     pub port: u16,
     /// Deadline for one `post`/`post_raw`, digest round trips and the retry included.
     pub request_timeout: Duration,
@@ -249,11 +250,13 @@ impl WsmanClient {
     }
 
     async fn exchange(&self, request: &[u8]) -> Result<(Vec<u8>, Response), Failure> {
-        let mut stream = self
-            .connector
-            .connect(self.opts.port)
-            .await
-            .map_err(|e| Failure::NoResponse(e.into()))?;
+        let mut stream = self.connector.connect(self.opts.port).await.map_err(|e| {
+            if e.is_retryable() {
+                Failure::NoResponse(e.into())
+            } else {
+                Failure::Fatal(e.into())
+            }
+        })?;
         stream
             .write_all(request)
             .await

@@ -3,7 +3,8 @@
 //! maps ([`returns`]), and the typed layer on top: [`calls`] (a request and the decoder of its
 //! answer) and [`classes`] (the AMT classes activation and maintenance use), all sans-IO; and on
 //! top of them the route to AMT ([`transport`]: LMS or APF over LME) and the Digest-authenticating
-//! client ([`client`]), with trace-log redaction ([`redact`]).
+//! client ([`client`]), with trace-log redaction ([`redact`]); TLS to port 16993 over either route
+//! ([`tls_stream`]).
 
 pub mod calls;
 pub mod classes;
@@ -13,4 +14,5 @@ pub mod envelope;
 pub mod http;
 pub mod redact;
 pub mod returns;
+pub mod tls_stream;
 pub mod transport;

@@ -111,6 +111,19 @@ pub enum RouteError {
     LmsConnect { addr: SocketAddr, detail: String },
     #[error(transparent)]
     Apf(#[from] ApfError),
+    /// AMT's certificate broke one of the rules of [`crate::tls`]: the message names the rule and
+    /// the certificate.
+    #[error("AMT's TLS certificate on port {port} was refused: {error}")]
+    TlsCertificate {
+        port: u16,
+        error: crate::tls::AmtCertError,
+    },
+    /// The TLS handshake with AMT failed for another reason (protocol, alert, connection lost).
+    #[error("the TLS handshake with AMT's port {port} failed: {detail}")]
+    TlsHandshake { port: u16, detail: String },
+    /// The TLS settings could not be built (an unreadable `--amt-ca-file`, a bad client certificate).
+    #[error("cannot set up TLS to AMT: {detail}")]
+    TlsSetup { detail: String },
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -125,8 +138,26 @@ impl RouteError {
                 "LMS is running but not answering; restart it (systemctl restart lms) or use --lms never"
             }
             RouteError::Apf(e) => e.help(),
+            RouteError::TlsCertificate { error, .. } => error.help(),
+            RouteError::TlsHandshake { .. } => {
+                "AMT ended the TLS handshake: if it asked for a client certificate (mutual TLS after \
+                 ACM) provide one; else retry, and capture a trace (-vvv) if it persists"
+            }
+            RouteError::TlsSetup { .. } => {
+                "--amt-ca-file takes a PEM (or DER) CA certificate, such as the file written by \
+                 amt-sim serve --tls-root-out"
+            }
             RouteError::Io(_) => "retry; if it persists, capture a trace (-vvv) and report it",
         }
+    }
+
+    /// Whether trying again on a new stream can help (a refused certificate or a bad setting
+    /// will be refused again).
+    pub fn is_retryable(&self) -> bool {
+        !matches!(
+            self,
+            RouteError::TlsCertificate { .. } | RouteError::TlsSetup { .. }
+        )
     }
 }
 
