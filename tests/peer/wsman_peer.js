@@ -5,7 +5,7 @@
 // (prefixes stripped, numbers and booleans converted). The checks are the ones RPS makes
 // (rps-protocol.md §3, §5, §9).
 //
-// Usage: node wsman_peer.js LMS_PORT STATE_FILE
+// Usage: node wsman_peer.js LMS_PORT STATE_FILE   (PEER_TRACE=1 to see the exchanges on stderr)
 // Prints one line per check ("ok - …" or "FAIL - …") and exits 1 when any check failed.
 //
 // The run follows RPS's order: unauthenticated GeneralSettings Get (401), the pre-activation reads
@@ -21,6 +21,8 @@ const xml2js = require('xml2js')
 const { AMT, IPS, CIM } = require('@device-management-toolkit/wsman-messages')
 
 const REQUEST_TIMEOUT_MS = 10000
+// PEER_TRACE=1 writes every request and answer to stderr.
+const TRACE = process.env.PEER_TRACE === '1'
 
 // ---------------------------------------------------------------------------------------------
 // Checks
@@ -98,7 +100,10 @@ class DigestSession {
       body,
       Buffer.from('\r\n0\r\n\r\n', 'latin1')
     ])
-    return sendOnce(this.port, bytes)
+    return sendOnce(this.port, bytes).then((res) => {
+      if (TRACE) process.stderr.write(`>>> ${bytes.toString('utf8')}\n<<< ${res.status} ${res.body}\n\n`)
+      return res
+    })
   }
 
   // One WS-MAN exchange. The session's first request goes without Authorization; its 401 is
@@ -372,6 +377,9 @@ async function main () {
     const e = await call(s, 'IPS_IEEE8021xSettings Get', ips.IEEE8021xSettings.Get())
     const v = e.Body.IPS_IEEE8021xSettings
     check('IEEE8021xSettings Enabled is numeric and not 2|6 (disabled)', v.Enabled === 3, show(v.Enabled))
+    // RPS Puts back the instance it read (with Enabled=3) when 802.1x is on: the firmware's fields.
+    check('IEEE8021xSettings carries AvailableInS0 and PxeTimeout', typeof v.AvailableInS0 === 'boolean' &&
+      typeof v.PxeTimeout === 'number', show(v))
   })
 
   const empties = [
@@ -460,6 +468,7 @@ async function main () {
   await step('CIM_KVMRedirectionSAP Get/RequestStateChange', async () => {
     const k = (await call(s, 'KVMRedirectionSAP Get', cim.KVMRedirectionSAP.Get())).Body.CIM_KVMRedirectionSAP
     check('KVMRedirectionSAP EnabledState numeric 3 (disabled)', k.EnabledState === 3, show(k.EnabledState))
+    check('KVMRedirectionSAP KVMProtocol is numeric', typeof k.KVMProtocol === 'number', show(k))
     const rsc = await call(s, 'KVMRedirectionSAP RequestStateChange', cim.KVMRedirectionSAP.RequestStateChange(2))
     check('KVMRedirectionSAP RequestStateChange ReturnValue 0', rsc.Body.RequestStateChange_OUTPUT.ReturnValue === 0)
     const g = (await call(s, 'KVMRedirectionSAP Get', cim.KVMRedirectionSAP.Get())).Body.CIM_KVMRedirectionSAP
