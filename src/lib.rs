@@ -19,5 +19,5 @@ pub mod heci;
 pub mod os;
 pub mod secret;
 pub mod sim;
-pub mod wsman;
 pub mod tls;
+pub mod wsman;
