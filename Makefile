@@ -2,7 +2,7 @@
 CARGO ?= cargo
 RELEASE := target/release
 
-.PHONY: build run test lint unit bench clean
+.PHONY: build run test lint peer-deps unit bench clean
 
 build:
 	$(CARGO) build --release --bins
@@ -15,10 +15,15 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# Intel's wsman-messages and xml2js for the WS-MAN peer test (tests/peer.rs), pinned by the
+# committed lock file and installed into tests/peer/node_modules only.
+peer-deps:
+	npm ci --prefix tests/peer --no-audit --no-fund
+
 unit:
 	$(CARGO) test --all-targets
 
-test: lint unit
+test: lint peer-deps unit
 
 # A benchmark, not a test: prints one report and writes docs/performance.md.
 bench: build

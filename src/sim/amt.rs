@@ -211,6 +211,8 @@ pub fn seed_instances(p: &mut DeviceProfile) {
             ("CreationClassName", "CIM_KVMRedirectionSAP"),
             ("ElementName", "KVM Redirection Service Access Point"),
             ("EnabledState", "3"),
+            // Firmware lists the protocol (4, as in go-wsman-messages' cim/kvm/get.xml fixture).
+            ("KVMProtocol", "4"),
             ("Name", "KVM Redirection Service Access Point"),
             ("RequestedState", "3"),
             ("SystemCreationClassName", "CIM_ComputerSystem"),
@@ -234,15 +236,22 @@ pub fn seed_instances(p: &mut DeviceProfile) {
     );
     ins.insert(
         "IPS_IEEE8021xSettings".into(),
+        // AvailableInS0 and PxeTimeout as in go-wsman-messages' ips/ieee8021x/settings/get.xml
+        // fixture; RPS Puts the instance it read back with Enabled=3 (rps-protocol.md §5.1 step 4).
         vec![inst(&[
+            ("AvailableInS0", "false"),
             ("ElementName", "Intel(r) AMT: 8021X Settings"),
             ("Enabled", "3"),
             ("InstanceID", "Intel(r) AMT: 8021X Settings"),
+            ("PxeTimeout", "120"),
         ])],
     );
     ins.insert(
         "AMT_EnvironmentDetectionSettingData".into(),
+        // DetectionAlgorithm as in go-wsman-messages' amt/environmentdetection/get.xml fixture
+        // (0 = local domains); no DetectionStrings until CIRA configures them.
         vec![inst(&[
+            ("DetectionAlgorithm", "0"),
             ("ElementName", "Intel(r) AMT Environment Detection Settings"),
             ("InstanceID", "Intel(r) AMT Environment Detection Settings"),
         ])],

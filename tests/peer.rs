@@ -1,0 +1,108 @@
+//! An independent peer for the simulator's AMT web server: `tests/peer/wsman_peer.js` builds the
+//! request for every class amt-sim models with Intel's `@device-management-toolkit/wsman-messages`
+//! (the library RPS uses), speaks RPS's HTTP and Digest over the LMS-like TCP listener, and parses
+//! every answer with xml2js the way RPS does (rps-protocol.md §2, §3, §5, §9).
+//!
+//! Needs `node` and the packages `make peer-deps` installs into `tests/peer/node_modules`. Without
+//! them the test prints a `skipped: …` line and returns; CI installs both.
+
+mod common;
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{repo_file, run_with_deadline, Sim};
+
+const PEER_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Says that a test did not run and why, on the stderr handle itself (libtest captures stdout).
+fn skip(test: &str, why: &str) {
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+#[test]
+fn wsman_messages_peer_drives_every_class_the_simulator_models() {
+    let test = "wsman_messages_peer_drives_every_class_the_simulator_models";
+    let Some(node) = which("node") else {
+        skip(test, "node is not installed (CI installs nodejs)");
+        return;
+    };
+    let modules = repo_file("tests/peer/node_modules/@device-management-toolkit/wsman-messages");
+    if !modules.is_dir() || !repo_file("tests/peer/node_modules/xml2js").is_dir() {
+        skip(
+            test,
+            "tests/peer/node_modules is missing; run `make peer-deps`",
+        );
+        return;
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("sim.sock");
+    let state = dir.path().join("state.json");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let state_arg = state.to_str().expect("utf-8 temp path").to_string();
+    let mut sim = Sim::start_in(
+        dir,
+        socket,
+        &[
+            "--device-profile",
+            "amt16.1",
+            "--lms-listen",
+            &addr,
+            "--state",
+            &state_arg,
+        ],
+    );
+    assert!(state.is_file(), "amt-sim wrote no state file");
+    // The Unix socket is bound before the TCP listener: wait for the latter too.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{addr} did not listen within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let out = run_with_deadline(
+        Command::new(node)
+            .arg(repo_file("tests/peer/wsman_peer.js"))
+            .arg(port.to_string())
+            .arg(&state),
+        PEER_DEADLINE,
+    );
+    sim.stop();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the wsman-messages peer failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        !stdout.contains("FAIL"),
+        "a check failed despite exit 0:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(" passed, 0 failed"),
+        "no summary line:\n{stdout}"
+    );
+}

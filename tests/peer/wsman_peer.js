@@ -1,0 +1,529 @@
+#!/usr/bin/env node
+// An independent WS-MAN peer for amt-sim: Intel's @device-management-toolkit/wsman-messages
+// builds every request, the HTTP and Digest layer copy what RPS puts on the wire
+// (rps-protocol.md §2), and every answer is parsed with xml2js exactly as RPS parses it
+// (prefixes stripped, numbers and booleans converted). The checks are the ones RPS makes
+// (rps-protocol.md §3, §5, §9).
+//
+// Usage: node wsman_peer.js LMS_PORT STATE_FILE   (PEER_TRACE=1 to see the exchanges on stderr)
+// Prints one line per check ("ok - …" or "FAIL - …") and exits 1 when any check failed.
+//
+// The run follows RPS's order: unauthenticated GeneralSettings Get (401), the pre-activation reads
+// as the local system account, CCM Setup, then everything else as `admin` on the same nonce, and
+// finally Unprovision, which leaves the simulator pre-provisioned again.
+
+'use strict'
+
+const net = require('net')
+const crypto = require('crypto')
+const fs = require('fs')
+const xml2js = require('xml2js')
+const { AMT, IPS, CIM } = require('@device-management-toolkit/wsman-messages')
+
+const REQUEST_TIMEOUT_MS = 10000
+// PEER_TRACE=1 writes every request and answer to stderr.
+const TRACE = process.env.PEER_TRACE === '1'
+
+// ---------------------------------------------------------------------------------------------
+// Checks
+
+let failures = 0
+let passes = 0
+
+function check (name, ok, detail) {
+  if (ok) {
+    passes++
+    console.log(`ok - ${name}`)
+  } else {
+    failures++
+    console.log(`FAIL - ${name}${detail !== undefined ? ': ' + detail : ''}`)
+  }
+  return ok
+}
+
+function show (v) {
+  return JSON.stringify(v)
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP and Digest, the RPS way (rps-protocol.md §2, §3 "Authentication")
+
+const md5 = (s) => crypto.createHash('md5').update(s).digest('hex')
+
+function cnonce () {
+  // 5–7 lower-case letters/digits, new per request.
+  const r = crypto.randomBytes(8)
+  let s = ''
+  for (let i = 0; i < 5 + (r[0] % 3); i++) s += (r[i + 1] % 36).toString(36)
+  return s
+}
+
+class DigestSession {
+  constructor (host, port, user, password) {
+    this.host = host
+    this.port = port
+    this.user = user
+    this.password = password
+    this.realm = null
+    this.nonce = null
+    this.nc = 0
+    this.unauthenticated = 0
+  }
+
+  // RPS switches user (LSA -> admin) without a new challenge: same realm, same nonce, nc continues.
+  setCredentials (user, password) {
+    this.user = user
+    this.password = password
+  }
+
+  authorization () {
+    if (this.nonce === null) return null
+    this.nc++
+    const nc = this.nc.toString(16).padStart(8, '0')
+    const cn = cnonce()
+    const ha1 = md5(`${this.user}:${this.realm}:${this.password}`)
+    const ha2 = md5('POST:/wsman')
+    const response = md5(`${ha1}:${this.nonce}:${nc}:${cn}:auth:${ha2}`)
+    return `Digest username="${this.user}",realm="${this.realm}",nonce="${this.nonce}",uri="/wsman",` +
+      `qop="auth",response="${response}",nc="${nc}",cnonce="${cn}"`
+  }
+
+  rawRequest (xml) {
+    const auth = this.authorization()
+    const body = Buffer.from(xml, 'utf8')
+    const head = (auth !== null ? `Authorization: ${auth}\r\n` : '') +
+      `Host: ${this.host}:16992\r\n` +
+      'Transfer-Encoding: chunked\r\n' +
+      'Connection: close\r\n\r\n'
+    const bytes = Buffer.concat([
+      Buffer.from(`POST /wsman HTTP/1.1\r\n${head}${body.length.toString(16).toUpperCase()}\r\n`, 'latin1'),
+      body,
+      Buffer.from('\r\n0\r\n\r\n', 'latin1')
+    ])
+    return sendOnce(this.port, bytes).then((res) => {
+      if (TRACE) process.stderr.write(`>>> ${bytes.toString('utf8')}\n<<< ${res.status} ${res.body}\n\n`)
+      return res
+    })
+  }
+
+  // One WS-MAN exchange. The session's first request goes without Authorization; its 401 is
+  // answered by taking the challenge and resending, as RPS does. A later 401 is returned as is.
+  async post (xml) {
+    const res = await this.rawRequest(xml)
+    if (res.status !== 401 || this.nonce !== null) return res
+    const header = res.headers['www-authenticate'] || ''
+    const challenge = parseChallenge(header)
+    if (challenge === null) throw new Error(`401 without a Digest challenge: ${show(header)}`)
+    this.unauthenticated++
+    this.realm = challenge.realm
+    this.nonce = challenge.nonce
+    this.challengeHeader = header
+    return await this.rawRequest(xml)
+  }
+}
+
+function parseChallenge (value) {
+  if (!/^Digest /.test(value)) return null
+  const out = {}
+  for (const m of value.slice(7).matchAll(/\s*([a-zA-Z]+)="([^"]*)"/g)) out[m[1].toLowerCase()] = m[2]
+  return out.realm !== undefined && out.nonce !== undefined ? out : null
+}
+
+function sendOnce (port, bytes) {
+  return new Promise((resolve, reject) => {
+    const chunks = []
+    const sock = net.connect({ host: '127.0.0.1', port }, () => sock.write(bytes))
+    const timer = setTimeout(() => {
+      sock.destroy()
+      reject(new Error(`no complete answer within ${REQUEST_TIMEOUT_MS} ms`))
+    }, REQUEST_TIMEOUT_MS)
+    sock.on('data', (d) => chunks.push(d))
+    sock.on('error', (e) => { clearTimeout(timer); reject(e) })
+    sock.on('close', () => {
+      clearTimeout(timer)
+      try {
+        resolve(parseResponse(Buffer.concat(chunks)))
+      } catch (e) {
+        reject(e)
+      }
+    })
+  })
+}
+
+function parseResponse (buf) {
+  const end = buf.indexOf('\r\n\r\n')
+  if (end < 0) throw new Error(`incomplete HTTP answer (${buf.length} bytes)`)
+  const lines = buf.slice(0, end).toString('latin1').split('\r\n')
+  const m = /^HTTP\/1\.1 (\d{3}) /.exec(lines[0])
+  if (!m) throw new Error(`bad status line ${show(lines[0])}`)
+  const headers = {}
+  const headerNames = []
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(':')
+    const name = l.slice(0, i).trim()
+    headerNames.push(name)
+    headers[name.toLowerCase()] = l.slice(i + 1).trim()
+  }
+  const rest = buf.slice(end + 4)
+  const chunked = /chunked/i.test(headers['transfer-encoding'] || '')
+  let body
+  if (chunked) {
+    body = dechunk(rest)
+  } else if (headers['content-length'] !== undefined) {
+    body = rest.slice(0, Number(headers['content-length']))
+  } else {
+    body = rest
+  }
+  return { status: Number(m[1]), headers, headerNames, chunked, body: body.toString('utf8') }
+}
+
+// Strict de-chunking, as RPS applies it to every 200 on the non-TLS path.
+function dechunk (buf) {
+  const parts = []
+  let at = 0
+  for (;;) {
+    const eol = buf.indexOf('\r\n', at)
+    if (eol < 0) throw new Error('chunk size line not terminated')
+    const sizeText = buf.slice(at, eol).toString('latin1').split(';')[0]
+    if (!/^[0-9a-fA-F]+$/.test(sizeText)) throw new Error(`bad chunk size ${show(sizeText)}`)
+    const size = parseInt(sizeText, 16)
+    at = eol + 2
+    if (size === 0) break
+    if (at + size + 2 > buf.length) throw new Error('truncated chunk')
+    parts.push(buf.slice(at, at + size))
+    at += size
+    if (buf.slice(at, at + 2).toString('latin1') !== '\r\n') throw new Error('chunk not followed by CRLF')
+    at += 2
+  }
+  return Buffer.concat(parts)
+}
+
+// ---------------------------------------------------------------------------------------------
+// XML, the RPS way: RPS's HttpHandler.parseXML
+
+const parser = new xml2js.Parser({
+  ignoreAttrs: true,
+  mergeAttrs: false,
+  explicitArray: false,
+  tagNameProcessors: [xml2js.processors.stripPrefix],
+  valueProcessors: [xml2js.processors.parseNumbers, xml2js.processors.parseBooleans]
+})
+
+async function parseXml (text) {
+  return await parser.parseStringPromise(text)
+}
+
+const asArray = (v) => (v === undefined || v === '' ? [] : Array.isArray(v) ? v : [v])
+const messageIdOf = (xml) => (/<a:MessageID>([^<]*)<\/a:MessageID>/.exec(xml) || [])[1]
+
+// ---------------------------------------------------------------------------------------------
+// One WS-MAN call: transport checks every 200 must pass, then the parsed Envelope.
+
+async function call (session, label, xml) {
+  const res = await session.post(xml)
+  if (res.status !== 200) {
+    let reason = ''
+    try {
+      const f = await parseXml(res.body)
+      reason = show(f.Envelope.Body.Fault)
+    } catch (_) {
+      reason = res.body.slice(0, 200)
+    }
+    throw new Error(`${label}: HTTP ${res.status} ${reason}`)
+  }
+  if (!res.chunked || res.headers['content-length'] !== undefined) {
+    throw new Error(`${label}: a 200 must be chunked without Content-Length (rps-protocol.md §3)`)
+  }
+  let doc
+  try {
+    doc = await parseXml(res.body)
+  } catch (e) {
+    throw new Error(`${label}: xml2js cannot parse the answer: ${e.message}`)
+  }
+  const env = doc && doc.Envelope
+  if (!env || env.Body === undefined || env.Header === undefined) {
+    throw new Error(`${label}: no Envelope/Header/Body after stripping prefixes: ${show(doc).slice(0, 200)}`)
+  }
+  const sent = messageIdOf(xml)
+  if (String(env.Header.RelatesTo) !== sent) {
+    throw new Error(`${label}: RelatesTo ${show(env.Header.RelatesTo)} does not echo MessageID ${sent}`)
+  }
+  return env
+}
+
+// Enumerate then Pull with the returned context; answers the PullResponse.
+async function enumPull (session, cls) {
+  const e = await call(session, `${cls.className} Enumerate`, cls.Enumerate())
+  const ctx = e.Body.EnumerateResponse && e.Body.EnumerateResponse.EnumerationContext
+  if (ctx === undefined || ctx === '') throw new Error(`${cls.className} Enumerate: no EnumerationContext`)
+  const p = await call(session, `${cls.className} Pull`, cls.Pull(String(ctx)))
+  const pr = p.Body.PullResponse
+  if (pr === undefined) throw new Error(`${cls.className} Pull: no PullResponse`)
+  return pr
+}
+
+async function step (name, fn) {
+  try {
+    await fn()
+  } catch (e) {
+    check(name, false, e.message)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main () {
+  const [portArg, statePath] = process.argv.slice(2)
+  if (!portArg || !statePath) {
+    console.error('usage: node wsman_peer.js LMS_PORT STATE_FILE')
+    process.exit(2)
+  }
+  const port = Number(portArg)
+  const readState = () => JSON.parse(fs.readFileSync(statePath, 'utf8'))
+  const state0 = readState()
+  const realm = state0.digest_realm
+  check('state file names a realm and an LSA password', !!realm && !!state0.lsa_password)
+  check('device starts pre-provisioned', state0.control_mode === 0, `control_mode ${state0.control_mode}`)
+
+  const amt = new AMT.Messages()
+  const ips = new IPS.Messages()
+  const cim = new CIM.Messages()
+  const s = new DigestSession(state0.uuid, port, '$$OsAdmin', state0.lsa_password)
+  const adminPassword = 'P@ssw0rd-peer1'
+  const adminPassword2 = 'P@ssw0rd-peer2'
+
+  // --- Pre-activation, as the local system account (rps-protocol.md §5.1 step 1) ---------------
+
+  let generalSettings
+  await step('AMT_GeneralSettings Get', async () => {
+    const e = await call(s, 'AMT_GeneralSettings Get', amt.GeneralSettings.Get())
+    check('first request answered 401 with a Digest challenge', s.unauthenticated === 1)
+    check('challenge is realm, nonce, stale, qop=auth', /^Digest realm="[^"]+", nonce="[^"]+",stale="false",qop="auth"$/.test(s.challengeHeader),
+      show(s.challengeHeader))
+    check('challenge realm matches ^Digest:[0-9A-Fa-f]{32}$', /^Digest:[0-9A-Fa-f]{32}$/.test(s.realm), s.realm)
+    const gs = e.Body.AMT_GeneralSettings
+    generalSettings = gs
+    check('GeneralSettings parses under AMT_GeneralSettings', gs !== undefined, show(Object.keys(e.Body)))
+    check('DigestRealm matches the challenge realm', gs.DigestRealm === s.realm, `${gs.DigestRealm} vs ${s.realm}`)
+    check('DigestRealm matches the state file', gs.DigestRealm === realm)
+    check('AMTNetworkEnabled is numeric 1', gs.AMTNetworkEnabled === 1, show(gs.AMTNetworkEnabled))
+    check('SharedFQDN and RmcpPingResponseEnabled are booleans', gs.SharedFQDN === true && gs.RmcpPingResponseEnabled === true,
+      show([gs.SharedFQDN, gs.RmcpPingResponseEnabled]))
+    check('HostName is present', 'HostName' in gs)
+  })
+
+  await step('IPS_HostBasedSetupService Get', async () => {
+    const e = await call(s, 'IPS_HostBasedSetupService Get', ips.HostBasedSetupService.Get())
+    const h = e.Body.IPS_HostBasedSetupService
+    const nonce = Buffer.from(String(h.ConfigurationNonce), 'base64')
+    check('ConfigurationNonce is base64 of 20 bytes', nonce.length === 20, show(h.ConfigurationNonce))
+    check('AllowedControlModes are 2 and 1 before activation', show(asArray(h.AllowedControlModes)) === '[2,1]',
+      show(h.AllowedControlModes))
+    check('CurrentControlMode is 0', h.CurrentControlMode === 0, show(h.CurrentControlMode))
+  })
+
+  await step('AMT_SetupAndConfigurationService Get', async () => {
+    const e = await call(s, 'AMT_SetupAndConfigurationService Get', amt.SetupAndConfigurationService.Get())
+    const sc = e.Body.AMT_SetupAndConfigurationService
+    check('ProvisioningState is numeric 0', sc.ProvisioningState === 0, show(sc.ProvisioningState))
+  })
+
+  await step('AMT_SetupAndConfigurationService GetUuid', async () => {
+    const e = await call(s, 'GetUuid', amt.SetupAndConfigurationService.GetUuid())
+    const out = e.Body.GetUuid_OUTPUT
+    check('GetUuid ReturnValue 0', out.ReturnValue === 0, show(out.ReturnValue))
+    check('GetUuid UUID is base64 of 16 bytes', Buffer.from(String(out.UUID), 'base64').length === 16, show(out.UUID))
+  })
+
+  // --- CCM activation (§5.1 step 2); RPS then switches to admin on the same nonce ----------------
+
+  await step('IPS_HostBasedSetupService Setup', async () => {
+    const pw = md5(`admin:${realm}:${adminPassword}`)
+    const e = await call(s, 'Setup', ips.HostBasedSetupService.Setup(2, pw))
+    check('Setup_OUTPUT ReturnValue 0', e.Body.Setup_OUTPUT.ReturnValue === 0, show(e.Body.Setup_OUTPUT))
+    check('state file shows CCM after Setup', readState().control_mode === 1, `control_mode ${readState().control_mode}`)
+  })
+  s.setCredentials('admin', adminPassword)
+  const ncBefore = s.nc
+
+  await step('admin on the same nonce', async () => {
+    const e = await call(s, 'AMT_GeneralSettings Get (admin)', amt.GeneralSettings.Get())
+    check('admin accepted on the LSA session nonce without a new challenge', s.unauthenticated === 1 && s.nc === ncBefore + 1,
+      `challenges ${s.unauthenticated}, nc ${s.nc}`)
+    check('DigestRealm unchanged by activation', e.Body.AMT_GeneralSettings.DigestRealm === realm)
+  })
+
+  await step('LSA refused after activation', async () => {
+    const lsa = new DigestSession(state0.uuid, port, '$$OsAdmin', state0.lsa_password)
+    const res = await lsa.post(amt.GeneralSettings.Get())
+    check('the LSA user is refused (401) once activated', res.status === 401, `HTTP ${res.status}`)
+  })
+
+  // --- Clearing previous configuration (§5.1 step 4) ----------------------------------------
+
+  let ports = []
+  await step('AMT_EthernetPortSettings Enumerate/Pull', async () => {
+    const pr = await enumPull(s, amt.EthernetPortSettings)
+    ports = asArray(pr.Items && pr.Items.AMT_EthernetPortSettings)
+    check('EthernetPortSettings: two ports', ports.length === 2, show(ports.length))
+    check('port 0 is "…Settings 0", port 1 "…Settings 1"',
+      ports.length === 2 && ports[0].InstanceID.includes('Settings 0') && ports[1].InstanceID.includes('Settings 1'),
+      show(ports.map((p) => p.InstanceID)))
+    check('ports carry MACAddress and IPAddress', ports.every((p) => typeof p.MACAddress === 'string' && 'IPAddress' in p))
+    check('Pull ends the sequence', 'EndOfSequence' in pr)
+  })
+
+  await step('IPS_IEEE8021xSettings Get', async () => {
+    const e = await call(s, 'IPS_IEEE8021xSettings Get', ips.IEEE8021xSettings.Get())
+    const v = e.Body.IPS_IEEE8021xSettings
+    check('IEEE8021xSettings Enabled is numeric and not 2|6 (disabled)', v.Enabled === 3, show(v.Enabled))
+    // RPS Puts back the instance it read (with Enabled=3) when 802.1x is on: the firmware's fields.
+    check('IEEE8021xSettings carries AvailableInS0 and PxeTimeout', typeof v.AvailableInS0 === 'boolean' &&
+      typeof v.PxeTimeout === 'number', show(v))
+  })
+
+  const empties = [
+    [cim.WiFiEndpointSettings, 'CIM_WiFiEndpointSettings'],
+    [ips.HTTPProxyAccessPoint, 'IPS_HTTPProxyAccessPoint'],
+    [amt.ManagementPresenceRemoteSAP, 'AMT_ManagementPresenceRemoteSAP'],
+    [amt.PublicKeyCertificate, 'AMT_PublicKeyCertificate'],
+    [amt.PublicPrivateKeyPair, 'AMT_PublicPrivateKeyPair'],
+    [amt.TLSCredentialContext, 'AMT_TLSCredentialContext']
+  ]
+  for (const [cls, name] of empties) {
+    await step(`${name} Enumerate/Pull`, async () => {
+      const pr = await enumPull(s, cls)
+      check(`${name}: <Items> present though empty`, 'Items' in pr, show(pr))
+      check(`${name}: no instances`, asArray(pr.Items && pr.Items[name]).length === 0, show(pr.Items))
+      check(`${name}: EndOfSequence`, 'EndOfSequence' in pr)
+    })
+  }
+
+  await step('AMT_TLSSettingData Enumerate/Pull', async () => {
+    const pr = await enumPull(s, amt.TLSSettingData)
+    const items = pr.Items && pr.Items.AMT_TLSSettingData
+    check('TLSSettingData: two items (RPS indexes [0] and [1])', Array.isArray(items) && items.length === 2, show(items))
+    if (Array.isArray(items) && items.length === 2) {
+      check('TLSSettingData: 802.3 first, LMS second',
+        items[0].ElementName.includes('802.3') && items[1].ElementName.includes('LMS'),
+        show(items.map((i) => i.ElementName)))
+      check('TLSSettingData: Enabled is boolean false (TLS not enforced)',
+        items[0].Enabled === false && items[1].Enabled === false, show(items.map((i) => i.Enabled)))
+    }
+  })
+
+  await step('AMT_EnvironmentDetectionSettingData Get', async () => {
+    const e = await call(s, 'EnvironmentDetectionSettingData Get', amt.EnvironmentDetectionSettingData.Get())
+    const v = e.Body.AMT_EnvironmentDetectionSettingData
+    check('EnvironmentDetectionSettingData parses, no DetectionStrings', v !== undefined && v.DetectionStrings === undefined, show(v))
+  })
+
+  // --- Network (§5.1 step 5) -----------------------------------------------------------------
+
+  await step('AMT_GeneralSettings Put', async () => {
+    const put = { ...generalSettings, SharedFQDN: true, AMTNetworkEnabled: 1, RmcpPingResponseEnabled: true, HostName: 'peer-host' }
+    const e = await call(s, 'AMT_GeneralSettings Put', amt.GeneralSettings.Put(put))
+    const gs = e.Body.AMT_GeneralSettings
+    check('GeneralSettings PutResponse echoes HostName', gs.HostName === 'peer-host', show(gs.HostName))
+    check('GeneralSettings PutResponse keeps DigestRealm', gs.DigestRealm === realm)
+    const g = (await call(s, 'AMT_GeneralSettings Get', amt.GeneralSettings.Get())).Body.AMT_GeneralSettings
+    check('GeneralSettings Get shows the new HostName', g.HostName === 'peer-host', show(g.HostName))
+  })
+
+  await step('AMT_EthernetPortSettings Put', async () => {
+    const wired = ports.find((p) => String(p.InstanceID).includes('Settings 0'))
+    if (!wired) throw new Error('no wired port to put')
+    // A static-IP profile with IP sync (§5.1 step 5), then RPS's DHCP default.
+    for (const want of [
+      { DHCPEnabled: false, IpSyncEnabled: true, SharedStaticIp: true },
+      { DHCPEnabled: true, IpSyncEnabled: true, SharedStaticIp: false }
+    ]) {
+      const put = { ...wired, ...want }
+      const e = await call(s, 'AMT_EthernetPortSettings Put', amt.EthernetPortSettings.Put(put))
+      const got = e.Body.AMT_EthernetPortSettings
+      check(`EthernetPortSettings PutResponse echoes ${show(want)}`,
+        got !== undefined && got.DHCPEnabled === want.DHCPEnabled && got.IpSyncEnabled === want.IpSyncEnabled &&
+        got.SharedStaticIp === want.SharedStaticIp,
+        got && show({ DHCPEnabled: got.DHCPEnabled, IpSyncEnabled: got.IpSyncEnabled, SharedStaticIp: got.SharedStaticIp }))
+    }
+  })
+
+  // --- Features (§5.1 step 6) ----------------------------------------------------------------
+
+  await step('AMT_RedirectionService Get/RequestStateChange/Put', async () => {
+    const r = (await call(s, 'RedirectionService Get', amt.RedirectionService.Get())).Body.AMT_RedirectionService
+    check('RedirectionService EnabledState numeric 32768', r.EnabledState === 32768, show(r.EnabledState))
+    check('RedirectionService ListenerEnabled boolean false', r.ListenerEnabled === false, show(r.ListenerEnabled))
+    const rsc = await call(s, 'RedirectionService RequestStateChange', amt.RedirectionService.RequestStateChange(32771))
+    check('RedirectionService RequestStateChange ReturnValue 0', rsc.Body.RequestStateChange_OUTPUT.ReturnValue === 0,
+      show(rsc.Body.RequestStateChange_OUTPUT))
+    const put = { ...r, EnabledState: 32771, ListenerEnabled: true }
+    const p = (await call(s, 'RedirectionService Put', amt.RedirectionService.Put(put))).Body.AMT_RedirectionService
+    check('RedirectionService PutResponse echoes EnabledState and ListenerEnabled',
+      p.EnabledState === 32771 && p.ListenerEnabled === true, show(p))
+    const g = (await call(s, 'RedirectionService Get', amt.RedirectionService.Get())).Body.AMT_RedirectionService
+    check('RedirectionService Get shows IDER+SOL and the listener', g.EnabledState === 32771 && g.ListenerEnabled === true, show(g))
+  })
+
+  await step('CIM_KVMRedirectionSAP Get/RequestStateChange', async () => {
+    const k = (await call(s, 'KVMRedirectionSAP Get', cim.KVMRedirectionSAP.Get())).Body.CIM_KVMRedirectionSAP
+    check('KVMRedirectionSAP EnabledState numeric 3 (disabled)', k.EnabledState === 3, show(k.EnabledState))
+    check('KVMRedirectionSAP KVMProtocol is numeric', typeof k.KVMProtocol === 'number', show(k))
+    const rsc = await call(s, 'KVMRedirectionSAP RequestStateChange', cim.KVMRedirectionSAP.RequestStateChange(2))
+    check('KVMRedirectionSAP RequestStateChange ReturnValue 0', rsc.Body.RequestStateChange_OUTPUT.ReturnValue === 0)
+    const g = (await call(s, 'KVMRedirectionSAP Get', cim.KVMRedirectionSAP.Get())).Body.CIM_KVMRedirectionSAP
+    check('KVMRedirectionSAP Get shows 2 (enabled)', g.EnabledState === 2, show(g.EnabledState))
+  })
+
+  await step('IPS_OptInService Get/Put', async () => {
+    const o = (await call(s, 'OptInService Get', ips.OptInService.Get())).Body.IPS_OptInService
+    check('OptInRequired numeric 4294967295 (all)', o.OptInRequired === 4294967295, show(o.OptInRequired))
+    const p = (await call(s, 'OptInService Put', ips.OptInService.Put({ IPS_OptInService: { ...o, OptInRequired: 0 } }))).Body.IPS_OptInService
+    check('OptInService PutResponse echoes OptInRequired 0', p !== undefined && p.OptInRequired === 0, show(p))
+    const g = (await call(s, 'OptInService Get', ips.OptInService.Get())).Body.IPS_OptInService
+    check('OptInService Get shows OptInRequired 0', g.OptInRequired === 0, show(g.OptInRequired))
+  })
+
+  // --- Maintenance (§5.5) --------------------------------------------------------------------
+
+  await step('AMT_TimeSynchronizationService', async () => {
+    const low = (await call(s, 'GetLowAccuracyTimeSynch', amt.TimeSynchronizationService.GetLowAccuracyTimeSynch())).Body.GetLowAccuracyTimeSynch_OUTPUT
+    check('GetLowAccuracyTimeSynch ReturnValue 0', low.ReturnValue === 0, show(low))
+    check('Ta0 is numeric and near now', typeof low.Ta0 === 'number' && Math.abs(low.Ta0 - Date.now() / 1000) < 300, show(low.Ta0))
+    const t = typeof low.Ta0 === 'number' ? low.Ta0 : Math.floor(Date.now() / 1000)
+    const high = (await call(s, 'SetHighAccuracyTimeSynch', amt.TimeSynchronizationService.SetHighAccuracyTimeSynch(t, t, t))).Body.SetHighAccuracyTimeSynch_OUTPUT
+    check('SetHighAccuracyTimeSynch ReturnValue 0', high.ReturnValue === 0, show(high))
+  })
+
+  await step('AMT_AuthorizationService SetAdminAclEntryEx', async () => {
+    const digest = crypto.createHash('md5').update(`admin:${realm}:${adminPassword2}`).digest('base64')
+    const e = await call(s, 'SetAdminAclEntryEx', amt.AuthorizationService.SetAdminACLEntryEx('admin', digest))
+    check('SetAdminAclEntryEx ReturnValue 0', e.Body.SetAdminAclEntryEx_OUTPUT.ReturnValue === 0, show(e.Body.SetAdminAclEntryEx_OUTPUT))
+    s.setCredentials('admin', adminPassword2)
+    await call(s, 'AMT_GeneralSettings Get (new password)', amt.GeneralSettings.Get())
+    check('the new admin password is accepted', true)
+  })
+
+  await step('AMT_SetupAndConfigurationService CommitChanges', async () => {
+    const e = await call(s, 'CommitChanges', amt.SetupAndConfigurationService.CommitChanges())
+    check('CommitChanges ReturnValue 0', e.Body.CommitChanges_OUTPUT.ReturnValue === 0, show(e.Body.CommitChanges_OUTPUT))
+  })
+
+  // --- Deactivation (§5.4), last: the simulator ends pre-provisioned ---------------------------
+
+  await step('AMT_SetupAndConfigurationService Unprovision', async () => {
+    const e = await call(s, 'Unprovision', amt.SetupAndConfigurationService.Unprovision(1))
+    check('Unprovision ReturnValue 0', e.Body.Unprovision_OUTPUT.ReturnValue === 0, show(e.Body.Unprovision_OUTPUT))
+    check('state file shows pre-provisioning after Unprovision', readState().control_mode === 0)
+    const h = (await call(s, 'IPS_HostBasedSetupService Get (admin, after)', ips.HostBasedSetupService.Get()).catch(() => null))
+    check('admin is refused after Unprovision', h === null)
+  })
+
+  console.log(`${passes} passed, ${failures} failed`)
+  process.exit(failures === 0 ? 0 : 1)
+}
+
+main().catch((e) => {
+  console.log(`FAIL - peer crashed: ${e.stack || e}`)
+  process.exit(1)
+})
