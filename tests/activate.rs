@@ -188,3 +188,43 @@ fn a_disabled_amt_is_enabled_before_activation() {
     assert_eq!(s["amt_enabled"], true);
     assert_eq!(s["control_mode"], 1);
 }
+
+#[test]
+fn local_ccm_on_amt19_goes_over_tls_verified_against_the_explicit_test_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("sim-root.pem");
+    let root_s = root.to_str().unwrap().to_string();
+    let sim = sim_with_state("amt19", &["--tls-root-out", &root_s], |_| {});
+    let dev = sim.device();
+    // Without the test root, AMT's chain does not verify: nothing is changed.
+    let refused = agent_env(
+        &["--device", &dev, "activate", "--local", "--ccm"],
+        &[("AMT_PASSWORD", PW)],
+    );
+    assert_eq!(code(&refused), 71, "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("help: "), "{}", stderr(&refused));
+    assert_eq!(state(&sim)["control_mode"], 0);
+    let ok = agent_env(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "--local",
+            "--ccm",
+            "--amt-ca-file",
+            &root_s,
+        ],
+        &[("AMT_PASSWORD", PW)],
+    );
+    assert_eq!(code(&ok), 0, "{}", stderr(&ok));
+    assert!(
+        stderr(&ok).contains("Committing"),
+        "CommitChanges on a TLS-enforced AMT: {}",
+        stderr(&ok)
+    );
+    let s = state(&sim);
+    assert_eq!(
+        (s["control_mode"].clone(), s["provisioning_state"].clone()),
+        (1.into(), 2.into())
+    );
+}

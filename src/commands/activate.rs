@@ -239,8 +239,17 @@ pub fn ccm_flow(
     )
     .map(|f| f.new_interface() && f.tls_enforced())
     .unwrap_or(false);
+    drop(s);
     if tls {
-        s.set_credentials(Credentials::new("admin", password.clone()));
+        // AMT now presents its post-activation certificate: a new session, as admin, whose TLS
+        // rules are those of an activated device.
+        let mut s = session::connect_as(
+            device.clone(),
+            conn,
+            Credentials::new("admin", password.clone()),
+            ControlMode::Ccm,
+        )?;
+        progress("Committing the configuration (TLS is enforced on this AMT)");
         if let Err(e) = s.call(setup_and_configuration::commit_changes()) {
             let after = AmthiClient::new(device.clone()).provisioning_state();
             if !matches!(after, Ok(ProvisioningState::Post)) {
@@ -251,7 +260,6 @@ pub fn ccm_flow(
             }
         }
     }
-    drop(s);
     let mode = AmthiClient::new(device).control_mode()?;
     if mode != ControlMode::Ccm {
         return Err(AgentError::new(

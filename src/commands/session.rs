@@ -11,6 +11,7 @@ use crate::cli::secrets::SecretSource;
 use crate::error::{AgentError, ExitCode};
 use crate::heci::MeiDevice;
 use crate::wsman::client::{Credentials, WsmanClient, WsmanOptions};
+use crate::wsman::tls_stream::{wsman_endpoint, AmtTlsOptions};
 use crate::wsman::transport::{LmsMode, Route, RouteOptions};
 
 /// How to reach AMT and as whom.
@@ -32,6 +33,13 @@ pub struct AmtConnArgs {
     /// A file holding the AMT password (first line; must not be readable by others).
     #[arg(long, global = true)]
     pub password_file: Option<std::path::PathBuf>,
+    /// Accept any TLS certificate from AMT (AMT 19+ local port 16993). Unsafe: prefer --amt-ca-file.
+    #[arg(long, global = true)]
+    pub skip_amt_cert_check: bool,
+    /// Extra trusted root for AMT's TLS certificate (PEM): for test and simulated AMTs only
+    /// (`amt-sim serve --tls-root-out FILE`); real AMT chains to Intel's On-Die CA, built in.
+    #[arg(long, global = true)]
+    pub amt_ca_file: Vec<std::path::PathBuf>,
     /// Deadline for each WS-MAN request.
     #[arg(long, global = true, default_value = "30s", value_parser = crate::cli::parse_duration)]
     pub request_timeout: Duration,
@@ -134,13 +142,6 @@ pub fn connect_as(
     )
     .map(|f| f.new_interface() && f.tls_enforced())
     .unwrap_or(false);
-    if tls {
-        return Err(AgentError::new(
-            ExitCode::AmtConnectionFailed,
-            "this AMT enforces TLS on its local ports (AMT 19+); TLS to port 16993 is not wired into this command yet",
-        )
-        .help("use a device without TLS enforcement, or a build with TLS support"));
-    }
     let runtime = runtime()?;
     let opts = RouteOptions {
         lms: args.lms,
@@ -150,12 +151,26 @@ pub fn connect_as(
     };
     let route = runtime.block_on(Route::choose(&opts, device.clone()))?;
     tracing::debug!(route = ?route_name(&route), "route to AMT chosen");
-    let port = route.management_port(tls);
+    if args.skip_amt_cert_check {
+        tracing::warn!("--skip-amt-cert-check: AMT's TLS certificate is NOT verified; anyone on the path could impersonate AMT");
+    }
+    let ep = wsman_endpoint(
+        &route,
+        tls,
+        device.as_ref(),
+        control_mode,
+        &AmtTlsOptions {
+            skip_cert_check: args.skip_amt_cert_check,
+            ca_files: args.amt_ca_file.clone(),
+            ..Default::default()
+        },
+    )?;
+    tracing::debug!(port = ep.port, tls = ep.tls, "WS-MAN endpoint");
     let client = WsmanClient::new(
-        Arc::new(route.clone()),
+        ep.connector,
         creds,
         WsmanOptions {
-            port,
+            port: ep.port,
             request_timeout: args.request_timeout,
         },
     );

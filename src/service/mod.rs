@@ -161,6 +161,8 @@ impl Service {
             password: None,
             password_file: self.config.password_file.clone(),
             request_timeout: self.config.request_timeout,
+            skip_amt_cert_check: false,
+            amt_ca_file: Vec::new(),
         })
     }
 
