@@ -508,12 +508,20 @@ fn handle_request(fw: &mut FirmwareCore, req: &Request, now: Instant) -> WebRepl
         }
     };
     let close = status == 400 || req.wants_close();
+    let layout = if status == 200 {
+        let head = http::encode_amt_soap_response(status, &date, &server, b"", &ChunkLayout::Single, false);
+        let header_len = head.windows(4).position(|w| w == b"\r\n\r\n").map_or(0, |i| i + 4);
+        segment_layout(header_len, body.len())
+    } else {
+        // The captured fault is one chunk (amt-captures/400-fault-already-exists.http).
+        ChunkLayout::Single
+    };
     let mut bytes = http::encode_amt_soap_response(
         status,
         &date,
         &server,
         body.as_bytes(),
-        &ChunkLayout::MaxSize(0x2FA),
+        &layout,
         status == 400,
     );
     let mut drop_after = false;
@@ -528,6 +536,28 @@ fn handle_request(fw: &mut FirmwareCore, req: &Request, now: Instant) -> WebRepl
         delay,
         drop_after,
     }
+}
+
+/// AMT's 200s are written in 770-byte pieces: the headers and the first chunk fill the first piece,
+/// then each chunk is 0x2FA data bytes plus its 8 framing bytes (the AMT 15 GeneralSettings capture:
+/// 218 header bytes + `0220` chunk = 770, then `02FA` chunks of 770, then the rest).
+pub fn segment_layout(header_len: usize, body_len: usize) -> ChunkLayout {
+    const PIECE: usize = 770;
+    const FRAMING: usize = 8; // "XXXX\r\n" + "\r\n"
+    let mut sizes = Vec::new();
+    let mut left = body_len;
+    let first = PIECE.saturating_sub(header_len + FRAMING);
+    if first > 0 && left > 0 {
+        let n = first.min(left);
+        sizes.push(n);
+        left -= n;
+    }
+    while left > 0 {
+        let n = (PIECE - FRAMING).min(left);
+        sizes.push(n);
+        left -= n;
+    }
+    ChunkLayout::Exact(sizes)
 }
 
 fn next_id(fw: &mut FirmwareCore) -> u64 {
@@ -1099,6 +1129,29 @@ mod tests {
             e.fault().unwrap().subcode.unwrap().local,
             "DestinationUnreachable"
         );
+    }
+
+    #[test]
+    fn the_chunk_layout_reproduces_the_amt15_capture() {
+        // 218 header bytes and a 1928-byte body give 0x220, 0x2FA, 0x2FA, 0x3C.
+        assert_eq!(segment_layout(218, 0x220 + 0x2FA * 2 + 0x3C), ChunkLayout::Exact(vec![0x220, 0x2FA, 0x2FA, 0x3C]));
+        let capture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/amt-captures/200-general-settings-get.http");
+        let Ok(c) = std::fs::read(&capture) else {
+            eprintln!("skipped: {} not found", capture.display());
+            return;
+        };
+        let i = c.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let r = response(&c);
+        let again = http::encode_amt_soap_response(
+            200,
+            r.header("Date").unwrap(),
+            r.header("Server").unwrap(),
+            &r.body,
+            &segment_layout(i, r.body.len()),
+            false,
+        );
+        assert_eq!(again, c, "header set, order and chunk layout are the firmware's");
     }
 
     #[test]
