@@ -12,7 +12,9 @@ use crate::amthi::codec::hex;
 use crate::amthi::HashAlgorithm;
 use crate::cli::secrets::{read_secret_file, SecretSource};
 use crate::error::{AgentError, ExitCode};
-use crate::provisioning::setupbin::{guid_text, CertHash, RootEnrolment, SetupBin};
+use crate::provisioning::setupbin::{
+    guid_text, mebx_password_problem, CertHash, RootEnrolment, SetupBin,
+};
 use crate::secret::Secret;
 
 #[derive(Args, Debug)]
@@ -130,26 +132,6 @@ fn read_root(path: &Path) -> Result<Vec<u8>, AgentError> {
         ))
         .help("give the root CA certificate alone")),
     }
-}
-
-/// MEBx password rule (SetMEBxPassword docs; enforcement on the USB path is UNCONFIRMED):
-/// 8–32 ASCII characters with an upper-case letter, a lower-case letter, a digit and a symbol.
-pub fn mebx_password_problem(p: &str) -> Option<&'static str> {
-    if !(8..=32).contains(&p.len()) {
-        return Some("it must be 8 to 32 characters long");
-    }
-    if !p.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
-        return Some("it must be printable ASCII");
-    }
-    let has = |f: fn(&u8) -> bool| p.as_bytes().iter().any(f);
-    if !(has(u8::is_ascii_uppercase)
-        && has(u8::is_ascii_lowercase)
-        && has(u8::is_ascii_digit)
-        && has(|b| b.is_ascii_punctuation() || *b == b' '))
-    {
-        return Some("it needs an upper-case letter, a lower-case letter, a digit and a symbol");
-    }
-    None
 }
 
 fn create(a: &CreateArgs, json: bool) -> Result<ExitCode, AgentError> {

@@ -1222,6 +1222,26 @@ fn order_problems(vars: &[Variable]) -> Vec<String> {
     out
 }
 
+/// MEBx password rule (SetMEBxPassword docs; enforcement on the USB path is UNCONFIRMED):
+/// 8–32 ASCII characters with an upper-case letter, a lower-case letter, a digit and a symbol.
+pub fn mebx_password_problem(p: &str) -> Option<&'static str> {
+    if !(8..=32).contains(&p.len()) {
+        return Some("it must be 8 to 32 characters long");
+    }
+    if !p.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        return Some("it must be printable ASCII");
+    }
+    let has = |f: fn(&u8) -> bool| p.as_bytes().iter().any(f);
+    if !(has(u8::is_ascii_uppercase)
+        && has(u8::is_ascii_lowercase)
+        && has(u8::is_ascii_digit)
+        && has(|b| b.is_ascii_punctuation() || *b == b' '))
+    {
+        return Some("it needs an upper-case letter, a lower-case letter, a digit and a symbol");
+    }
+    None
+}
+
 /// What `amt-agent setup-bin create` asks for: enrol one root hash (§5.3 2.8).
 pub struct RootEnrolment {
     pub current_mebx_password: Secret,
