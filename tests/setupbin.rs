@@ -59,7 +59,10 @@ fn a_created_file_enrols_the_root_in_the_simulator() {
     let shown = agent(&["setup-bin", "show", bin.to_str().unwrap(), "--json"]);
     assert_eq!(code(&shown), 0, "{}", stderr(&shown));
     let text = stdout(&shown);
-    assert!(!text.contains("Str0ng-MEBx!") && !text.contains("admin"), "{text}");
+    assert!(
+        !text.contains("Str0ng-MEBx!") && !text.contains("admin"),
+        "{text}"
+    );
     let j: serde_json::Value = serde_json::from_str(&text).unwrap();
     let vars = &j["records"][0]["variables"];
     let hv = vars
@@ -127,7 +130,12 @@ fn show_decodes_the_acu_and_meshcommander_files() {
     }
     assert!(!t.contains("admin") && !t.contains("HeyH0Password!"), "{t}");
 
-    let o = agent(&["setup-bin", "show", &fixture("meshcommander-setup.bin"), "--json"]);
+    let o = agent(&[
+        "setup-bin",
+        "show",
+        &fixture("meshcommander-setup.bin"),
+        "--json",
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let t = stdout(&o);
     assert!(!t.contains("HeyH0Password!"), "{t}");
