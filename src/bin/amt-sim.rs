@@ -62,6 +62,10 @@ struct ServeArgs {
     /// is generated anew at every start.
     #[arg(long, value_name = "FILE")]
     tls_root_out: Option<PathBuf>,
+    /// Boot with this setup.bin "on a USB stick": before serving, consume it as MEBx does (MEBx
+    /// password, PKI DNS suffix, root hashes; see docs/simulator.md). A malformed file is an error.
+    #[arg(long, value_name = "FILE")]
+    usb_setup: Option<PathBuf>,
 }
 
 fn load_profile(spec: &str) -> Result<DeviceProfile, String> {
@@ -83,7 +87,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .iter()
         .map(|f| Fault::parse(f))
         .collect::<Result<_, _>>()?;
-    let profile = match &args.state {
+    let mut profile = match &args.state {
         Some(p) if p.exists() => {
             let t =
                 std::fs::read_to_string(p).map_err(|e| format!("state {}: {e}", p.display()))?;
@@ -91,6 +95,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         }
         _ => load_profile(&args.device_profile)?,
     };
+    if let Some(path) = &args.usb_setup {
+        usb_setup(&mut profile, path)?;
+    }
     let name = profile.name.clone();
     if let Some(path) = &args.tls_root_out {
         let pem = amt_agent::sim::tls::odca_chain().root_pem();
@@ -150,6 +157,37 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let sig = set.wait().map_err(|e| e.to_string())?;
     tracing::info!(signal = ?sig, "stopping");
     drop(fw);
+    Ok(())
+}
+
+/// MEBx at POST: reads the USB provisioning file and applies it to the profile (persisted by
+/// `Firmware::new` when --state is given).
+fn usb_setup(profile: &mut DeviceProfile, path: &std::path::Path) -> Result<(), String> {
+    use amt_agent::provisioning::setupbin::SetupBin;
+    let bytes = std::fs::read(path).map_err(|e| format!("--usb-setup {}: {e}", path.display()))?;
+    let file = SetupBin::parse(&bytes)
+        .map_err(|e| format!("--usb-setup {}: not a setup.bin: {e}", path.display()))?;
+    let done = amt_agent::sim::usb_setup::consume(profile, &file)
+        .map_err(|e| format!("--usb-setup {}: MEBx refuses the file: {e}", path.display()))?;
+    for n in &done.notes {
+        tracing::info!("usb-setup: {n}");
+    }
+    if let Some(updated) = done.updated_file {
+        // The BIOS counts the consumed record on the stick; a read-only stick keeps it reusable.
+        match updated.encode().map(|b| std::fs::write(path, b)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(
+                "usb-setup: cannot mark record consumed in {}: {e}",
+                path.display()
+            ),
+            Err(e) => tracing::warn!("usb-setup: {e}"),
+        }
+    }
+    eprintln!(
+        "amt-sim: consumed USB provisioning file {} (record {})",
+        path.display(),
+        done.record
+    );
     Ok(())
 }
 

@@ -89,6 +89,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Tools for support staff: raw WS-MAN to the local AMT.
     Diagnostics(crate::commands::diagnostics::DiagnosticsArgs),
+    /// Write or decode setup.bin, the USB provisioning file MEBx reads (root hash, MEBx password).
+    SetupBin(crate::commands::setupbin::SetupBinArgs),
 }
 
 #[derive(Args, Debug, Default, Clone)]

@@ -6,6 +6,7 @@ pub mod deactivate;
 pub mod diagnostics;
 pub mod doctor;
 pub mod session;
+pub mod setupbin;
 
 use crate::cli::{Cli, Command};
 use crate::error::{AgentError, ExitCode};
@@ -60,6 +61,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, AgentError> {
             let device = crate::heci::open(&cli.device)?;
             diagnostics::run(device, args, cli.json)
         }
+        Command::SetupBin(args) => setupbin::run(args, cli.json),
     }
 }
 

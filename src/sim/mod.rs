@@ -13,6 +13,7 @@ pub mod lme;
 pub mod profile;
 pub mod server;
 pub mod tls;
+pub mod usb_setup;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
