@@ -124,7 +124,18 @@ fn main() {
     let lms_port_s = lms_port.to_string();
     let via_lms = measure(
         &agent,
-        &["--device", &sock_dev, "diagnostics", "wsman", "get", "AMT_GeneralSettings", "--lms", "only", "--lms-port", &lms_port_s],
+        &[
+            "--device",
+            &sock_dev,
+            "diagnostics",
+            "wsman",
+            "get",
+            "AMT_GeneralSettings",
+            "--lms",
+            "only",
+            "--lms-port",
+            &lms_port_s,
+        ],
     );
     let lms_floor = via_lms.median;
     rows.push(Row {

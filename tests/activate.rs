@@ -228,3 +228,36 @@ fn local_ccm_on_amt19_goes_over_tls_verified_against_the_explicit_test_root() {
         (1.into(), 2.into())
     );
 }
+
+#[test]
+fn the_connection_dropped_after_commit_changes_is_no_failure_when_the_firmware_says_activated() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("sim-root.pem");
+    let root_s = root.to_str().unwrap().to_string();
+    let sim = sim_with_state(
+        "amt19",
+        &["--tls-root-out", &root_s, "--fault", "drop-after-commit"],
+        |_| {},
+    );
+    let o = agent_env(
+        &[
+            "--device",
+            &sim.device(),
+            "--json",
+            "activate",
+            "--local",
+            "--ccm",
+            "--amt-ca-file",
+            &root_s,
+        ],
+        &[("AMT_PASSWORD", PW)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["mode"], "CCM", "the mode the firmware reports");
+    let s = state(&sim);
+    assert_eq!(
+        (s["control_mode"].clone(), s["provisioning_state"].clone()),
+        (1.into(), 2.into())
+    );
+}

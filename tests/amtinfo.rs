@@ -437,3 +437,38 @@ fn doctor_reports_usable_amt_on_vpro_and_says_why_not_elsewhere() {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["amtUsable"], false);
 }
+
+#[test]
+fn a_device_this_user_cannot_open_is_exit_1_with_the_fix() {
+    if std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_err()
+        || !nix::unistd::geteuid().is_root()
+    {
+        eprintln!("skipped: needs root and setpriv to run the agent as an unprivileged user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let node = dir.path().join("mei0");
+    std::fs::write(&node, b"").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = run_with_deadline(
+        std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                AGENT,
+                "--device",
+            ])
+            .arg(&node)
+            .arg("amtinfo"),
+        std::time::Duration::from_secs(20),
+    );
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("help: run as root"), "{}", stderr(&o));
+}

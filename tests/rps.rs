@@ -1,4 +1,3 @@
-
 /// A CA and a `localhost` server certificate signed by it, as PEM files in `dir`.
 fn test_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -12,7 +11,8 @@ fn test_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let key = rcgen::KeyPair::generate().unwrap();
     let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     let cert = params.signed_by(&key, &issuer).unwrap();
-    let (ca_pem, cert_pem, key_pem) = (dir.join("ca.pem"), dir.join("rps.pem"), dir.join("rps.key"));
+    let (ca_pem, cert_pem, key_pem) =
+        (dir.join("ca.pem"), dir.join("rps.pem"), dir.join("rps.key"));
     std::fs::write(&ca_pem, ca.pem()).unwrap();
     std::fs::write(&cert_pem, cert.pem()).unwrap();
     std::fs::write(&key_pem, key.serialize_pem()).unwrap();
@@ -31,7 +31,15 @@ fn ccm_activation_over_wss_with_a_private_ca() {
     let url = format!("wss://localhost:{}/activate", peer.port);
     // Not trusted without the CA: rpc-go's ServerCertificateVerificationFailed.
     let o = run(
-        &["--device", &dev, "activate", "-u", &url, "--profile", "ccm-peer"],
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &url,
+            "--profile",
+            "ccm-peer",
+        ],
         &[],
     );
     assert_eq!(code(&o), 22, "{}", stderr(&o));
@@ -39,8 +47,16 @@ fn ccm_activation_over_wss_with_a_private_ca() {
     let ca_s = ca.to_str().unwrap();
     let o = run(
         &[
-            "--device", &dev, "--json", "activate", "-u", &url, "--profile", "ccm-peer",
-            "--ca-file", ca_s,
+            "--device",
+            &dev,
+            "--json",
+            "activate",
+            "-u",
+            &url,
+            "--profile",
+            "ccm-peer",
+            "--ca-file",
+            ca_s,
         ],
         &[],
     );
@@ -50,7 +66,15 @@ fn ccm_activation_over_wss_with_a_private_ca() {
     assert_eq!(j["components"]["Activation"]["result"], "Success");
     // -n skips verification, loudly.
     let o = run(
-        &["--device", &dev, "maintenance", "syncclock", "-u", &url, "-n"],
+        &[
+            "--device",
+            &dev,
+            "maintenance",
+            "syncclock",
+            "-u",
+            &url,
+            "-n",
+        ],
         &[("AMT_PASSWORD", AMT_PW)],
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));

@@ -509,8 +509,18 @@ fn handle_request(fw: &mut FirmwareCore, req: &Request, now: Instant) -> WebRepl
     };
     let close = status == 400 || req.wants_close();
     let layout = if status == 200 {
-        let head = http::encode_amt_soap_response(status, &date, &server, b"", &ChunkLayout::Single, false);
-        let header_len = head.windows(4).position(|w| w == b"\r\n\r\n").map_or(0, |i| i + 4);
+        let head = http::encode_amt_soap_response(
+            status,
+            &date,
+            &server,
+            b"",
+            &ChunkLayout::Single,
+            false,
+        );
+        let header_len = head
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(0, |i| i + 4);
         segment_layout(header_len, body.len())
     } else {
         // The captured fault is one chunk (amt-captures/400-fault-already-exists.http).
@@ -1134,7 +1144,10 @@ mod tests {
     #[test]
     fn the_chunk_layout_reproduces_the_amt15_capture() {
         // 218 header bytes and a 1928-byte body give 0x220, 0x2FA, 0x2FA, 0x3C.
-        assert_eq!(segment_layout(218, 0x220 + 0x2FA * 2 + 0x3C), ChunkLayout::Exact(vec![0x220, 0x2FA, 0x2FA, 0x3C]));
+        assert_eq!(
+            segment_layout(218, 0x220 + 0x2FA * 2 + 0x3C),
+            ChunkLayout::Exact(vec![0x220, 0x2FA, 0x2FA, 0x3C])
+        );
         let capture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../shared/fixtures/amt-captures/200-general-settings-get.http");
         let Ok(c) = std::fs::read(&capture) else {
@@ -1151,7 +1164,10 @@ mod tests {
             &segment_layout(i, r.body.len()),
             false,
         );
-        assert_eq!(again, c, "header set, order and chunk layout are the firmware's");
+        assert_eq!(
+            again, c,
+            "header set, order and chunk layout are the firmware's"
+        );
     }
 
     #[test]

@@ -1,0 +1,234 @@
+//! Secret hygiene: every flow runs at trace level with known secrets, and none of them appears in
+//! stdout, stderr, the status file, the metrics file or the simulator's output — nor do digest
+//! responses. No flow needs a secret on the command line.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const AMT_PW: &str = "Kn0wn-Amt!Secret";
+const MEBX_PW: &str = "Kn0wn-Mebx!Secret";
+
+fn assert_clean(what: &str, text: &str, secrets: &[&str]) {
+    for s in secrets {
+        assert!(!text.contains(s), "{what}: a secret leaked: {s}");
+    }
+    // A digest response is a credential for its nonce: never logged.
+    assert!(
+        !text.contains("response=\""),
+        "{what}: a Digest Authorization header was logged"
+    );
+    assert!(!text.contains("panicked"), "{what}: a panic");
+}
+
+fn lsa(sim: &Sim) -> String {
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(sim.path("state.json")).unwrap()).unwrap();
+    s["lsa_password"].as_str().unwrap().to_string()
+}
+
+fn start() -> Sim {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let socket = dir.path().join("sim.sock");
+    let st = state.to_str().unwrap().to_string();
+    Sim::start_in(dir, socket, &["--state", &st])
+}
+
+#[test]
+fn no_flow_leaks_a_secret_at_trace_level() {
+    let sim = start();
+    let dev = sim.device();
+    let lsa = lsa(&sim);
+    let secrets = [AMT_PW, MEBX_PW, lsa.as_str()];
+    let env = [("AMT_PASSWORD", AMT_PW), ("MEBX_PASSWORD", MEBX_PW)];
+    let mut runs: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "amtinfo",
+            vec!["--device", &dev, "-vvv", "amtinfo", "--all"],
+        ),
+        (
+            "amtinfo json logs",
+            vec![
+                "--device",
+                &dev,
+                "-vvv",
+                "--log-format",
+                "json",
+                "amtinfo",
+                "--all",
+                "--json",
+            ],
+        ),
+        (
+            "wsman as the LSA",
+            vec![
+                "--device",
+                &dev,
+                "-vvv",
+                "diagnostics",
+                "wsman",
+                "get",
+                "AMT_GeneralSettings",
+                "--lms",
+                "never",
+            ],
+        ),
+        (
+            "activate ccm",
+            vec![
+                "--device", &dev, "-vvv", "activate", "--local", "--ccm", "--lms", "never",
+            ],
+        ),
+        (
+            "wsman as admin",
+            vec![
+                "--device",
+                &dev,
+                "-vvv",
+                "diagnostics",
+                "wsman",
+                "invoke",
+                "AMT_AuthorizationService",
+                "SetAdminAclEntryEx",
+                "--arg",
+                "Username=admin",
+                "--arg",
+                "DigestPassword=AAAAAAAAAAAAAAAAAAAAAA==",
+                "--lms",
+                "never",
+            ],
+        ),
+    ];
+    runs.push(("doctor", vec!["--device", &dev, "-vvv", "doctor"]));
+    for (what, args) in &runs {
+        let o = agent_env(args, &env);
+        assert_eq!(code(&o), 0, "{what}: {}", stderr(&o));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(all.contains("TRACE"), "{what}: ran at trace level");
+        assert_clean(what, &all, &secrets);
+    }
+    // The admin password was just changed through WS-MAN to an all-zero digest; deactivate over
+    // AMTHI (CCM: no password needed).
+    let o = agent_env(&["--device", &dev, "-vvv", "deactivate", "--local"], &env);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_clean(
+        "deactivate",
+        &format!("{}{}", stdout(&o), stderr(&o)),
+        &secrets,
+    );
+    // setup.bin with a MEBx password from the environment.
+    let dir = tempfile::tempdir().unwrap();
+    let root = rcgen_root(dir.path());
+    let out = dir.path().join("setup.bin");
+    let o = agent_env(
+        &[
+            "-vvv",
+            "setup-bin",
+            "create",
+            "--root-cert",
+            root.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_clean(
+        "setup-bin create",
+        &format!("{}{}", stdout(&o), stderr(&o)),
+        &secrets,
+    );
+    let o = agent_env(
+        &["-vvv", "setup-bin", "show", out.to_str().unwrap(), "--json"],
+        &env,
+    );
+    assert_clean(
+        "setup-bin show",
+        &format!("{}{}", stdout(&o), stderr(&o)),
+        &secrets,
+    );
+}
+
+fn rcgen_root(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "Secrets Test Root");
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = p.self_signed(&key).unwrap();
+    let path = dir.join("root.pem");
+    std::fs::write(&path, cert.pem()).unwrap();
+    path
+}
+
+#[test]
+fn the_service_status_and_metrics_files_hold_no_secret() {
+    let sim = start();
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{AMT_PW}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let state_dir = dir.path().join("run");
+    let metrics = dir.path().join("amt.prom");
+    let mut child = Command::new(AGENT)
+        .args([
+            "--device",
+            &sim.device(),
+            "-vvv",
+            "service",
+            "--config",
+            "/nonexistent/agent.toml",
+        ])
+        .env("AMT_AGENT_STATE_DIR", &state_dir)
+        .env("AMT_AGENT_PASSWORD_FILE", &pw)
+        .env("AMT_AGENT_METRICS_FILE", &metrics)
+        .env("AMT_AGENT_LMS", "never")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = std::fs::read_to_string(state_dir.join("status.json")).unwrap_or_default();
+        if s.contains("\"activated\"") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "service did not activate: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let out = child.wait_with_output().unwrap();
+    let lsa = lsa(&sim);
+    let secrets = [AMT_PW, lsa.as_str()];
+    assert_clean(
+        "service output",
+        &format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        &secrets,
+    );
+    assert_clean(
+        "status file",
+        &std::fs::read_to_string(state_dir.join("status.json")).unwrap(),
+        &secrets,
+    );
+    assert_clean(
+        "metrics file",
+        &std::fs::read_to_string(&metrics).unwrap(),
+        &secrets,
+    );
+}
