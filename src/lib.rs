@@ -17,6 +17,7 @@ pub mod commands;
 pub mod error;
 pub mod heci;
 pub mod os;
+pub mod provisioning;
 pub mod secret;
 pub mod sim;
 pub mod tls;

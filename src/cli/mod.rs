@@ -79,6 +79,10 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Print the agent's version and the RPS protocol version it speaks.
     Version,
+    /// Check a provisioning certificate against AMT's ACM rules, or print its hashes.
+    Cert(crate::commands::cert::CertArgs),
+    /// Activate AMT from this machine (admin control mode with a provisioning certificate).
+    Activate(crate::commands::local_acm::ActivateArgs),
     /// Tools for support staff: raw WS-MAN to the local AMT.
     Diagnostics(crate::commands::diagnostics::DiagnosticsArgs),
 }

@@ -1,8 +1,10 @@
 //! One module per command, composing the layers below.
 
 pub mod amtinfo;
+pub mod cert;
 pub mod diagnostics;
 pub mod doctor;
+pub mod local_acm;
 pub mod session;
 
 use crate::cli::{Cli, Command};
@@ -37,6 +39,18 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, AgentError> {
             amtinfo::run(device, args, cli.json)
         }
         Command::Doctor(_) => doctor::run(&cli.device, cli.json),
+        Command::Cert(args) => cert::run(&cli.device, args, cli.json),
+        Command::Activate(args) => {
+            if !(args.local && args.acm) {
+                return Err(AgentError::new(
+                    ExitCode::IncorrectCommandLineParameters,
+                    "this build activates only with --local --acm",
+                )
+                .help("amt-agent activate --local --acm --provisioning-cert FILE"));
+            }
+            let device = crate::heci::open(&cli.device)?;
+            local_acm::run(device, &args.acm_args, cli.json)
+        }
         Command::Diagnostics(args) => {
             let device = crate::heci::open(&cli.device)?;
             diagnostics::run(device, args, cli.json)
