@@ -139,15 +139,34 @@ impl CertFacts {
         self.subject_raw == self.issuer_raw
     }
 
-    /// Whether `issuer`'s key verifies this certificate's signature.
+    /// Whether `issuer`'s key verifies this certificate's signature. Small keys and SHA-1 are
+    /// accepted here (ring's legacy algorithms): the linking question is separate from the
+    /// AMT-KEY-SIZE and AMT-SIG-SHA1 rules, which say what AMT thinks of them.
     pub fn signed_by(&self, issuer: &CertFacts) -> bool {
+        use ring::signature as sig;
         let (Ok((_, me)), Ok((_, by))) = (
             X509Certificate::from_der(&self.der),
             X509Certificate::from_der(&issuer.der),
         ) else {
             return false;
         };
-        me.verify_signature(Some(by.public_key())).is_ok()
+        let algs: &[&dyn sig::VerificationAlgorithm] = match self.signature_oid.as_str() {
+            "1.2.840.113549.1.1.5" => &[&sig::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY],
+            "1.2.840.113549.1.1.11" => &[&sig::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY],
+            "1.2.840.113549.1.1.12" => &[&sig::RSA_PKCS1_2048_8192_SHA384],
+            "1.2.840.113549.1.1.13" => &[&sig::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY],
+            "1.2.840.10045.4.3.2" => &[&sig::ECDSA_P256_SHA256_ASN1, &sig::ECDSA_P384_SHA256_ASN1],
+            "1.2.840.10045.4.3.3" => &[&sig::ECDSA_P384_SHA384_ASN1, &sig::ECDSA_P256_SHA384_ASN1],
+            _ => return me.verify_signature(Some(by.public_key())).is_ok(),
+        };
+        let key = by.public_key().subject_public_key.data.as_ref();
+        let tbs = me.tbs_certificate.as_ref();
+        let signature = me.signature_value.data.as_ref();
+        algs.iter().any(|a| {
+            sig::UnparsedPublicKey::new(*a, key)
+                .verify(tbs, signature)
+                .is_ok()
+        })
     }
 
     /// How the certificate is named in diagnostics: its subject.
