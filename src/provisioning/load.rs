@@ -272,22 +272,19 @@ pub fn load(
                 format!("cannot read {}: {e}", path.display()),
             )
         })?
-    } else if source.len() > 64 && !source.contains('/') {
-        let b = base64::engine::general_purpose::STANDARD
-            .decode(source.trim())
-            .map_err(|e| {
-                err(
-                    ExitCode::ProvisioningCertBase64,
-                    format!("the provisioning certificate is neither a file nor base64: {e}"),
-                )
-            })?;
-        return from_pkcs12(&b, password, "base64 PKCS#12");
     } else {
-        return Err(err(
-            ExitCode::FailedReadingConfiguration,
-            format!("{source}: no such file"),
-        )
-        .help("pass a .pfx/.p12 file, a PEM file with the chain and the key, or base64 of a PFX"));
+        let b64 = base64::engine::general_purpose::STANDARD.decode(source.trim());
+        return match b64 {
+            Ok(b) if source.len() > 64 => from_pkcs12(&b, password, "base64 PKCS#12"),
+            _ => {
+                let shown: String = source.chars().take(60).collect();
+                Err(err(
+                    ExitCode::FailedReadingConfiguration,
+                    format!("{shown}: no such file, nor base64 of a PFX"),
+                )
+                .help("pass a .pfx/.p12 file, a PEM file with the chain and the key, or base64 of a PFX"))
+            }
+        };
     };
     from_bytes(&bytes, password)
 }
