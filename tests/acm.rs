@@ -637,6 +637,15 @@ fn activate(sim: &Sim, file: &Path, extra: &[&str]) -> std::process::Output {
         file.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
+    // The simulator frees the LME client when it notices the previous run's socket closed; on a
+    // loaded machine that can outlast the agent's bounded EBUSY retries, so retry the run (bounded).
+    for _ in 0..3 {
+        let o = agent_env(&args, &env());
+        if !stderr(&o).contains("is busy (EBUSY)") {
+            return o;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
     agent_env(&args, &env())
 }
 
