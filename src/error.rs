@@ -41,6 +41,21 @@ pub enum ExitCode {
     UnableToActivate = 111,
     SetMebxPasswordFailed = 118,
     ChangeAmtPasswordFailed = 119,
+    // rpc-go's activation codes 121–135 (rpc-go.md §2); all named ActivationFailed there.
+    ProvisioningCertBase64 = 121,
+    ProvisioningCertPassword = 122,
+    ProvisioningCertInvalid = 123,
+    ProvisioningCertNoCertificates = 124,
+    ProvisioningCertNoKey = 125,
+    ProvisioningCertNoRoot = 126,
+    CertHashesUnreadable = 127,
+    RootNotTrusted = 128,
+    GeneralSettingsFailed = 129,
+    HostBasedSetupFailed = 130,
+    AddCertificateFailed = 131,
+    SigningFailed = 133,
+    ControlModeUnreadable = 134,
+    InvalidControlMode = 135,
 }
 
 impl ExitCode {
@@ -77,6 +92,20 @@ impl ExitCode {
             ExitCode::PasswordsDoNotMatch => "PasswordsDoNotMatch",
             ExitCode::SetMebxPasswordFailed => "SetMEBXPasswordFailed",
             ExitCode::ChangeAmtPasswordFailed => "ChangeAMTPasswordFailed",
+            ExitCode::ProvisioningCertBase64
+            | ExitCode::ProvisioningCertPassword
+            | ExitCode::ProvisioningCertInvalid
+            | ExitCode::ProvisioningCertNoCertificates
+            | ExitCode::ProvisioningCertNoKey
+            | ExitCode::ProvisioningCertNoRoot
+            | ExitCode::CertHashesUnreadable
+            | ExitCode::RootNotTrusted
+            | ExitCode::GeneralSettingsFailed
+            | ExitCode::HostBasedSetupFailed
+            | ExitCode::AddCertificateFailed
+            | ExitCode::SigningFailed
+            | ExitCode::ControlModeUnreadable
+            | ExitCode::InvalidControlMode => "ActivationFailed",
         }
     }
 }

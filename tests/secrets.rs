@@ -176,7 +176,7 @@ fn the_service_status_and_metrics_files_hold_no_secret() {
     std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
     let state_dir = dir.path().join("run");
     let metrics = dir.path().join("amt.prom");
-    let mut child = Command::new(AGENT)
+    let child = Command::new(AGENT)
         .args([
             "--device",
             &sim.device(),

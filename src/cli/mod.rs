@@ -79,6 +79,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Print the agent's version and the RPS protocol version it speaks.
     Version,
+    /// Check a provisioning certificate against AMT's ACM rules, or print its hashes.
+    Cert(crate::commands::cert::CertArgs),
     /// Activate AMT: locally in client control mode, or stop an unfinished configuration.
     Activate(crate::commands::activate::ActivateArgs),
     /// Deactivate AMT locally (CCM over AMTHI, ACM over WS-MAN), recovering a stuck configuration.

@@ -32,6 +32,8 @@ pub struct ActivateArgs {
     #[arg(long, conflicts_with_all = ["ccm", "acm"])]
     pub stop_config: bool,
     #[command(flatten)]
+    pub acm_args: super::local_acm::LocalAcmArgs,
+    #[command(flatten)]
     pub conn: AmtConnArgs,
 }
 
@@ -105,10 +107,7 @@ pub fn run(
     }
     match (args.ccm, args.acm) {
         (true, false) => ccm(device, args, json_out),
-        (false, true) => Err(invalid(
-            "local ACM activation is not available in this build",
-            "activate in client control mode: amt-agent activate --local --ccm",
-        )),
+        (false, true) => super::local_acm::run(device, &args.acm_args, &args.conn, json_out),
         _ => Err(invalid(
             "must specify --ccm or --acm, but not both",
             "add --ccm (or --acm)",

@@ -2,9 +2,11 @@
 
 pub mod activate;
 pub mod amtinfo;
+pub mod cert;
 pub mod deactivate;
 pub mod diagnostics;
 pub mod doctor;
+pub mod local_acm;
 pub mod session;
 pub mod setupbin;
 
@@ -40,6 +42,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, AgentError> {
             amtinfo::run(device, args, cli.json)
         }
         Command::Doctor(_) => doctor::run(&cli.device, cli.json),
+        Command::Cert(args) => cert::run(&cli.device, args, cli.json),
         Command::Activate(args) => {
             let device = crate::heci::open(&cli.device)?;
             activate::run(device, args, cli.json)

@@ -1,1 +1,61 @@
+//! ACM provisioning certificates: loading ([`load`]), the doctor's rule registry ([`rules`]), and
+//! what the doctor learns about the machine over AMTHI (hashes, PKI DNS suffix, AMT version).
+
+pub mod load;
+pub mod rules;
 pub mod setupbin;
+
+use std::sync::Arc;
+
+use crate::amthi::{AmthiClient, AmthiError};
+use crate::heci::MeiDevice;
+
+pub use load::{CertFacts, ProvisioningCert, SigningDigest, SigningKey};
+pub use rules::{Finding, Machine, Outcome, TrustedHash};
+
+/// Parses `16.1.27` (or `16`) into (major, minor).
+pub fn parse_amt_version(s: &str) -> Option<(u16, u16)> {
+    let mut it = s.trim().split('.');
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next().map(|m| m.parse().ok()).unwrap_or(Some(0))?;
+    Some((major, minor))
+}
+
+/// Reads what the rules need from this machine's AMT: version, trusted hashes, PKI DNS suffix.
+pub fn read_machine(device: Arc<dyn MeiDevice>) -> Result<Machine, AmthiError> {
+    let mut amthi = AmthiClient::new(device);
+    let versions = amthi.code_versions()?;
+    let amt_version = versions.get("AMT").and_then(parse_amt_version);
+    let hashes = amthi
+        .cert_hashes()?
+        .into_iter()
+        .map(|e| {
+            let len = e.algorithm.digest_len().unwrap_or(64).min(64);
+            TrustedHash {
+                name: e.name.clone(),
+                algorithm: e.algorithm,
+                hash: e.hash[..len].to_vec(),
+                is_active: e.is_active,
+                is_default: e.is_default,
+            }
+        })
+        .collect();
+    let pki = amthi.pki_dns_suffix()?;
+    let os = crate::os::dns_suffix();
+    Ok(Machine {
+        amt_version,
+        hashes: Some(hashes),
+        pki_dns_suffix: Some(pki).filter(|s| !s.trim().is_empty()),
+        dhcp_dns_suffix: None,
+        os_dns_suffix: Some(os).filter(|s| !s.trim().is_empty()),
+        override_suffix: None,
+    })
+}
+
+/// Seconds since the epoch, now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -269,14 +269,20 @@ pub fn seed_instances(p: &mut DeviceProfile) {
     }
 }
 
-/// Computed classes: their instance reflects the firmware's state at each read.
-fn computed(fw: &mut FirmwareCore, class: &str) -> Option<Instance> {
+/// Computed classes: their instance reflects the firmware's state at each read. `read` is true
+/// for a Get: only a read issues a new ConfigurationNonce. AdminSetup/UpgradeClientToAdmin sign
+/// the nonce the caller read (provisioning.md §3.1 steps 3 and 6), so a method invocation on the
+/// class must not replace it (it did, and every signature then failed with AUTH_FAILED).
+fn computed(fw: &mut FirmwareCore, class: &str, read: bool) -> Option<Instance> {
     let p = &fw.profile;
     match class {
         "IPS_HostBasedSetupService" => {
-            let mut n = [0u8; 20];
-            fw.web.rng.fill_bytes(&mut n);
-            fw.web.config_nonce = n;
+            if read {
+                let mut n = [0u8; 20];
+                fw.web.rng.fill_bytes(&mut n);
+                fw.web.config_nonce = n;
+            }
+            let n = fw.web.config_nonce;
             let mut i = Vec::new();
             // Once in ACM no further mode is allowed; CCM may still upgrade; pre-provisioning both.
             match p.control_mode {
@@ -639,7 +645,7 @@ fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Result<String, S
     let act = e.action().unwrap_or_default().to_string();
     let sel = selectors(e);
     let known = fw.profile.instances.contains_key(&class);
-    let comp = computed(fw, &class);
+    let comp = computed(fw, &class, act == action::GET);
     if !known && comp.is_none() {
         tracing::debug!(%class, "WS-MAN: unknown class");
         return Err(unreachable_fault(fw, &relates));
