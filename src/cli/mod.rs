@@ -79,10 +79,14 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Print the agent's version and the RPS protocol version it speaks.
     Version,
-    /// Activate AMT: locally in client control mode, or stop an unfinished configuration.
+    /// Activate AMT through RPS (-u URL --profile NAME), locally in client control mode, or stop an
+    /// unfinished configuration.
     Activate(crate::commands::activate::ActivateArgs),
-    /// Deactivate AMT locally (CCM over AMTHI, ACM over WS-MAN), recovering a stuck configuration.
+    /// Deactivate AMT through RPS (-u URL), or locally (CCM over AMTHI, ACM over WS-MAN),
+    /// recovering a stuck configuration.
     Deactivate(crate::commands::deactivate::DeactivateArgs),
+    /// Maintenance through RPS: syncclock, synchostname, syncip, changepassword, syncdeviceinfo.
+    Maintenance(crate::commands::maintenance::MaintenanceArgs),
     /// Tools for support staff: raw WS-MAN to the local AMT.
     Diagnostics(crate::commands::diagnostics::DiagnosticsArgs),
 }

@@ -5,6 +5,8 @@ pub mod amtinfo;
 pub mod deactivate;
 pub mod diagnostics;
 pub mod doctor;
+pub mod maintenance;
+pub mod remote;
 pub mod session;
 
 use crate::cli::{Cli, Command};
@@ -46,6 +48,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, AgentError> {
         Command::Deactivate(args) => {
             let device = crate::heci::open(&cli.device)?;
             deactivate::run(device, args, cli.json)
+        }
+        Command::Maintenance(args) => {
+            let device = crate::heci::open(&cli.device)?;
+            maintenance::run(device, args, cli.json)
         }
         Command::Diagnostics(args) => {
             let device = crate::heci::open(&cli.device)?;
