@@ -147,7 +147,14 @@ fn gather(
         None => amthi.uuid()?.text(),
     };
     let mode = amthi.control_mode()?;
-    let lsa = amthi.local_system_account()?;
+    // The firmware gives the local system account out only before activation; after it the
+    // payload carries admin and the AMT password instead (filled in by the caller).
+    let (username, password) = if mode == ControlMode::None {
+        let lsa = amthi.local_system_account()?;
+        (lsa.username, lsa.password)
+    } else {
+        ("admin".to_string(), Secret::default())
+    };
     let hashes = amthi
         .cert_hashes()?
         .into_iter()
@@ -180,8 +187,8 @@ fn gather(
         build,
         sku,
         uuid,
-        username: lsa.username,
-        password: lsa.password,
+        username,
+        password,
         current_mode: match mode {
             ControlMode::None => 0,
             ControlMode::Ccm => 1,
@@ -521,6 +528,10 @@ impl Driver {
                     }
                     None => return Err(closed_early("", relay.exchanges())),
                     Some(Ok(_)) => continue,
+                    Some(Err(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)))
+                    | Some(Err(tungstenite::Error::ConnectionClosed)) => {
+                        return Err(closed_early(" (reset without a closing handshake)", relay.exchanges()));
+                    }
                     Some(Err(e)) => return Err(ws_error(e).context("the connection to RPS failed")),
                 },
                 Some(chunk) = tun_rx.recv() => {
@@ -553,6 +564,17 @@ impl Driver {
                     })?;
                     let status = status_line(&raw);
                     match crate::rps::amt_failure(&request, &raw) {
+                        // Firmware answers deletes of absent instances with a fault; RPS clears
+                        // what may be there and tolerates it (rps-protocol.md §9 item 12).
+                        Some(f)
+                            if f.method == "Delete"
+                                && matches!(&f.what, crate::rps::AmtFailureKind::Fault(s) if s.contains("InvalidSelectors")) =>
+                        {
+                            tracing::info!(
+                                "[{}] {call}: {status} (nothing to delete)",
+                                relay.exchanges()
+                            );
+                        }
                         Some(f) => {
                             step(&format!(
                                 "[{}] {call}: {status}; AMT: {f}",
