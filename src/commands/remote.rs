@@ -498,6 +498,12 @@ struct Driver {
 
 type Ws = tokio_tungstenite::WebSocketStream<Box<dyn AmtStream>>;
 
+/// The TLS tunnel's connection to AMT: its write half and the task reading the other half.
+type Tunnel = (
+    tokio::io::WriteHalf<Box<dyn AmtStream>>,
+    tokio::task::JoinHandle<()>,
+);
+
 impl Driver {
     async fn session(&self, first: String) -> Result<SessionResult, AgentError> {
         let mut ws = self.connect().await?;
@@ -507,10 +513,7 @@ impl Driver {
         let mut amt_failures = Vec::new();
         // The TLS tunnel's connection to AMT and its reader (rpc-go.md §3.7).
         let (tun_tx, mut tun_rx) = tokio::sync::mpsc::channel::<Option<Vec<u8>>>(16);
-        let mut tunnel: Option<(
-            tokio::io::WriteHalf<Box<dyn AmtStream>>,
-            tokio::task::JoinHandle<()>,
-        )> = None;
+        let mut tunnel: Option<Tunnel> = None;
         let mut tunnel_port = crate::wsman::transport::AMT_PORT_HTTPS;
         let mut silence = self.rps.message_timeout;
         loop {

@@ -310,6 +310,7 @@ class Session {
     const profile = (config.profiles || {})[profileName]
     if (!profile) throw new FlowError(`Device ${p.uuid} activation failed. ${profileName} does not match list of available AMT profiles.`, false)
     if (!p.password) throw new FlowError(`Device ${p.uuid} activation failed. Missing password.`, false)
+    if (profile.mode === 'bench') return this.bench(profile, p)
     const mode = p.currentMode
     if (![0, 1, 2].includes(mode)) throw new FlowError(`Device ${p.uuid} is in unknown mode.`, false)
     if (mode === 2 && profile.mode === 'ccm') throw new FlowError(`Device ${p.uuid} already enabled in admin control mode.`, false)
@@ -380,6 +381,28 @@ class Session {
     if (profile.mode === 'acm' && mode === 1) return this.final(true, activationSuccess('Upgraded to admin control mode.', 'ACM', 'Upgraded to admin control mode'))
     if (profile.mode === 'acm') return this.final(true, reactivationSuccess('already enabled in admin mode.', 'ACM', 'Already enabled in admin mode'))
     return this.final(true, reactivationSuccess('already enabled in client mode.', 'CCM', 'Already enabled in client mode'))
+  }
+
+  // `make bench`: the same request relayed through the agent and sent straight to the simulator's
+  // LMS-like listener, alternately; round-trip times in microseconds go to profile.out.
+  async bench (profile, p) {
+    this.user = p.username
+    this.pass = p.password
+    const xml = this.amt.GeneralSettings.Get()
+    await this.call(xml)
+    const relay = []
+    const direct = []
+    for (let i = 0; i < (profile.count || 200); i++) {
+      let t = process.hrtime.bigint()
+      await this.call(xml)
+      relay.push(Number(process.hrtime.bigint() - t) / 1000)
+      t = process.hrtime.bigint()
+      const raw = await directExchange(profile.lmsPort, this.rawRequest(xml, this.authorization()))
+      direct.push(Number(process.hrtime.bigint() - t) / 1000)
+      if (splitHttp(raw).status !== 200) throw new FlowError('direct request failed')
+    }
+    fs.writeFileSync(profile.out, JSON.stringify({ relay, direct }))
+    this.final(true, JSON.stringify({ Status: 'bench done' }))
   }
 
   checkRealm (gs) {
@@ -529,6 +552,16 @@ class Session {
     this.task = null
     this.final(true, JSON.stringify({ Status: `${task} completed succesfully` }))
   }
+}
+
+function directExchange (port, raw) {
+  return new Promise((resolve, reject) => {
+    const chunks = []
+    const sock = require('net').connect(port, '127.0.0.1', () => sock.write(raw))
+    sock.on('data', (d) => chunks.push(d))
+    sock.on('end', () => { sock.destroy(); resolve(Buffer.concat(chunks)) })
+    sock.on('error', reject)
+  })
 }
 
 function asArray (x) {
