@@ -721,3 +721,179 @@ fn ccm_activation_over_wss_with_a_private_ca() {
     sim.stop();
     assert_eq!(state(&sim)["control_mode"], 1);
 }
+
+/// A provisioning chain made with the openssl CLI: an RSA root and a leaf for `amt.example.test`
+/// with the AMT activation EKU and the setup OU. `None` (test skipped) without openssl.
+fn provisioning_chain(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf, String)> {
+    let ok = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3\n",
+    )
+    .ok()?;
+    let made = ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "root.key",
+        "-out",
+        "root.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=amt-agent test provisioning root",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]) && ok(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/OU=Intel(R) Client Setup Certificate/CN=amt.example.test",
+    ]) && ok(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "root.pem",
+        "-CAkey",
+        "root.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "30",
+        "-sha256",
+        "-extfile",
+        "leaf.ext",
+    ]) && ok(&[
+        "x509", "-in", "root.pem", "-outform", "der", "-out", "root.der",
+    ]);
+    if !made {
+        eprintln!("skipped: openssl could not make a provisioning chain");
+        return None;
+    }
+    use sha2::Digest;
+    let der = std::fs::read(dir.join("root.der")).ok()?;
+    let hash = hex_lower(&sha2::Sha256::digest(&der));
+    Some((
+        dir.join("leaf.pem"),
+        dir.join("leaf.key"),
+        dir.join("root.pem"),
+        hash,
+    ))
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A simulator whose firmware trusts `root_hash` and whose PKI DNS suffix is amt.example.test.
+fn acm_sim(root_hash: &str) -> Sim {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let mut p = common::profile("amt16.1");
+    p["pki_dns_suffix"] = json!("amt.example.test");
+    p["cert_hashes"].as_array_mut().unwrap().push(json!({
+        "name": "amt-agent test provisioning root", "algorithm": "SHA256", "hash": root_hash,
+        "is_default": false, "is_active": true}));
+    std::fs::write(&state, p.to_string()).unwrap();
+    let socket = dir.path().join("sim.sock");
+    let st = state.to_str().unwrap().to_string();
+    Sim::start_in(dir, socket, &["--state", &st])
+}
+
+#[test]
+fn acm_activation_and_ccm_to_acm_upgrade() {
+    if !peer_available() {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let Some((leaf, key, root, hash)) = provisioning_chain(keys.path()) else {
+        return;
+    };
+    let domains = json!({"domains": [{"suffix": "amt.example.test", "leafCert": leaf,
+        "leafKey": key, "rootCert": root}]});
+
+    // Fresh device, ACM profile (trace 10).
+    let mut sim = acm_sim(&hash);
+    let peer = Peer::start(sim.dir.path(), config(domains.clone()), None);
+    let o = run(
+        &[
+            "--device",
+            &sim.device(),
+            "--json",
+            "activate",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "acm-peer",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["rpsStatus"], "Activated to admin control mode.");
+    assert_eq!(j["mode"], "ACM");
+    sim.stop();
+    let st = state(&sim);
+    assert_eq!(st["control_mode"], 2);
+    assert_eq!(st["mebx_password_set"], true);
+    assert_eq!(
+        st["admin_ha1"],
+        ha1(st["digest_realm"].as_str().unwrap(), AMT_PW)
+    );
+
+    // CCM first, then the ACM profile: UpgradeClientToAdmin (trace 03).
+    let mut sim = acm_sim(&hash);
+    let peer = Peer::start(sim.dir.path(), config(domains), None);
+    let dev = sim.device();
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "ccm-peer",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "acm-peer",
+        ],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("Upgraded to admin control mode."));
+    sim.stop();
+    assert_eq!(state(&sim)["control_mode"], 2);
+}

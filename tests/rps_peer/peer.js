@@ -412,7 +412,7 @@ class Session {
   }
 
   async setMebx (profile) {
-    const r = this.body(await this.call(this.amt.SetupAndConfigurationService.SetMEBxPassword(profile.mebxPassword)))
+    const r = this.body(await this.call(this.amt.SetupAndConfigurationService.SetMEBXPassword(profile.mebxPassword)))
     if (r.SetMEBxPassword_OUTPUT.ReturnValue !== 0) throw new FlowError('Failed to set MEBx password.')
   }
 
