@@ -257,11 +257,11 @@ fn rps_bench(agent: &Path, sim: &Path, dir: &Path) -> Option<RpsBench> {
         .args([
             "--device",
             &dev,
+            "activate",
             "--lms",
             "only",
             "--lms-port",
             &lms_port,
-            "activate",
             "-u",
             &url,
             "--profile",
