@@ -2,7 +2,7 @@
 CARGO ?= cargo
 RELEASE := target/release
 
-.PHONY: build run test lint peer-deps unit bench clean
+.PHONY: build run test lint peer-deps rps-peer-deps unit bench clean
 
 build:
 	$(CARGO) build --release --bins
@@ -20,7 +20,13 @@ lint:
 peer-deps:
 	npm ci --prefix tests/peer --no-audit --no-fund
 
-unit:
+# The RPS test peer (tests/rps_peer, Node): Intel's wsman-messages, ws, xml2js at the locked versions.
+# Without node the RPS end-to-end tests print `skipped:` and pass.
+rps-peer-deps:
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/rps_peer --no-audit --no-fund; \
+	else echo "rps-peer-deps: npm not found; the RPS end-to-end tests will be skipped"; fi
+
+unit: rps-peer-deps
 	$(CARGO) test --all-targets
 
 test: lint peer-deps unit

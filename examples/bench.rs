@@ -153,6 +153,7 @@ fn main() {
     });
     let _ = server.kill();
     let _ = server.wait();
+    let rps = rps_bench(&agent, &sim, &tmp);
     let _ = std::fs::remove_dir_all(&tmp);
 
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
@@ -186,9 +187,179 @@ fn main() {
         size(&sim) / 1024
     ));
     report.push_str("\nGoals: amtinfo costs at most 1.5× the process floor; a WS-MAN Get over the agent's APF path costs at most 1.3× the same Get through LMS.\n");
+    report.push_str("\n## RPS relay\n\n");
+    match rps {
+        Some(r) => report.push_str(&format!(
+            "One `AMT_GeneralSettings` Get, {} times each, alternately: relayed by RPS (the Node test \
+             peer) through the agent to amt-sim's LMS-like listener and back, against the same raw \
+             request sent by the peer straight to that listener. Median {} µs relayed, {} µs direct: \
+             **{:.2}×**. Agent peak RSS (VmHWM) during a full CCM activation: **{:.1} MB**.\n\n\
+             Goal (issue 4): relay ≤ 1.3× direct, peak RSS ≤ 10 MB.\n",
+            r.count, r.relay_us as u64, r.direct_us as u64, r.relay_us / r.direct_us, r.rss_kb as f64 / 1024.0
+        )),
+        None => report.push_str("Skipped: node or tests/rps_peer/node_modules missing (make rps-peer-deps).\n"),
+    }
     print!("{report}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/performance.md");
     if let Err(e) = std::fs::write(&out, &report) {
         eprintln!("could not write {}: {e}", out.display());
     }
+}
+
+struct RpsBench {
+    count: usize,
+    relay_us: f64,
+    direct_us: f64,
+    rss_kb: u64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Starts the RPS peer with `config`; returns it and its port.
+fn start_peer(
+    dir: &Path,
+    config: &serde_json::Value,
+    name: &str,
+) -> Option<(std::process::Child, u16)> {
+    use std::io::BufRead;
+    let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rps_peer");
+    if !peer
+        .join("node_modules/@device-management-toolkit/wsman-messages")
+        .exists()
+    {
+        return None;
+    }
+    let cfg = dir.join(format!("{name}.json"));
+    std::fs::write(&cfg, config.to_string()).ok()?;
+    let mut child = Command::new("node")
+        .arg(peer.join("peer.js"))
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take()?)
+        .read_line(&mut line)
+        .ok()?;
+    let port = line.trim().strip_prefix("listening ")?.parse().ok()?;
+    Some((child, port))
+}
+
+fn start_sim(sim: &Path, dir: &Path, extra: &[&str]) -> (std::process::Child, String) {
+    let sock = dir.join(format!("rps-{}.sock", extra.len()));
+    let state = dir.join(format!("rps-{}.json", extra.len()));
+    let _ = std::fs::remove_file(&state);
+    let child = Command::new(sim)
+        .args(["serve", "--socket"])
+        .arg(&sock)
+        .arg("--state")
+        .arg(&state)
+        .args(extra)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("amt-sim");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while UnixStream::connect(&sock).is_err() {
+        assert!(Instant::now() < deadline, "amt-sim did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (child, format!("sim:{}", sock.display()))
+}
+
+/// The relay round trip against the direct one, and the agent's peak RSS in a CCM activation.
+fn rps_bench(agent: &Path, sim: &Path, dir: &Path) -> Option<RpsBench> {
+    let count = 200;
+    let lms = free_port();
+    let lms_addr = format!("127.0.0.1:{lms}");
+    let (mut s, dev) = start_sim(sim, dir, &["--lms-listen", &lms_addr]);
+    let out = dir.join("rps-bench.json");
+    let cfg = serde_json::json!({"delayMs": 0, "responseTimeoutMs": 30000, "profiles": {
+        "bench": {"mode": "bench", "count": count, "lmsPort": lms, "out": out}}});
+    let (mut peer, port) = start_peer(dir, &cfg, "bench")?;
+    let url = format!("ws://127.0.0.1:{port}/");
+    let lms_port = lms.to_string();
+    let _ = Command::new(agent)
+        .args([
+            "--device",
+            &dev,
+            "activate",
+            "--lms",
+            "only",
+            "--lms-port",
+            &lms_port,
+            "-u",
+            &url,
+            "--profile",
+            "bench",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let _ = peer.kill();
+    let _ = peer.wait();
+    let _ = s.kill();
+    let _ = s.wait();
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).ok()?).ok()?;
+    let nums = |k: &str| -> Vec<f64> {
+        v[k].as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+            .unwrap_or_default()
+    };
+    let (relay_us, direct_us) = (median(nums("relay")), median(nums("direct")));
+
+    // Peak RSS of a full CCM activation (no pause after Setup).
+    let (mut s, dev) = start_sim(sim, dir, &[]);
+    let cfg = serde_json::json!({"delayMs": 0, "profiles": {"ccm": {"mode": "ccm", "password": "P@ssw0rd-Amt1", "userConsent": "All"}}});
+    let (mut peer, port) = start_peer(dir, &cfg, "ccm")?;
+    let url = format!("ws://127.0.0.1:{port}/");
+    let mut child = Command::new(agent)
+        .args(["--device", &dev, "activate", "-u", &url, "--profile", "ccm"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let status = format!("/proc/{}/status", child.id());
+    let mut rss_kb = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(t) = std::fs::read_to_string(&status) {
+            if let Some(kb) = t
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                rss_kb = rss_kb.max(kb);
+            }
+        }
+        if matches!(child.try_wait(), Ok(Some(_))) || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = peer.kill();
+    let _ = peer.wait();
+    let _ = s.kill();
+    let _ = s.wait();
+    Some(RpsBench {
+        count,
+        relay_us,
+        direct_us,
+        rss_kb,
+    })
 }

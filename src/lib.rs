@@ -7,6 +7,7 @@
 //! the bytes (an APF channel, a socket) sits above it.
 //! `heci` (MEI transports) → `amthi` (AMT host interface codec) → `commands` → `cli`; and for
 //! WS-MAN, `heci` → `apf` (LME codec, Mux, driver) → `wsman` (HTTP, Digest, route, client).
+//! `rps` (the RPS websocket protocol, sans-IO) sits beside `wsman`; `commands::remote` drives it.
 //! `sim` is the simulator's firmware model; it shares codecs with the agent, which byte-exact tests
 //! against the reference layouts keep honest.
 
@@ -18,6 +19,7 @@ pub mod error;
 pub mod heci;
 pub mod os;
 pub mod provisioning;
+pub mod rps;
 pub mod secret;
 pub mod service;
 pub mod sim;

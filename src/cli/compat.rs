@@ -34,6 +34,13 @@ const V2_FLAGS: &[(&str, &str)] = &[
     ("mebxpassword", "mebx-password"),
     ("stopConfig", "stop-config"),
     ("device", "device"),
+    // Remote (RPS) flags: activate/deactivate/maintenance (rpc-go.md §1.1).
+    ("staticip", "static-ip"),
+    ("netmask", "netmask"),
+    ("gateway", "gateway"),
+    ("primarydns", "primary-dns"),
+    ("secondarydns", "secondary-dns"),
+    ("proxy", "proxy"),
     ("help", "help"),
     ("version", "version"),
 ];

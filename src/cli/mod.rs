@@ -81,14 +81,18 @@ pub enum Command {
     Version,
     /// Check a provisioning certificate against AMT's ACM rules, or print its hashes.
     Cert(crate::commands::cert::CertArgs),
-    /// Activate AMT: locally in client control mode, or stop an unfinished configuration.
-    Activate(crate::commands::activate::ActivateArgs),
-    /// Deactivate AMT locally (CCM over AMTHI, ACM over WS-MAN), recovering a stuck configuration.
+    /// Activate AMT through RPS (-u URL --profile NAME), locally in client control mode, or stop an
+    /// unfinished configuration.
+    Activate(Box<crate::commands::activate::ActivateArgs>),
+    /// Deactivate AMT through RPS (-u URL), or locally (CCM over AMTHI, ACM over WS-MAN),
+    /// recovering a stuck configuration.
     Deactivate(crate::commands::deactivate::DeactivateArgs),
     /// Run as a service (for systemd): bring the machine to the configured mode and keep it there.
     Service(ServiceArgs),
     /// Show the service's status (its status file).
     Status(StatusArgs),
+    /// Maintenance through RPS: syncclock, synchostname, syncip, changepassword, syncdeviceinfo.
+    Maintenance(crate::commands::maintenance::MaintenanceArgs),
     /// Tools for support staff: raw WS-MAN to the local AMT.
     Diagnostics(crate::commands::diagnostics::DiagnosticsArgs),
     /// Write or decode setup.bin, the USB provisioning file MEBx reads (root hash, MEBx password).

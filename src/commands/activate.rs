@@ -31,6 +31,28 @@ pub struct ActivateArgs {
     /// Abort an in-progress configuration (AMTHI StopConfiguration) and return to pre-provisioning.
     #[arg(long, conflicts_with_all = ["ccm", "acm"])]
     pub stop_config: bool,
+    /// The RPS profile to activate with (remote activation, with -u).
+    #[arg(long, env = "PROFILE", hide_env_values = true)]
+    pub profile: Option<String>,
+    /// DNS suffix sent to RPS as the device's fqdn (default: the PKI DNS suffix, else the OS's).
+    #[arg(
+        short = 'd',
+        long = "dns-suffix",
+        visible_alias = "dns",
+        env = "DNS_SUFFIX"
+    )]
+    pub dns_suffix: Option<String>,
+    /// Host name sent to RPS (default: the OS host name).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Friendly name RPS records for the device.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Send this UUID instead of the firmware's (prevents the device from connecting to MPS).
+    #[arg(long)]
+    pub uuid: Option<String>,
+    #[command(flatten)]
+    pub remote: super::remote::RpsArgs,
     #[command(flatten)]
     pub acm_args: super::local_acm::LocalAcmArgs,
     #[command(flatten)]
@@ -99,15 +121,47 @@ pub fn run(
     if args.stop_config {
         return stop_config(device, json_out);
     }
+    if args.remote.url.is_some() {
+        if args.local || args.ccm || args.acm {
+            return Err(invalid(
+                "provide either a 'url' or a 'local', but not both",
+                "drop --local/--ccm/--acm to activate through RPS",
+            ));
+        }
+        let req = super::remote::Request::Activate {
+            profile: args.profile.clone().unwrap_or_default(),
+        };
+        let ov = super::remote::Overrides {
+            dns_suffix: args.dns_suffix.clone(),
+            hostname: args.hostname.clone(),
+            friendly_name: args.name.clone(),
+            uuid: args.uuid.clone(),
+            ip: None,
+        };
+        return super::remote::run(device, &args.remote, &args.conn, req, &ov, json_out);
+    }
     if !args.local {
+        if args.profile.is_some() {
+            return Err(AgentError::new(
+                ExitCode::MissingOrIncorrectUrl,
+                "-u flag is required and cannot be empty",
+            )
+            .help("give RPS's websocket URL: amt-agent activate -u wss://rps.example.com/activate --profile NAME"));
+        }
         return Err(invalid(
-            "activation through a provisioning server (-u URL) is not available in this build",
-            "activate locally: amt-agent activate --local --ccm",
+            "specify either -u URL for activation through RPS, or --local --ccm",
+            "amt-agent activate -u wss://rps.example.com/activate --profile NAME, or amt-agent activate --local --ccm",
         ));
     }
     match (args.ccm, args.acm) {
         (true, false) => ccm(device, args, json_out),
-        (false, true) => super::local_acm::run(device, &args.acm_args, &args.conn, json_out),
+        (false, true) => super::local_acm::run(
+            device,
+            &args.acm_args,
+            args.dns_suffix.clone(),
+            &args.conn,
+            json_out,
+        ),
         _ => Err(invalid(
             "must specify --ccm or --acm, but not both",
             "add --ccm (or --acm)",

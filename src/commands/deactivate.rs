@@ -21,6 +21,11 @@ pub struct DeactivateArgs {
     /// Partial unprovision (ACM only): keep the network settings.
     #[arg(long)]
     pub partial: bool,
+    /// Force: RPS skips its check of the stored AMT password.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub remote: super::remote::RpsArgs,
     #[command(flatten)]
     pub conn: AmtConnArgs,
 }
@@ -44,12 +49,30 @@ pub fn run(
     args: &DeactivateArgs,
     json_out: bool,
 ) -> Result<ExitCode, AgentError> {
+    if args.remote.url.is_some() {
+        if args.local || args.partial {
+            return Err(AgentError::new(
+                ExitCode::InvalidParameterCombination,
+                "provide either a 'url' or a 'local', but not both",
+            )
+            .help("drop --local/--partial to deactivate through RPS"));
+        }
+        let req = super::remote::Request::Deactivate { force: args.force };
+        return super::remote::run(
+            device,
+            &args.remote,
+            &args.conn,
+            req,
+            &super::remote::Overrides::default(),
+            json_out,
+        );
+    }
     if !args.local {
         return Err(AgentError::new(
-            ExitCode::InvalidParameterCombination,
-            "deactivation through a provisioning server (-u URL) is not available in this build",
+            ExitCode::MissingOrIncorrectUrl,
+            "-u flag is required when not using local mode",
         )
-        .help("deactivate locally: amt-agent deactivate --local"));
+        .help("amt-agent deactivate -u wss://rps.example.com/activate, or amt-agent deactivate --local"));
     }
     let mut amthi = AmthiClient::new(device.clone());
     let mode = amthi.control_mode()?;

@@ -39,9 +39,6 @@ pub struct LocalAcmArgs {
     /// A file holding the MEBx password (first line; must not be readable by others).
     #[arg(long)]
     pub mebx_password_file: Option<PathBuf>,
-    /// The DNS suffix the network hands out, for the doctor's CN check (the PKI suffix in MEBx wins).
-    #[arg(short = 'd', long = "dns-suffix", value_name = "DNS_SUFFIX")]
-    pub dns_suffix: Option<String>,
     /// Activate even when the certificate doctor predicts a failure.
     #[arg(long)]
     pub force: bool,
@@ -50,6 +47,7 @@ pub struct LocalAcmArgs {
 pub fn run(
     device: Arc<dyn MeiDevice>,
     args: &LocalAcmArgs,
+    dns_suffix: Option<String>,
     conn: &AmtConnArgs,
     json: bool,
 ) -> Result<ExitCode, AgentError> {
@@ -75,7 +73,8 @@ pub fn run(
 
     // The doctor, on what AMT will see.
     let mut machine = read_machine(device.clone())?;
-    machine.override_suffix = args.dns_suffix.clone();
+    // `-d`: the DNS suffix the network hands out, for the doctor's CN check (the PKI suffix wins).
+    machine.override_suffix = dns_suffix;
     let findings = doctor(&cert, &machine);
     let errors: Vec<&Finding> = findings
         .iter()

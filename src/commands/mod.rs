@@ -7,6 +7,8 @@ pub mod deactivate;
 pub mod diagnostics;
 pub mod doctor;
 pub mod local_acm;
+pub mod maintenance;
+pub mod remote;
 pub mod session;
 pub mod setupbin;
 
@@ -60,6 +62,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, AgentError> {
             crate::service::Service::new(config).run()
         }
         Command::Status(args) => status(&args.state_dir, cli.json),
+        Command::Maintenance(args) => {
+            let device = crate::heci::open(&cli.device)?;
+            maintenance::run(device, args, cli.json)
+        }
         Command::Diagnostics(args) => {
             let device = crate::heci::open(&cli.device)?;
             diagnostics::run(device, args, cli.json)

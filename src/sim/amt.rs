@@ -269,20 +269,19 @@ pub fn seed_instances(p: &mut DeviceProfile) {
     }
 }
 
-/// Computed classes: their instance reflects the firmware's state at each read. `read` is true
-/// for a Get: only a read issues a new ConfigurationNonce. AdminSetup/UpgradeClientToAdmin sign
-/// the nonce the caller read (provisioning.md §3.1 steps 3 and 6), so a method invocation on the
-/// class must not replace it (it did, and every signature then failed with AUTH_FAILED).
+/// Computed classes: their instance reflects the firmware's state at each read.
+/// `read`: the instance is being read (Get/Enumerate): only a read draws a new ConfigurationNonce,
+/// so AddNextCertInChain and AdminSetup keep the nonce the caller read and signed.
 fn computed(fw: &mut FirmwareCore, class: &str, read: bool) -> Option<Instance> {
+    if class == "IPS_HostBasedSetupService" && read {
+        let mut n = [0u8; 20];
+        fw.web.rng.fill_bytes(&mut n);
+        fw.web.config_nonce = n;
+    }
     let p = &fw.profile;
+    let n = fw.web.config_nonce;
     match class {
         "IPS_HostBasedSetupService" => {
-            if read {
-                let mut n = [0u8; 20];
-                fw.web.rng.fill_bytes(&mut n);
-                fw.web.config_nonce = n;
-            }
-            let n = fw.web.config_nonce;
             let mut i = Vec::new();
             // Once in ACM no further mode is allowed; CCM may still upgrade; pre-provisioning both.
             match p.control_mode {
@@ -645,7 +644,11 @@ fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Result<String, S
     let act = e.action().unwrap_or_default().to_string();
     let sel = selectors(e);
     let known = fw.profile.instances.contains_key(&class);
-    let comp = computed(fw, &class, act == action::GET);
+    let comp = computed(
+        fw,
+        &class,
+        matches!(act.as_str(), action::GET | action::ENUMERATE),
+    );
     if !known && comp.is_none() {
         tracing::debug!(%class, "WS-MAN: unknown class");
         return Err(unreachable_fault(fw, &relates));

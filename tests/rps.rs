@@ -1,0 +1,899 @@
+//! End to end through RPS: `amt-agent` ↔ the Node RPS peer (tests/rps_peer, speaking RPS 2.40.0's
+//! protocol with Intel's wsman-messages) ↔ `amt-sim --state`. Each test checks the simulated
+//! firmware's final state, not only the exit code. Without node or the peer's node_modules the
+//! tests print `skipped: …` and return.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const AMT_PW: &str = "P@ssw0rd-Amt1";
+const NEW_PW: &str = "N3w-P@ssw0rd";
+
+fn peer_dir() -> PathBuf {
+    repo_file("tests/rps_peer")
+}
+
+/// Whether node and the peer's dependencies are there; prints why not.
+fn peer_available() -> bool {
+    let node = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !node {
+        eprintln!("skipped: node is not installed (make rps-peer-deps installs the peer; .ci/run installs node)");
+        return false;
+    }
+    if !peer_dir()
+        .join("node_modules/@device-management-toolkit/wsman-messages")
+        .exists()
+    {
+        eprintln!("skipped: tests/rps_peer/node_modules is missing (run: make rps-peer-deps)");
+        return false;
+    }
+    true
+}
+
+/// A running RPS peer; killed when dropped.
+struct Peer {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Peer {
+    fn start(dir: &Path, config: Value, tls: Option<(&Path, &Path)>) -> Peer {
+        let cfg = dir.join(format!("peer-{}.json", rand_suffix()));
+        std::fs::write(&cfg, config.to_string()).unwrap();
+        let log = cfg.with_extension("log");
+        let mut cmd = Command::new("node");
+        cmd.arg(peer_dir().join("peer.js"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--log")
+            .arg(&log);
+        if let Some((cert, key)) = tls {
+            cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn node");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(out).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(15)) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the RPS peer did not start within 15 s");
+            }
+        };
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected peer output: {line:?}"));
+        Peer { child, port, log }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/activate", self.port)
+    }
+
+    fn log(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The final message the peer sent.
+    fn last_final(&self) -> Value {
+        self.log()
+            .into_iter()
+            .rev()
+            .find(|e| matches!(e["json"]["method"].as_str(), Some("success" | "error")))
+            .map(|e| e["json"].clone())
+            .expect("a final message in the peer log")
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn profiles() -> Value {
+    json!({
+        "ccm-peer": {"mode": "ccm", "password": AMT_PW, "userConsent": "All"},
+        "acm-peer": {"mode": "acm", "password": AMT_PW, "mebxPassword": "P@ssw0rd-Mebx1", "userConsent": "None"}
+    })
+}
+
+fn config(extra: Value) -> Value {
+    let mut c = json!({"delayMs": 300, "profiles": profiles()});
+    if let (Value::Object(c), Value::Object(e)) = (&mut c, extra) {
+        c.extend(e);
+    }
+    c
+}
+
+fn sim() -> Sim {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("sim.sock");
+    let state = dir.path().join("state.json");
+    let st = state.to_str().unwrap().to_string();
+    Sim::start_in(dir, socket, &["--state", &st])
+}
+
+fn state(sim: &Sim) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(sim.path("state.json")).unwrap()).unwrap()
+}
+
+fn ha1(realm: &str, pw: &str) -> String {
+    amt_agent::wsman::digest::md5_hex(&format!("admin:{realm}:{pw}"))
+}
+
+fn instance_prop(st: &Value, class: &str, idx: usize, name: &str) -> Option<String> {
+    st["instances"][class][idx]
+        .as_array()?
+        .iter()
+        .find(|kv| kv[0] == name)
+        .and_then(|kv| kv[1].as_str().map(str::to_string))
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = Command::new(AGENT);
+    c.args(args)
+        .env_remove("AMT_AGENT_DEVICE")
+        .env_remove("AMT_AGENT_LOG")
+        .env_remove("AMT_PASSWORD")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .env_remove("ALL_PROXY");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    run_with_deadline(&mut c, Duration::from_secs(60))
+}
+
+fn lsa_password(sim: &Sim) -> String {
+    state(sim)["lsa_password"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn ccm_activation_end_to_end_reaches_ccm_with_the_profile_password() {
+    if !peer_available() {
+        return;
+    }
+    let mut sim = sim();
+    let peer = Peer::start(sim.dir.path(), config(json!({})), None);
+    let dev = sim.device();
+    let started = Instant::now();
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "-vvv",
+            "activate",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "ccm-peer",
+            "--hostname",
+            "sim-host",
+        ],
+        &[],
+    );
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("Status: Client control mode."), "{out}");
+    assert!(
+        out.contains("Control mode (firmware): client control mode"),
+        "{out}"
+    );
+    assert!(err.contains("RPS: Activation completed"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    sim.stop();
+    let st = state(&sim);
+    assert_eq!(st["control_mode"], 1);
+    let realm = st["digest_realm"].as_str().unwrap();
+    assert_eq!(st["admin_ha1"], ha1(realm, AMT_PW));
+    assert_eq!(
+        instance_prop(&st, "AMT_RedirectionService", 0, "EnabledState").as_deref(),
+        Some("32771")
+    );
+    assert_eq!(
+        instance_prop(&st, "CIM_KVMRedirectionSAP", 0, "EnabledState").as_deref(),
+        Some("2")
+    );
+    // The LSA password travels in the first message only: never in any log line, even at -vvv.
+    let lsa = lsa_password(&sim);
+    assert!(!lsa.is_empty());
+    assert!(!err.contains(&lsa), "the LSA password leaked into the log");
+    // The peer saw RPS's framing from us: one response per wsman, protocol 4.0.0.
+    let log = peer.log();
+    let wsman = log
+        .iter()
+        .filter(|e| e["json"]["method"] == "wsman")
+        .count();
+    let responses = log
+        .iter()
+        .filter(|e| e["json"]["method"] == "response")
+        .count();
+    assert!(wsman >= 29, "{wsman} wsman requests");
+    assert_eq!(wsman, responses);
+    let fin = peer.last_final();
+    assert_eq!(fin["method"], "success");
+    let m: Value = serde_json::from_str(fin["message"].as_str().unwrap()).unwrap();
+    assert_eq!(m["Components"]["Activation"]["Mode"], "CCM");
+}
+
+#[test]
+fn reactivation_maintenance_and_deactivation_through_one_rps() {
+    if !peer_available() {
+        return;
+    }
+    let mut sim = sim();
+    let peer = Peer::start(sim.dir.path(), config(json!({})), None);
+    let dev = sim.device();
+    let url = peer.url();
+    let pw = [("AMT_PASSWORD", AMT_PW)];
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &url,
+            "--profile",
+            "ccm-peer",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+
+    // Re-activation of a CCM device with the same profile (trace 02).
+    let o = run(
+        &[
+            "--device", &dev, "--json", "activate", "-u", &url, "-profile", "ccm-peer",
+        ],
+        &pw,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["status"], "success");
+    assert_eq!(j["mode"], "CCM");
+    assert_eq!(j["rpsStatus"], "already enabled in client mode.");
+    assert_eq!(j["components"]["Activation"]["mode"], "CCM");
+
+    // A wrong password is refused by RPS before any WS-MAN.
+    let o = run(
+        &["--device", &dev, "maintenance", "syncclock", "-u", &url],
+        &[("AMT_PASSWORD", "Wr0ng-P@ss")],
+    );
+    assert_eq!(code(&o), 23, "{}", stderr(&o));
+    assert!(stdout(&o).contains("DOES NOT match stored version"));
+
+    let o = run(
+        &["--device", &dev, "maintenance", "syncclock", "-u", &url],
+        &pw,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("synctime completed succesfully"));
+
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "maintenance",
+            "synchostname",
+            "-u",
+            &url,
+            "--hostname",
+            "sim-host-renamed",
+        ],
+        &pw,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "maintenance",
+            "syncip",
+            "-u",
+            &url,
+            "-staticip",
+            "192.168.50.77",
+            "--netmask",
+            "255.255.255.0",
+            "--gateway",
+            "192.168.50.1",
+        ],
+        &pw,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // The same address again: RPS's own failure, with rpc-go's SyncIpFailed.
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "maintenance",
+            "syncip",
+            "-u",
+            &url,
+            "--static-ip",
+            "192.168.50.77",
+        ],
+        &pw,
+    );
+    assert_eq!(code(&o), 152, "{}", stderr(&o));
+    assert!(stdout(&o).contains("IPAddress already synchronized"));
+
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "maintenance",
+            "syncdeviceinfo",
+            "-u",
+            &url,
+        ],
+        &pw,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "maintenance",
+            "changepassword",
+            "-u",
+            &url,
+        ],
+        &[("AMT_PASSWORD", AMT_PW), ("AMT_NEW_PASSWORD", NEW_PW)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!stderr(&o).contains(NEW_PW) && !stdout(&o).contains(NEW_PW));
+    {
+        let st = state(&sim);
+        let realm = st["digest_realm"].as_str().unwrap();
+        assert_eq!(st["admin_ha1"], ha1(realm, NEW_PW));
+        assert_eq!(
+            instance_prop(&st, "AMT_GeneralSettings", 0, "HostName").as_deref(),
+            Some("sim-host-renamed")
+        );
+        assert_eq!(
+            instance_prop(&st, "AMT_EthernetPortSettings", 0, "IPAddress").as_deref(),
+            Some("192.168.50.77")
+        );
+    }
+
+    let o = run(
+        &["--device", &dev, "--json", "deactivate", "-u", &url],
+        &[("AMT_PASSWORD", NEW_PW)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["rpsStatus"], "Deactivated");
+    assert_eq!(j["mode"], "none");
+    sim.stop();
+    let st = state(&sim);
+    assert_eq!(st["control_mode"], 0);
+    assert_eq!(st["admin_ha1"], "");
+}
+
+#[test]
+fn rps_refusals_exit_with_rpc_go_codes() {
+    if !peer_available() {
+        return;
+    }
+    let sim = sim();
+    let dev = sim.device();
+    let peer = Peer::start(
+        sim.dir.path(),
+        config(json!({"domains": [{"suffix": "amt.example.test"}]})),
+        None,
+    );
+    let url = peer.url();
+    // Unknown profile (plain sentence, before any WS-MAN).
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &url,
+            "--profile",
+            "nope",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 21, "{}", stderr(&o));
+    assert!(stdout(&o).contains("nope does not match list of available AMT profiles."));
+    // ACM with a domain suffix RPS has no certificate for.
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &url,
+            "--profile",
+            "acm-peer",
+            "-d",
+            "other.example.org",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 24, "{}", stderr(&o));
+    assert!(stdout(&o).contains("Specified AMT domain suffix: other.example.org does not match"));
+    // Deactivating a device that is not activated.
+    let o = run(
+        &["--device", &dev, "deactivate", "-u", &url],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    assert_eq!(code(&o), 109, "{}", stderr(&o));
+    assert!(stdout(&o).contains("is in pre-provisioning mode."));
+    // No URL, no profile.
+    let o = run(
+        &["--device", &dev, "activate", "--profile", "ccm-peer"],
+        &[],
+    );
+    assert_eq!(code(&o), 20, "{}", stderr(&o));
+    let o = run(&["--device", &dev, "activate", "-u", &url], &[]);
+    assert_eq!(code(&o), 21, "{}", stderr(&o));
+    assert_eq!(state(&sim)["control_mode"], 0);
+}
+
+#[test]
+fn untrusted_provisioning_root_is_reported() {
+    if !peer_available() {
+        return;
+    }
+    let sim = sim();
+    let dev = sim.device();
+    // A root that is not among the simulator's active hashes.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let root = rcgen::CertificateParams::new(vec![])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let root_pem = sim.path("root.pem");
+    std::fs::write(&root_pem, root.pem()).unwrap();
+    let peer = Peer::start(
+        sim.dir.path(),
+        config(
+            json!({"domains": [{"suffix": "amt.example.test", "rootCert": root_pem,
+            "leafCert": root_pem, "leafKey": root_pem}]}),
+        ),
+        None,
+    );
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "acm-peer",
+            "-d",
+            "amt.example.test",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 102, "{}", stderr(&o));
+    assert!(stdout(&o).contains("hash does not exists in list of trusted root certificates"));
+    assert_eq!(state(&sim)["control_mode"], 0);
+}
+
+#[test]
+fn protocol_version_rejection_and_peer_closing_mid_flow_fail_cleanly() {
+    if !peer_available() {
+        return;
+    }
+    let sim = sim();
+    let dev = sim.device();
+    // An RPS on protocol 3.x refuses our 4.0.0 (its VersionChecker).
+    let old = Peer::start(
+        sim.dir.path(),
+        config(json!({"rpsProtocol": "3.0.0"})),
+        None,
+    );
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &old.url(),
+            "--profile",
+            "ccm-peer",
+        ],
+        &[],
+    );
+    assert_ne!(code(&o), 0);
+    assert!(
+        stdout(&o).contains("protocol version NOT supported: 4.0.0"),
+        "{}",
+        stdout(&o)
+    );
+    // RPS drops the socket after five exchanges.
+    let closing = Peer::start(sim.dir.path(), config(json!({"closeAfter": 5})), None);
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &closing.url(),
+            "--profile",
+            "ccm-peer",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 10, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("RPS closed the connection before its final message"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn an_answer_over_rps_message_limit_stops_the_flow_and_says_why() {
+    if !peer_available() {
+        return;
+    }
+    // Seed the firmware with enough certificates that one Pull answer exceeds 100 KiB.
+    let dir = tempfile::tempdir().unwrap();
+    let state_path = dir.path().join("state.json");
+    let mut p = common::profile("amt16.1");
+    let blob = "A".repeat(3000);
+    let certs: Vec<Value> = (0..40)
+        .map(|i| {
+            json!([
+                ["ElementName", format!("cert {i}")],
+                [
+                    "InstanceID",
+                    format!("Intel(r) AMT Certificate: Handle: {i}")
+                ],
+                ["X509Certificate", blob]
+            ])
+        })
+        .collect();
+    let seeded = {
+        let s = Sim::start_in(
+            tempfile::tempdir().unwrap(),
+            dir.path().join("seed.sock"),
+            &["--state", state_path.to_str().unwrap()],
+        );
+        // Make the simulator write its factory instances, then add the certificates.
+        let _ = run(&["--device", &s.device(), "amtinfo", "--mode"], &[]);
+        drop(s);
+        std::fs::read_to_string(&state_path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+    };
+    if let Some(s) = seeded {
+        p = s;
+    }
+    p["instances"]["AMT_PublicKeyCertificate"] = Value::Array(certs);
+    std::fs::write(&state_path, p.to_string()).unwrap();
+    let socket = dir.path().join("sim.sock");
+    let st = state_path.to_str().unwrap().to_string();
+    let sim = Sim::start_in(dir, socket, &["--state", &st]);
+    let peer = Peer::start(sim.dir.path(), config(json!({})), None);
+    let o = run(
+        &[
+            "--device",
+            &sim.device(),
+            "activate",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "ccm-peer",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 101, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("over RPS's 100 KiB (102400-byte) limit"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A CA and a `localhost` server certificate signed by it, as PEM files in `dir`.
+fn test_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(vec![]).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "amt-agent test RPS CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let (ca_pem, cert_pem, key_pem) =
+        (dir.join("ca.pem"), dir.join("rps.pem"), dir.join("rps.key"));
+    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    std::fs::write(&cert_pem, cert.pem()).unwrap();
+    std::fs::write(&key_pem, key.serialize_pem()).unwrap();
+    (ca_pem, cert_pem, key_pem)
+}
+
+#[test]
+fn ccm_activation_over_wss_with_a_private_ca() {
+    if !peer_available() {
+        return;
+    }
+    let mut sim = sim();
+    let dev = sim.device();
+    let (ca, cert, key) = test_ca(sim.dir.path());
+    let peer = Peer::start(sim.dir.path(), config(json!({})), Some((&cert, &key)));
+    let url = format!("wss://localhost:{}/activate", peer.port);
+    // Not trusted without the CA: rpc-go's ServerCertificateVerificationFailed.
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &url,
+            "--profile",
+            "ccm-peer",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 22, "{}", stderr(&o));
+    assert!(stderr(&o).contains("--ca-file"), "{}", stderr(&o));
+    let ca_s = ca.to_str().unwrap();
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "--json",
+            "activate",
+            "-u",
+            &url,
+            "--profile",
+            "ccm-peer",
+            "--ca-file",
+            ca_s,
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["mode"], "CCM");
+    assert_eq!(j["components"]["Activation"]["result"], "Success");
+    // -n skips verification, loudly.
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "maintenance",
+            "syncclock",
+            "-u",
+            &url,
+            "-n",
+        ],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("WARNING: not verifying RPS's TLS certificate"));
+    sim.stop();
+    assert_eq!(state(&sim)["control_mode"], 1);
+}
+
+/// A provisioning chain made with the openssl CLI: an RSA root and a leaf for `amt.example.test`
+/// with the AMT activation EKU and the setup OU. `None` (test skipped) without openssl.
+fn provisioning_chain(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf, String)> {
+    let ok = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3\n",
+    )
+    .ok()?;
+    let made = ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "root.key",
+        "-out",
+        "root.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=amt-agent test provisioning root",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]) && ok(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/OU=Intel(R) Client Setup Certificate/CN=amt.example.test",
+    ]) && ok(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "root.pem",
+        "-CAkey",
+        "root.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "30",
+        "-sha256",
+        "-extfile",
+        "leaf.ext",
+    ]) && ok(&[
+        "x509", "-in", "root.pem", "-outform", "der", "-out", "root.der",
+    ]);
+    if !made {
+        eprintln!("skipped: openssl could not make a provisioning chain");
+        return None;
+    }
+    use sha2::Digest;
+    let der = std::fs::read(dir.join("root.der")).ok()?;
+    let hash = hex_lower(&sha2::Sha256::digest(&der));
+    Some((
+        dir.join("leaf.pem"),
+        dir.join("leaf.key"),
+        dir.join("root.pem"),
+        hash,
+    ))
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A simulator whose firmware trusts `root_hash` and whose PKI DNS suffix is amt.example.test.
+fn acm_sim(root_hash: &str) -> Sim {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let mut p = common::profile("amt16.1");
+    p["pki_dns_suffix"] = json!("amt.example.test");
+    p["cert_hashes"].as_array_mut().unwrap().push(json!({
+        "name": "amt-agent test provisioning root", "algorithm": "SHA256", "hash": root_hash,
+        "is_default": false, "is_active": true}));
+    std::fs::write(&state, p.to_string()).unwrap();
+    let socket = dir.path().join("sim.sock");
+    let st = state.to_str().unwrap().to_string();
+    Sim::start_in(dir, socket, &["--state", &st])
+}
+
+#[test]
+fn acm_activation_and_ccm_to_acm_upgrade() {
+    if !peer_available() {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let Some((leaf, key, root, hash)) = provisioning_chain(keys.path()) else {
+        return;
+    };
+    let domains = json!({"domains": [{"suffix": "amt.example.test", "leafCert": leaf,
+        "leafKey": key, "rootCert": root}]});
+
+    // Fresh device, ACM profile (trace 10).
+    let mut sim = acm_sim(&hash);
+    let peer = Peer::start(sim.dir.path(), config(domains.clone()), None);
+    let o = run(
+        &[
+            "--device",
+            &sim.device(),
+            "--json",
+            "activate",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "acm-peer",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["rpsStatus"], "Activated to admin control mode.");
+    assert_eq!(j["mode"], "ACM");
+    sim.stop();
+    let st = state(&sim);
+    assert_eq!(st["control_mode"], 2);
+    assert_eq!(st["mebx_password_set"], true);
+    assert_eq!(
+        st["admin_ha1"],
+        ha1(st["digest_realm"].as_str().unwrap(), AMT_PW)
+    );
+
+    // CCM first, then the ACM profile: UpgradeClientToAdmin (trace 03).
+    let mut sim = acm_sim(&hash);
+    let peer = Peer::start(sim.dir.path(), config(domains), None);
+    let dev = sim.device();
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "ccm-peer",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "acm-peer",
+        ],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("Upgraded to admin control mode."));
+    sim.stop();
+    assert_eq!(state(&sim)["control_mode"], 2);
+}
