@@ -897,3 +897,57 @@ fn acm_activation_and_ccm_to_acm_upgrade() {
     sim.stop();
     assert_eq!(state(&sim)["control_mode"], 2);
 }
+
+#[test]
+fn the_service_activates_through_rps_and_reports_it() {
+    if !peer_available() {
+        return;
+    }
+    let sim = sim();
+    let peer = Peer::start(sim.dir.path(), config(json!({})), None);
+    let run_dir = tempfile::tempdir().unwrap();
+    let state_dir = run_dir.path().join("run");
+    let mut child = Command::new(AGENT)
+        .args([
+            "--device",
+            &sim.device(),
+            "service",
+            "--config",
+            "/nonexistent/agent.toml",
+        ])
+        .env_remove("AMT_PASSWORD")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env("AMT_AGENT_STATE_DIR", &state_dir)
+        .env("AMT_AGENT_METHOD", "rps")
+        .env("AMT_AGENT_RPS_URL", peer.url())
+        .env("AMT_AGENT_RPS_PROFILE", "ccm-peer")
+        .env("AMT_AGENT_RETRY_INITIAL", "200ms")
+        .env("AMT_AGENT_CHECK_INTERVAL", "500ms")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let s: Option<Value> = std::fs::read_to_string(state_dir.join("status.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        if let Some(s) = s.filter(|s| s["state"] == "activated") {
+            break s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("the service did not activate through RPS");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status["controlMode"], "client control mode");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    assert_eq!(state(&sim)["control_mode"], 1);
+}

@@ -56,6 +56,18 @@ pub struct Config {
     /// Deadline for each WS-MAN request.
     #[serde(with = "humantime_secs")]
     pub request_timeout: Duration,
+    /// method = "rps": RPS's websocket URL and the profile to activate with.
+    pub rps_url: Option<String>,
+    pub rps_profile: Option<String>,
+    /// A private CA that signed RPS's certificate (PEM).
+    pub rps_ca_file: Option<PathBuf>,
+    /// The DNS suffix to report (RPS's fqdn; the doctor's CN check for local ACM).
+    pub dns_suffix: Option<String>,
+    /// method = "local", mode = "acm": the provisioning certificate and the files holding its
+    /// password and the MEBx password to set.
+    pub provisioning_cert: Option<PathBuf>,
+    pub provisioning_cert_password_file: Option<PathBuf>,
+    pub mebx_password_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -73,6 +85,13 @@ impl Default for Config {
             retry_max: Duration::from_secs(900),
             check_interval: Duration::from_secs(3600),
             request_timeout: Duration::from_secs(30),
+            rps_url: None,
+            rps_profile: None,
+            rps_ca_file: None,
+            dns_suffix: None,
+            provisioning_cert: None,
+            provisioning_cert_password_file: None,
+            mebx_password_file: None,
         }
     }
 }
@@ -176,6 +195,28 @@ impl Config {
         }
         if let Some(v) = get("AMT_AGENT_REQUEST_TIMEOUT") {
             self.request_timeout = dur("AMT_AGENT_REQUEST_TIMEOUT", &v)?;
+        }
+        let path = |k: &str| get(k).map(PathBuf::from);
+        if let Some(v) = get("AMT_AGENT_RPS_URL") {
+            self.rps_url = Some(v);
+        }
+        if let Some(v) = get("AMT_AGENT_RPS_PROFILE") {
+            self.rps_profile = Some(v);
+        }
+        if let Some(v) = path("AMT_AGENT_RPS_CA_FILE") {
+            self.rps_ca_file = Some(v);
+        }
+        if let Some(v) = get("AMT_AGENT_DNS_SUFFIX") {
+            self.dns_suffix = Some(v);
+        }
+        if let Some(v) = path("AMT_AGENT_PROVISIONING_CERT") {
+            self.provisioning_cert = Some(v);
+        }
+        if let Some(v) = path("AMT_AGENT_PROVISIONING_CERT_PASSWORD_FILE") {
+            self.provisioning_cert_password_file = Some(v);
+        }
+        if let Some(v) = path("AMT_AGENT_MEBX_PASSWORD_FILE") {
+            self.mebx_password_file = Some(v);
         }
         Ok(())
     }

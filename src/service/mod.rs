@@ -195,35 +195,89 @@ impl Service {
             AmthiClient::new(device.clone()).stop_configuration()?;
             return Ok(false);
         }
-        if mode != ControlMode::None {
+        // CCM → ACM is an upgrade both local ACM and RPS perform; anything else is a conflict.
+        let upgrade = mode == ControlMode::Ccm && want == ControlMode::Acm;
+        if mode != ControlMode::None && !upgrade {
             return Err(AgentError::new(
                 ExitCode::UnableToActivate,
                 format!("the device is in {}, the configuration wants {}", mode.text(), self.status.desired),
             )
             .help("deactivate it (amt-agent deactivate --local), or change `mode` in the configuration"));
         }
+        let conn = self.conn_args()?;
+        self.publish("activating");
         match (self.config.method, self.config.mode) {
             (Method::Local, Mode::Ccm) => {
-                let conn = self.conn_args()?;
                 let file = conn.password_file.clone().ok_or_else(|| {
                     AgentError::new(ExitCode::MissingOrIncorrectPassword, "password_file is not set")
                         .help("set password_file in agent.toml to a file holding the AMT password (mode 600)")
                 })?;
                 let password = crate::cli::secrets::read_secret_file(&file, "AMT password")?;
-                self.publish("activating");
-                let mode =
-                    crate::commands::activate::ccm_flow(device, &conn, &password, &mut |step| {
-                        tracing::info!("{step}")
-                    })?;
-                self.status.control_mode = Some(mode.text().into());
-                Ok(mode == want)
+                crate::commands::activate::ccm_flow(
+                    device.clone(),
+                    &conn,
+                    &password,
+                    &mut |step| tracing::info!("{step}"),
+                )?;
             }
-            (method, mode) => Err(AgentError::new(
-                ExitCode::IncorrectCommandLineParameters,
-                format!("method {method:?} with mode {mode:?} is not available in this build"),
-            )
-            .help("use method = \"local\" with mode = \"ccm\"")),
+            (Method::Local, Mode::Acm) => {
+                let cert = self.config.provisioning_cert.clone().ok_or_else(|| {
+                    AgentError::new(ExitCode::FailedReadingConfiguration, "provisioning_cert is not set")
+                        .help("set provisioning_cert (a .pfx or PEM file) in agent.toml for mode = \"acm\"")
+                })?;
+                let args = crate::commands::local_acm::LocalAcmArgs {
+                    provisioning_cert: Some(cert.display().to_string()),
+                    cert_password: crate::commands::cert::CertPasswordArgs {
+                        provisioning_cert_password: None,
+                        provisioning_cert_password_file: self
+                            .config
+                            .provisioning_cert_password_file
+                            .clone(),
+                    },
+                    mebx_password: None,
+                    mebx_password_file: self.config.mebx_password_file.clone(),
+                    force: false,
+                };
+                crate::commands::local_acm::run(
+                    device.clone(),
+                    &args,
+                    self.config.dns_suffix.clone(),
+                    &conn,
+                    false,
+                )?;
+            }
+            (Method::Rps, _) => {
+                let (Some(url), Some(profile)) =
+                    (self.config.rps_url.clone(), self.config.rps_profile.clone())
+                else {
+                    return Err(AgentError::new(ExitCode::MissingOrIncorrectUrl, "rps_url and rps_profile must be set for method = \"rps\"")
+                        .help("set rps_url = \"wss://rps.example.com/activate\" and rps_profile in agent.toml"));
+                };
+                let rps = crate::commands::remote::RpsArgs {
+                    url: Some(url),
+                    ca_file: self.config.rps_ca_file.clone(),
+                    timeout: Duration::from_secs(300),
+                    message_timeout: Duration::from_secs(60),
+                    ..Default::default()
+                };
+                let ov = crate::commands::remote::Overrides {
+                    dns_suffix: self.config.dns_suffix.clone(),
+                    ..Default::default()
+                };
+                crate::commands::remote::run(
+                    device.clone(),
+                    &rps,
+                    &conn,
+                    crate::commands::remote::Request::Activate { profile },
+                    &ov,
+                    false,
+                )?;
+            }
         }
+        // The firmware's word, not the flow's.
+        let now = AmthiClient::new(device).control_mode()?;
+        self.status.control_mode = Some(now.text().into());
+        Ok(now == want)
     }
 
     /// Runs until SIGTERM/SIGINT.
