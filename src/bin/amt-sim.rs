@@ -3,70 +3,10 @@
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
+use amt_agent::sim::cli::{Cli, Cmd, ServeArgs};
 use amt_agent::sim::faults::{Fault, FaultPlan};
 use amt_agent::sim::{profile, DeviceProfile, Firmware};
-use clap::{Parser, Subcommand};
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "amt-sim",
-    version,
-    about = "A firmware-faithful Intel AMT simulator (MEI/AMTHI, watchdog, MKHI, LME)"
-)]
-struct Cli {
-    /// More logging on stderr (-v info, -vv debug, -vvv trace).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand, Debug)]
-enum Cmd {
-    /// Serve the simulated ME on a Unix socket (for `amt-agent --device sim:PATH`) and/or as a MEI
-    /// device file through FUSE (for `amt-agent --device PATH` and unmodified MEI programs).
-    Serve(ServeArgs),
-    /// List the built-in device profiles, or print one as JSON (a starting point for your own).
-    Profiles {
-        /// Print this profile as JSON.
-        name: Option<String>,
-    },
-}
-
-#[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("front").required(true).multiple(true).args(["socket", "mei_file", "lms_listen"])))]
-struct ServeArgs {
-    /// Unix socket to listen on (one connection = one MEI file handle).
-    #[arg(long)]
-    socket: Option<PathBuf>,
-    /// Also (or instead) present the ME as a MEI character-device file at this path, served through
-    /// FUSE (needs /dev/fuse, and root or fusermount3). The file is created when absent and removed
-    /// again on exit; bind-mount it over /dev/mei0 for programs that hard-code that path.
-    #[arg(long, value_name = "PATH")]
-    mei_file: Option<PathBuf>,
-    /// A built-in profile name (see `amt-sim profiles`) or a profile JSON file.
-    #[arg(long, default_value = profile::DEFAULT_PROFILE)]
-    device_profile: String,
-    /// Keep the firmware's state in this file across restarts (created from the profile when absent).
-    #[arg(long)]
-    state: Option<PathBuf>,
-    /// Inject a fault, e.g. busy=amthi*3, reset-after=5, latency=GET_UUID:300, hang=GET_UUID,
-    /// truncate=GET_UUID, oversize=GET_UUID, status=GET_CONTROL_MODE:2, random=SEED:PERCENT.
-    #[arg(long = "fault")]
-    faults: Vec<String>,
-    /// Also serve AMT's web port over TCP, as LMS relays it (loopback only), e.g. 127.0.0.1:16992.
-    #[arg(long)]
-    lms_listen: Option<std::net::SocketAddr>,
-    /// Write the test root of the simulated AMT's TLS chain (PEM) to this file, for
-    /// `amt-agent --amt-ca-file FILE` on TLS-enforced profiles (amt19). The root is NOT Intel's and
-    /// is generated anew at every start.
-    #[arg(long, value_name = "FILE")]
-    tls_root_out: Option<PathBuf>,
-    /// Boot with this setup.bin "on a USB stick": before serving, consume it as MEBx does (MEBx
-    /// password, PKI DNS suffix, root hashes; see docs/simulator.md). A malformed file is an error.
-    #[arg(long, value_name = "FILE")]
-    usb_setup: Option<PathBuf>,
-}
+use clap::Parser;
 
 fn load_profile(spec: &str) -> Result<DeviceProfile, String> {
     if let Some(p) = profile::builtin(spec) {
@@ -160,37 +100,6 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// MEBx at POST: reads the USB provisioning file and applies it to the profile (persisted by
-/// `Firmware::new` when --state is given).
-fn usb_setup(profile: &mut DeviceProfile, path: &std::path::Path) -> Result<(), String> {
-    use amt_agent::provisioning::setupbin::SetupBin;
-    let bytes = std::fs::read(path).map_err(|e| format!("--usb-setup {}: {e}", path.display()))?;
-    let file = SetupBin::parse(&bytes)
-        .map_err(|e| format!("--usb-setup {}: not a setup.bin: {e}", path.display()))?;
-    let done = amt_agent::sim::usb_setup::consume(profile, &file)
-        .map_err(|e| format!("--usb-setup {}: MEBx refuses the file: {e}", path.display()))?;
-    for n in &done.notes {
-        tracing::info!("usb-setup: {n}");
-    }
-    if let Some(updated) = done.updated_file {
-        // The BIOS counts the consumed record on the stick; a read-only stick keeps it reusable.
-        match updated.encode().map(|b| std::fs::write(path, b)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(
-                "usb-setup: cannot mark record consumed in {}: {e}",
-                path.display()
-            ),
-            Err(e) => tracing::warn!("usb-setup: {e}"),
-        }
-    }
-    eprintln!(
-        "amt-sim: consumed USB provisioning file {} (record {})",
-        path.display(),
-        done.record
-    );
-    Ok(())
-}
-
 /// Removes the socket file when serving stops.
 struct RemoveOnDrop(PathBuf);
 
@@ -239,4 +148,33 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(2)
         }
     }
+}
+
+fn usb_setup(profile: &mut DeviceProfile, path: &std::path::Path) -> Result<(), String> {
+    use amt_agent::provisioning::setupbin::SetupBin;
+    let bytes = std::fs::read(path).map_err(|e| format!("--usb-setup {}: {e}", path.display()))?;
+    let file = SetupBin::parse(&bytes)
+        .map_err(|e| format!("--usb-setup {}: not a setup.bin: {e}", path.display()))?;
+    let done = amt_agent::sim::usb_setup::consume(profile, &file)
+        .map_err(|e| format!("--usb-setup {}: MEBx refuses the file: {e}", path.display()))?;
+    for n in &done.notes {
+        tracing::info!("usb-setup: {n}");
+    }
+    if let Some(updated) = done.updated_file {
+        // The BIOS counts the consumed record on the stick; a read-only stick keeps it reusable.
+        match updated.encode().map(|b| std::fs::write(path, b)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(
+                "usb-setup: cannot mark record consumed in {}: {e}",
+                path.display()
+            ),
+            Err(e) => tracing::warn!("usb-setup: {e}"),
+        }
+    }
+    eprintln!(
+        "amt-sim: consumed USB provisioning file {} (record {})",
+        path.display(),
+        done.record
+    );
+    Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod amt;
 pub mod amthi;
 pub mod certs;
+pub mod cli;
 pub mod clients;
 pub mod faults;
 #[cfg(target_os = "linux")]
