@@ -465,6 +465,34 @@ fn handle_request(fw: &mut FirmwareCore, req: &Request, now: Instant) -> WebRepl
             );
         }
     };
+    if super::certs::hbased_open(fw) {
+        // AMT 19+ secure host-based configuration: every request of the open configuration comes
+        // over mutual TLS with the provisioning certificate START_CONFIGURATION_HBASED announced.
+        // What firmware answers otherwise is unpublished; the simulator answers HTTP 403 and
+        // closes the connection (UNCONFIRMED).
+        let chain = if fw.web.conn.tls {
+            fw.web.conn.client_chain.clone()
+        } else {
+            Vec::new()
+        };
+        if let Err(why) = super::certs::hbased_client_ok(fw, &chain) {
+            tracing::debug!(reason = why, "WS-MAN during HBASED configuration: 403");
+            return WebReply::new(
+                http::encode_response(
+                    403,
+                    http::reason_phrase(403),
+                    &[
+                        http::Header::new("Server", server.clone()),
+                        http::Header::new("Content-Type", "text/html"),
+                        http::Header::new("Connection", "close"),
+                    ],
+                    b"<html><body>Forbidden</body></html>",
+                    &http::BodyEncoding::ContentLength,
+                ),
+                true,
+            );
+        }
+    }
     let date = http::http_date(now_unix());
     let delay = Some(fw.faults.wsman_latency()).filter(|d| !d.is_zero());
     let parsed = Envelope::parse(&req.body);
@@ -858,6 +886,10 @@ fn invoke(
             let root = input_text(input, "IsRootCertificate") == Some("true");
             ret(super::certs::add_next_cert(fw, cert, leaf, root))
         }
+        ("IPS_HostBasedSetupService", "AdminSetup") if fw.profile.version_parts().0 >= 19 => {
+            // Removed from CSME 19+ (rpc-go issue #355): ActionNotSupported.
+            return None;
+        }
         ("IPS_HostBasedSetupService", "AdminSetup") => {
             let pw = input_text(input, "NetworkAdminPassword")
                 .unwrap_or("")
@@ -887,6 +919,22 @@ fn invoke(
                 ret(0)
             }
         }
+        ("AMT_SetupAndConfigurationService", "CommitChanges") if super::certs::hbased_open(fw) => {
+            // Closes the secure host-based configuration (rpc-go.md §5.4 step 7): as admin, with
+            // the admin password and the MEBx password set.
+            if user != ADMIN_USER || fw.profile.admin_ha1.is_empty() {
+                ret(16) // NOT_PERMITTED
+            } else if !fw.profile.mebx_password_set {
+                ret(2057) // DATA_MISSING: the MEBx password
+            } else {
+                fw.profile.control_mode = 2;
+                fw.profile.provisioning_state = 2;
+                fw.profile.hbased_server_cert_hash.clear();
+                fw.profile.hbased_server_hash_algorithm = 0;
+                fw.changed();
+                ret(0)
+            }
+        }
         ("AMT_SetupAndConfigurationService", "CommitChanges") => {
             if fw.profile.tls_enforced
                 && fw.profile.control_mode == 2
@@ -903,7 +951,10 @@ fn invoke(
         }
         ("AMT_SetupAndConfigurationService", "SetMEBxPassword") => {
             let pw = input_text(input, "Password").unwrap_or("");
-            if fw.profile.control_mode != 2 {
+            let hbased_admin = super::certs::hbased_open(fw)
+                && user == ADMIN_USER
+                && !fw.profile.admin_ha1.is_empty();
+            if fw.profile.control_mode != 2 && !hbased_admin {
                 ret(16) // NOT_PERMITTED: blocked in CCM
             } else if !(8..=32).contains(&pw.len()) {
                 ret(2054) // INVALID_PASSWORD
@@ -927,7 +978,10 @@ fn invoke(
             let digest = input_text(input, "DigestPassword").unwrap_or("");
             match B64.decode(digest) {
                 Ok(raw)
-                    if raw.len() == 16 && user_in == ADMIN_USER && fw.profile.control_mode != 0 =>
+                    if raw.len() == 16
+                        && user_in == ADMIN_USER
+                        && (fw.profile.control_mode != 0
+                            || (super::certs::hbased_open(fw) && user == LSA_USER)) =>
                 {
                     fw.profile.admin_ha1 = crate::amthi::codec::hex(&raw);
                     fw.changed();
@@ -978,6 +1032,8 @@ pub fn unprovision(p: &mut DeviceProfile) {
     p.provisioning_state = 0;
     p.admin_ha1.clear();
     p.mebx_password_set = false;
+    p.hbased_server_cert_hash.clear();
+    p.hbased_server_hash_algorithm = 0;
     p.cert_hashes.retain(|h| h.is_default);
     p.instances.clear();
     seed_instances(p);
