@@ -56,6 +56,8 @@ pub enum ExitCode {
     SigningFailed = 133,
     ControlModeUnreadable = 134,
     InvalidControlMode = 135,
+    /// The leaf's signature hash is neither SHA-256 nor SHA-384 family (AMT 19+ local ACM).
+    LeafHashUnsupported = 138,
 }
 
 impl ExitCode {
@@ -105,7 +107,8 @@ impl ExitCode {
             | ExitCode::AddCertificateFailed
             | ExitCode::SigningFailed
             | ExitCode::ControlModeUnreadable
-            | ExitCode::InvalidControlMode => "ActivationFailed",
+            | ExitCode::InvalidControlMode
+            | ExitCode::LeafHashUnsupported => "ActivationFailed",
         }
     }
 }
