@@ -858,7 +858,7 @@ fn cert_hash_prints_amt_style_fingerprints() {
 
 /// An AMT 19 simulator (TLS enforced on the local ports, no AdminSetup) with the world's hashes
 /// and suffix; its TLS root goes to a file the agent trusts with --amt-ca-file.
-fn sim19(w: &World) -> (Sim, String) {
+fn sim19(w: &World, extra: &[&str]) -> (Sim, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut p = profile("amt19");
     let hashes = p["cert_hashes"].as_array_mut().unwrap();
@@ -871,13 +871,16 @@ fn sim19(w: &World) -> (Sim, String) {
     p["pki_dns_suffix"] = SUFFIX.into();
     let state = dir.path().join("state.json");
     std::fs::write(&state, serde_json::to_string(&p).unwrap()).unwrap();
-    let root = dir.path().join("sim-root.pem").to_str().unwrap().to_string();
+    let root = dir
+        .path()
+        .join("sim-root.pem")
+        .to_str()
+        .unwrap()
+        .to_string();
     let socket = dir.path().join("sim.sock");
-    let sim = Sim::start_in(
-        dir,
-        socket,
-        &["--state", state.to_str().unwrap(), "--tls-root-out", &root],
-    );
+    let mut args = vec!["--state", state.to_str().unwrap(), "--tls-root-out", &root];
+    args.extend_from_slice(extra);
+    let sim = Sim::start_in(dir, socket, &args);
     (sim, root)
 }
 
@@ -894,7 +897,7 @@ fn local_acm_on_amt19_goes_through_secure_host_based_configuration() {
     let w = world();
     let leaf = w.pki.leaf(&format!("amt.{SUFFIX}"), &w.inter);
     let file = w.pki.pfx(&leaf, &[&w.root, &w.inter], false);
-    let (s, root) = sim19(&w);
+    let (s, root) = sim19(&w, &[]);
     let o = activate(
         &s,
         &file,
@@ -924,7 +927,7 @@ fn local_acm_on_amt19_without_a_mebx_password_is_rolled_back() {
     let w = world();
     let leaf = w.pki.leaf(&format!("amt.{SUFFIX}"), &w.root);
     let file = w.pki.pfx(&leaf, &[&w.root], false);
-    let (s, root) = sim19(&w);
+    let (s, root) = sim19(&w, &[]);
     let o = activate(&s, &file, &["--amt-ca-file", &root]);
     let err = stderr(&o);
     assert_eq!(code(&o), 102, "{err}");
@@ -943,8 +946,13 @@ fn local_acm_on_amt19_with_an_untrusted_root_changes_nothing() {
     let w = world();
     let leaf = w.pki.leaf(&format!("amt.{SUFFIX}"), &w.unknown_root);
     let file = w.pki.pfx(&leaf, &[&w.unknown_root], false);
-    let (s, root) = sim19(&w);
-    let mebx = ["--amt-ca-file", root.as_str(), "--mebx-password", "Mebx-P4ssw0rd!"];
+    let (s, root) = sim19(&w, &[]);
+    let mebx = [
+        "--amt-ca-file",
+        root.as_str(),
+        "--mebx-password",
+        "Mebx-P4ssw0rd!",
+    ];
     // The doctor refuses before anything is sent.
     let refused = activate(&s, &file, &mebx);
     assert_eq!(code(&refused), 128, "{}", stderr(&refused));
@@ -957,8 +965,24 @@ fn local_acm_on_amt19_with_an_untrusted_root_changes_nothing() {
     let err = stderr(&forced);
     assert_eq!(code(&forced), 102, "{err}");
     assert!(err.contains("rolled back"), "{err}");
+    assert!(err.contains("TLS client certificate"), "{err}");
     let st = state19(&s);
     assert_eq!(modes(&st), (0.into(), 0.into()));
     assert_eq!(st["admin_ha1"], "");
     assert_eq!(st["hbased_server_cert_hash"], "");
+}
+
+#[test]
+fn local_acm_on_amt19_survives_the_connection_dropped_by_commit_changes() {
+    let w = world();
+    let leaf = w.pki.leaf(&format!("amt.{SUFFIX}"), &w.root);
+    let file = w.pki.pfx(&leaf, &[&w.root], false);
+    let (s, root) = sim19(&w, &["--fault", "drop-after=CommitChanges"]);
+    let o = activate(
+        &s,
+        &file,
+        &["--amt-ca-file", &root, "--mebx-password", "Mebx-P4ssw0rd!"],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(modes(&state19(&s)), (2.into(), 2.into()));
 }

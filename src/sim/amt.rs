@@ -1126,6 +1126,69 @@ mod tests {
         }
     }
 
+    /// The status of `body` sent as `client` on a connection described by `conn`.
+    fn status_on(fw: &Firmware, client: &mut DigestClient, body: &str, conn: &ConnInfo) -> u16 {
+        for _ in 0..2 {
+            let auth = client.authorization("POST", "/wsman");
+            let reply = handle_on(
+                &mut fw.lock(),
+                &request(auth.as_deref(), body),
+                conn,
+                Instant::now(),
+            );
+            let r = response(&reply.bytes);
+            if r.status == 401 {
+                client
+                    .handle_www_authenticate(r.header("WWW-Authenticate").unwrap())
+                    .unwrap();
+                continue;
+            }
+            return r.status;
+        }
+        panic!("still 401 after taking the challenge");
+    }
+
+    #[test]
+    fn amt19_has_no_admin_setup_and_an_open_hbased_configuration_needs_the_client_certificate() {
+        let f = fw("amt19");
+        let lsa = f.lock().profile.lsa_password.clone();
+        let mut c = DigestClient::new(LSA_USER, Secret::new(lsa));
+        let admin_setup = invoke_request(
+            &resource_uri("IPS_HostBasedSetupService"),
+            "AdminSetup",
+            "1",
+            &[],
+            &[],
+        );
+        let (st, e) = call(&f, &mut c, &admin_setup);
+        assert_eq!(st, 400);
+        let fault = e.fault().expect("a SOAP fault");
+        assert_eq!(
+            fault.subcode.map(|q| q.local),
+            Some("ActionNotSupported".to_string())
+        );
+        // A configuration opened by START_CONFIGURATION_HBASED: without the announced client
+        // certificate (plain, or TLS without one) every request is refused with 403.
+        {
+            let mut g = f.lock();
+            g.profile.provisioning_state = 1;
+            g.profile.hbased_server_cert_hash = "AB".repeat(32);
+            g.profile.hbased_server_hash_algorithm = 2;
+        }
+        let gs = get_request(&resource_uri("AMT_GeneralSettings"), "2", &[]);
+        assert_eq!(status_on(&f, &mut c, &gs, &ConnInfo::default()), 403);
+        let tls = ConnInfo {
+            tls: true,
+            client_chain: Vec::new(),
+        };
+        assert_eq!(status_on(&f, &mut c, &gs, &tls), 403);
+        let wrong = ConnInfo {
+            tls: true,
+            client_chain: vec![crate::sim::tls::odca_chain().leaf_der().to_vec()],
+        };
+        assert_eq!(status_on(&f, &mut c, &gs, &wrong), 403);
+    }
+
     #[test]
     fn ccm_setup_then_admin_then_unprovision() {
         let f = fw("amt16.1");

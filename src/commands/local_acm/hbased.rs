@@ -257,7 +257,7 @@ enum Committed {
     MebxMissing,
 }
 
-/// CommitChanges; a dropped connection (the firmware restarts its port stack) is judged by the
+/// CommitChanges; a lost answer (the firmware restarts its port stack) is judged by the
 /// control mode over AMTHI: up to 3 reads, 1 s apart (rpc-go.md §5.4 step 8).
 fn commit(
     s: &mut AmtSession,
@@ -266,12 +266,18 @@ fn commit(
 ) -> Result<Committed, AgentError> {
     match call(s, ids, setup_and_configuration::commit_changes()) {
         Ok(()) => Ok(Committed::Done),
-        Err(f) if f.return_value.as_ref().is_some_and(|(_, v)| *v == DATA_MISSING) => {
+        Err(f)
+            if f.return_value
+                .as_ref()
+                .is_some_and(|(_, v)| *v == DATA_MISSING) =>
+        {
             tracing::info!("CommitChanges: 2057 DATA_MISSING (no MEBx password yet)");
             Ok(Committed::MebxMissing)
         }
-        Err(f) if f.err.exit == ExitCode::AmtConnectionFailed => {
-            tracing::info!("CommitChanges: the connection dropped; reading the control mode");
+        // No ReturnValue: the answer was lost (EOF, reset, a message cut off — the firmware
+        // restarts its port stack on commit); the firmware's state decides.
+        Err(f) if f.return_value.is_none() => {
+            tracing::info!(error = %f.err.message, "CommitChanges: no answer; reading the control mode");
             for _ in 0..3 {
                 std::thread::sleep(Duration::from_secs(1));
                 let mut a = AmthiClient::new(device.clone());
@@ -282,7 +288,9 @@ fn commit(
                     }
                 }
             }
-            Err(f.err.context("CommitChanges lost its connection and the device did not reach admin control mode"))
+            Err(f.err.context(
+                "CommitChanges lost its connection and the device did not reach admin control mode",
+            ))
         }
         Err(f) => Err(AgentError::from(f).context("CommitChanges failed")),
     }
@@ -306,6 +314,13 @@ fn roll_back(device: &Arc<dyn MeiDevice>, e: AgentError) -> AgentError {
     );
     for c in &e.causes {
         out = out.cause(c.clone());
+    }
+    if e.message.contains("HTTP 403") || e.causes.iter().any(|c| c.contains("HTTP 403")) {
+        // The simulator's answer to a client certificate it does not accept (UNCONFIRMED for
+        // real firmware): say what the firmware checks.
+        return out
+            .cause("AMT refused the provisioning certificate presented as the TLS client certificate")
+            .help("AMT 19+ accepts it only when its leaf is the one announced to START_CONFIGURATION_HBASED, its root's hash is active in AMT's trusted list and the leaf has the AMT activation usage and the trusted domain: run amt-agent cert check FILE");
     }
     let help = e.help.clone().unwrap_or_else(|| {
         "check the provisioning certificate with amt-agent cert check, then retry; -vvv shows the exchange".into()
