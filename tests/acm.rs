@@ -923,6 +923,37 @@ fn local_acm_on_amt19_goes_through_secure_host_based_configuration() {
 }
 
 #[test]
+fn local_acm_on_amt19_with_a_sha384_leaf_announces_a_sha384_hash() {
+    let w = world();
+    let k = w.pki.key("2048");
+    let leaf = w.pki.issue(
+        &format!("/CN=amt.{SUFFIX}"),
+        &k,
+        LEAF_EXT,
+        Some(&w.root),
+        "-sha384",
+        "365",
+    );
+    let file = w.pki.pfx(&leaf, &[&w.root], false);
+    let (s, root) = sim19(&w, &[]);
+    let o = activate(
+        &s,
+        &file,
+        &[
+            "--amt-ca-file",
+            &root,
+            "--mebx-password",
+            "Mebx-P4ssw0rd!",
+            "--json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["leafHashAlgorithm"], 3);
+    assert_eq!(modes(&state19(&s)), (2.into(), 2.into()));
+}
+
+#[test]
 fn local_acm_on_amt19_without_a_mebx_password_is_rolled_back() {
     let w = world();
     let leaf = w.pki.leaf(&format!("amt.{SUFFIX}"), &w.root);

@@ -211,9 +211,13 @@ fn configure(
         Committed::Done => {}
         Committed::MebxMissing => {
             // DATA_MISSING: the MEBx password must be set first; ask for it once.
-            let m = if mebx.is_some() {
-                None
-            } else {
+            if mebx.is_some() {
+                return Err(AgentError::new(
+                    ExitCode::SetMebxPasswordFailed,
+                    "CommitChanges returned 2057 (DATA_MISSING) although SetMEBxPassword was accepted",
+                ));
+            }
+            let m = {
                 SecretSource {
                     what: "MEBx password",
                     flag: None,
@@ -237,6 +241,17 @@ fn configure(
                 ));
             }
         }
+    }
+    // CommitChanges answered (or its lost answer was judged): the firmware's mode decides.
+    let after = super::confirm_mode(device)?;
+    if after != ControlMode::Acm {
+        return Err(AgentError::new(
+            ExitCode::InvalidControlMode,
+            format!(
+                "CommitChanges was accepted but AMT reports {}",
+                after.text()
+            ),
+        ));
     }
     Ok(Vec::new())
 }
@@ -350,5 +365,18 @@ fn report(json: bool, alg: PinAlgorithm, notes: &[String]) {
             "activated in admin control mode (AMT 19+ secure host-based configuration, {} leaf hash)",
             alg.name()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_leaf_hash_algorithm_follows_the_leaf_signature() {
+        assert_eq!(leaf_hash_algorithm("SHA-256"), Some(PinAlgorithm::Sha256));
+        assert_eq!(leaf_hash_algorithm("SHA-384"), Some(PinAlgorithm::Sha384));
+        assert_eq!(leaf_hash_algorithm("SHA-1"), None);
+        assert_eq!(leaf_hash_algorithm("RSASSA-PSS"), None);
     }
 }
