@@ -901,7 +901,13 @@ fn local_acm_on_amt19_goes_through_secure_host_based_configuration() {
     let o = activate(
         &s,
         &file,
-        &["--amt-ca-file", &root, "--mebx-password", "Mebx-P4ssw0rd!"],
+        &[
+            "-vvv",
+            "--amt-ca-file",
+            &root,
+            "--mebx-password",
+            "Mebx-P4ssw0rd!",
+        ],
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
@@ -909,6 +915,12 @@ fn local_acm_on_amt19_goes_through_secure_host_based_configuration() {
         "{}",
         stdout(&o)
     );
+    // Even at trace level no secret reaches the log.
+    let lsa = state19(&s)["lsa_password"].as_str().unwrap().to_string();
+    for secret in [AMT_PASSWORD, "Mebx-P4ssw0rd!", PFX_PASSWORD, lsa.as_str()] {
+        assert!(!stderr(&o).contains(secret), "a secret in the trace");
+    }
+    assert!(stderr(&o).contains("SetAdminAclEntryEx"), "{}", stderr(&o));
     let st = state19(&s);
     assert_eq!(modes(&st), (2.into(), 2.into()));
     use md5::Digest as _;
