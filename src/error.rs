@@ -59,6 +59,8 @@ pub enum ExitCode {
     SigningFailed = 133,
     ControlModeUnreadable = 134,
     InvalidControlMode = 135,
+    /// The leaf's signature hash is neither SHA-256 nor SHA-384 family (AMT 19+ local ACM).
+    LeafHashUnsupported = 138,
     SyncClockFailed = 150,
     SyncHostnameFailed = 151,
     SyncIpFailed = 152,
@@ -121,7 +123,8 @@ impl ExitCode {
             | ExitCode::AddCertificateFailed
             | ExitCode::SigningFailed
             | ExitCode::ControlModeUnreadable
-            | ExitCode::InvalidControlMode => "ActivationFailed",
+            | ExitCode::InvalidControlMode
+            | ExitCode::LeafHashUnsupported => "ActivationFailed",
         }
     }
 }

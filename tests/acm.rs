@@ -855,3 +855,177 @@ fn cert_hash_prints_amt_style_fingerprints() {
     let fp = fp.trim().rsplit('=').next().unwrap();
     assert!(text.contains(fp), "{text}\n{fp}");
 }
+
+/// An AMT 19 simulator (TLS enforced on the local ports, no AdminSetup) with the world's hashes
+/// and suffix; its TLS root goes to a file the agent trusts with --amt-ca-file.
+fn sim19(w: &World, extra: &[&str]) -> (Sim, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = profile("amt19");
+    let hashes = p["cert_hashes"].as_array_mut().unwrap();
+    for (c, active) in [(&w.root, true), (&w.inactive_root, false)] {
+        hashes.push(serde_json::json!({
+            "name": c.subject, "algorithm": "SHA256", "hash": sha256_hex(c),
+            "is_default": false, "is_active": active,
+        }));
+    }
+    p["pki_dns_suffix"] = SUFFIX.into();
+    let state = dir.path().join("state.json");
+    std::fs::write(&state, serde_json::to_string(&p).unwrap()).unwrap();
+    let root = dir
+        .path()
+        .join("sim-root.pem")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let socket = dir.path().join("sim.sock");
+    let mut args = vec!["--state", state.to_str().unwrap(), "--tls-root-out", &root];
+    args.extend_from_slice(extra);
+    let sim = Sim::start_in(dir, socket, &args);
+    (sim, root)
+}
+
+fn state19(sim: &Sim) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(sim.path("state.json")).unwrap()).unwrap()
+}
+
+fn modes(s: &serde_json::Value) -> (serde_json::Value, serde_json::Value) {
+    (s["control_mode"].clone(), s["provisioning_state"].clone())
+}
+
+#[test]
+fn local_acm_on_amt19_goes_through_secure_host_based_configuration() {
+    let w = world();
+    let leaf = w.pki.leaf(&format!("amt.{SUFFIX}"), &w.inter);
+    let file = w.pki.pfx(&leaf, &[&w.root, &w.inter], false);
+    let (s, root) = sim19(&w, &[]);
+    let o = activate(
+        &s,
+        &file,
+        &[
+            "-vvv",
+            "--amt-ca-file",
+            &root,
+            "--mebx-password",
+            "Mebx-P4ssw0rd!",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("secure host-based configuration"),
+        "{}",
+        stdout(&o)
+    );
+    // Even at trace level no secret reaches the log.
+    let lsa = state19(&s)["lsa_password"].as_str().unwrap().to_string();
+    for secret in [AMT_PASSWORD, "Mebx-P4ssw0rd!", PFX_PASSWORD, lsa.as_str()] {
+        assert!(!stderr(&o).contains(secret), "a secret in the trace");
+    }
+    assert!(stderr(&o).contains("SetAdminAclEntryEx"), "{}", stderr(&o));
+    let st = state19(&s);
+    assert_eq!(modes(&st), (2.into(), 2.into()));
+    use md5::Digest as _;
+    let realm = st["digest_realm"].as_str().unwrap();
+    let ha1: String = md5::Md5::digest(format!("admin:{realm}:{AMT_PASSWORD}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(st["admin_ha1"], ha1.as_str());
+    assert_eq!(st["mebx_password_set"], true);
+    assert!(mode(&s).contains("admin control mode"), "{}", mode(&s));
+}
+
+#[test]
+fn local_acm_on_amt19_with_a_sha384_leaf_announces_a_sha384_hash() {
+    let w = world();
+    let k = w.pki.key("2048");
+    let leaf = w.pki.issue(
+        &format!("/CN=amt.{SUFFIX}"),
+        &k,
+        LEAF_EXT,
+        Some(&w.root),
+        "-sha384",
+        "365",
+    );
+    let file = w.pki.pfx(&leaf, &[&w.root], false);
+    let (s, root) = sim19(&w, &[]);
+    let o = activate(
+        &s,
+        &file,
+        &[
+            "--amt-ca-file",
+            &root,
+            "--mebx-password",
+            "Mebx-P4ssw0rd!",
+            "--json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["leafHashAlgorithm"], 3);
+    assert_eq!(modes(&state19(&s)), (2.into(), 2.into()));
+}
+
+#[test]
+fn local_acm_on_amt19_without_a_mebx_password_is_rolled_back() {
+    let w = world();
+    let leaf = w.pki.leaf(&format!("amt.{SUFFIX}"), &w.root);
+    let file = w.pki.pfx(&leaf, &[&w.root], false);
+    let (s, root) = sim19(&w, &[]);
+    let o = activate(&s, &file, &["--amt-ca-file", &root]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 102, "{err}");
+    assert!(err.contains("2057"), "{err}");
+    assert!(err.contains("rolled back"), "{err}");
+    assert!(err.contains("MEBX_PASSWORD"), "{err}");
+    // No half-configured device: pre-provisioning, no admin password, no open configuration.
+    let st = state19(&s);
+    assert_eq!(modes(&st), (0.into(), 0.into()));
+    assert_eq!(st["admin_ha1"], "");
+    assert_eq!(st["hbased_server_cert_hash"], "");
+}
+
+#[test]
+fn local_acm_on_amt19_with_an_untrusted_root_changes_nothing() {
+    let w = world();
+    let leaf = w.pki.leaf(&format!("amt.{SUFFIX}"), &w.unknown_root);
+    let file = w.pki.pfx(&leaf, &[&w.unknown_root], false);
+    let (s, root) = sim19(&w, &[]);
+    let mebx = [
+        "--amt-ca-file",
+        root.as_str(),
+        "--mebx-password",
+        "Mebx-P4ssw0rd!",
+    ];
+    // The doctor refuses before anything is sent.
+    let refused = activate(&s, &file, &mebx);
+    assert_eq!(code(&refused), 128, "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("refusing to activate"));
+    assert_eq!(modes(&state19(&s)), (0.into(), 0.into()));
+    // With --force the firmware refuses the client certificate; the agent stops the configuration.
+    let mut forced_args = mebx.to_vec();
+    forced_args.push("--force");
+    let forced = activate(&s, &file, &forced_args);
+    let err = stderr(&forced);
+    assert_eq!(code(&forced), 102, "{err}");
+    assert!(err.contains("rolled back"), "{err}");
+    assert!(err.contains("TLS client certificate"), "{err}");
+    let st = state19(&s);
+    assert_eq!(modes(&st), (0.into(), 0.into()));
+    assert_eq!(st["admin_ha1"], "");
+    assert_eq!(st["hbased_server_cert_hash"], "");
+}
+
+#[test]
+fn local_acm_on_amt19_survives_the_connection_dropped_by_commit_changes() {
+    let w = world();
+    let leaf = w.pki.leaf(&format!("amt.{SUFFIX}"), &w.root);
+    let file = w.pki.pfx(&leaf, &[&w.root], false);
+    let (s, root) = sim19(&w, &["--fault", "drop-after=CommitChanges"]);
+    let o = activate(
+        &s,
+        &file,
+        &["--amt-ca-file", &root, "--mebx-password", "Mebx-P4ssw0rd!"],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(modes(&state19(&s)), (2.into(), 2.into()));
+}

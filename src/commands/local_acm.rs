@@ -4,6 +4,8 @@
 //! The doctor runs first and refuses a doomed activation (exit with the broken rule's code;
 //! `--force` goes on). When AMT refuses AddNextCertInChain or AdminSetup, the rules run again on
 //! the chain that was sent and say which certificate broke which rule, and the fix.
+//!
+//! On TLS-enforced firmware (AMT 19+) the [`hbased`] flow replaces AddNextCertInChain/AdminSetup.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +24,8 @@ use crate::provisioning::{self as prov, ProvisioningCert, SigningDigest};
 use crate::wsman::calls::{self, Call, WsmanError};
 use crate::wsman::classes::{authorization, general, host_based_setup, setup_and_configuration};
 use crate::wsman::returns::{AddNextCertInChainReturn, AdminSetupReturn};
+
+mod hbased;
 
 /// The placeholder `activate` of this branch: only `--local --acm`. The CCM work brings the real
 /// `ActivateArgs`; it then flattens [`LocalAcmArgs`] and calls [`run`] for `--acm`.
@@ -124,6 +128,18 @@ pub fn run(
         env: &["MEBX_PASSWORD"],
     }
     .resolve(false)?;
+
+    if tls_enforced(&device, &machine) {
+        if upgrade {
+            // rpc-go.md §5.4 describes activation from pre-provisioning only (UNCONFIRMED for CCM).
+            return Err(AgentError::new(
+                ExitCode::UnableToActivate,
+                "this device enforces TLS on its local ports (AMT 19+): the CCM → ACM upgrade is not supported there",
+            )
+            .help("deactivate it (amt-agent deactivate --local), then activate in ACM"));
+        }
+        return hbased::run(&device, conn, &cert, password, mebx, args, json);
+    }
 
     let mut s = session::connect(device.clone(), conn)?;
     let mut ids = 0u32;
@@ -270,6 +286,18 @@ pub fn run(
         );
     }
     Ok(ExitCode::Success)
+}
+
+/// AMT 19+ (or any firmware whose watchdog flags say so) enforces TLS on its local ports and has
+/// no AdminSetup: ACM goes through secure host-based configuration (rpc-go.md §5.4).
+fn tls_enforced(device: &Arc<dyn MeiDevice>, machine: &Machine) -> bool {
+    let flags = crate::amthi::client::amt_enabled_flags(
+        device.as_ref(),
+        crate::amthi::client::DEFAULT_TIMEOUT,
+    )
+    .map(|f| f.new_interface() && f.tls_enforced())
+    .unwrap_or(false);
+    flags || machine.amt_version.is_some_and(|(major, _)| major >= 19)
 }
 
 fn doctor(cert: &ProvisioningCert, machine: &Machine) -> Vec<Finding> {

@@ -136,6 +136,25 @@ pub fn connect_as(
     creds: Credentials,
     control_mode: ControlMode,
 ) -> Result<AmtSession, AgentError> {
+    connect_with(device, args, creds, control_mode, &ExtraTls::default())
+}
+
+/// What a flow adds to the TLS options the command line gives: the AMT 19+ local ACM flow pins
+/// AMT's leaf to START_CONFIGURATION_HBASED's hash and presents the provisioning certificate.
+#[derive(Clone, Debug, Default)]
+pub struct ExtraTls {
+    pub leaf_pin: Option<crate::tls::LeafPin>,
+    pub client_cert: Option<crate::tls::ClientCert>,
+}
+
+/// [`connect_as`] with a leaf pin and/or a client certificate.
+pub fn connect_with(
+    device: Arc<dyn MeiDevice>,
+    args: &AmtConnArgs,
+    creds: Credentials,
+    control_mode: ControlMode,
+    extra: &ExtraTls,
+) -> Result<AmtSession, AgentError> {
     let tls = crate::amthi::client::amt_enabled_flags(
         device.as_ref(),
         crate::amthi::client::DEFAULT_TIMEOUT,
@@ -162,6 +181,8 @@ pub fn connect_as(
         &AmtTlsOptions {
             skip_cert_check: args.skip_amt_cert_check,
             ca_files: args.amt_ca_file.clone(),
+            leaf_pin: extra.leaf_pin.clone(),
+            client_cert: extra.client_cert.clone(),
             ..Default::default()
         },
     )?;

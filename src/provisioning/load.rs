@@ -182,6 +182,17 @@ impl CertFacts {
 /// The leaf's private key (RSA), ready to sign.
 pub struct SigningKey {
     pair: ring::signature::RsaKeyPair,
+    /// The key as read (PKCS#8, or PKCS#1 when `pkcs8` is false): for mutual TLS (AMT 19+).
+    der: Vec<u8>,
+    pkcs8: bool,
+}
+
+impl Drop for SigningKey {
+    fn drop(&mut self) {
+        // Best effort: do not leave the key bytes in freed memory.
+        self.der.fill(0);
+        std::hint::black_box(&self.der);
+    }
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -209,14 +220,31 @@ impl SigningDigest {
 impl SigningKey {
     /// PKCS#8 or PKCS#1 (`RSA PRIVATE KEY`) DER.
     pub fn from_der(der: &[u8]) -> Result<SigningKey, String> {
-        let pair = ring::signature::RsaKeyPair::from_pkcs8(der)
-            .or_else(|_| ring::signature::RsaKeyPair::from_der(der))
-            .map_err(|e| {
-                format!(
-                    "not a usable RSA private key ({e}); AMT signs with RSA 2048–8192 bits only"
-                )
-            })?;
-        Ok(SigningKey { pair })
+        let (pair, pkcs8) = match ring::signature::RsaKeyPair::from_pkcs8(der) {
+            Ok(p) => (p, true),
+            Err(_) => (
+                ring::signature::RsaKeyPair::from_der(der).map_err(|e| {
+                    format!(
+                        "not a usable RSA private key ({e}); AMT signs with RSA 2048–8192 bits only"
+                    )
+                })?,
+                false,
+            ),
+        };
+        Ok(SigningKey {
+            pair,
+            der: der.to_vec(),
+            pkcs8,
+        })
+    }
+
+    /// The key for a TLS client certificate (AMT 19+ local ACM, rpc-go.md §5.4 step 4).
+    pub fn tls_key(&self) -> rustls_pki_types::PrivateKeyDer<'static> {
+        if self.pkcs8 {
+            rustls_pki_types::PrivateKeyDer::Pkcs8(self.der.clone().into())
+        } else {
+            rustls_pki_types::PrivateKeyDer::Pkcs1(self.der.clone().into())
+        }
     }
 
     /// DER `RSAPublicKey`, comparable with [`CertFacts::public_key_bits`].

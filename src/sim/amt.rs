@@ -464,6 +464,34 @@ fn handle_request(fw: &mut FirmwareCore, req: &Request, now: Instant) -> WebRepl
             );
         }
     };
+    if super::certs::hbased_open(fw) {
+        // AMT 19+ secure host-based configuration: every request of the open configuration comes
+        // over mutual TLS with the provisioning certificate START_CONFIGURATION_HBASED announced.
+        // What firmware answers otherwise is unpublished; the simulator answers HTTP 403 and
+        // closes the connection (UNCONFIRMED).
+        let chain = if fw.web.conn.tls {
+            fw.web.conn.client_chain.clone()
+        } else {
+            Vec::new()
+        };
+        if let Err(why) = super::certs::hbased_client_ok(fw, &chain) {
+            tracing::debug!(reason = why, "WS-MAN during HBASED configuration: 403");
+            return WebReply::new(
+                http::encode_response(
+                    403,
+                    http::reason_phrase(403),
+                    &[
+                        http::Header::new("Server", server.clone()),
+                        http::Header::new("Content-Type", "text/html"),
+                        http::Header::new("Connection", "close"),
+                    ],
+                    b"<html><body>Forbidden</body></html>",
+                    &http::BodyEncoding::ContentLength,
+                ),
+                true,
+            );
+        }
+    }
     let date = http::http_date(now_unix());
     let delay = Some(fw.faults.wsman_latency()).filter(|d| !d.is_zero());
     let parsed = Envelope::parse(&req.body);
@@ -861,6 +889,10 @@ fn invoke(
             let root = input_text(input, "IsRootCertificate") == Some("true");
             ret(super::certs::add_next_cert(fw, cert, leaf, root))
         }
+        ("IPS_HostBasedSetupService", "AdminSetup") if fw.profile.version_parts().0 >= 19 => {
+            // Removed from CSME 19+ (rpc-go issue #355): ActionNotSupported.
+            return None;
+        }
         ("IPS_HostBasedSetupService", "AdminSetup") => {
             let pw = input_text(input, "NetworkAdminPassword")
                 .unwrap_or("")
@@ -890,6 +922,22 @@ fn invoke(
                 ret(0)
             }
         }
+        ("AMT_SetupAndConfigurationService", "CommitChanges") if super::certs::hbased_open(fw) => {
+            // Closes the secure host-based configuration (rpc-go.md §5.4 step 7): as admin, with
+            // the admin password and the MEBx password set.
+            if user != ADMIN_USER || fw.profile.admin_ha1.is_empty() {
+                ret(16) // NOT_PERMITTED
+            } else if !fw.profile.mebx_password_set {
+                ret(2057) // DATA_MISSING: the MEBx password
+            } else {
+                fw.profile.control_mode = 2;
+                fw.profile.provisioning_state = 2;
+                fw.profile.hbased_server_cert_hash.clear();
+                fw.profile.hbased_server_hash_algorithm = 0;
+                fw.changed();
+                ret(0)
+            }
+        }
         ("AMT_SetupAndConfigurationService", "CommitChanges") => {
             if fw.profile.tls_enforced
                 && fw.profile.control_mode == 2
@@ -906,7 +954,10 @@ fn invoke(
         }
         ("AMT_SetupAndConfigurationService", "SetMEBxPassword") => {
             let pw = input_text(input, "Password").unwrap_or("");
-            if fw.profile.control_mode != 2 {
+            let hbased_admin = super::certs::hbased_open(fw)
+                && user == ADMIN_USER
+                && !fw.profile.admin_ha1.is_empty();
+            if fw.profile.control_mode != 2 && !hbased_admin {
                 ret(16) // NOT_PERMITTED: blocked in CCM
             } else if !(8..=32).contains(&pw.len()) {
                 ret(2054) // INVALID_PASSWORD
@@ -930,7 +981,10 @@ fn invoke(
             let digest = input_text(input, "DigestPassword").unwrap_or("");
             match B64.decode(digest) {
                 Ok(raw)
-                    if raw.len() == 16 && user_in == ADMIN_USER && fw.profile.control_mode != 0 =>
+                    if raw.len() == 16
+                        && user_in == ADMIN_USER
+                        && (fw.profile.control_mode != 0
+                            || (super::certs::hbased_open(fw) && user == LSA_USER)) =>
                 {
                     fw.profile.admin_ha1 = crate::amthi::codec::hex(&raw);
                     fw.changed();
@@ -981,6 +1035,8 @@ pub fn unprovision(p: &mut DeviceProfile) {
     p.provisioning_state = 0;
     p.admin_ha1.clear();
     p.mebx_password_set = false;
+    p.hbased_server_cert_hash.clear();
+    p.hbased_server_hash_algorithm = 0;
     p.cert_hashes.retain(|h| h.is_default);
     p.instances.clear();
     seed_instances(p);
@@ -1071,6 +1127,69 @@ mod tests {
             }
             Err(_) => eprintln!("skipped byte comparison: {} not found", capture.display()),
         }
+    }
+
+    /// The status of `body` sent as `client` on a connection described by `conn`.
+    fn status_on(fw: &Firmware, client: &mut DigestClient, body: &str, conn: &ConnInfo) -> u16 {
+        for _ in 0..2 {
+            let auth = client.authorization("POST", "/wsman");
+            let reply = handle_on(
+                &mut fw.lock(),
+                &request(auth.as_deref(), body),
+                conn,
+                Instant::now(),
+            );
+            let r = response(&reply.bytes);
+            if r.status == 401 {
+                client
+                    .handle_www_authenticate(r.header("WWW-Authenticate").unwrap())
+                    .unwrap();
+                continue;
+            }
+            return r.status;
+        }
+        panic!("still 401 after taking the challenge");
+    }
+
+    #[test]
+    fn amt19_has_no_admin_setup_and_an_open_hbased_configuration_needs_the_client_certificate() {
+        let f = fw("amt19");
+        let lsa = f.lock().profile.lsa_password.clone();
+        let mut c = DigestClient::new(LSA_USER, Secret::new(lsa));
+        let admin_setup = invoke_request(
+            &resource_uri("IPS_HostBasedSetupService"),
+            "AdminSetup",
+            "1",
+            &[],
+            &[],
+        );
+        let (st, e) = call(&f, &mut c, &admin_setup);
+        assert_eq!(st, 400);
+        let fault = e.fault().expect("a SOAP fault");
+        assert_eq!(
+            fault.subcode.map(|q| q.local),
+            Some("ActionNotSupported".to_string())
+        );
+        // A configuration opened by START_CONFIGURATION_HBASED: without the announced client
+        // certificate (plain, or TLS without one) every request is refused with 403.
+        {
+            let mut g = f.lock();
+            g.profile.provisioning_state = 1;
+            g.profile.hbased_server_cert_hash = "AB".repeat(32);
+            g.profile.hbased_server_hash_algorithm = 2;
+        }
+        let gs = get_request(&resource_uri("AMT_GeneralSettings"), "2", &[]);
+        assert_eq!(status_on(&f, &mut c, &gs, &ConnInfo::default()), 403);
+        let tls = ConnInfo {
+            tls: true,
+            client_chain: Vec::new(),
+        };
+        assert_eq!(status_on(&f, &mut c, &gs, &tls), 403);
+        let wrong = ConnInfo {
+            tls: true,
+            client_chain: vec![crate::sim::tls::odca_chain().leaf_der().to_vec()],
+        };
+        assert_eq!(status_on(&f, &mut c, &gs, &wrong), 403);
     }
 
     #[test]

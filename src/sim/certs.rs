@@ -113,22 +113,38 @@ pub fn add_next_cert(fw: &mut FirmwareCore, b64: &str, leaf: bool, root: bool) -
 }
 
 fn check_added(fw: &FirmwareCore, cert: &X509Certificate<'_>, leaf: bool, root: bool) -> u32 {
+    let prev = if leaf {
+        None
+    } else {
+        // This certificate must have issued the previous one.
+        let prev_der = fw.web.chain.last().expect("checked non-empty");
+        match X509Certificate::from_der(prev_der) {
+            Ok((_, p)) => Some(p),
+            Err(_) => return CERT_VERIFY_FAILED,
+        }
+    };
+    check_link(fw, cert, prev.as_ref(), root, leaf)
+}
+
+/// The checks of one certificate of a provisioning chain: `prev` is the certificate it must have
+/// issued (`None` for the leaf); `rsa_leaf` asks for an RSA leaf (AdminSetup signs with RSA).
+fn check_link(
+    fw: &FirmwareCore,
+    cert: &X509Certificate<'_>,
+    prev: Option<&X509Certificate<'_>>,
+    root: bool,
+    rsa_leaf: bool,
+) -> u32 {
     if !valid_now(cert) {
         return CERT_VERIFY_FAILED;
     }
     if strict(fw) && (is_sha1(cert) || rsa_bits(cert).is_some_and(|b| b < 2048)) {
         return CERT_VERIFY_FAILED;
     }
-    if rsa_bits(cert).is_none() && leaf {
-        // The AdminSetup signature is RSA only.
+    if rsa_bits(cert).is_none() && prev.is_none() && rsa_leaf {
         return CERT_VERIFY_FAILED;
     }
-    if !leaf {
-        // This certificate must have issued the previous one.
-        let prev_der = fw.web.chain.last().expect("checked non-empty");
-        let Ok((_, prev)) = X509Certificate::from_der(prev_der) else {
-            return CERT_VERIFY_FAILED;
-        };
+    if let Some(prev) = prev {
         if prev.issuer() != cert.subject()
             || prev.verify_signature(Some(cert.public_key())).is_err()
             || !can_issue(cert)
@@ -143,19 +159,69 @@ fn check_added(fw: &FirmwareCore, cert: &X509Certificate<'_>, leaf: bool, root: 
         if !can_issue(cert) {
             return CERT_VERIFY_FAILED;
         }
-        let der = cert.as_ref();
-        let trusted = fw.profile.cert_hashes.iter().any(|h| {
-            h.is_active
-                && h.hash.eq_ignore_ascii_case(&crate::amthi::codec::hex(&sha(
-                    &h.algorithm.to_ascii_uppercase(),
-                    der,
-                )))
-        });
-        if !trusted {
+        if !root_trusted(fw, cert.as_ref()) {
             return CERT_VERIFY_FAILED;
         }
     }
     0
+}
+
+/// Whether the root's hash is an active entry of the trusted list, in the entry's algorithm.
+fn root_trusted(fw: &FirmwareCore, der: &[u8]) -> bool {
+    fw.profile.cert_hashes.iter().any(|h| {
+        h.is_active
+            && h.hash.eq_ignore_ascii_case(&crate::amthi::codec::hex(&sha(
+                &h.algorithm.to_ascii_uppercase(),
+                der,
+            )))
+    })
+}
+
+/// A secure host-based configuration is open: START_CONFIGURATION_HBASED recorded the provisioning
+/// certificate's leaf hash and CommitChanges (or STOP_CONFIGURATION) has not closed it yet.
+pub fn hbased_open(fw: &FirmwareCore) -> bool {
+    let p = &fw.profile;
+    p.provisioning_state == 1 && p.control_mode == 0 && !p.hbased_server_cert_hash.is_empty()
+}
+
+/// The AMT 19+ local ACM path (rpc-go.md §5.4, provisioning.md §3.6): the client certificate of
+/// the mutual-TLS connection must be the provisioning certificate announced by
+/// START_CONFIGURATION_HBASED — its leaf hash equal to the recorded one, its chain linking to a root
+/// whose hash is active in the trusted list, and its leaf allowed to set up (AMT usage and domain,
+/// as for AdminSetup). `Err` says why not (for the debug log).
+pub fn hbased_client_ok(fw: &FirmwareCore, chain: &[Vec<u8>]) -> Result<(), &'static str> {
+    let Some(leaf_der) = chain.first() else {
+        return Err("no client certificate");
+    };
+    if chain.len() > MAX_CHAIN {
+        return Err("client chain too long");
+    }
+    let alg = match fw.profile.hbased_server_hash_algorithm {
+        3 => "SHA384",
+        _ => "SHA256",
+    };
+    let hash = crate::amthi::codec::hex(&sha(alg, leaf_der));
+    if !hash.eq_ignore_ascii_case(&fw.profile.hbased_server_cert_hash) {
+        return Err("client leaf hash differs from START_CONFIGURATION_HBASED's");
+    }
+    let mut parsed = Vec::with_capacity(chain.len());
+    for der in chain {
+        match X509Certificate::from_der(der) {
+            Ok((_, c)) => parsed.push(c),
+            Err(_) => return Err("unparsable client certificate"),
+        }
+    }
+    let last = parsed.len() - 1;
+    for (k, c) in parsed.iter().enumerate() {
+        let prev = k.checked_sub(1).map(|j| &parsed[j]);
+        if check_link(fw, c, prev, k == last, false) != 0 {
+            return Err("client chain does not verify to a trusted root");
+        }
+    }
+    if !leaf_allows_setup(fw, &parsed[0]) {
+        return Err("client leaf lacks the AMT usage or its domain does not match");
+    }
+    Ok(())
 }
 
 fn input_text<'a>(input: Option<&'a Element>, name: &str) -> Option<&'a str> {
@@ -180,19 +246,48 @@ fn leaf_allows_setup(fw: &FirmwareCore, leaf: &X509Certificate<'_>) -> bool {
     if !(eku || ou) {
         return false;
     }
-    let domain = trusted_domain(fw).to_ascii_lowercase();
     let cn = leaf
         .subject()
         .iter_common_name()
         .next()
         .and_then(|c| c.as_str().ok())
-        .unwrap_or("")
-        .trim_start_matches("*.")
-        .to_ascii_lowercase();
-    !domain.is_empty()
-        && (cn == domain
-            || cn.ends_with(&format!(".{domain}"))
-            || domain.ends_with(&format!(".{cn}")))
+        .unwrap_or("");
+    domain_matches(cn, &trusted_domain(fw))
+}
+
+/// TLDs whose registrable domain is the last two labels, and those where it is the last three
+/// (MeshCentral's table, provisioning.md §2.4).
+const TWO_LABEL_TLDS: &[&str] = &[
+    "com", "net", "org", "gov", "edu", "de", "ch", "dk", "cz", "cl", "ua",
+];
+const THREE_LABEL_TLDS: &[&str] = &[
+    "arpa", "fr", "cn", "nl", "br", "mx", "uk", "pl", "tw", "ca", "fi", "be", "ru", "se", "ar",
+    "es", "no", "at", "in", "tr", "ro", "hu", "nz", "pt", "il", "gr", "co", "ie", "za", "th", "sg",
+    "hk", "lt", "id", "hr", "ee", "bg",
+];
+
+/// The leaf CN against the trusted domain, as provisioning.md §2.4 describes MeshCentral's rule
+/// (the firmware's own rule is unpublished): strip a leading `*.`, shorten the CN to its last N
+/// labels by TLD (2 or 3; other TLDs keep the full CN), then match when the domain equals the CN or
+/// ends with `.` + CN.
+pub fn domain_matches(cn: &str, domain: &str) -> bool {
+    let cn = cn.trim().trim_end_matches('.').to_ascii_lowercase();
+    let cn = cn.strip_prefix("*.").unwrap_or(&cn);
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    if cn.is_empty() || domain.is_empty() {
+        return false;
+    }
+    let labels: Vec<&str> = cn.split('.').collect();
+    let tld = labels.last().copied().unwrap_or("");
+    let keep = if TWO_LABEL_TLDS.contains(&tld) {
+        2
+    } else if THREE_LABEL_TLDS.contains(&tld) {
+        3
+    } else {
+        labels.len()
+    };
+    let short = labels[labels.len().saturating_sub(keep)..].join(".");
+    domain == short || domain.ends_with(&format!(".{short}"))
 }
 
 /// AdminSetup (or UpgradeClientToAdmin with `upgrade`): checks state, the leaf, and the signature
@@ -262,4 +357,30 @@ pub fn admin_setup(
     fw.profile.provisioning_state = 2;
     fw.changed();
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::domain_matches;
+
+    #[test]
+    fn domain_matching_follows_the_last_labels_rule() {
+        // .com keeps the last two labels of the CN.
+        assert!(domain_matches("amt.corp.example.com", "example.com"));
+        assert!(domain_matches("amt.corp.example.com", "corp.example.com"));
+        assert!(domain_matches("amt.corp.example.com", "other.example.com"));
+        assert!(domain_matches("*.example.com", "lab.example.com"));
+        assert!(domain_matches("Example.COM", "example.com"));
+        assert!(!domain_matches("amt.example.com", "example.net"));
+        assert!(!domain_matches("amt.example.com", "badexample.com"));
+        // .uk keeps three labels.
+        assert!(domain_matches("amt.corp.example.co.uk", "x.example.co.uk"));
+        assert!(!domain_matches("amt.example.co.uk", "other.co.uk"));
+        // Other TLDs: the full CN, and the domain must equal it or sit under it.
+        assert!(domain_matches("corp.example.io", "corp.example.io"));
+        assert!(domain_matches("corp.example.io", "lab.corp.example.io"));
+        assert!(!domain_matches("amt.corp.example.io", "corp.example.io"));
+        assert!(!domain_matches("", "example.com"));
+        assert!(!domain_matches("example.com", ""));
+    }
 }

@@ -297,10 +297,30 @@ async fn start_configuration_hbased_returns_the_leaf_hash_and_the_pin_verifies()
         leaf_pin: Some(pin),
         ..AmtTlsOptions::default()
     };
-    let gs = general_settings(&s, s.device.as_ref(), &pinned)
+    // The pinned handshake succeeds; the open configuration then wants the provisioning
+    // certificate announced above as the client certificate, which this client does not present:
+    // the simulated firmware answers 403 (the full flow is in tests/acm.rs).
+    let endpoint = wsman_endpoint(
+        &s.route,
+        true,
+        s.device.as_ref(),
+        control_mode(&s.fw),
+        &pinned,
+    )
+    .unwrap();
+    let mut client = WsmanClient::new(
+        endpoint.connector,
+        lsa(&s.fw),
+        WsmanOptions {
+            port: endpoint.port,
+            request_timeout: Duration::from_secs(20),
+        },
+    );
+    let r = client
+        .post(&general::get().render("uuid:00000000-8086-8086-8086-000000000002"))
         .await
         .unwrap();
-    assert_eq!(gs.digest_realm, realm(&s.fw));
+    assert_eq!(r.status, 403);
 
     // Another hash is refused by the pin rule, naming the leaf.
     let wrong = AmtTlsOptions {
