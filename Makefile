@@ -70,3 +70,45 @@ package-test: lintian
 
 clean:
 	$(CARGO) clean
+
+# Fuzzing (docs/robustness.md). Not part of `make test`. cargo-fuzz needs nightly-only rustc flags
+# (-Zsanitizer, -Cpasses=sancov-module); the stable toolchain accepts them under RUSTC_BOOTSTRAP=1.
+# fuzz/ is its own workspace, so none of this touches the main build or its lock file.
+FUZZ_TARGETS := amthi_reply apf_message apf_mux http_response http_request digest wsman_envelope simsock_frames
+FUZZ_SMOKE_SECS ?= 6
+FUZZ_SECS ?= 600
+FUZZ_ENV := RUSTC_BOOTSTRAP=1
+# No sanitizer: the parsers are safe Rust, where ASan finds nothing a panic would not, at twice
+# the build time and a third of the speed. Debug assertions on: integer overflow is a finding.
+FUZZ_FLAGS := --sanitizer none --debug-assertions
+FUZZ_RUN := $(FUZZ_ENV) $(CARGO) fuzz run $(FUZZ_FLAGS)
+
+.PHONY: fuzz-deps fuzz-seeds fuzz-build fuzz-smoke fuzz
+
+fuzz-deps:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
+
+# Seeds into fuzz/corpus/<target>/ (gitignored): fixtures from ../shared/fixtures, plus AMTHI,
+# APF and frame bytes from the crate's encoders (examples/fuzz_seeds.rs).
+fuzz-seeds:
+	$(CARGO) run --quiet --example fuzz_seeds -- fuzz/corpus
+
+fuzz-build: fuzz-deps
+	$(FUZZ_ENV) $(CARGO) fuzz build $(FUZZ_FLAGS)
+
+# Every target for FUZZ_SMOKE_SECS seconds (about a minute in all). Logs: fuzz/artifacts/<t>.log.
+fuzz-smoke: fuzz-build fuzz-seeds
+	@mkdir -p fuzz/artifacts; for t in $(FUZZ_TARGETS); do \
+	  log=fuzz/artifacts/$$t.log; \
+	  if ! $(FUZZ_RUN) $$t -- -max_total_time=$(FUZZ_SMOKE_SECS) -timeout=10 -print_final_stats=1 >$$log 2>&1; then \
+	    tail -n 40 $$log; echo "fuzz $$t FAILED (full log: $$log)"; exit 1; \
+	  fi; \
+	  echo "fuzz $$t: $$(grep -o 'Done [0-9]* runs in [0-9]* second(s)' $$log)"; \
+	done
+
+# Long runs: FUZZ_SECS (default 600) per target; `make fuzz FUZZ_TARGETS=digest` for one.
+fuzz: fuzz-build fuzz-seeds
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t ($(FUZZ_SECS)s)"; \
+	  $(FUZZ_RUN) $$t -- -max_total_time=$(FUZZ_SECS) -timeout=10 -print_final_stats=1; \
+	done

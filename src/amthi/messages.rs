@@ -80,14 +80,15 @@ impl CodeVersions {
         for _ in 0..count {
             let dlen = r.u16_le("description length")? as usize;
             let dfield = r.take(VERSION_FIELD, "description")?;
-            let vlen = r.u16_le("version length")? as usize;
+            let _vlen = r.u16_le("version length")?;
             let vfield = r.take(VERSION_FIELD, "version")?;
             let description = String::from_utf8_lossy(&dfield[..dlen.min(VERSION_FIELD)])
                 .trim_end_matches('\0')
                 .to_string();
-            // The version is NUL-terminated inside its field; rpc-go ignores its length.
-            let version =
-                fixed_str(&vfield[..vlen.clamp(0, VERSION_FIELD).max(fixed_str(vfield).len())]);
+            // The version is NUL-terminated inside its field; rpc-go ignores its length. (This
+            // once sliced the field at the length of its lossy text, which is longer than the
+            // 20 bytes when they are not UTF-8: a panic fuzzing found, docs/robustness.md.)
+            let version = fixed_str(vfield);
             versions.push(VersionEntry {
                 description,
                 version,
@@ -107,9 +108,12 @@ impl CodeVersions {
             let d = &e.description.as_bytes()[..e.description.len().min(VERSION_FIELD)];
             v.extend_from_slice(&(d.len() as u16).to_le_bytes());
             put_fixed(&mut v, &e.description, VERSION_FIELD);
+            // Cut in bytes, not chars: slicing the str at byte 19 panicked inside a multi-byte
+            // character (fuzz target `amthi_reply`, docs/robustness.md).
             let n = e.version.len().min(VERSION_FIELD - 1);
             v.extend_from_slice(&(n as u16).to_le_bytes());
-            put_fixed(&mut v, &e.version[..n], VERSION_FIELD);
+            v.extend_from_slice(&e.version.as_bytes()[..n]);
+            v.extend(std::iter::repeat_n(0u8, VERSION_FIELD - n));
         }
         v
     }
@@ -703,6 +707,42 @@ mod tests {
 
     fn reply(cmd: Command, body: &[u8]) -> Vec<u8> {
         encode_reply(cmd.code(), PtStatus::Success, body)
+    }
+
+    /// Fuzzing regression (fuzz target `amthi_reply`, docs/robustness.md): a version field of 20
+    /// non-UTF-8 bytes panicked with a slice past the field's end.
+    #[test]
+    fn code_versions_with_non_utf8_version_field_decode() {
+        let mut body = vec![0u8; 65];
+        body.extend_from_slice(&1u32.to_le_bytes());
+        body.extend_from_slice(&3u16.to_le_bytes());
+        body.extend_from_slice(b"AMT\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
+        body.extend_from_slice(&20u16.to_le_bytes());
+        body.extend_from_slice(&[0xff; 20]);
+        let v = CodeVersions::decode(&body).unwrap();
+        assert_eq!(v.get("AMT"), Some("\u{fffd}".repeat(20).as_str()));
+        let msg = reply(Command::GetCodeVersions, &body);
+        assert_eq!(
+            decode_reply(Command::GetCodeVersions, &msg).unwrap().body,
+            body
+        );
+    }
+
+    /// Fuzzing regression (fuzz target `amthi_reply`): encoding a version whose 19th byte falls
+    /// inside a multi-byte character panicked.
+    #[test]
+    fn code_versions_encode_cuts_non_ascii_versions_in_bytes() {
+        let v = CodeVersions {
+            bios_version: String::new(),
+            versions: vec![VersionEntry {
+                description: "AMT".into(),
+                version: format!("27{}", "\u{fffd}".repeat(6)),
+            }],
+        };
+        let body = v.encode();
+        assert_eq!(body.len(), 65 + 4 + 44);
+        assert_eq!(&body[69 + 22..69 + 24], &19u16.to_le_bytes());
+        assert!(CodeVersions::decode(&body).is_ok());
     }
 
     #[test]

@@ -1,0 +1,449 @@
+//! Writes the fuzzing seed corpora (`make fuzz-seeds`, docs/robustness.md): for each target in
+//! `fuzz/`, a directory of inputs in that target's format. HTTP and WS-MAN seeds come from the
+//! shared fixtures (real AMT captures and go-wsman-messages responses); AMTHI, APF and socket-frame
+//! seeds are built with the crate's own encoders, the same layouts the unit tests pin.
+//!
+//! Usage: `cargo run --example fuzz_seeds -- <corpus dir> [<fixtures dir>]`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use amt_agent::amthi::{self, Command, PtStatus};
+use amt_agent::apf::{
+    self, ChannelOpen, Config, DisconnectReason, Event, GlobalRequest, Message, Mux,
+    OpenFailureReason, ProtocolVersion, UserauthMethod,
+};
+use amt_agent::heci::simsock::{encode_frame, FRAME_CONNECT, FRAME_CONNECTED, FRAME_MESSAGE};
+use amt_agent::secret::Secret;
+use amt_agent::wsman::digest::{amt_challenge_value, DigestClient};
+use amt_agent::wsman::http::{encode_wsman_post, ResponseParser};
+
+struct Out {
+    root: PathBuf,
+    count: usize,
+}
+
+impl Out {
+    fn put(&mut self, target: &str, name: &str, bytes: &[u8]) {
+        let dir = self.root.join(target);
+        fs::create_dir_all(&dir).expect("create corpus dir");
+        fs::write(dir.join(format!("seed-{name}")), bytes).expect("write seed");
+        self.count += 1;
+    }
+}
+
+/// The split-seed prefix the HTTP and frame targets expect: 0x0001 splits into small reads.
+fn split(bytes: &[u8]) -> Vec<u8> {
+    [&[0, 1][..], bytes].concat()
+}
+
+fn files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files(&p, ext, out);
+        } else if p.extension().is_some_and(|x| x == ext) {
+            out.push(p);
+        }
+    }
+    out.sort();
+}
+
+fn stem(p: &Path, root: &Path) -> String {
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .replace(['/', '.'], "_")
+}
+
+fn amthi_seeds(out: &mut Out) {
+    // Index = position in fuzz/fuzz_targets/amthi_reply.rs COMMANDS.
+    let versions = amthi::CodeVersions {
+        bios_version: "ADLSFWI1.R00.3091.A00".into(),
+        versions: [("AMT", "16.1.25"), ("Flash", "16.1.25"), ("Sku", "16392")]
+            .iter()
+            .map(|(d, v)| amthi::VersionEntry {
+                description: d.to_string(),
+                version: v.to_string(),
+            })
+            .collect(),
+    };
+    let mut hash = [0u8; 64];
+    hash.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+    let bodies: Vec<(u8, Command, Vec<u8>)> = vec![
+        (0, Command::GetCodeVersions, versions.encode()),
+        (1, Command::GetUuid, (0..16).collect()),
+        (2, Command::GetControlMode, vec![2, 0, 0, 0]),
+        (3, Command::GetProvisioningState, vec![2, 0, 0, 0]),
+        (
+            4,
+            Command::GetPkiFqdnSuffix,
+            amthi::encode_ansi("vprodemo.com"),
+        ),
+        (
+            5,
+            Command::GetLocalSystemAccount,
+            amthi::LocalSystemAccount {
+                username: amthi::LSA_USERNAME.into(),
+                password: Secret::new("Xz1!abcdefgh".to_string()),
+            }
+            .encode(),
+        ),
+        (
+            6,
+            Command::GetLanInterfaceSettings,
+            amthi::LanInterfaceSettings {
+                enabled: true,
+                ipv4: 0xc0a8_0102,
+                dhcp_enabled: true,
+                dhcp_ip_mode: 1,
+                link_status: 1,
+                mac: [0, 0x1b, 0x21, 1, 2, 3],
+            }
+            .encode(),
+        ),
+        (
+            7,
+            Command::GetRemoteAccessConnectionStatus,
+            amthi::RemoteAccessStatus {
+                network_status: 0,
+                remote_status: 0,
+                remote_trigger: 0,
+                mps_hostname: "mps.example.com".into(),
+            }
+            .encode(),
+        ),
+        (
+            8,
+            Command::EnumerateHashHandles,
+            amthi::encode_hash_handles(&[0, 1, 2, 5]),
+        ),
+        (
+            9,
+            Command::GetCertHashEntry,
+            amthi::CertHashEntry {
+                is_default: true,
+                is_active: true,
+                hash,
+                algorithm: amthi::HashAlgorithm::Sha256,
+                name: "VeriSign Class 3 Primary CA-G5".into(),
+            }
+            .encode(),
+        ),
+        (
+            10,
+            Command::StartConfigurationHBased,
+            amthi::HBasedReply {
+                hash_algorithm: 2,
+                amt_cert_hash: hash,
+            }
+            .encode(),
+        ),
+        (11, Command::GetAmtState, vec![0; 8]),
+        (12, Command::Unprovision, Vec::new()),
+    ];
+    for (i, command, body) in bodies {
+        let ok = amthi::encode_reply(command.code(), PtStatus::Success, &body);
+        out.put("amthi_reply", command.name(), &[&[i][..], &ok].concat());
+        // A status-only error reply, as firmware sends it.
+        let err = amthi::encode_reply(command.code(), PtStatus::from_u32(0x2004), &[]);
+        out.put(
+            "amthi_reply",
+            &format!("{}-error", command.name()),
+            &[&[i][..], &err].concat(),
+        );
+    }
+}
+
+/// One of every APF message the codec knows.
+fn apf_messages() -> Vec<Message> {
+    vec![
+        Message::ProtocolVersion(ProtocolVersion::rpc_go()),
+        Message::Disconnect {
+            reason: DisconnectReason::ProtocolError,
+        },
+        Message::ServiceRequest {
+            service: "pfwd@amt.intel.com".into(),
+        },
+        Message::ServiceAccept {
+            service: "auth@amt.intel.com".into(),
+        },
+        Message::UserauthRequest {
+            user: "admin".into(),
+            service: "pfwd@amt.intel.com".into(),
+            method: UserauthMethod::Password(Secret::new("secret".to_string())),
+        },
+        Message::UserauthFailure {
+            methods: "password".into(),
+            partial_success: 0,
+        },
+        Message::UserauthSuccess,
+        Message::GlobalRequest {
+            want_reply: true,
+            request: GlobalRequest::TcpipForward {
+                address: "127.0.0.1".into(),
+                port: 16992,
+            },
+        },
+        Message::GlobalRequest {
+            want_reply: false,
+            request: GlobalRequest::UdpSendTo {
+                address: "192.168.1.1".into(),
+                port: 623,
+                originator_address: "127.0.0.1".into(),
+                originator_port: 1234,
+                data: b"ping".to_vec(),
+            },
+        },
+        Message::RequestSuccess { port: Some(16992) },
+        Message::RequestFailure,
+        Message::ChannelOpen(ChannelOpen::forwarded(2, 16992)),
+        Message::ChannelOpenConfirmation {
+            recipient: 2,
+            sender: 0,
+            window: 4096,
+        },
+        Message::ChannelOpenFailure {
+            recipient: 2,
+            reason: OpenFailureReason::ResourceShortage,
+        },
+        Message::WindowAdjust {
+            recipient: 0,
+            bytes: 1024,
+        },
+        Message::ChannelData {
+            recipient: 0,
+            data: b"HTTP/1.1 200 OK\r\n".to_vec(),
+        },
+        Message::ChannelClose { recipient: 0 },
+        Message::KeepaliveRequest { cookie: 7 },
+        Message::KeepaliveReply { cookie: 7 },
+        Message::KeepaliveOptionsRequest {
+            interval: 30,
+            timeout: 90,
+        },
+        Message::KeepaliveOptionsReply {
+            interval: 30,
+            timeout: 90,
+        },
+    ]
+}
+
+/// Records for fuzz/fuzz_targets/apf_mux.rs: `[op][u16 BE length][bytes]`.
+struct MuxScript(Vec<u8>);
+
+impl MuxScript {
+    fn chunk(&mut self, op: u8, bytes: &[u8]) {
+        self.0.push(op);
+        self.0
+            .extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        self.0.extend_from_slice(bytes);
+    }
+}
+
+/// Moves messages between a host and a simulated-firmware Mux until both are quiet, recording
+/// what the firmware sends as the host Mux's input.
+fn pump(host: &mut Mux, fw: &mut Mux, script: &mut MuxScript, events: &mut Vec<Event>) {
+    let now = Instant::now();
+    loop {
+        let mut moved = false;
+        while let Some(m) = host.poll_transmit() {
+            fw.handle_bytes(&m.encode(), now)
+                .expect("host bytes decode");
+            moved = true;
+        }
+        while let Some(m) = fw.poll_transmit() {
+            let bytes = m.encode();
+            script.chunk(0, &bytes);
+            host.handle_bytes(&bytes, now)
+                .expect("firmware bytes decode");
+            moved = true;
+        }
+        while host.poll_event().is_some() {}
+        while let Some(e) = fw.poll_event() {
+            events.push(e);
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
+fn apf_seeds(out: &mut Out) {
+    for (i, m) in apf_messages().iter().enumerate() {
+        out.put("apf_message", &format!("{i:02}-{}", m.name()), &m.encode());
+    }
+    let now = Instant::now();
+    let mut host = Mux::new(Config::host());
+    let mut fw = Mux::new(Config::firmware(false));
+    let mut events = Vec::new();
+    let mut s = MuxScript(vec![1]);
+    host.start();
+    pump(&mut host, &mut fw, &mut s, &mut events);
+    out.put("apf_mux", "handshake", &s.0);
+
+    // rpc-go's exchange: open a channel to 16992, a request out, a response in, close.
+    s.0.push(6);
+    let ch = host.open_channel(apf::mux::PORT_HTTP, now).expect("open");
+    pump(&mut host, &mut fw, &mut s, &mut events);
+    let request = encode_wsman_post("127.0.0.1:16992", None, b"<Envelope/>");
+    s.0.push(7);
+    s.chunk(ch.0 as u8, &request);
+    host.send(ch, &request).expect("send");
+    pump(&mut host, &mut fw, &mut s, &mut events);
+    let fw_ch = events
+        .iter()
+        .find_map(|e| match e {
+            Event::ChannelOpened { channel, .. } => Some(*channel),
+            _ => None,
+        })
+        .expect("firmware saw the channel");
+    fw.send(
+        fw_ch,
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
+    )
+    .expect("firmware send");
+    pump(&mut host, &mut fw, &mut s, &mut events);
+    s.0.extend_from_slice(&[8, ch.0 as u8, 48]);
+    let _ = host.consume(ch, 48);
+    s.0.extend_from_slice(&[9, ch.0 as u8]);
+    host.close(ch).expect("close");
+    pump(&mut host, &mut fw, &mut s, &mut events);
+    out.put("apf_mux", "channel", &s.0);
+
+    // The firmware speaking first (LMS style), then keepalives.
+    let mut host = Mux::new(Config::host());
+    let mut fw = Mux::new(Config::firmware(true));
+    let mut s = MuxScript(vec![0]);
+    fw.start();
+    pump(&mut host, &mut fw, &mut s, &mut events);
+    s.chunk(0, &Message::KeepaliveRequest { cookie: 1 }.encode());
+    s.chunk(
+        0,
+        &Message::Disconnect {
+            reason: DisconnectReason::ByApplication,
+        }
+        .encode(),
+    );
+    out.put("apf_mux", "firmware-first-tls", &s.0);
+}
+
+fn http_seeds(out: &mut Out, fixtures: &Path) -> Vec<String> {
+    let captures = fixtures.join("amt-captures");
+    let mut paths = Vec::new();
+    files(&captures, "http", &mut paths);
+    let mut challenges = Vec::new();
+    let mut all = Vec::new();
+    for p in &paths {
+        let bytes = fs::read(p).expect("read capture");
+        out.put("http_response", &stem(p, &captures), &split(&bytes));
+        all.extend_from_slice(&bytes);
+        let mut parser = ResponseParser::new();
+        if let Ok(Some(r)) = parser.feed(&bytes) {
+            if let Some(c) = r.header("WWW-Authenticate") {
+                challenges.push(c.to_string());
+            }
+            if r.body.starts_with(b"<") {
+                out.put("wsman_envelope", &stem(p, &captures), &r.body);
+            }
+        }
+    }
+    // Pipelined: every capture back to back on one connection.
+    out.put("http_response", "pipelined", &split(&all));
+
+    let body = b"<?xml version=\"1.0\" encoding=\"utf-8\"?><Envelope/>";
+    let mut client = DigestClient::new("admin", Secret::new("P@ssw0rd".to_string()));
+    let challenge = amt_challenge_value("Digest:A3829B3827DE4D33D4449B366831FD01", "abcd", false);
+    client
+        .handle_www_authenticate(&challenge)
+        .expect("challenge");
+    let auth = client
+        .authorization_with_cnonce("POST", "/wsman", "0a1b2c")
+        .expect("authorization");
+    out.put(
+        "http_request",
+        "post",
+        &split(&encode_wsman_post("127.0.0.1:16992", None, body)),
+    );
+    let authed = encode_wsman_post("127.0.0.1:16992", Some(&auth), body);
+    out.put("http_request", "post-auth", &split(&authed));
+    out.put(
+        "http_request",
+        "get-content-length",
+        &split(b"GET /index.htm HTTP/1.0\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"),
+    );
+    challenges.push(challenge);
+    challenges.push(auth);
+    challenges
+}
+
+fn digest_seeds(out: &mut Out, values: &[String]) {
+    for (i, v) in values.iter().enumerate() {
+        let mode = if v.contains("response=") { 1 } else { 0 };
+        out.put(
+            "digest",
+            &format!("{i}"),
+            &[&[mode][..], v.as_bytes()].concat(),
+        );
+        out.put(
+            "digest",
+            &format!("{i}-rps"),
+            &[&[mode | 0x80][..], v.as_bytes()].concat(),
+        );
+        out.put(
+            "digest",
+            &format!("{i}-params"),
+            &[&[2][..], v.as_bytes()].concat(),
+        );
+    }
+    out.put(
+        "digest",
+        "escaped",
+        b"\x00Digest realm=\"a\\\"b\", nonce=x, opaque=\"o\", algorithm=MD5, qop=\"auth,auth-int\"",
+    );
+}
+
+fn wsman_seeds(out: &mut Out, fixtures: &Path) {
+    let dir = fixtures.join("wsman-responses");
+    let mut paths = Vec::new();
+    files(&dir, "xml", &mut paths);
+    for p in &paths {
+        out.put(
+            "wsman_envelope",
+            &stem(p, &dir),
+            &fs::read(p).expect("read fixture"),
+        );
+    }
+}
+
+fn simsock_seeds(out: &mut Out) {
+    let guid = [0x12u8; 16];
+    let mut stream = encode_frame(FRAME_CONNECT, &guid);
+    stream.extend(encode_frame(FRAME_CONNECTED, &[0, 16, 0, 0, 1]));
+    stream.extend(encode_frame(
+        FRAME_MESSAGE,
+        &amthi::encode_request(Command::GetUuid, &[]),
+    ));
+    out.put("simsock_frames", "session", &split(&stream));
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let root = PathBuf::from(args.next().unwrap_or_else(|| "fuzz/corpus".into()));
+    let fixtures = args
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"));
+    let mut out = Out { root, count: 0 };
+    amthi_seeds(&mut out);
+    apf_seeds(&mut out);
+    let values = http_seeds(&mut out, &fixtures);
+    digest_seeds(&mut out, &values);
+    wsman_seeds(&mut out, &fixtures);
+    simsock_seeds(&mut out);
+    println!("{} seeds in {}", out.count, out.root.display());
+}
