@@ -725,6 +725,14 @@ fn ccm_activation_over_wss_with_a_private_ca() {
 /// A provisioning chain made with the openssl CLI: an RSA root and a leaf for `amt.example.test`
 /// with the AMT activation EKU and the setup OU. `None` (test skipped) without openssl.
 fn provisioning_chain(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf, String)> {
+    provisioning_chain_with(dir, "keyUsage=critical,keyCertSign,cRLSign")
+}
+
+/// The same, with the root's keyUsage line given (to make a root AMT refuses as an issuer).
+fn provisioning_chain_with(
+    dir: &Path,
+    root_ku: &str,
+) -> Option<(PathBuf, PathBuf, PathBuf, String)> {
     let ok = |args: &[&str]| {
         Command::new("openssl")
             .args(args)
@@ -756,7 +764,7 @@ fn provisioning_chain(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf, String)>
         "-addext",
         "basicConstraints=critical,CA:TRUE",
         "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
+        root_ku,
     ]) && ok(&[
         "req",
         "-newkey",
@@ -950,4 +958,48 @@ fn the_service_activates_through_rps_and_reports_it() {
     );
     let _ = child.wait();
     assert_eq!(state(&sim)["control_mode"], 1);
+}
+
+#[test]
+fn when_amt_refuses_the_chain_rps_sent_the_agent_says_which_certificate_breaks_which_rule() {
+    if !peer_available() {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    // A root whose keyUsage lacks keyCertSign: RPS accepts it (its hash is trusted), AMT does not.
+    let Some((leaf, key, root, hash)) =
+        provisioning_chain_with(keys.path(), "keyUsage=critical,digitalSignature")
+    else {
+        return;
+    };
+    let domains = json!({"domains": [{"suffix": "amt.example.test", "leafCert": leaf,
+        "leafKey": key, "rootCert": root}]});
+    let mut sim = acm_sim(&hash);
+    let peer = Peer::start(sim.dir.path(), config(domains), None);
+    let o = run(
+        &[
+            "--device",
+            &sim.device(),
+            "activate",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "acm-peer",
+        ],
+        &[],
+    );
+    assert_ne!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("CERT_VERIFY_FAILED (4)"),
+        "the firmware's answer by name: {err}"
+    );
+    assert!(err.contains("AMT-ISSUER-KEYCERTSIGN"), "the rule: {err}");
+    assert!(
+        err.contains("CN=amt-agent test provisioning root"),
+        "the certificate: {err}"
+    );
+    assert!(err.contains("keyCertSign"), "the fix: {err}");
+    sim.stop();
+    assert_eq!(state(&sim)["control_mode"], 0, "nothing was activated");
 }

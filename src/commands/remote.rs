@@ -330,6 +330,8 @@ pub fn run(
             request_timeout: conn.request_timeout,
         },
     );
+    let mut machine = crate::provisioning::read_machine(device.clone()).unwrap_or_default();
+    machine.override_suffix = ov.dns_suffix.clone();
     let driver = Driver {
         rps: rps.clone(),
         url: parsed,
@@ -337,6 +339,7 @@ pub fn run(
         route,
         identity,
         tls_enforced,
+        machine,
     };
     let first = message::first_message(&driver.identity, &command, &payload);
     step(&format!(
@@ -494,6 +497,63 @@ struct Driver {
     route: Route,
     identity: Identity,
     tls_enforced: bool,
+    /// What the certificate rules need to know about this machine (read over AMTHI up front), for
+    /// diagnosing a chain that AMT refuses.
+    machine: crate::provisioning::Machine,
+}
+
+/// The certificate an AddNextCertInChain request carries (DER) and its leaf flag.
+fn sent_certificate(request: &[u8]) -> Option<(Vec<u8>, bool)> {
+    use base64::Engine as _;
+    let mut p = crate::wsman::http::RequestParser::new();
+    let req = match p.feed(request).ok()? {
+        Some(r) => r,
+        None => p.finish_eof().ok()?,
+    };
+    let env = crate::wsman::envelope::Envelope::parse(&req.body).ok()?;
+    let input = env.body_element()?;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(input.child_text("NextCertificate")?.trim())
+        .ok()?;
+    Some((der, input.child_text("IsLeafCertificate") == Some("true")))
+}
+
+/// Runs the certificate rules on the chain RPS sent, and prints which certificate broke which
+/// rule and the fix (the firmware only says CERT_VERIFY_FAILED or AUTH_FAILED).
+fn diagnose_sent_chain(chain: &[Vec<u8>], machine: &crate::provisioning::Machine) {
+    use crate::provisioning::load::{order, CertFacts, ProvisioningCert};
+    use crate::provisioning::rules::{self, Input, Outcome};
+    let facts: Vec<CertFacts> = chain
+        .iter()
+        .filter_map(|d| CertFacts::from_der(d).ok())
+        .collect();
+    if facts.is_empty() {
+        return;
+    }
+    let (ordered, unrelated) = order(facts, None);
+    let cert = ProvisioningCert {
+        chain: ordered,
+        unrelated,
+        key: None,
+        format: "the chain RPS sent",
+    };
+    let findings = rules::run(&Input {
+        cert: &cert,
+        machine,
+        now: crate::provisioning::now(),
+    });
+    let errors: Vec<_> = findings
+        .iter()
+        .filter(|f| f.outcome == Outcome::Error)
+        .collect();
+    if errors.is_empty() {
+        step("The certificate rules find nothing wrong with the chain RPS sent (the firmware's reason is one the rules do not know)");
+        return;
+    }
+    step("Why AMT refused the provisioning certificate RPS sent:");
+    for f in errors {
+        eprintln!("{}", f.render());
+    }
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<Box<dyn AmtStream>>;
@@ -511,6 +571,7 @@ impl Driver {
         ws.send(Message::text(first)).await.map_err(ws_error)?;
         let mut relay = RelaySession::new(self.identity.clone(), self.tls_enforced);
         let mut amt_failures = Vec::new();
+        let mut sent_chain: Vec<Vec<u8>> = Vec::new();
         // The TLS tunnel's connection to AMT and its reader (rpc-go.md §3.7).
         let (tun_tx, mut tun_rx) = tokio::sync::mpsc::channel::<Option<Vec<u8>>>(16);
         let mut tunnel: Option<Tunnel> = None;
@@ -554,9 +615,20 @@ impl Driver {
             silence = self.rps.message_timeout;
             match relay.handle_text(&text).map_err(session_error)? {
                 Action::ToAmt(request) => {
-                    let call = crate::rps::request_call(&request)
+                    let called = crate::rps::request_call(&request);
+                    let call = called
+                        .as_ref()
                         .map(|(c, m)| format!("{c}.{m}"))
                         .unwrap_or_else(|| "WS-MAN".into());
+                    let method = called.map(|(_, m)| m).unwrap_or_default();
+                    if method == "AddNextCertInChain" {
+                        if let Some((der, leaf)) = sent_certificate(&request) {
+                            if leaf {
+                                sent_chain.clear();
+                            }
+                            sent_chain.push(der);
+                        }
+                    }
                     let raw = self.client.post_raw(&request).await.map_err(|e| {
                         let help = e.help();
                         fail(
@@ -584,6 +656,12 @@ impl Driver {
                                 relay.exchanges()
                             ));
                             amt_failures.push(f.to_string());
+                            if matches!(
+                                method.as_str(),
+                                "AddNextCertInChain" | "AdminSetup" | "UpgradeClientToAdmin"
+                            ) {
+                                diagnose_sent_chain(&sent_chain, &self.machine);
+                            }
                         }
                         None => tracing::info!("[{}] {call}: {status}", relay.exchanges()),
                     }
