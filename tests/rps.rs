@@ -51,6 +51,16 @@ struct Peer {
 
 impl Peer {
     fn start(dir: &Path, config: Value, tls: Option<(&Path, &Path)>) -> Peer {
+        Peer::start_with(dir, config, tls, None)
+    }
+
+    /// Starts the peer on a given loopback port (to bring "RPS" up after a client started).
+    fn start_with(
+        dir: &Path,
+        config: Value,
+        tls: Option<(&Path, &Path)>,
+        port: Option<u16>,
+    ) -> Peer {
         let cfg = dir.join(format!("peer-{}.json", rand_suffix()));
         std::fs::write(&cfg, config.to_string()).unwrap();
         let log = cfg.with_extension("log");
@@ -62,6 +72,9 @@ impl Peer {
             .arg(&log);
         if let Some((cert, key)) = tls {
             cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        }
+        if let Some(p) = port {
+            cmd.arg("--listen").arg(format!("127.0.0.1:{p}"));
         }
         let mut child = cmd
             .stdin(Stdio::null())
@@ -907,12 +920,18 @@ fn acm_activation_and_ccm_to_acm_upgrade() {
 }
 
 #[test]
-fn the_service_activates_through_rps_and_reports_it() {
+fn the_service_rides_out_rps_being_down_then_activates_through_it() {
     if !peer_available() {
         return;
     }
     let sim = sim();
-    let peer = Peer::start(sim.dir.path(), config(json!({})), None);
+    // RPS is down when the service starts: nothing listens on its port yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ws://127.0.0.1:{port}/activate");
     let run_dir = tempfile::tempdir().unwrap();
     let state_dir = run_dir.path().join("run");
     let mut child = Command::new(AGENT)
@@ -928,15 +947,35 @@ fn the_service_activates_through_rps_and_reports_it() {
         .env_remove("https_proxy")
         .env("AMT_AGENT_STATE_DIR", &state_dir)
         .env("AMT_AGENT_METHOD", "rps")
-        .env("AMT_AGENT_RPS_URL", peer.url())
+        .env("AMT_AGENT_RPS_URL", &url)
         .env("AMT_AGENT_RPS_PROFILE", "ccm-peer")
         .env("AMT_AGENT_RETRY_INITIAL", "200ms")
+        .env("AMT_AGENT_RETRY_MAX", "1s")
         .env("AMT_AGENT_CHECK_INTERVAL", "500ms")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let read_status = || -> Option<Value> {
+        std::fs::read_to_string(state_dir.join("status.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+    };
+    let end = Instant::now() + Duration::from_secs(30);
+    while !read_status().is_some_and(|s| s["state"] == "retrying") {
+        assert!(
+            Instant::now() < end,
+            "no retry while RPS was down: {:?}",
+            read_status()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let down = read_status().unwrap();
+    assert!(down["lastError"]["message"].is_string(), "{down}");
+    assert!(down["nextAttempt"].is_string(), "{down}");
+    // RPS comes up; the next attempt succeeds.
+    let _peer = Peer::start_with(sim.dir.path(), config(json!({})), None, Some(port));
     let end = Instant::now() + Duration::from_secs(60);
     let status = loop {
         let s: Option<Value> = std::fs::read_to_string(state_dir.join("status.json"))
