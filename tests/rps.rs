@@ -933,6 +933,11 @@ fn the_service_rides_out_rps_being_down_then_activates_through_it() {
         .port();
     let url = format!("ws://127.0.0.1:{port}/activate");
     let run_dir = tempfile::tempdir().unwrap();
+    // The AMT password the profile sets; maintenance runs as admin with it.
+    let pw_file = run_dir.path().join("amt-password");
+    std::fs::write(&pw_file, format!("{AMT_PW}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pw_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let state_dir = run_dir.path().join("run");
     let mut child = Command::new(AGENT)
         .args([
@@ -949,6 +954,8 @@ fn the_service_rides_out_rps_being_down_then_activates_through_it() {
         .env("AMT_AGENT_METHOD", "rps")
         .env("AMT_AGENT_RPS_URL", &url)
         .env("AMT_AGENT_RPS_PROFILE", "ccm-peer")
+        .env("AMT_AGENT_MAINTENANCE", "syncclock")
+        .env("AMT_AGENT_PASSWORD_FILE", &pw_file)
         .env("AMT_AGENT_RETRY_INITIAL", "200ms")
         .env("AMT_AGENT_RETRY_MAX", "1s")
         .env("AMT_AGENT_CHECK_INTERVAL", "500ms")
@@ -975,7 +982,7 @@ fn the_service_rides_out_rps_being_down_then_activates_through_it() {
     assert!(down["lastError"]["message"].is_string(), "{down}");
     assert!(down["nextAttempt"].is_string(), "{down}");
     // RPS comes up; the next attempt succeeds.
-    let _peer = Peer::start_with(sim.dir.path(), config(json!({})), None, Some(port));
+    let peer = Peer::start_with(sim.dir.path(), config(json!({})), None, Some(port));
     let end = Instant::now() + Duration::from_secs(60);
     let status = loop {
         let s: Option<Value> = std::fs::read_to_string(state_dir.join("status.json"))
@@ -991,6 +998,35 @@ fn the_service_rides_out_rps_being_down_then_activates_through_it() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(status["controlMode"], "client control mode");
+    // Then the configured periodic maintenance runs through RPS.
+    let end = Instant::now() + Duration::from_secs(30);
+    // Two sessions end in `success`: the activation, then the maintenance (syncclock).
+    while peer
+        .log()
+        .iter()
+        .filter(|e| e["json"]["method"] == "success")
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < end,
+            "no maintenance reached RPS: {:?} {:?}",
+            read_status(),
+            peer.log()
+                .iter()
+                .map(|e| e["json"]["method"].clone())
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        peer.last_final()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("synctime completed"),
+        "{}",
+        peer.last_final()
+    );
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

@@ -68,6 +68,11 @@ pub struct Config {
     pub provisioning_cert: Option<PathBuf>,
     pub provisioning_cert_password_file: Option<PathBuf>,
     pub mebx_password_file: Option<PathBuf>,
+    /// Periodic maintenance through RPS once activated (method = "rps"): any of "syncclock",
+    /// "synchostname", "syncip", "syncdeviceinfo"; every `maintenance_interval`.
+    pub maintenance: Vec<String>,
+    #[serde(with = "humantime_secs")]
+    pub maintenance_interval: Duration,
 }
 
 impl Default for Config {
@@ -92,6 +97,8 @@ impl Default for Config {
             provisioning_cert: None,
             provisioning_cert_password_file: None,
             mebx_password_file: None,
+            maintenance: Vec::new(),
+            maintenance_interval: Duration::from_secs(86_400),
         }
     }
 }
@@ -217,6 +224,16 @@ impl Config {
         }
         if let Some(v) = path("AMT_AGENT_MEBX_PASSWORD_FILE") {
             self.mebx_password_file = Some(v);
+        }
+        if let Some(v) = get("AMT_AGENT_MAINTENANCE") {
+            self.maintenance = v
+                .split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect();
+        }
+        if let Some(v) = get("AMT_AGENT_MAINTENANCE_INTERVAL") {
+            self.maintenance_interval = dur("AMT_AGENT_MAINTENANCE_INTERVAL", &v)?;
         }
         Ok(())
     }

@@ -100,6 +100,8 @@ pub fn backoff(n: u32, initial: Duration, max: Duration, rng: &mut impl Rng) -> 
 
 pub struct Service {
     config: Config,
+    /// When the periodic maintenance last ran.
+    last_maintenance: Option<Instant>,
     status_path: PathBuf,
     status: Status,
     watchdog: Option<Duration>,
@@ -123,6 +125,7 @@ impl Service {
         };
         Service {
             config,
+            last_maintenance: None,
             status_path,
             status,
             watchdog,
@@ -280,6 +283,76 @@ impl Service {
         Ok(now == want)
     }
 
+    /// The configured maintenance tasks through RPS, when due. Failures are logged and counted; they
+    /// do not undo the activation.
+    fn maintenance(&mut self) {
+        if self.config.maintenance.is_empty() || self.config.method != Method::Rps {
+            return;
+        }
+        if self
+            .last_maintenance
+            .is_some_and(|t| t.elapsed() < self.config.maintenance_interval)
+        {
+            return;
+        }
+        self.last_maintenance = Some(Instant::now());
+        let result = (|| -> Result<(), AgentError> {
+            let spec = DeviceSpec::parse(&self.config.device)
+                .map_err(|e| AgentError::new(ExitCode::FailedReadingConfiguration, e))?;
+            let device = crate::heci::open(&spec)?;
+            let conn = self.conn_args()?;
+            let rps = crate::commands::remote::RpsArgs {
+                url: self.config.rps_url.clone(),
+                ca_file: self.config.rps_ca_file.clone(),
+                timeout: Duration::from_secs(300),
+                message_timeout: Duration::from_secs(60),
+                ..Default::default()
+            };
+            for task in self.config.maintenance.clone() {
+                use crate::commands::remote::MaintenanceKind as K;
+                let kind = match task.as_str() {
+                    "syncclock" => K::SyncClock,
+                    "synchostname" => K::SyncHostname,
+                    "syncip" => K::SyncIp,
+                    "syncdeviceinfo" => K::SyncDeviceInfo,
+                    other => {
+                        return Err(AgentError::new(
+                            ExitCode::FailedReadingConfiguration,
+                            format!("maintenance task {other:?} is not one of syncclock, synchostname, syncip, syncdeviceinfo"),
+                        ))
+                    }
+                };
+                self.publish(&format!("maintenance: {task}"));
+                crate::commands::remote::run(
+                    device.clone(),
+                    &rps,
+                    &conn,
+                    crate::commands::remote::Request::Maintenance {
+                        task: kind,
+                        force: false,
+                        new_password: None,
+                    },
+                    &crate::commands::remote::Overrides::default(),
+                    false,
+                )?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tracing::warn!(exit = e.exit.code(), "maintenance failed: {}", e.message);
+            *self
+                .status
+                .failures_by_code
+                .entry(e.exit.code().to_string())
+                .or_insert(0) += 1;
+            self.status.last_error = Some(LastError {
+                code: e.exit.code(),
+                name: e.exit.name().into(),
+                message: format!("maintenance: {}", e.message),
+            });
+        }
+    }
+
     /// Runs until SIGTERM/SIGINT.
     pub fn run(mut self) -> Result<ExitCode, AgentError> {
         install_signal_handlers();
@@ -302,6 +375,7 @@ impl Service {
                     }
                     failures = 0;
                     self.status.last_error = None;
+                    self.maintenance();
                     self.status.next_attempt =
                         Some(rfc3339(SystemTime::now() + self.config.check_interval));
                     self.publish("activated");
