@@ -349,7 +349,7 @@ mod tests {
         let exe = dir.path().join("mei");
         std::fs::write(
             &src,
-            "#include <stdio.h>\n#include <stddef.h>\n#include <linux/mei.h>\n\
+            "#include <stdio.h>\n#include <stddef.h>\n#include <sys/ioctl.h>\n#include <linux/mei.h>\n\
              int main(void){printf(\"%lx %zu %zu %zu %zu\", (unsigned long)IOCTL_MEI_CONNECT_CLIENT, \
              sizeof(struct mei_connect_client_data), _Alignof(struct mei_connect_client_data), \
              offsetof(struct mei_client, protocol_version), sizeof(struct mei_client));return 0;}\n",
@@ -361,8 +361,11 @@ mod tests {
             .arg(&exe)
             .status();
         match cc {
-            Ok(s) if s.success() => {}
-            _ => {
+            Ok(s) => assert!(
+                s.success(),
+                "the header probe did not compile against <linux/mei.h>"
+            ),
+            Err(_) => {
                 eprintln!("skipped: no C compiler to read the header with");
                 return;
             }
