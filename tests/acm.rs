@@ -1029,3 +1029,56 @@ fn local_acm_on_amt19_survives_the_connection_dropped_by_commit_changes() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(modes(&state19(&s)), (2.into(), 2.into()));
 }
+
+/// The whole custom-root story: the root's hash enrolled with a setup.bin (the step that used to
+/// need a Windows-only tool), consumed by the simulated MEBx at boot, then local ACM with that root.
+#[test]
+fn setup_bin_enrolment_then_acm_with_the_custom_root() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let setup = dir.path().join("setup.bin");
+    let o = agent_env(
+        &[
+            "setup-bin",
+            "create",
+            "--root-cert",
+            w.root.crt.to_str().unwrap(),
+            "--name",
+            "Corp Root",
+            "--pki-dns-suffix",
+            SUFFIX,
+            "-o",
+            setup.to_str().unwrap(),
+        ],
+        &[("MEBX_PASSWORD", "N3w-MEBx!pass")],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // A factory-fresh amt16.1: the custom root is unknown until MEBx consumes the file.
+    let state = dir.path().join("state.json");
+    std::fs::write(&state, serde_json::to_string(&profile("amt16.1")).unwrap()).unwrap();
+    let socket = dir.path().join("sim.sock");
+    let s = Sim::start_in(
+        dir,
+        socket,
+        &[
+            "--state",
+            state.to_str().unwrap(),
+            "--usb-setup",
+            setup.to_str().unwrap(),
+        ],
+    );
+    let hashes = agent(&["--device", &s.device(), "--json", "amtinfo", "--cert"]);
+    let v: serde_json::Value = serde_json::from_slice(&hashes.stdout).unwrap();
+    assert_eq!(
+        v["certificateHashes"]["Corp Root"]["Hash"],
+        sha256_hex(&w.root).to_ascii_lowercase()
+    );
+    assert_eq!(v["certificateHashes"]["Corp Root"]["IsActive"], true);
+    let leaf = w.pki.leaf(&format!("amt.{SUFFIX}"), &w.root);
+    let file = w.pki.pfx(&leaf, &[&w.root], false);
+    let check = cert_check(&s, &file);
+    assert_eq!(code(&check), 0, "{}", stdout(&check));
+    let o = activate(&s, &file, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(mode(&s).contains("admin control mode"), "{}", mode(&s));
+}
