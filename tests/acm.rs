@@ -1082,3 +1082,44 @@ fn setup_bin_enrolment_then_acm_with_the_custom_root() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(mode(&s).contains("admin control mode"), "{}", mode(&s));
 }
+
+/// With no PKI DNS suffix in MEBx, the domain AMT trusts is the DHCP option-15 one it saw; the
+/// doctor reads it from AMT (WS-MAN) rather than guessing from the OS.
+#[test]
+fn the_doctor_checks_the_leaf_against_the_dhcp_domain_amt_saw() {
+    let w = world();
+    let leaf = w.pki.leaf(&format!("amt.{SUFFIX}"), &w.root);
+    let file = w.pki.pfx(&leaf, &[&w.root], false);
+    for (dhcp, want) in [(SUFFIX, 0), ("other.org", 135)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = profile("amt16.1");
+        p["cert_hashes"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "name": "Test Root", "algorithm": "SHA256", "hash": sha256_hex(&w.root),
+                "is_default": false, "is_active": true,
+            }));
+        p["pki_dns_suffix"] = "".into();
+        p["dhcp_dns_suffix"] = dhcp.into();
+        let state = dir.path().join("state.json");
+        std::fs::write(&state, serde_json::to_string(&p).unwrap()).unwrap();
+        let socket = dir.path().join("sim.sock");
+        let s = Sim::start_in(dir, socket, &["--state", state.to_str().unwrap()]);
+        let o = agent_env(
+            &[
+                "--device",
+                &s.device(),
+                "--json",
+                "cert",
+                "check",
+                file.to_str().unwrap(),
+            ],
+            &env(),
+        );
+        assert_eq!(code(&o), want, "DHCP domain {dhcp}: {}", stdout(&o));
+        if want != 0 {
+            assert!(stdout(&o).contains("AMT-LEAF-DOMAIN"), "{}", stdout(&o));
+        }
+    }
+}

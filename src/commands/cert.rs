@@ -105,14 +105,46 @@ pub fn run(
 
 /// Reads the machine over AMTHI (exit 127 when the hash list cannot be read).
 pub fn read_machine(dev: Arc<dyn MeiDevice>) -> Result<Machine, AgentError> {
-    prov::read_machine(dev).map_err(|e| {
+    let mut m = prov::read_machine(dev.clone()).map_err(|e| {
         let mut err = AgentError::from(e)
             .context("cannot read AMT's trusted hashes, PKI DNS suffix or version over AMTHI");
         if err.exit == ExitCode::GenericFailure {
             err.exit = ExitCode::CertHashesUnreadable;
         }
         err.help("check the file alone with --offline (and --amt-version, -d)")
-    })
+    })?;
+    m.dhcp_dns_suffix = dhcp_dns_suffix(dev);
+    Ok(m)
+}
+
+/// The DHCP option-15 domain AMT itself saw (`AMT_SetupAndConfigurationService.DhcpDNSSuffix`),
+/// read over WS-MAN as the local system account before activation. Best effort: `None` when AMT
+/// cannot be reached that way (activated already, LME busy) — the OS suffix then stands in.
+fn dhcp_dns_suffix(dev: Arc<dyn MeiDevice>) -> Option<String> {
+    let conn = super::session::AmtConnArgs {
+        lms: Default::default(),
+        request_timeout: std::time::Duration::from_secs(10),
+        ..Default::default()
+    };
+    let mut amthi = crate::amthi::AmthiClient::new(dev.clone());
+    if amthi.control_mode().ok()? != crate::amthi::ControlMode::None {
+        return None;
+    }
+    let lsa = amthi.local_system_account().ok()?;
+    drop(amthi);
+    let mut s = super::session::connect_as(
+        dev,
+        &conn,
+        crate::wsman::client::Credentials::new(lsa.username, lsa.password),
+        crate::amthi::ControlMode::None,
+    )
+    .ok()?;
+    let sc = s
+        .call(crate::wsman::classes::setup_and_configuration::get())
+        .ok()?;
+    let d = sc.dhcp_dns_suffix?;
+    tracing::debug!(suffix = %d, "AMT's DHCP option-15 domain");
+    Some(d).filter(|d| !d.trim().is_empty())
 }
 
 fn load(file: &str, pw: &CertPasswordArgs) -> Result<ProvisioningCert, AgentError> {

@@ -313,7 +313,7 @@ fn computed(fw: &mut FirmwareCore, class: &str, read: bool) -> Option<Instance> 
         }
         "AMT_SetupAndConfigurationService" => Some(inst(&[
             ("CreationClassName", "AMT_SetupAndConfigurationService"),
-            ("DhcpDNSSuffix", ""),
+            ("DhcpDNSSuffix", &p.dhcp_dns_suffix),
             (
                 "ElementName",
                 "Intel(r) AMT Setup and Configuration Service",
