@@ -283,3 +283,38 @@ fn the_systemd_units_verify_clean() {
     let ours: Vec<&str> = err.lines().filter(|l| l.contains("amt-agent")).collect();
     assert!(ours.is_empty(), "systemd-analyze verify:\n{err}");
 }
+
+#[test]
+fn the_service_tells_systemd_ready_status_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_sim(dir.path(), &[]);
+    let sock_path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut svc = Service::start(
+        dir.path(),
+        &sim.device(),
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+    let mut seen: Vec<String> = Vec::new();
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 512];
+    while !seen.iter().any(|m| m.starts_with("STATUS=activated"))
+        || !seen.iter().any(|m| m == "WATCHDOG=1")
+    {
+        assert!(Instant::now() < end, "messages so far: {seen:?}");
+        if let Ok(n) = sock.recv(&mut buf) {
+            seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    assert!(seen.iter().any(|m| m == "READY=1"), "{seen:?}");
+    assert_eq!(svc.terminate(), 0);
+    while let Ok(n) = sock.recv(&mut buf) {
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(seen.iter().any(|m| m == "STOPPING=1"), "{seen:?}");
+}
