@@ -119,6 +119,15 @@ fn main() {
         stats: measure(&agent, &["--device", &sock_dev, "amtinfo"]),
         floor: Some(f),
     });
+    // A full local CCM activation (AMTHI, APF, Digest, Setup, the final AMTHI read) against a
+    // fresh in-process simulator each run: its wall time.
+    std::env::set_var("AMT_PASSWORD", "Bench-Pa55!word");
+    rows.push(Row {
+        what: "`amt-agent --device sim activate --local --ccm` (full local CCM activation, fresh in-process simulator)".into(),
+        stats: measure(&agent, &["--device", "sim", "activate", "--local", "--ccm", "--lms", "never"]),
+        floor: Some(f),
+    });
+    std::env::remove_var("AMT_PASSWORD");
     // WS-MAN Get: the agent's own APF path through the ME's LME client, against the same request
     // through the simulator's LMS-like TCP listener (the floor for this pair).
     let lms_port_s = lms_port.to_string();
