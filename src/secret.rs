@@ -33,6 +33,16 @@ impl fmt::Display for Secret {
     }
 }
 
+/// For clap: a secret given as an argument parses into `Secret` at once, so the parsed command
+/// line (whose `Debug` may be logged) never holds it as a printable string.
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret::new(s))
+    }
+}
+
 impl serde::Serialize for Secret {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str("***")

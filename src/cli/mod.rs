@@ -236,6 +236,24 @@ mod tests {
     }
 
     #[test]
+    fn a_password_on_the_command_line_is_not_printable_from_the_parsed_cli() {
+        let cli = Cli::try_parse_from([
+            "amt-agent",
+            "activate",
+            "--local",
+            "--acm",
+            "--password",
+            "Sekr3t-Amt!",
+            "--mebx-password",
+            "Sekr3t-Mebx!",
+            "--provisioning-cert-password",
+            "Sekr3t-Pfx!",
+        ])
+        .unwrap();
+        assert!(!format!("{cli:?}").contains("Sekr3t"), "{cli:?}");
+    }
+
+    #[test]
     fn the_cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();

@@ -67,7 +67,7 @@ fn invalid(msg: &str, help: &str) -> AgentError {
 pub fn new_amt_password(conn: &AmtConnArgs) -> Result<Secret, AgentError> {
     let source = SecretSource {
         what: "new AMT password",
-        flag: conn.password.as_deref(),
+        flag: conn.password.as_ref().map(crate::secret::Secret::expose),
         file: conn.password_file.as_deref(),
         env: &["AMT_PASSWORD"],
     };

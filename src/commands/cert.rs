@@ -36,7 +36,7 @@ pub enum CertWhat {
 pub struct CertPasswordArgs {
     /// The PKCS#12 password (prefer PROVISIONING_CERT_PASSWORD or the -file flag).
     #[arg(long)]
-    pub provisioning_cert_password: Option<String>,
+    pub provisioning_cert_password: Option<crate::secret::Secret>,
     /// A file holding the PKCS#12 password (first line; must not be readable by others).
     #[arg(long)]
     pub provisioning_cert_password_file: Option<PathBuf>,
@@ -47,7 +47,10 @@ impl CertPasswordArgs {
     pub fn resolve(&self) -> Result<Secret, AgentError> {
         let src = SecretSource {
             what: "provisioning certificate password",
-            flag: self.provisioning_cert_password.as_deref(),
+            flag: self
+                .provisioning_cert_password
+                .as_ref()
+                .map(crate::secret::Secret::expose),
             file: self.provisioning_cert_password_file.as_deref(),
             env: &["PROVISIONING_CERT_PASSWORD"],
         };

@@ -39,7 +39,7 @@ pub struct LocalAcmArgs {
     pub cert_password: CertPasswordArgs,
     /// The MEBx password to set after activation (prefer MEBX_PASSWORD or --mebx-password-file).
     #[arg(long)]
-    pub mebx_password: Option<String>,
+    pub mebx_password: Option<crate::secret::Secret>,
     /// A file holding the MEBx password (first line; must not be readable by others).
     #[arg(long)]
     pub mebx_password_file: Option<PathBuf>,
@@ -109,7 +109,7 @@ pub fn run(
 
     let password = SecretSource {
         what: "AMT password",
-        flag: conn.password.as_deref(),
+        flag: conn.password.as_ref().map(crate::secret::Secret::expose),
         file: conn.password_file.as_deref(),
         env: &["AMT_PASSWORD"],
     }
@@ -123,7 +123,10 @@ pub fn run(
     })?;
     let mebx = SecretSource {
         what: "MEBx password",
-        flag: args.mebx_password.as_deref(),
+        flag: args
+            .mebx_password
+            .as_ref()
+            .map(crate::secret::Secret::expose),
         file: args.mebx_password_file.as_deref(),
         env: &["MEBX_PASSWORD"],
     }

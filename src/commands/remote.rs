@@ -212,7 +212,7 @@ fn gather(
 fn amt_password(conn: &AmtConnArgs, why: &str) -> Result<Secret, AgentError> {
     let source = SecretSource {
         what: "AMT password",
-        flag: conn.password.as_deref(),
+        flag: conn.password.as_ref().map(crate::secret::Secret::expose),
         file: conn.password_file.as_deref(),
         env: &["AMT_PASSWORD"],
     };

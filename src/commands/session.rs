@@ -29,7 +29,7 @@ pub struct AmtConnArgs {
     pub user: Option<String>,
     /// The AMT password (prefer AMT_PASSWORD or --password-file: the command line is visible to others).
     #[arg(long, global = true)]
-    pub password: Option<String>,
+    pub password: Option<crate::secret::Secret>,
     /// A file holding the AMT password (first line; must not be readable by others).
     #[arg(long, global = true)]
     pub password_file: Option<std::path::PathBuf>,
@@ -106,7 +106,7 @@ pub fn credentials(
     }
     let source = SecretSource {
         what: "AMT password",
-        flag: args.password.as_deref(),
+        flag: args.password.as_ref().map(crate::secret::Secret::expose),
         file: args.password_file.as_deref(),
         env: &["AMT_PASSWORD"],
     };

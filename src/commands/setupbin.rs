@@ -57,7 +57,7 @@ pub struct CreateArgs {
     pub mebx_password_file: Option<PathBuf>,
     /// The new MEBx password on the command line (visible to other users; warned).
     #[arg(long, value_name = "PASSWORD")]
-    pub mebx_password: Option<String>,
+    pub mebx_password: Option<crate::secret::Secret>,
     /// File holding the device's current MEBx password when it is no longer the factory
     /// default `admin` (or set MEBX_CURRENT_PASSWORD).
     #[arg(long, value_name = "FILE")]
@@ -188,7 +188,7 @@ fn create(a: &CreateArgs, json: bool) -> Result<ExitCode, AgentError> {
     };
     let new = SecretSource {
         what: "new MEBx password",
-        flag: a.mebx_password.as_deref(),
+        flag: a.mebx_password.as_ref().map(crate::secret::Secret::expose),
         file: a.mebx_password_file.as_deref(),
         env: &["MEBX_PASSWORD"],
     }
