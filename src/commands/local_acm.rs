@@ -173,21 +173,7 @@ pub fn run(
         tracing::info!(certificate = %c.name(), "AddNextCertInChain accepted");
     }
 
-    let key = match &cert.key {
-        Some(Ok(k)) => k,
-        Some(Err(e)) => {
-            return Err(AgentError::new(
-                ExitCode::SigningFailed,
-                format!("cannot sign: {e}"),
-            ))
-        }
-        None => {
-            return Err(AgentError::new(
-                ExitCode::ProvisioningCertNoKey,
-                "the provisioning certificate file holds no private key",
-            ))
-        }
-    };
+    let key = cert.usable_key("cannot sign", ExitCode::SigningFailed)?;
     let digest = signing_digest(&cert, &machine);
     let mc = calls::mc_nonce(&mut rand::thread_rng());
     let sig = key

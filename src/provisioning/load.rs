@@ -282,6 +282,21 @@ pub struct ProvisioningCert {
     pub format: &'static str,
 }
 
+impl ProvisioningCert {
+    /// The private key, or why it cannot be used for `purpose` (`unusable` is the exit code
+    /// when a key is there but unreadable or not RSA; no key at all is 125).
+    pub fn usable_key(&self, purpose: &str, unusable: ExitCode) -> Result<&SigningKey, AgentError> {
+        match &self.key {
+            Some(Ok(k)) => Ok(k),
+            Some(Err(e)) => Err(err(unusable, format!("{purpose}: {e}"))),
+            None => Err(err(
+                ExitCode::ProvisioningCertNoKey,
+                "the provisioning certificate file holds no private key",
+            )),
+        }
+    }
+}
+
 fn err(exit: ExitCode, msg: impl Into<String>) -> AgentError {
     AgentError::new(exit, msg)
 }

@@ -64,21 +64,10 @@ pub fn run(
         )
         .help("reissue the leaf with -sha256 (or -sha384)")
     })?;
-    let key = match &cert.key {
-        Some(Ok(k)) => k,
-        Some(Err(e)) => {
-            return Err(AgentError::new(
-                ExitCode::ProvisioningCertNoKey,
-                format!("the provisioning certificate's key cannot be used for mutual TLS: {e}"),
-            ))
-        }
-        None => {
-            return Err(AgentError::new(
-                ExitCode::ProvisioningCertNoKey,
-                "the provisioning certificate file holds no private key",
-            ))
-        }
-    };
+    let key = cert.usable_key(
+        "the provisioning certificate's key cannot be used for mutual TLS",
+        ExitCode::ProvisioningCertNoKey,
+    )?;
     let client_cert = ClientCert {
         chain: cert.chain.iter().map(|c| c.der.clone().into()).collect(),
         key: key.tls_key(),
