@@ -476,20 +476,7 @@ fn handle_request(fw: &mut FirmwareCore, req: &Request, now: Instant) -> WebRepl
         };
         if let Err(why) = super::certs::hbased_client_ok(fw, &chain) {
             tracing::debug!(reason = why, "WS-MAN during HBASED configuration: 403");
-            return WebReply::new(
-                http::encode_response(
-                    403,
-                    http::reason_phrase(403),
-                    &[
-                        http::Header::new("Server", server.clone()),
-                        http::Header::new("Content-Type", "text/html"),
-                        http::Header::new("Connection", "close"),
-                    ],
-                    b"<html><body>Forbidden</body></html>",
-                    &http::BodyEncoding::ContentLength,
-                ),
-                true,
-            );
+            return WebReply::new(html_error(403, &server, "Forbidden"), true);
         }
     }
     let date = http::http_date(now_unix());
@@ -498,20 +485,7 @@ fn handle_request(fw: &mut FirmwareCore, req: &Request, now: Instant) -> WebRepl
     if let Ok(e) = &parsed {
         let class = class_of(e.resource_uri().unwrap_or_default()).to_string();
         if fw.faults.http500(&class) {
-            let mut r = WebReply::new(
-                http::encode_response(
-                    500,
-                    http::reason_phrase(500),
-                    &[
-                        http::Header::new("Server", server.clone()),
-                        http::Header::new("Content-Type", "text/html"),
-                        http::Header::new("Connection", "close"),
-                    ],
-                    b"<html><body>Internal Server Error</body></html>",
-                    &http::BodyEncoding::ContentLength,
-                ),
-                true,
-            );
+            let mut r = WebReply::new(html_error(500, &server, "Internal Server Error"), true);
             r.delay = delay;
             return r;
         }
@@ -601,6 +575,21 @@ pub fn segment_layout(header_len: usize, body_len: usize) -> ChunkLayout {
         left -= n;
     }
     ChunkLayout::Exact(sizes)
+}
+
+/// A short HTML error page with `Connection: close`.
+fn html_error(status: u16, server: &str, text: &str) -> Vec<u8> {
+    http::encode_response(
+        status,
+        http::reason_phrase(status),
+        &[
+            http::Header::new("Server", server),
+            http::Header::new("Content-Type", "text/html"),
+            http::Header::new("Connection", "close"),
+        ],
+        format!("<html><body>{text}</body></html>").as_bytes(),
+        &http::BodyEncoding::ContentLength,
+    )
 }
 
 fn next_id(fw: &mut FirmwareCore) -> u64 {
