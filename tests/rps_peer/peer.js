@@ -393,9 +393,11 @@ class Session {
     const relay = []
     const direct = []
     for (let i = 0; i < (profile.count || 200); i++) {
+      // Both sides do the same work: build the request, get the raw answer, read its status.
       let t = process.hrtime.bigint()
-      await this.call(xml)
+      const relayed = await this.exchange(this.rawRequest(xml, this.authorization()))
       relay.push(Number(process.hrtime.bigint() - t) / 1000)
+      if (splitHttp(relayed).status !== 200) throw new FlowError('relayed request failed')
       t = process.hrtime.bigint()
       const raw = await directExchange(profile.lmsPort, this.rawRequest(xml, this.authorization()))
       direct.push(Number(process.hrtime.bigint() - t) / 1000)
@@ -613,7 +615,8 @@ wss.on('connection', (ws, req) => {
       s.onFirst(msg).catch((e) => log({ event: 'peer bug', error: String(e.stack) }))
       return
     }
-    if (msg.method === 'heartbeat_response') { log({ dir: 'client->rps', json: { method: 'heartbeat_response' } }); return }
+    // A heartbeat answer carries no secret: logged whole, so tests can check the echo (rpc-go.md §3.8).
+    if (msg.method === 'heartbeat_response') { log({ dir: 'client->rps', json: msg }); return }
     if (msg.method !== 'response') { log({ dir: 'client->rps', json: { method: msg.method } }); return }
     const raw = Buffer.from(msg.payload || '', 'base64')
     log({ dir: 'client->rps', n: s.wsmanCount, json: { method: 'response' }, decoded_payload: raw.toString('latin1') })
