@@ -43,9 +43,13 @@ pub struct RpsArgs {
     /// Tenant id sent in every message (must match the profile's tenant).
     #[arg(long)]
     pub tenant: Option<String>,
-    /// JWT for a gateway in front of RPS (sent as `Authorization: Bearer` on the upgrade).
-    #[arg(long)]
-    pub token: Option<String>,
+    /// JWT for a gateway in front of RPS (sent as `Authorization: Bearer` on the upgrade). Prefer
+    /// AUTH_TOKEN or --token-file: the command line is visible to others.
+    #[arg(long, visible_alias = "auth-token")]
+    pub token: Option<crate::secret::Secret>,
+    /// A file holding the JWT (first line; must not be readable by others).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Deadline for the whole operation.
     #[arg(long, default_value = "5m", value_parser = crate::cli::parse_duration)]
     pub timeout: Duration,
@@ -558,6 +562,13 @@ fn diagnose_sent_chain(chain: &[Vec<u8>], machine: &crate::provisioning::Machine
 
 type Ws = tokio_tungstenite::WebSocketStream<Box<dyn AmtStream>>;
 
+/// `Class.Method` of a raw WS-MAN request, for messages.
+fn call_name(request: &[u8]) -> String {
+    crate::rps::request_call(request)
+        .map(|(c, m)| format!("{c}.{m}"))
+        .unwrap_or_else(|| "WS-MAN".into())
+}
+
 /// The TLS tunnel's connection to AMT: its write half and the task reading the other half.
 type Tunnel = (
     tokio::io::WriteHalf<Box<dyn AmtStream>>,
@@ -615,66 +626,30 @@ impl Driver {
             silence = self.rps.message_timeout;
             match relay.handle_text(&text).map_err(session_error)? {
                 Action::ToAmt(request) => {
-                    let called = crate::rps::request_call(&request);
-                    let call = called
-                        .as_ref()
-                        .map(|(c, m)| format!("{c}.{m}"))
-                        .unwrap_or_else(|| "WS-MAN".into());
-                    let method = called.map(|(_, m)| m).unwrap_or_default();
-                    if method == "AddNextCertInChain" {
-                        if let Some((der, leaf)) = sent_certificate(&request) {
-                            if leaf {
-                                sent_chain.clear();
-                            }
-                            sent_chain.push(der);
-                        }
-                    }
+                    // The round trip RPS waits for comes first; naming the call and reading AMT's
+                    // answer for failures happens after the answer is on its way (make bench).
                     let raw = self.client.post_raw(&request).await.map_err(|e| {
                         let help = e.help();
                         fail(
                             ExitCode::AmtConnectionFailed,
-                            format!("relaying {call} to AMT failed: {e}"),
+                            format!("relaying {} to AMT failed: {e}", call_name(&request)),
                         )
                         .help(help)
                     })?;
-                    let status = status_line(&raw);
-                    match crate::rps::amt_failure(&request, &raw) {
-                        // Firmware answers deletes of absent instances with a fault; RPS clears
-                        // what may be there and tolerates it (rps-protocol.md §9 item 12).
-                        Some(f)
-                            if f.method == "Delete"
-                                && matches!(&f.what, crate::rps::AmtFailureKind::Fault(s) if s.contains("InvalidSelectors")) =>
-                        {
-                            tracing::info!(
-                                "[{}] {call}: {status} (nothing to delete)",
-                                relay.exchanges()
-                            );
-                        }
-                        Some(f) => {
-                            step(&format!(
-                                "[{}] {call}: {status}; AMT: {f}",
-                                relay.exchanges()
-                            ));
-                            amt_failures.push(f.to_string());
-                            if matches!(
-                                method.as_str(),
-                                "AddNextCertInChain" | "AdminSetup" | "UpgradeClientToAdmin"
-                            ) {
-                                diagnose_sent_chain(&sent_chain, &self.machine);
-                            }
-                        }
-                        None => tracing::info!("[{}] {call}: {status}", relay.exchanges()),
-                    }
-                    if tracing::enabled!(tracing::Level::DEBUG) {
-                        tracing::debug!(exchange = relay.exchanges(), "{call}: {status}");
-                    }
                     let frame = relay.amt_answer(&raw).map_err(|e| match e {
                         SessionError::TooLarge { size } => fail(ExitCode::WsmanMessageError, format!(
-                            "AMT's answer to {call} ({} bytes) would make a {size}-byte message, over RPS's 100 KiB (102400-byte) limit; RPS would drop the connection, so the operation stops here",
-                            raw.len())).help("this AMT holds more data than RPS can take in one message (e.g. many certificates); remove what is not needed and retry"),
+                            "AMT's answer to {} ({} bytes) would make a {size}-byte message, over RPS's 100 KiB (102400-byte) limit; RPS would drop the connection, so the operation stops here",
+                            call_name(&request), raw.len())).help("this AMT holds more data than RPS can take in one message (e.g. many certificates); remove what is not needed and retry"),
                         other => session_error(other),
                     })?;
                     ws.send(Message::text(frame)).await.map_err(ws_error)?;
+                    self.observe(
+                        &request,
+                        &raw,
+                        relay.exchanges(),
+                        &mut amt_failures,
+                        &mut sent_chain,
+                    );
                 }
                 Action::TunnelToAmt { bytes, new_session } => {
                     if new_session || tunnel.is_none() {
@@ -756,6 +731,54 @@ impl Driver {
         }
     }
 
+    /// What the user sees of one relayed exchange: the call, its status, and AMT's refusal if
+    /// any, named by method and code; a refused provisioning chain gets the certificate doctor.
+    fn observe(
+        &self,
+        request: &[u8],
+        raw: &[u8],
+        exchange: u32,
+        amt_failures: &mut Vec<String>,
+        sent_chain: &mut Vec<Vec<u8>>,
+    ) {
+        let called = crate::rps::request_call(request);
+        let call = called
+            .as_ref()
+            .map(|(c, m)| format!("{c}.{m}"))
+            .unwrap_or_else(|| "WS-MAN".into());
+        let method = called.map(|(_, m)| m).unwrap_or_default();
+        if method == "AddNextCertInChain" {
+            if let Some((der, leaf)) = sent_certificate(request) {
+                if leaf {
+                    sent_chain.clear();
+                }
+                sent_chain.push(der);
+            }
+        }
+        let status = status_line(raw);
+        match crate::rps::amt_failure(request, raw) {
+            // Firmware answers deletes of absent instances with a fault; RPS clears what may be
+            // there and tolerates it (rps-protocol.md §9 item 12).
+            Some(f)
+                if f.method == "Delete"
+                    && matches!(&f.what, crate::rps::AmtFailureKind::Fault(s) if s.contains("InvalidSelectors")) =>
+            {
+                tracing::info!("[{exchange}] {call}: {status} (nothing to delete)");
+            }
+            Some(f) => {
+                step(&format!("[{exchange}] {call}: {status}; AMT: {f}"));
+                amt_failures.push(f.to_string());
+                if matches!(
+                    method.as_str(),
+                    "AddNextCertInChain" | "AdminSetup" | "UpgradeClientToAdmin"
+                ) {
+                    diagnose_sent_chain(sent_chain, &self.machine);
+                }
+            }
+            None => tracing::info!("[{exchange}] {call}: {status}"),
+        }
+    }
+
     async fn connect(&self) -> Result<Ws, AgentError> {
         let host = self.url.host_str().unwrap_or_default().to_string();
         let port = self.url.port_or_known_default().unwrap_or(80);
@@ -807,13 +830,22 @@ impl Driver {
         let mut request =
             tungstenite::client::IntoClientRequest::into_client_request(self.url.as_str())
                 .map_err(|e| fail(ExitCode::MissingOrIncorrectUrl, format!("bad RPS URL: {e}")))?;
-        if let Some(t) = &self.rps.token {
-            let v = format!("Bearer {t}").parse().map_err(|_| {
-                fail(
-                    ExitCode::InvalidParameterCombination,
-                    "the token has characters a header cannot carry",
-                )
-            })?;
+        let token = crate::cli::secrets::SecretSource {
+            what: "RPS token",
+            flag: self.rps.token.as_ref().map(|t| t.expose()),
+            file: self.rps.token_file.as_deref(),
+            env: &["AMT_AGENT_TOKEN", "AUTH_TOKEN"],
+        }
+        .resolve(false)?;
+        if let Some(t) = &token {
+            let mut v: tungstenite::http::HeaderValue =
+                format!("Bearer {}", t.expose()).parse().map_err(|_| {
+                    fail(
+                        ExitCode::InvalidParameterCombination,
+                        "the token has characters a header cannot carry",
+                    )
+                })?;
+            v.set_sensitive(true);
             request.headers_mut().insert("Authorization", v);
         }
         let mut cfg = tungstenite::protocol::WebSocketConfig::default();
@@ -981,7 +1013,15 @@ async fn connect_via_proxy(
     let p = url::Url::parse(&with_scheme).map_err(|e| {
         fail(
             ExitCode::MissingProxyAddressAndPort,
-            format!("proxy '{proxy}': {e}"),
+            // A proxy URL may carry user:password; never echo it.
+            format!(
+                "the proxy address '{}' is not a URL: {e}",
+                if proxy.contains('@') {
+                    "<redacted>"
+                } else {
+                    proxy
+                }
+            ),
         )
     })?;
     let phost = p.host_str().unwrap_or_default().to_string();
