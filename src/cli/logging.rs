@@ -31,7 +31,7 @@ pub fn init(cli: &Cli) {
         (None, 2) => "debug".into(),
         (None, _) => "trace".into(),
     };
-    let filter = EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_new(capped(&directive)).unwrap_or_else(|_| EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -43,6 +43,17 @@ pub fn init(cli: &Cli) {
     };
 }
 
+/// The websocket library logs whole frames and handshake headers at debug and trace: the first
+/// message (passwords) and the RPS token. It never logs below info, whatever the filter says.
+fn capped(directive: &str) -> String {
+    let cap = match directive.trim() {
+        "error" => "error",
+        "warn" | "" => "warn",
+        _ => "info",
+    };
+    format!("{directive},tungstenite={cap},tokio_tungstenite={cap}")
+}
+
 fn level_name(l: LogLevel) -> &'static str {
     match l {
         LogLevel::Error => "error",
@@ -50,5 +61,28 @@ fn level_name(l: LogLevel) -> &'static str {
         LogLevel::Info => "info",
         LogLevel::Debug => "debug",
         LogLevel::Trace => "trace",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capped;
+
+    #[test]
+    fn the_websocket_library_is_capped_at_info_whatever_the_level() {
+        assert_eq!(
+            capped("trace"),
+            "trace,tungstenite=info,tokio_tungstenite=info"
+        );
+        assert_eq!(
+            capped("warn"),
+            "warn,tungstenite=warn,tokio_tungstenite=warn"
+        );
+        assert_eq!(
+            capped("amt_agent::heci=trace"),
+            "amt_agent::heci=trace,tungstenite=info,tokio_tungstenite=info"
+        );
+        // A later, more specific user directive cannot lift it: ours come last.
+        assert!(capped("tungstenite=trace").ends_with("tungstenite=info,tokio_tungstenite=info"));
     }
 }
