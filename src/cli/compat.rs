@@ -87,6 +87,7 @@ pub fn translate_v2(args: Vec<OsString>) -> Vec<OsString> {
     }
     // v2's `-l LEVEL` is the log level (v3 reuses -l for --local/--lan), so `-l` becomes
     // `--log-level` only when a level word follows.
+    let is_activate = out.iter().skip(1).any(|a| a == "activate");
     let mut fixed = Vec::with_capacity(out.len());
     let mut i = 0;
     while i < out.len() {
@@ -98,6 +99,17 @@ pub fn translate_v2(args: Vec<OsString>) -> Vec<OsString> {
                         "panic" | "fatal" => "error",
                         l => l,
                     }));
+                    i += 2;
+                    continue;
+                }
+            }
+        }
+        // v2's `activate -h HOST` is the host name sent to RPS; v3 (and clap) read `-h` as help.
+        // A value after it decides: `-h` alone, or before another flag, stays help.
+        if out[i] == "-h" && is_activate {
+            if let Some(host) = out.get(i + 1).and_then(|n| n.to_str()) {
+                if !host.starts_with('-') {
+                    fixed.push(OsString::from(format!("--hostname={host}")));
                     i += 2;
                     continue;
                 }
@@ -141,6 +153,28 @@ mod tests {
         );
         assert_eq!(t(&["rpc", "-bogus"]), ["rpc", "-bogus"]);
         assert_eq!(t(&["rpc", "--", "-cert"]), ["rpc", "--", "-cert"]);
+    }
+
+    #[test]
+    fn v2_activate_h_host_is_the_hostname_and_h_alone_is_help() {
+        assert_eq!(
+            t(&["rpc", "activate", "-u", "ws://x", "-h", "pc-17", "-profile", "p"]),
+            [
+                "rpc",
+                "activate",
+                "-u",
+                "ws://x",
+                "--hostname=pc-17",
+                "--profile",
+                "p"
+            ]
+        );
+        assert_eq!(t(&["rpc", "activate", "-h"]), ["rpc", "activate", "-h"]);
+        assert_eq!(
+            t(&["rpc", "activate", "-h", "--local"]),
+            ["rpc", "activate", "-h", "--local"]
+        );
+        assert_eq!(t(&["rpc", "amtinfo", "-h"]), ["rpc", "amtinfo", "-h"]);
     }
 
     #[test]
