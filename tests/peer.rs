@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
@@ -17,11 +16,6 @@ use std::time::{Duration, Instant};
 use common::{repo_file, run_with_deadline, Sim};
 
 const PEER_DEADLINE: Duration = Duration::from_secs(60);
-
-/// Says that a test did not run and why, on the stderr handle itself (libtest captures stdout).
-fn skip(test: &str, why: &str) {
-    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
-}
 
 fn which(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
@@ -41,12 +35,12 @@ fn free_port() -> u16 {
 fn wsman_messages_peer_drives_every_class_the_simulator_models() {
     let test = "wsman_messages_peer_drives_every_class_the_simulator_models";
     let Some(node) = which("node") else {
-        skip(test, "node is not installed (CI installs nodejs)");
+        common::skip_without_node(test, "node is not installed (CI installs nodejs)");
         return;
     };
     let modules = repo_file("tests/peer/node_modules/@device-management-toolkit/wsman-messages");
     if !modules.is_dir() || !repo_file("tests/peer/node_modules/xml2js").is_dir() {
-        skip(
+        common::skip_without_node(
             test,
             "tests/peer/node_modules is missing; run `make peer-deps`",
         );

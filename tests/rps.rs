@@ -29,14 +29,20 @@ fn peer_available() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !node {
-        eprintln!("skipped: node is not installed (make rps-peer-deps installs the peer; .ci/run installs node)");
+        skip_without_node(
+            "rps",
+            "node is not installed (make rps-peer-deps installs the peer; .ci/run installs node)",
+        );
         return false;
     }
     if !peer_dir()
         .join("node_modules/@device-management-toolkit/wsman-messages")
         .exists()
     {
-        eprintln!("skipped: tests/rps_peer/node_modules is missing (run: make rps-peer-deps)");
+        skip_without_node(
+            "rps",
+            "tests/rps_peer/node_modules is missing (run: make rps-peer-deps)",
+        );
         return false;
     }
     true
@@ -189,7 +195,11 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         .env_remove("HTTPS_PROXY")
         .env_remove("http_proxy")
         .env_remove("https_proxy")
-        .env_remove("ALL_PROXY");
+        .env_remove("ALL_PROXY")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .env_remove("AUTH_TOKEN")
+        .env_remove("AMT_AGENT_TOKEN");
     for (k, v) in env {
         c.env(k, v);
     }
@@ -1077,4 +1087,376 @@ fn when_amt_refuses_the_chain_rps_sent_the_agent_says_which_certificate_breaks_w
     assert!(err.contains("keyCertSign"), "the fix: {err}");
     sim.stop();
     assert_eq!(state(&sim)["control_mode"], 0, "nothing was activated");
+}
+
+/// A minimal HTTP CONNECT proxy on loopback: records each CONNECT target, answers 200 and copies
+/// bytes both ways; `refuse` answers 403 instead. Stops with the test process.
+struct ConnectProxy {
+    port: u16,
+    targets: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ConnectProxy {
+    fn start(refuse: bool) -> ConnectProxy {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let targets = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = targets.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut client) = conn else { return };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut b = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if client.read(&mut b).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(b[0]);
+                    }
+                    let line = String::from_utf8_lossy(&head)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    let target = line.split(' ').nth(1).unwrap_or("").to_string();
+                    seen.lock().unwrap().push(line.clone());
+                    if refuse || !line.starts_with("CONNECT ") {
+                        let _ = client
+                            .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+                        return;
+                    }
+                    let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                        return;
+                    };
+                    let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                    let (mut c2, mut u2) =
+                        (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                    let (mut c1, mut u1) = (client, upstream);
+                    let t = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c2, &mut u2);
+                        let _ = u2.shutdown(std::net::Shutdown::Write);
+                    });
+                    let _ = std::io::copy(&mut u1, &mut c1);
+                    let _ = c1.shutdown(std::net::Shutdown::Write);
+                    let _ = t.join();
+                });
+            }
+        });
+        ConnectProxy { port, targets }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.targets.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn the_websocket_goes_through_an_http_connect_proxy_and_no_proxy_bypasses_it() {
+    if !peer_available() {
+        return;
+    }
+    let mut sim = sim();
+    let dev = sim.device();
+    let peer = Peer::start(sim.dir.path(), config(json!({"delayMs": 0})), None);
+    let url = peer.url();
+    let connect = format!("CONNECT 127.0.0.1:{} HTTP/1.1", peer.port);
+    let proxy = ConnectProxy::start(false);
+    // -p: CCM activation end to end through the proxy.
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &url,
+            "--profile",
+            "ccm-peer",
+            "-p",
+            &proxy.url(),
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    assert_eq!(proxy.seen(), std::slice::from_ref(&connect));
+    // HTTP_PROXY (ws://) is honoured: a re-activation through it.
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &url,
+            "--profile",
+            "ccm-peer",
+        ],
+        &[("HTTP_PROXY", &proxy.url()), ("AMT_PASSWORD", AMT_PW)],
+    );
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("already enabled in client mode."),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(proxy.seen().len(), 2);
+    // NO_PROXY naming the host: straight to RPS, the proxy sees nothing.
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &url,
+            "--profile",
+            "ccm-peer",
+        ],
+        &[
+            ("HTTP_PROXY", &proxy.url()),
+            ("NO_PROXY", "localhost,127.0.0.1"),
+            ("AMT_PASSWORD", AMT_PW),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    assert_eq!(proxy.seen().len(), 2);
+    // A proxy that refuses the tunnel: a one-line error with the proxy's answer, nothing sent.
+    let refusing = ConnectProxy::start(true);
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &url,
+            "--profile",
+            "ccm-peer",
+            "-p",
+            &refusing.url(),
+        ],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("403"), "{}", stderr(&o));
+    assert_eq!(refusing.seen(), [connect]);
+    // Nothing listening at the proxy's address.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &url,
+            "--profile",
+            "ccm-peer",
+            "-p",
+            &format!("127.0.0.1:{dead}"),
+        ],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    assert_eq!(code(&o), 26, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot connect to the proxy"),
+        "{}",
+        stderr(&o)
+    );
+    sim.stop();
+    assert_eq!(state(&sim)["control_mode"], 1);
+}
+
+#[test]
+fn heartbeats_are_echoed_and_a_gateway_token_comes_from_the_environment() {
+    if !peer_available() {
+        return;
+    }
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.test-token.sig";
+    let mut sim = sim();
+    let dev = sim.device();
+    let peer = Peer::start(
+        sim.dir.path(),
+        config(json!({"delayMs": 0, "heartbeat": true, "requireToken": TOKEN})),
+        None,
+    );
+    let url = peer.url();
+    // No token: the gateway's 401, named, with the fix.
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &url,
+            "--profile",
+            "ccm-peer",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 70, "{}", stderr(&o));
+    assert!(stderr(&o).contains("HTTP 401"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--token"), "{}", stderr(&o));
+    // The token from AUTH_TOKEN (rpc-go v3's name): activated, at trace level without a trace of it.
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "-vvv",
+            "activate",
+            "-u",
+            &url,
+            "--profile",
+            "ccm-peer",
+        ],
+        &[("AUTH_TOKEN", TOKEN)],
+    );
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    assert!(!stdout(&o).contains("test-token") && !stderr(&o).contains("test-token"));
+    // The heartbeat was answered by echoing RPS's envelope with status success (rpc-go.md §3.8).
+    let hb: Vec<Value> = peer
+        .log()
+        .into_iter()
+        .filter(|e| e["json"]["method"] == "heartbeat_response")
+        .map(|e| e["json"].clone())
+        .collect();
+    assert_eq!(hb.len(), 1, "{hb:?}");
+    assert_eq!(hb[0]["status"], "success");
+    assert_eq!(hb[0]["appVersion"], "2.40.0", "echoes RPS's envelope");
+    assert_eq!(hb[0]["protocolVersion"], "4.0.0");
+    assert_eq!(hb[0]["payload"], "");
+    // --token-file works too, and refuses a file others can read.
+    let tf = sim.dir.path().join("token");
+    std::fs::write(&tf, format!("{TOKEN}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let tfs = tf.to_str().unwrap();
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &url,
+            "--profile",
+            "ccm-peer",
+            "--token-file",
+            tfs,
+        ],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    assert_eq!(code(&o), 34, "{}", stderr(&o));
+    assert!(stderr(&o).contains("chmod 600"), "{}", stderr(&o));
+    std::fs::set_permissions(&tf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &url,
+            "--profile",
+            "ccm-peer",
+            "--token-file",
+            tfs,
+        ],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    sim.stop();
+    assert_eq!(state(&sim)["control_mode"], 1);
+}
+
+#[test]
+fn rps_flows_leak_no_secret_at_trace_level() {
+    if !peer_available() {
+        return;
+    }
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.secret-token-body.c2ln";
+    let mut sim = sim();
+    let dev = sim.device();
+    let lsa = lsa_password(&sim);
+    let peer = Peer::start(
+        sim.dir.path(),
+        config(json!({"delayMs": 0, "heartbeat": true, "requireToken": TOKEN})),
+        None,
+    );
+    let url = peer.url();
+    let secrets = [AMT_PW, NEW_PW, TOKEN, lsa.as_str()];
+    let token = ("AUTH_TOKEN", TOKEN);
+    type Flow<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>);
+    let flows: [Flow; 4] = [
+        (
+            "activate",
+            vec![
+                "--device",
+                &dev,
+                "-vvv",
+                "activate",
+                "-u",
+                &url,
+                "--profile",
+                "ccm-peer",
+            ],
+            vec![token],
+        ),
+        (
+            "maintenance changepassword",
+            vec![
+                "--device",
+                &dev,
+                "-vvv",
+                "maintenance",
+                "changepassword",
+                "-u",
+                &url,
+            ],
+            vec![
+                token,
+                ("AMT_PASSWORD", AMT_PW),
+                ("AMT_NEW_PASSWORD", NEW_PW),
+            ],
+        ),
+        (
+            "maintenance syncclock, JSON logs",
+            vec![
+                "--device",
+                &dev,
+                "-vvv",
+                "--log-format",
+                "json",
+                "maintenance",
+                "syncclock",
+                "-u",
+                &url,
+            ],
+            vec![token, ("AMT_PASSWORD", NEW_PW)],
+        ),
+        (
+            "deactivate",
+            vec!["--device", &dev, "-vvv", "deactivate", "-u", &url],
+            vec![token, ("AMT_PASSWORD", NEW_PW)],
+        ),
+    ];
+    for (what, args, env) in &flows {
+        let o = run(args, env);
+        assert_eq!(code(&o), 0, "{what}: {}", stderr(&o));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(all.contains("TRACE"), "{what} ran at trace level");
+        assert_no_secret(what, &all, &secrets);
+        assert!(
+            !all.contains("response=\""),
+            "{what}: a Digest response was logged"
+        );
+        assert!(!all.contains("panicked"), "{what}");
+    }
+    sim.stop();
+    assert_eq!(state(&sim)["control_mode"], 0);
 }

@@ -183,3 +183,47 @@ pub fn profile_names() -> Vec<String> {
 pub fn repo_file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
+
+/// The ways a secret could reach a log besides its plain text: hex (lower and upper) and the
+/// parts of its base64 that do not depend on the bytes around it, at each of the three
+/// alignments (a secret inside a base64 payload, such as RPS's first message).
+pub fn secret_forms(secret: &str) -> Vec<String> {
+    use base64::Engine;
+    let b = secret.as_bytes();
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let mut forms = vec![secret.to_string(), hex.to_uppercase(), hex];
+    for k in 0..3 {
+        let mut padded = vec![0u8; k];
+        padded.extend_from_slice(b);
+        let enc = base64::engine::general_purpose::STANDARD.encode(&padded);
+        let (start, end) = (k.div_ceil(3) * 4, (k + b.len()) / 3 * 4);
+        if end >= start + 8 {
+            forms.push(enc[start..end].to_string());
+        }
+    }
+    forms
+}
+
+/// Asserts `text` holds none of `secrets` in any form of [`secret_forms`].
+pub fn assert_no_secret(what: &str, text: &str, secrets: &[&str]) {
+    for s in secrets {
+        for f in secret_forms(s) {
+            assert!(
+                !text.contains(&f),
+                "{what}: a secret leaked ({} chars, as {f:?})",
+                s.len()
+            );
+        }
+    }
+}
+
+/// A test that cannot run here says so on stderr and returns, unless `AMT_AGENT_REQUIRE_NODE=1`
+/// (set by `.ci/run`, which installs Node) makes a missing Node peer a failure: CI cannot pass
+/// by skipping the peer tests.
+pub fn skip_without_node(test: &str, why: &str) {
+    use std::io::Write;
+    if std::env::var("AMT_AGENT_REQUIRE_NODE").is_ok_and(|v| v == "1") {
+        panic!("{test}: {why} (AMT_AGENT_REQUIRE_NODE=1)");
+    }
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
+}
