@@ -42,6 +42,8 @@ pub enum ExitCode {
     UnableToDeactivate = 109,
     DeactivationFailed = 110,
     UnableToActivate = 111,
+    /// A message from RPS that cannot be read (not JSON, bad base64, binary, too large).
+    UnmarshalMessageFailed = 113,
     SetMebxPasswordFailed = 118,
     ChangeAmtPasswordFailed = 119,
     // rpc-go's activation codes 121–135 (rpc-go.md §2); all named ActivationFailed there.
@@ -107,6 +109,7 @@ impl ExitCode {
             ExitCode::UnableToDeactivate => "UnableToDeactivate",
             ExitCode::DeactivationFailed => "DeactivationFailed",
             ExitCode::UnableToActivate => "UnableToActivate",
+            ExitCode::UnmarshalMessageFailed => "UnmarshalMessageFailed",
             ExitCode::PasswordsDoNotMatch => "PasswordsDoNotMatch",
             ExitCode::SetMebxPasswordFailed => "SetMEBXPasswordFailed",
             ExitCode::ChangeAmtPasswordFailed => "ChangeAMTPasswordFailed",
@@ -136,6 +139,8 @@ pub struct AgentError {
     pub message: String,
     pub causes: Vec<String>,
     pub help: Option<String>,
+    /// What the device is left in, when a failure may have changed it (printed as `state:`).
+    pub state: Option<String>,
 }
 
 impl AgentError {
@@ -145,6 +150,7 @@ impl AgentError {
             message: message.into(),
             causes: Vec::new(),
             help: None,
+            state: None,
         }
     }
 
@@ -155,6 +161,12 @@ impl AgentError {
 
     pub fn help(mut self, h: impl Into<String>) -> AgentError {
         self.help = Some(h.into());
+        self
+    }
+
+    /// The device's state after the failure, as the firmware reports it.
+    pub fn state(mut self, s: impl Into<String>) -> AgentError {
+        self.state = Some(s.into());
         self
     }
 
@@ -178,6 +190,7 @@ impl AgentError {
             "message": self.message,
             "causes": self.causes,
             "help": self.help,
+            "state": self.state,
         })
     }
 }
@@ -187,6 +200,9 @@ impl fmt::Display for AgentError {
         write!(f, "error: {}", self.message)?;
         for c in &self.causes {
             write!(f, "\ncaused by: {c}")?;
+        }
+        if let Some(s) = &self.state {
+            write!(f, "\nstate: {s}")?;
         }
         if let Some(h) = &self.help {
             write!(f, "\nhelp: {h}")?;

@@ -326,14 +326,14 @@ impl ExitAs for AgentError {
 
 /// A failed call: the error, and the method's non-zero ReturnValue when that is what failed.
 struct Failure {
-    err: AgentError,
+    err: Box<AgentError>,
     return_value: Option<(String, u32)>,
 }
 
 impl From<AgentError> for Failure {
     fn from(err: AgentError) -> Failure {
         Failure {
-            err,
+            err: Box::new(err),
             return_value: None,
         }
     }
@@ -341,7 +341,7 @@ impl From<AgentError> for Failure {
 
 impl From<Failure> for AgentError {
     fn from(f: Failure) -> AgentError {
-        f.err
+        *f.err
     }
 }
 
@@ -359,7 +359,7 @@ fn call<T>(s: &mut AmtSession, ids: &mut u32, c: Call<T>) -> Result<T, Failure> 
             _ => None,
         };
         Failure {
-            err: AgentError::from(e),
+            err: Box::new(AgentError::from(e)),
             return_value,
         }
     })
@@ -373,7 +373,7 @@ fn firmware_refused(
     k: usize,
 ) -> AgentError {
     let Some((method, value)) = f.return_value else {
-        return f.err;
+        return *f.err;
     };
     let e = f.err;
     let answer = match method.as_str() {
