@@ -364,10 +364,47 @@ pub fn run(
             )
             .help("raise --timeout, or check RPS's logs for the device")),
         }
-    })?;
+    });
     drop(runtime);
+    let outcome = match outcome {
+        Ok(o) => o,
+        // The session broke off: say what the firmware reports now, since RPS may have got part
+        // of the way (Setup done, the final message lost).
+        Err(e) => return Err(with_device_state(e, device, mode)),
+    };
     let after = AmthiClient::new(device).control_mode()?;
     finish(&req, outcome, after, json_out)
+}
+
+/// `e` with the control mode the firmware reports now, against `before`; a change is spelled out
+/// with what a re-run does.
+fn with_device_state(e: AgentError, device: Arc<dyn MeiDevice>, before: ControlMode) -> AgentError {
+    let now = match AmthiClient::new(device).control_mode() {
+        Ok(m) => m,
+        Err(r) => {
+            return e.state(format!(
+                "unknown: the control mode could not be read afterwards ({r}); run `amt-agent amtinfo --mode`"
+            ))
+        }
+    };
+    if now == before {
+        return e.state(format!("unchanged: {}", now.text()));
+    }
+    let e = e.state(format!(
+        "changed by this run: {} (was {})",
+        now.text(),
+        before.text()
+    ));
+    let rerun = if now == ControlMode::None {
+        "re-run the same command"
+    } else {
+        "re-run the same command with the AMT password the profile set (AMT_PASSWORD): RPS reconfigures an activated device; or deactivate"
+    };
+    let help = match &e.help {
+        Some(h) => format!("{h}; {rerun}"),
+        None => rerun.to_string(),
+    };
+    e.help(help)
 }
 
 fn humantime(d: Duration) -> String {
@@ -381,8 +418,19 @@ fn step(s: &str) {
 
 struct SessionResult {
     outcome: Result<Outcome, Outcome>,
-    amt_failures: Vec<String>,
+    seen: Seen,
     exchanges: u32,
+}
+
+/// What the relay noticed in AMT's answers, for the summary and the exit code.
+#[derive(Default)]
+struct Seen {
+    /// AMT's refusals, named (`Class.Method returned NAME (n)`).
+    amt_failures: Vec<String>,
+    /// The chain RPS sent with AddNextCertInChain, leaf first.
+    sent_chain: Vec<Vec<u8>>,
+    /// The user whose Digest credentials AMT refused (a 401 to an authenticated request).
+    rejected_user: Option<String>,
 }
 
 fn mode_word(m: ControlMode) -> &'static str {
@@ -442,7 +490,7 @@ fn finish(
                 "rpsStatus": o.status,
                 "components": components,
                 "message": o.raw,
-                "amtErrors": r.amt_failures,
+                "amtErrors": r.seen.amt_failures,
                 "exchanges": r.exchanges,
             }))
             .unwrap_or_default()
@@ -467,6 +515,9 @@ fn finish(
     }
     let code = if ok {
         failure_code(req)
+    } else if r.seen.rejected_user.is_some() && o.structured {
+        // RPS's "Unable to authenticate with AMT": the password RPS used is not AMT's.
+        ExitCode::AmtAuthenticationFailed
     } else {
         error_code(req, o)
     };
@@ -474,8 +525,13 @@ fn finish(
         code,
         mismatch.unwrap_or_else(|| format!("RPS: {}", o.status)),
     );
-    for f in &r.amt_failures {
+    for f in &r.seen.amt_failures {
         e = e.cause(format!("AMT: {f}"));
+    }
+    if let Some(user) = &r.seen.rejected_user {
+        e = e.cause(format!(
+            "AMT: the Digest credentials of user {user:?} were refused (HTTP 401)"
+        ));
     }
     e = match code {
         ExitCode::MissingOrIncorrectProfile => {
@@ -484,6 +540,9 @@ fn finish(
         ExitCode::MissingOrIncorrectPassword => {
             e.help("give the AMT password RPS stored for this device, or -f to skip RPS's check")
         }
+        ExitCode::AmtAuthenticationFailed => e.help(
+            "the AMT password given (AMT_PASSWORD, --password-file) is not this device's admin password; use the one set at activation",
+        ),
         ExitCode::MissingDnsSuffix => {
             e.help("give the domain RPS has a provisioning certificate for: -d amt.example.com")
         }
@@ -581,8 +640,7 @@ impl Driver {
         step(&format!("Connected to RPS at {}", redact_url(&self.url)));
         ws.send(Message::text(first)).await.map_err(ws_error)?;
         let mut relay = RelaySession::new(self.identity.clone(), self.tls_enforced);
-        let mut amt_failures = Vec::new();
-        let mut sent_chain: Vec<Vec<u8>> = Vec::new();
+        let mut seen = Seen::default();
         // The TLS tunnel's connection to AMT and its reader (rpc-go.md §3.7).
         let (tun_tx, mut tun_rx) = tokio::sync::mpsc::channel::<Option<Vec<u8>>>(16);
         let mut tunnel: Option<Tunnel> = None;
@@ -595,7 +653,8 @@ impl Driver {
                 m = ws.next() => match m {
                     Some(Ok(Message::Text(t))) => t.to_string(),
                     Some(Ok(Message::Binary(_))) => {
-                        return Err(fail(ExitCode::GenericFailure, "RPS sent a binary frame; this protocol uses text frames only"));
+                        return Err(fail(ExitCode::UnmarshalMessageFailed, "RPS sent a binary frame; this protocol uses text frames only")
+                            .help("check that the URL is RPS's websocket (…/activate) and RPS's version"));
                     }
                     Some(Ok(Message::Close(f))) => {
                         let why = f.map(|f| format!(" ({} {})", f.code, f.reason)).unwrap_or_default();
@@ -607,7 +666,12 @@ impl Driver {
                     | Some(Err(tungstenite::Error::ConnectionClosed)) => {
                         return Err(closed_early(" (reset without a closing handshake)", relay.exchanges()));
                     }
-                    Some(Err(e)) => return Err(ws_error(e).context("the connection to RPS failed")),
+                    Some(Err(tungstenite::Error::Capacity(c))) => {
+                        return Err(fail(ExitCode::UnmarshalMessageFailed, format!(
+                            "RPS sent a message larger than the agent takes (4 MiB; RPS's own requests are far smaller): {c}"))
+                            .help("check what sits at this URL; RPS's WS-MAN requests are a few KiB"));
+                    }
+                    Some(Err(e)) => return Err(ws_error(e)),
                 },
                 Some(chunk) = tun_rx.recv() => {
                     let frame = match chunk {
@@ -643,13 +707,7 @@ impl Driver {
                         other => session_error(other),
                     })?;
                     ws.send(Message::text(frame)).await.map_err(ws_error)?;
-                    self.observe(
-                        &request,
-                        &raw,
-                        relay.exchanges(),
-                        &mut amt_failures,
-                        &mut sent_chain,
-                    );
+                    self.observe(&request, &raw, relay.exchanges(), &mut seen);
                 }
                 Action::TunnelToAmt { bytes, new_session } => {
                     if new_session || tunnel.is_none() {
@@ -722,7 +780,7 @@ impl Driver {
                     }
                     return Ok(SessionResult {
                         outcome,
-                        amt_failures,
+                        seen,
                         exchanges: relay.exchanges(),
                     });
                 }
@@ -733,14 +791,7 @@ impl Driver {
 
     /// What the user sees of one relayed exchange: the call, its status, and AMT's refusal if
     /// any, named by method and code; a refused provisioning chain gets the certificate doctor.
-    fn observe(
-        &self,
-        request: &[u8],
-        raw: &[u8],
-        exchange: u32,
-        amt_failures: &mut Vec<String>,
-        sent_chain: &mut Vec<Vec<u8>>,
-    ) {
+    fn observe(&self, request: &[u8], raw: &[u8], exchange: u32, seen: &mut Seen) {
         let called = crate::rps::request_call(request);
         let call = called
             .as_ref()
@@ -750,12 +801,19 @@ impl Driver {
         if method == "AddNextCertInChain" {
             if let Some((der, leaf)) = sent_certificate(request) {
                 if leaf {
-                    sent_chain.clear();
+                    seen.sent_chain.clear();
                 }
-                sent_chain.push(der);
+                seen.sent_chain.push(der);
             }
         }
         let status = status_line(raw);
+        if let Some(user) = crate::rps::rejected_credentials(request, raw) {
+            // RPS retries with a fresh challenge; if the run fails, this is why.
+            tracing::info!(
+                "[{exchange}] {call}: AMT refused the Digest credentials of user {user:?}"
+            );
+            seen.rejected_user = Some(user);
+        }
         match crate::rps::amt_failure(request, raw) {
             // Firmware answers deletes of absent instances with a fault; RPS clears what may be
             // there and tolerates it (rps-protocol.md §9 item 12).
@@ -767,12 +825,12 @@ impl Driver {
             }
             Some(f) => {
                 step(&format!("[{exchange}] {call}: {status}; AMT: {f}"));
-                amt_failures.push(f.to_string());
+                seen.amt_failures.push(f.to_string());
                 if matches!(
                     method.as_str(),
                     "AddNextCertInChain" | "AdminSetup" | "UpgradeClientToAdmin"
                 ) {
-                    diagnose_sent_chain(sent_chain, &self.machine);
+                    diagnose_sent_chain(&seen.sent_chain, &self.machine);
                 }
             }
             None => tracing::info!("[{exchange}] {call}: {status}"),
@@ -953,15 +1011,41 @@ fn closed_early(why: &str, exchanges: u32) -> AgentError {
         ExitCode::GenericFailure,
         format!("RPS closed the connection before its final message{why}, after {exchanges} WS-MAN exchanges"),
     )
-    .help("check RPS's logs for this device; the device may be part-way through the flow")
+    .help("check RPS's logs for this device; the state line says what the firmware reports now")
 }
 
+/// A failed websocket write or read: a connection RPS dropped reads as such.
 fn ws_error(e: tungstenite::Error) -> AgentError {
+    use std::io::ErrorKind as K;
+    let dropped = match &e {
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => true,
+        tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        ) => true,
+        tungstenite::Error::Io(io) => matches!(
+            io.kind(),
+            K::ConnectionReset | K::BrokenPipe | K::ConnectionAborted | K::UnexpectedEof
+        ),
+        _ => false,
+    };
+    if dropped {
+        return fail(
+            ExitCode::GenericFailure,
+            format!("RPS closed the connection before its final message ({e})"),
+        )
+        .help(
+            "check RPS's logs for this device; the state line says what the firmware reports now",
+        );
+    }
     fail(ExitCode::GenericFailure, format!("websocket: {e}"))
 }
 
 fn session_error(e: SessionError) -> AgentError {
-    fail(ExitCode::GenericFailure, e.to_string())
+    match e {
+        SessionError::Message(_) => fail(ExitCode::UnmarshalMessageFailed, e.to_string())
+            .help("RPS (or something between it and this machine) sent a broken message; check RPS's version and logs, and any proxy"),
+        _ => fail(ExitCode::GenericFailure, e.to_string()),
+    }
 }
 
 /// The proxy from the environment for `host`, unless NO_PROXY exempts it.

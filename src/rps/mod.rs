@@ -97,6 +97,23 @@ pub fn amt_failure(request: &[u8], response: &[u8]) -> Option<AmtFailure> {
     })
 }
 
+/// The user whose Digest credentials AMT refused: a 401 answer to a request that carried an
+/// `Authorization: Digest` header. (The first, unauthenticated 401 of each exchange is not.)
+pub fn rejected_credentials(request: &[u8], response: &[u8]) -> Option<String> {
+    if !response.starts_with(b"HTTP/1.1 401") && !response.starts_with(b"HTTP/1.0 401") {
+        return None;
+    }
+    let mut p = RequestParser::new();
+    let req = match p.feed(request).ok()? {
+        Some(r) => r,
+        None => p.finish_eof().ok()?,
+    };
+    let auth = req.header("Authorization")?;
+    crate::wsman::digest::parse_authorization(auth)
+        .ok()
+        .map(|c| c.username)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +127,23 @@ mod tests {
     }
 
     const SETUP_REQ: &str = r#"<?xml version="1.0" encoding="utf-8"?><Envelope xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns="http://www.w3.org/2003/05/soap-envelope"><Header><a:Action>http://intel.com/wbem/wscim/1/ips-schema/1/IPS_HostBasedSetupService/Setup</a:Action><a:To>/wsman</a:To><w:ResourceURI>http://intel.com/wbem/wscim/1/ips-schema/1/IPS_HostBasedSetupService</w:ResourceURI><a:MessageID>2</a:MessageID></Header><Body></Body></Envelope>"#;
+
+    #[test]
+    fn a_401_to_an_authenticated_request_names_the_user() {
+        let plain = chunked("POST /wsman HTTP/1.1\r\nHost: x:16992\r\n", SETUP_REQ);
+        let authed = chunked(
+            "POST /wsman HTTP/1.1\r\nAuthorization: Digest username=\"admin\",realm=\"Digest:A\",nonce=\"n\",uri=\"/wsman\",qop=\"auth\",response=\"00\",nc=\"00000001\",cnonce=\"c\"\r\nHost: x:16992\r\n",
+            SETUP_REQ,
+        );
+        let unauth = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n";
+        let ok = chunked("HTTP/1.1 200 OK\r\n", "<a/>");
+        assert_eq!(rejected_credentials(&plain, unauth), None);
+        assert_eq!(
+            rejected_credentials(&authed, unauth).as_deref(),
+            Some("admin")
+        );
+        assert_eq!(rejected_credentials(&authed, &ok), None);
+    }
 
     #[test]
     fn a_non_zero_return_value_is_named() {
