@@ -1460,3 +1460,127 @@ fn rps_flows_leak_no_secret_at_trace_level() {
     sim.stop();
     assert_eq!(state(&sim)["control_mode"], 0);
 }
+
+/// One row of the RPS part of docs/robustness.md's fault matrix: a peer with `fault`, the exit
+/// code and message the agent must give, and the `state:` line it must print.
+fn fault_row(sim: &Sim, fault: Value, env: &[(&str, &str)]) -> std::process::Output {
+    let peer = Peer::start(sim.dir.path(), config(fault), None);
+    let dev = sim.device();
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "ccm-peer",
+        ],
+        env,
+    );
+    drop(peer);
+    o
+}
+
+#[test]
+fn rps_faults_in_each_phase_end_in_a_documented_code_and_report_the_device() {
+    if !peer_available() {
+        return;
+    }
+    let mut sim = sim();
+    let dev = sim.device();
+    let unchanged = "state: unchanged: not activated";
+    // RPS unreachable.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "-u",
+            &format!("ws://127.0.0.1:{dead}/activate"),
+            "--profile",
+            "ccm-peer",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 20, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot connect to RPS at 127.0.0.1:"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains(unchanged), "{}", stderr(&o));
+    // RPS closing in each phase: at the upgrade, after our first message, in the middle.
+    for fault in [
+        json!({"closeOn": "connect"}),
+        json!({"closeOn": "first"}),
+        json!({"closeAfter": 2}),
+    ] {
+        let o = fault_row(&sim, fault.clone(), &[]);
+        assert_eq!(code(&o), 10, "{fault}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("RPS closed the connection before its final message"),
+            "{fault}: {}",
+            stderr(&o)
+        );
+        assert!(stderr(&o).contains(unchanged), "{fault}: {}", stderr(&o));
+    }
+    // Malformed or oversized messages from RPS: 113 (rpc-go's UnmarshalMessageFailed).
+    for (kind, says) in [
+        ("json", "not a JSON object"),
+        ("binary", "binary frame"),
+        ("base64", "not valid base64"),
+        ("huge", "larger than the agent takes"),
+    ] {
+        let o = fault_row(&sim, json!({"malformed": kind}), &[]);
+        assert_eq!(code(&o), 113, "{kind}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{kind}: {}", stderr(&o));
+        assert!(stderr(&o).contains(unchanged), "{kind}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o).matches("error:").count(),
+            1,
+            "{kind}: one error line"
+        );
+    }
+    assert_eq!(state(&sim)["control_mode"], 0);
+    // RPS closing right after Setup: the firmware is activated, and the agent says so and how to
+    // go on. A re-run with the profile's password ends configured.
+    let o = fault_row(
+        &sim,
+        json!({"closeAfterCall": "IPS_HostBasedSetupService/Setup<"}),
+        &[],
+    );
+    assert_eq!(code(&o), 10, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("state: changed by this run: client control mode (was not activated)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("AMT_PASSWORD"), "{}", stderr(&o));
+    let o = fault_row(&sim, json!({}), &[("AMT_PASSWORD", AMT_PW)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("Control mode (firmware): client control mode"));
+    // Wrong AMT password on the re-run: RPS cannot authenticate; nothing changes.
+    let o = fault_row(&sim, json!({}), &[("AMT_PASSWORD", "Wr0ng-P@ssword")]);
+    assert_eq!(code(&o), 100, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the Digest credentials of user \"admin\" were refused (HTTP 401)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("not this device's admin password"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("Control mode (firmware): client control mode"));
+    let o = fault_row(&sim, json!({}), &[("AMT_PASSWORD", AMT_PW)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    sim.stop();
+    assert_eq!(state(&sim)["control_mode"], 1);
+}

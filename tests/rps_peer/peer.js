@@ -206,6 +206,15 @@ class Session {
       this.ws.terminate()
       return new Promise(() => {})
     }
+    // Fault injection (docs/robustness.md): a broken message in place of wsman number malformedAt.
+    if (config.malformed && this.wsmanCount === (config.malformedAt || 1)) {
+      log({ event: 'sending a malformed message', kind: config.malformed })
+      if (config.malformed === 'json') this.ws.send('{"method":"wsman","payload":')
+      else if (config.malformed === 'binary') this.ws.send(Buffer.from('binary frame'), { binary: true })
+      else if (config.malformed === 'base64') this.ws.send(envelope('wsman', 'ok', '', '%%% not base64 %%%'))
+      else if (config.malformed === 'huge') this.ws.send(envelope('wsman', 'ok', '', 'A'.repeat(5 << 20)))
+      return new Promise(() => {})
+    }
     log({ dir: 'rps->client', n: this.wsmanCount, json: { method: 'wsman' }, decoded_payload: raw.toString('latin1') })
     this.ws.send(envelope('wsman', 'ok', '', raw.toString('base64')))
     return new Promise((resolve, reject) => {
@@ -235,6 +244,11 @@ class Session {
           this.digest.nc = 0
         }
         continue
+      }
+      if (r.status === 200 && config.closeAfterCall && xml.includes(config.closeAfterCall)) {
+        log({ event: 'closing after a call', call: config.closeAfterCall })
+        this.ws.terminate()
+        return new Promise(() => {})
       }
       if (r.status === 200) {
         try {
@@ -604,6 +618,7 @@ const wss = new WebSocketServer({ server, maxPayload: MAX_PAYLOAD })
 let clients = 0
 wss.on('connection', (ws, req) => {
   if (config.requireToken && req.headers.authorization !== `Bearer ${config.requireToken}`) return ws.terminate()
+  if (config.closeOn === 'connect') { log({ event: 'closing on connect' }); return ws.terminate() }
   const s = new Session(ws, `client-${++clients}`)
   let first = true
   ws.on('message', (data, isBinary) => {
@@ -612,6 +627,7 @@ wss.on('connection', (ws, req) => {
     try { msg = JSON.parse(data.toString('utf8')) } catch (e) { return s.final(false, `SyntaxError: ${e.message}`) }
     if (first) {
       first = false
+      if (config.closeOn === 'first') { log({ event: 'closing after the first message' }); return ws.terminate() }
       s.onFirst(msg).catch((e) => log({ event: 'peer bug', error: String(e.stack) }))
       return
     }
