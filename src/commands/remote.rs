@@ -757,6 +757,10 @@ impl Driver {
                         }
                     }
                 }
+                Action::Discard { bytes } => tracing::debug!(
+                    bytes,
+                    "TLS tunnel: RPS's bytes for a session whose connection AMT closed; dropped"
+                ),
                 Action::ToRps(frame) => ws.send(Message::text(frame)).await.map_err(ws_error)?,
                 Action::Progress(p) => step(&format!("RPS: {p}")),
                 Action::PortSwitch { port, delay_s } => {

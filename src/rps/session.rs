@@ -36,6 +36,8 @@ pub enum Action {
     Progress(String),
     /// Wait `delay_s`, retarget AMT connections to `port`, then call [`RelaySession::port_switched`].
     PortSwitch { port: u16, delay_s: u64 },
+    /// Tunnel bytes for a TLS session whose connection to AMT is gone: nothing to do.
+    Discard { bytes: usize },
     /// The session is over.
     Done(Result<Outcome, Outcome>),
 }
@@ -146,6 +148,12 @@ impl RelaySession {
                 // rpc-go.md §3.7: a ClientHello starts a new TLS session on a new connection.
                 let new_session = bytes.len() > 5 && bytes[0] == 0x16 && bytes[5] == 0x01;
                 self.tunnel = true;
+                if !new_session && self.conn.is_none() {
+                    // The tail of a TLS session whose connection AMT closed (typically RPS's
+                    // close_notify in reply to AMT's). A fresh connection could only refuse it,
+                    // and its alert would land in RPS's next session.
+                    return Ok(Action::Discard { bytes: bytes.len() });
+                }
                 self.exchanges += 1;
                 Ok(Action::TunnelToAmt { bytes, new_session })
             }
@@ -340,6 +348,51 @@ mod tests {
         assert_eq!(c["payload"], "Y29ubmVjdGlvbl9jbG9zZWQ=");
         let e: serde_json::Value = serde_json::from_str(&s.tunnel_open_failed()).unwrap();
         assert_eq!(e["payload"], "bG1zX2Vycm9y");
+    }
+
+    #[test]
+    fn bytes_for_a_closed_connection_open_no_new_one() {
+        let mut s = sess();
+        s.port_switched();
+        let tls = |b: &[u8]| {
+            format!(
+                r#"{{"method":"tls_data","status":"ok","payload":"{}"}}"#,
+                base64::engine::general_purpose::STANDARD.encode(b)
+            )
+        };
+        let hello = [0x16, 3, 1, 0, 5, 1, 0, 0, 0];
+        assert!(matches!(
+            s.handle_text(&tls(&hello)).unwrap(),
+            Action::TunnelToAmt {
+                new_session: true,
+                ..
+            }
+        ));
+        let a = s.tunnel_opened();
+        let record = [0x17, 3, 3, 0, 2, 9, 9];
+        assert!(matches!(
+            s.handle_text(&tls(&record)).unwrap(),
+            Action::TunnelToAmt {
+                new_session: false,
+                ..
+            }
+        ));
+        s.tunnel_wrote(a);
+        s.tunnel_data(a, b"answer").unwrap();
+        assert_eq!(s.tunnel_closed(a), None);
+        // RPS's close_notify for the session AMT just closed: dropped, no connection opened.
+        assert_eq!(
+            s.handle_text(&tls(&record)).unwrap(),
+            Action::Discard { bytes: 7 }
+        );
+        // Its next session starts with a ClientHello and gets a connection.
+        assert!(matches!(
+            s.handle_text(&tls(&hello)).unwrap(),
+            Action::TunnelToAmt {
+                new_session: true,
+                ..
+            }
+        ));
     }
 
     #[test]
