@@ -1564,3 +1564,53 @@ fn tls_tunnel_with_an_amt_chain_rps_does_not_trust_fails_cleanly() {
     s.sim.stop();
     assert_eq!(state(&s.sim)["control_mode"], 0);
 }
+
+#[test]
+fn a_port_switch_to_a_port_amt_does_not_serve_ends_in_rps_error_not_a_hang() {
+    if !peer_available() {
+        return;
+    }
+    // AMT 16.1 without TLS configured serves no 16993: its APF session refuses a channel there.
+    // (The simulator's AMT 18 and older profiles have no TLS on the local ports at all, so this is
+    // what a port_switch meets on them.)
+    let mut sim = sim();
+    let mut cfg = config(json!({"tunnel": {"resetDelayMs": 200, "responseTimeoutMs": 5000}}));
+    cfg["profiles"]["ccm-switch"] = json!({"mode": "ccm", "password": AMT_PW,
+        "userConsent": "All", "portSwitch": {"port": 16993, "delay": 0}});
+    let peer = Peer::start(sim.dir.path(), cfg, None);
+    let started = Instant::now();
+    let o = run(
+        &[
+            "--device",
+            &sim.device(),
+            "activate",
+            "--lms",
+            "never",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "ccm-switch",
+        ],
+        &[],
+    );
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 102, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let log = TunnelLog::of(&peer);
+    assert_eq!(log.sent_by_agent("port_switch_ack").len(), 1);
+    // Each ClientHello found no connection to open: connection_reset with lms_error, three times.
+    let resets = log.sent_by_agent("connection_reset");
+    assert_eq!(resets.len(), 3, "{resets:?}");
+    assert!(resets.iter().all(|r| r["decoded_payload"] == "lms_error"));
+    assert!(
+        out.contains("TLS tunnel to AMT failed: connection_reset (lms_error)"),
+        "{out}"
+    );
+    // Setup had taken effect before the switch: the firmware's word is reported.
+    assert!(
+        out.contains("Control mode (firmware): client control mode"),
+        "{out}"
+    );
+    sim.stop();
+    assert_eq!(state(&sim)["control_mode"], 1);
+}
