@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -1581,6 +1581,542 @@ fn rps_faults_in_each_phase_end_in_a_documented_code_and_report_the_device() {
     assert!(stdout(&o).contains("Control mode (firmware): client control mode"));
     let o = fault_row(&sim, json!({}), &[("AMT_PASSWORD", AMT_PW)]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+    sim.stop();
+    assert_eq!(state(&sim)["control_mode"], 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS-tunnel mode (RPS protocol 4.0.0; rpc-go.md §3.7, rps-protocol.md §5.6). The amt19 profile
+// enforces TLS on AMT's local ports: the agent reports `tlsEnforced`, the peer runs its TLS client
+// through `tls_data` messages, and the agent shuttles the bytes to port 16993 (an APF channel over
+// LME, or the simulator's LMS-like listener), which the simulator serves with its ODCA-shaped test
+// chain. The peer trusts the simulator's test root (`--tls-root-out`) as RPS trusts Intel's.
+
+/// How the agent reaches AMT in a tunnel test.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    /// Its own APF session over the ME's LME client.
+    Lme,
+    /// The simulator's LMS-like TCP listener (`--lms only`).
+    Lms,
+}
+
+/// An AMT 19 simulator whose state is in a file and whose TLS test root is written for the peer.
+struct Sim19 {
+    sim: Sim,
+    root: PathBuf,
+    lms_port: u16,
+}
+
+impl Sim19 {
+    fn start(via: Via, extra: &[&str], tweak: impl FnOnce(&mut Value)) -> Sim19 {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let root = dir.path().join("sim-root.pem");
+        let mut p = common::profile("amt19");
+        tweak(&mut p);
+        std::fs::write(&state, p.to_string()).unwrap();
+        let lms_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let lms = format!("127.0.0.1:{lms_port}");
+        let mut args: Vec<String> = vec![
+            "--device-profile".into(),
+            "amt19".into(),
+            "--state".into(),
+            state.to_str().unwrap().into(),
+            "--tls-root-out".into(),
+            root.to_str().unwrap().into(),
+        ];
+        if let Via::Lms = via {
+            args.extend(["--lms-listen".to_string(), lms]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let socket = dir.path().join("sim.sock");
+        let sim = Sim::start_in(dir, socket, &refs);
+        Sim19 {
+            sim,
+            root,
+            lms_port,
+        }
+    }
+
+    /// The agent's global arguments for `via`.
+    fn route(&self, via: Via) -> Vec<String> {
+        match via {
+            Via::Lme => vec!["--lms".into(), "never".into()],
+            Via::Lms => vec![
+                "--lms".into(),
+                "only".into(),
+                "--lms-port".into(),
+                self.lms_port.to_string(),
+            ],
+        }
+    }
+
+    /// The peer's tunnel settings: trust `ca`, short waits after a reset.
+    fn tunnel(ca: &Path) -> Value {
+        json!({"tunnel": {"ca": ca, "resetDelayMs": 200, "responseTimeoutMs": 5000}})
+    }
+}
+
+/// `amt-agent --device SIM <route…> activate -u URL --profile P <extra…>`.
+fn activate_via(s: &Sim19, via: Via, url: &str, profile: &str, extra: &[&str]) -> Output {
+    let dev = s.sim.device();
+    let route = s.route(via);
+    let mut args: Vec<&str> = vec!["--device", &dev, "-v", "activate"];
+    args.extend(route.iter().map(String::as_str));
+    args.extend(["-u", url, "--profile", profile]);
+    args.extend_from_slice(extra);
+    run(&args, &[])
+}
+
+/// What the peer's log says about one tunnelled session.
+struct TunnelLog {
+    entries: Vec<Value>,
+}
+
+impl TunnelLog {
+    fn of(peer: &Peer) -> TunnelLog {
+        TunnelLog {
+            entries: peer.log(),
+        }
+    }
+    fn count(&self, f: impl Fn(&Value) -> bool) -> usize {
+        self.entries.iter().filter(|e| f(e)).count()
+    }
+    fn sent_by_agent(&self, method: &str) -> Vec<&Value> {
+        self.entries
+            .iter()
+            .filter(|e| e["dir"] == "client->rps" && e["json"]["method"] == method)
+            .collect()
+    }
+    fn events(&self, name: &str) -> Vec<&Value> {
+        self.entries.iter().filter(|e| e["event"] == name).collect()
+    }
+    /// The plaintext WS-MAN requests RPS sent inside the tunnel.
+    fn requests(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| e["dir"] == "rps->amt")
+            .map(|e| {
+                e["decoded_payload"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
+    /// The status lines of AMT's answers inside the tunnel.
+    fn answers(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| e["dir"] == "amt->rps")
+            .map(|e| {
+                let t = e["decoded_payload"].as_str().unwrap_or_default();
+                t.split("\r\n").next().unwrap_or_default().to_string()
+            })
+            .collect()
+    }
+    fn requested(&self, class_and_method: &str) -> usize {
+        let (class, method) = class_and_method.split_once('.').unwrap();
+        self.requests()
+            .iter()
+            .filter(|r| {
+                r.contains(&format!("/{class}</w:ResourceURI>"))
+                    && r.contains(&format!("/{method}</a:Action>"))
+            })
+            .count()
+    }
+}
+
+/// The firmware's word after an RPS flow: the mode amtinfo reports, and WS-MAN as admin with
+/// `password` (over the same TLS-enforced port, through the agent's own client).
+fn firmware_after(s: &Sim19, password: &str) -> (Value, Output) {
+    let dev = s.sim.device();
+    let info = run(&["--device", &dev, "--json", "amtinfo"], &[]);
+    assert_eq!(code(&info), 0, "{}", stderr(&info));
+    let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+    let get = run(
+        &[
+            "--device",
+            &dev,
+            "--json",
+            "diagnostics",
+            "wsman",
+            "get",
+            "AMT_GeneralSettings",
+        ],
+        &[("AMT_PASSWORD", password)],
+    );
+    (info, get)
+}
+
+/// The checks every successful tunnelled flow shares: WS-MAN only as tls_data (no `wsman`,
+/// no `response`), requests to :16993 on persistent connections, more requests than TLS
+/// sessions, and every AMT answer relayed.
+fn assert_tunnelled(log: &TunnelLog) {
+    assert_eq!(log.count(|e| e["json"]["method"] == "wsman"), 0);
+    assert_eq!(log.sent_by_agent("response").len(), 0);
+    assert!(!log.sent_by_agent("tls_data").is_empty());
+    let requests = log.requests();
+    assert!(requests.len() >= 20, "{} requests", requests.len());
+    for r in &requests {
+        assert!(r.contains(":16993\r\n"), "{r}");
+        assert!(
+            !r.contains("Connection: close"),
+            "persistent in the tunnel: {r}"
+        );
+    }
+    // Each request was answered, but those a reset cut off (and then sent again).
+    assert_eq!(
+        log.answers().len() + log.events("tunnel failure").len(),
+        requests.len(),
+        "{:?}",
+        log.events("tunnel failure")
+    );
+    let sessions = log.events("tls session up").len();
+    assert!(
+        sessions >= 2 && sessions * 3 < requests.len(),
+        "{sessions} TLS sessions for {} requests",
+        requests.len()
+    );
+}
+
+#[test]
+fn tls_tunnel_ccm_activation_on_amt19_over_lme() {
+    if !peer_available() {
+        return;
+    }
+    let via = Via::Lme;
+    let mut s = Sim19::start(via, &[], |_| {});
+    let peer = Peer::start(s.sim.dir.path(), config(Sim19::tunnel(&s.root)), None);
+    let started = Instant::now();
+    let o = activate_via(&s, via, &peer.url(), "ccm-peer", &[]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("Status: Client control mode."), "{out}");
+    assert!(out.contains("Control mode (firmware): client control mode"));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let log = TunnelLog::of(&peer);
+    assert_tunnelled(&log);
+    // AMT 19's CCM: Setup as the local system account, then CommitChanges as admin.
+    assert_eq!(log.requested("IPS_HostBasedSetupService.Setup"), 1);
+    assert_eq!(
+        log.requested("AMT_SetupAndConfigurationService.CommitChanges"),
+        1
+    );
+    // Before activation RPS verified AMT's ODCA-shaped chain against the test root.
+    let up = log.events("tls session up");
+    assert!(
+        up[0]["verified"].as_str().unwrap().contains("trusted root"),
+        "{}",
+        up[0]
+    );
+    // AMT's 401s and 400s close their connection with close_notify: RPS sees that itself and
+    // opens its next session. No connection_reset, and no session was cut short.
+    assert_eq!(log.sent_by_agent("connection_reset").len(), 0);
+    assert_eq!(log.events("tunnel failure").len(), 0);
+    assert_eq!(
+        log.events("tls handshake").len(),
+        up.len(),
+        "every TLS session completed its handshake"
+    );
+    assert!(log.answers().iter().any(|a| a.contains("401")));
+
+    let (info, get) = firmware_after(&s, AMT_PW);
+    assert_eq!(info["controlMode"], "client control mode");
+    assert_eq!(code(&get), 0, "{}", stderr(&get));
+    let gs: Value = serde_json::from_slice(&get.stdout).unwrap();
+    s.sim.stop();
+    let st = state(&s.sim);
+    assert_eq!(
+        (st["control_mode"].clone(), st["provisioning_state"].clone()),
+        (1.into(), 2.into())
+    );
+    let realm = st["digest_realm"].as_str().unwrap();
+    assert_eq!(gs["DigestRealm"], realm);
+    assert_eq!(st["admin_ha1"], ha1(realm, AMT_PW));
+    assert_eq!(
+        instance_prop(&st, "AMT_RedirectionService", 0, "EnabledState").as_deref(),
+        Some("32771")
+    );
+}
+
+#[test]
+fn tls_tunnel_ccm_activation_over_wss_and_the_lms_listener_with_a_port_switch() {
+    if !peer_available() {
+        return;
+    }
+    let via = Via::Lms;
+    let mut s = Sim19::start(via, &[], |_| {});
+    let (ca, cert, key) = test_ca(s.sim.dir.path());
+    let mut cfg = config(Sim19::tunnel(&s.root));
+    // RPS sends port_switch (delay 0) once activation is committed; the LMS route retargets to
+    // 16993, which is the listener itself on this TLS-enforced profile.
+    cfg["profiles"]["ccm-switch"] = json!({"mode": "ccm", "password": AMT_PW,
+        "userConsent": "All", "portSwitch": {"port": 16993, "delay": 0}});
+    let peer = Peer::start(s.sim.dir.path(), cfg, Some((&cert, &key)));
+    let url = format!("wss://localhost:{}/activate", peer.port);
+    let o = activate_via(
+        &s,
+        via,
+        &url,
+        "ccm-switch",
+        &["--ca-file", ca.to_str().unwrap()],
+    );
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("AMT reached through LMS"), "{err}");
+    assert!(err.contains("RPS switches AMT to port 16993"), "{err}");
+    assert!(out.contains("Status: Client control mode."), "{out}");
+    let log = TunnelLog::of(&peer);
+    assert_tunnelled(&log);
+    assert_eq!(log.sent_by_agent("connection_reset").len(), 0);
+    let acks = log.sent_by_agent("port_switch_ack");
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0]["decoded_payload"], "ok");
+    // The flow went on in a new TLS session after the switch.
+    let switched = log
+        .entries
+        .iter()
+        .position(|e| e["event"] == "port switched")
+        .expect("port switched");
+    assert!(log.entries[switched..]
+        .iter()
+        .any(|e| e["event"] == "tls session up"));
+    let (info, get) = firmware_after(&s, AMT_PW);
+    assert_eq!(info["controlMode"], "client control mode");
+    assert_eq!(code(&get), 0, "{}", stderr(&get));
+    s.sim.stop();
+    let st = state(&s.sim);
+    assert_eq!(
+        (st["control_mode"].clone(), st["provisioning_state"].clone()),
+        (1.into(), 2.into())
+    );
+    assert_eq!(
+        st["admin_ha1"],
+        ha1(st["digest_realm"].as_str().unwrap(), AMT_PW)
+    );
+}
+
+#[test]
+fn tls_tunnel_acm_on_amt19_is_ccm_then_an_upgrade_after_a_port_switch() {
+    if !peer_available() {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let Some((leaf, key, root, hash)) = provisioning_chain(keys.path()) else {
+        return;
+    };
+    let via = Via::Lme;
+    let mut s = Sim19::start(via, &[], |p| {
+        p["pki_dns_suffix"] = json!("amt.example.test");
+        p["cert_hashes"].as_array_mut().unwrap().push(json!({
+            "name": "amt-agent test provisioning root", "algorithm": "SHA256", "hash": hash,
+            "is_default": false, "is_active": true}));
+    });
+    let mut cfg = config(Sim19::tunnel(&s.root));
+    cfg["domains"] = json!([{"suffix": "amt.example.test", "leafCert": leaf, "leafKey": key,
+        "rootCert": root}]);
+    // RPS's AMT 19 flow (§5.6): CCM (Setup, CommitChanges), port_switch, then the upgrade over
+    // TLS; its TLS client presents the provisioning certificate (mutual TLS).
+    cfg["profiles"]["acm19"] = json!({"mode": "acm", "password": AMT_PW,
+        "mebxPassword": "P@ssw0rd-Mebx1", "userConsent": "None",
+        "portSwitch": {"port": 16993, "delay": 1}, "mutualTls": true});
+    let peer = Peer::start(s.sim.dir.path(), cfg, None);
+    let started = Instant::now();
+    let o = activate_via(&s, via, &peer.url(), "acm19", &[]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("Status: Upgraded to admin control mode."),
+        "{out}"
+    );
+    assert!(
+        out.contains("Control mode (firmware): admin control mode"),
+        "{out}"
+    );
+    assert!(
+        err.contains("RPS switches AMT to port 16993; waiting 1 s"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let log = TunnelLog::of(&peer);
+    assert_tunnelled(&log);
+    assert_eq!(log.sent_by_agent("connection_reset").len(), 0);
+    assert_eq!(log.requested("IPS_HostBasedSetupService.Setup"), 1);
+    assert_eq!(log.requested("IPS_HostBasedSetupService.AdminSetup"), 0);
+    assert_eq!(
+        log.requested("IPS_HostBasedSetupService.UpgradeClientToAdmin"),
+        1
+    );
+    // The agent waited the delay before acknowledging.
+    let switched = log.events("port switched");
+    assert_eq!(switched.len(), 1);
+    assert_eq!(switched[0]["ack"], "ok");
+    assert!(
+        switched[0]["waitedMs"].as_u64().unwrap() >= 1000,
+        "{}",
+        switched[0]
+    );
+    // Every TLS session carried RPS's client certificate.
+    assert!(log
+        .events("tls handshake")
+        .iter()
+        .all(|e| e["clientCertificate"] == true));
+    let (info, get) = firmware_after(&s, AMT_PW);
+    assert_eq!(info["controlMode"], "admin control mode");
+    assert_eq!(code(&get), 0, "{}", stderr(&get));
+    s.sim.stop();
+    let st = state(&s.sim);
+    assert_eq!(
+        (st["control_mode"].clone(), st["provisioning_state"].clone()),
+        (2.into(), 2.into())
+    );
+    assert_eq!(st["mebx_password_set"], true);
+    assert_eq!(
+        st["admin_ha1"],
+        ha1(st["digest_realm"].as_str().unwrap(), AMT_PW)
+    );
+}
+
+#[test]
+fn tls_tunnel_connection_reset_when_amt_drops_the_connection_and_rps_reconnects() {
+    if !peer_available() {
+        return;
+    }
+    for via in [Via::Lme, Via::Lms] {
+        // The third HTTP request (Setup, on the second TLS session) gets no answer: AMT closes
+        // the connection without a byte and without close_notify.
+        let mut s = Sim19::start(via, &["--fault", "drop-channel=3"], |_| {});
+        let peer = Peer::start(s.sim.dir.path(), config(Sim19::tunnel(&s.root)), None);
+        let started = Instant::now();
+        let o = activate_via(&s, via, &peer.url(), "ccm-peer", &[]);
+        let (out, err) = (stdout(&o), stderr(&o));
+        assert_eq!(code(&o), 0, "{via:?}\nstdout:\n{out}\nstderr:\n{err}");
+        assert!(started.elapsed() < Duration::from_secs(30));
+        let log = TunnelLog::of(&peer);
+        let resets = log.sent_by_agent("connection_reset");
+        assert_eq!(resets.len(), 1, "{via:?}");
+        assert_eq!(resets[0]["decoded_payload"], "connection_closed");
+        let failures = log.events("tunnel failure");
+        assert_eq!(failures.len(), 1, "{via:?}");
+        assert_eq!(failures[0]["kind"], "reset");
+        // RPS waited, opened a new TLS session and sent Setup again; the flow completed.
+        assert_eq!(
+            log.requested("IPS_HostBasedSetupService.Setup"),
+            2,
+            "{via:?}"
+        );
+        let reset_at = log
+            .entries
+            .iter()
+            .position(|e| e["json"]["method"] == "connection_reset")
+            .unwrap();
+        assert!(log.entries[reset_at..]
+            .iter()
+            .any(|e| e["event"] == "tls session up"));
+        assert_tunnelled(&log);
+        assert!(out.contains("Status: Client control mode."), "{out}");
+        let (info, get) = firmware_after(&s, AMT_PW);
+        assert_eq!(info["controlMode"], "client control mode");
+        assert_eq!(code(&get), 0, "{}", stderr(&get));
+        s.sim.stop();
+        let st = state(&s.sim);
+        assert_eq!(
+            (st["control_mode"].clone(), st["provisioning_state"].clone()),
+            (1.into(), 2.into())
+        );
+    }
+}
+
+#[test]
+fn tls_tunnel_with_an_amt_chain_rps_does_not_trust_fails_cleanly() {
+    if !peer_available() {
+        return;
+    }
+    let via = Via::Lme;
+    let mut s = Sim19::start(via, &[], |_| {});
+    // RPS trusts another root than the one AMT's chain ends at.
+    let (other_ca, _, _) = test_ca(s.sim.dir.path());
+    let peer = Peer::start(s.sim.dir.path(), config(Sim19::tunnel(&other_ca)), None);
+    let started = Instant::now();
+    let o = activate_via(&s, via, &peer.url(), "ccm-peer", &[]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 102, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(
+        out.contains("TLS tunnel to AMT failed: AMT's TLS certificate was not accepted"),
+        "{out}"
+    );
+    assert!(
+        err.contains("error: RPS: TLS tunnel to AMT failed"),
+        "{err}"
+    );
+    assert!(
+        out.contains("Control mode (firmware): not activated"),
+        "{out}"
+    );
+    let log = TunnelLog::of(&peer);
+    // Three handshakes (RPS's three attempts), none trusted, and no WS-MAN reached AMT.
+    assert_eq!(log.events("tls handshake").len(), 3);
+    assert_eq!(log.events("tls session up").len(), 0);
+    assert!(log.requests().is_empty());
+    assert_eq!(peer.last_final()["method"], "error");
+    s.sim.stop();
+    assert_eq!(state(&s.sim)["control_mode"], 0);
+}
+
+#[test]
+fn a_port_switch_to_a_port_amt_does_not_serve_ends_in_rps_error_not_a_hang() {
+    if !peer_available() {
+        return;
+    }
+    // AMT 16.1 without TLS configured serves no 16993: its APF session refuses a channel there.
+    // (The simulator's AMT 18 and older profiles have no TLS on the local ports at all, so this is
+    // what a port_switch meets on them.)
+    let mut sim = sim();
+    let mut cfg = config(json!({"tunnel": {"resetDelayMs": 200, "responseTimeoutMs": 5000}}));
+    cfg["profiles"]["ccm-switch"] = json!({"mode": "ccm", "password": AMT_PW,
+        "userConsent": "All", "portSwitch": {"port": 16993, "delay": 0}});
+    let peer = Peer::start(sim.dir.path(), cfg, None);
+    let started = Instant::now();
+    let o = run(
+        &[
+            "--device",
+            &sim.device(),
+            "activate",
+            "--lms",
+            "never",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "ccm-switch",
+        ],
+        &[],
+    );
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 102, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let log = TunnelLog::of(&peer);
+    assert_eq!(log.sent_by_agent("port_switch_ack").len(), 1);
+    // Each ClientHello found no connection to open: connection_reset with lms_error, three times.
+    let resets = log.sent_by_agent("connection_reset");
+    assert_eq!(resets.len(), 3, "{resets:?}");
+    assert!(resets.iter().all(|r| r["decoded_payload"] == "lms_error"));
+    assert!(
+        out.contains("TLS tunnel to AMT failed: connection_reset (lms_error)"),
+        "{out}"
+    );
+    // Setup had taken effect before the switch: the firmware's word is reported.
+    assert!(
+        out.contains("Control mode (firmware): client control mode"),
+        "{out}"
+    );
     sim.stop();
     assert_eq!(state(&sim)["control_mode"], 1);
 }

@@ -325,3 +325,103 @@ fn trace_logs_show_the_exchange_but_never_the_local_system_account_password() {
         "HTTP body traced"
     );
 }
+
+/// Accepts any server certificate: the test below is about how the connection ends.
+#[derive(Debug)]
+struct AnyCert(rustls::crypto::CryptoProvider);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls_pki_types::CertificateDer<'_>,
+        _: &[rustls_pki_types::CertificateDer<'_>],
+        _: &rustls_pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls_pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls_pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// One unauthenticated request over TLS to the LMS-like listener: what came back and how the
+/// connection ended (`Ok` = with close_notify, `Err(kind)` otherwise).
+fn tls_request(port: u16) -> (Vec<u8>, Result<(), std::io::ErrorKind>) {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    let provider = rustls::crypto::ring::default_provider();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider.clone()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let body = "<Envelope/>";
+    let req = format!(
+        "POST /wsman HTTP/1.1\r\nHost: x:16993\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tls.write_all(req.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = loop {
+        match tls.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => break Err(e.kind()),
+        }
+    };
+    (got, end)
+}
+
+#[test]
+fn a_dropped_tls_connection_ends_without_close_notify_and_a_401_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("sim.sock");
+    let port = free_port();
+    let lms = format!("127.0.0.1:{port}");
+    let _sim = Sim::start_in(
+        dir,
+        socket,
+        &[
+            "--device-profile",
+            "amt19",
+            "--lms-listen",
+            &lms,
+            "--fault",
+            "drop-channel=2",
+        ],
+    );
+    // The 401 closes the connection as firmware does: with TLS close_notify.
+    let (got, end) = tls_request(port);
+    assert!(got.starts_with(b"HTTP/1.1 401"), "{got:?}");
+    assert_eq!(end, Ok(()));
+    // The second request is dropped: no answer, and the session is cut, not closed.
+    let (got, end) = tls_request(port);
+    assert!(got.is_empty(), "{got:?}");
+    assert_eq!(end, Err(std::io::ErrorKind::UnexpectedEof));
+}

@@ -628,11 +628,22 @@ fn call_name(request: &[u8]) -> String {
         .unwrap_or_else(|| "WS-MAN".into())
 }
 
-/// The TLS tunnel's connection to AMT: its write half and the task reading the other half.
-type Tunnel = (
-    tokio::io::WriteHalf<Box<dyn AmtStream>>,
-    tokio::task::JoinHandle<()>,
-);
+/// The TLS tunnel's connection to AMT: its id in the relay session, its write half and the task
+/// reading the other half.
+struct Tunnel {
+    id: u64,
+    wr: tokio::io::WriteHalf<Box<dyn AmtStream>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// What a tunnel connection's reader reports: its id, and bytes or `None` for the close.
+type TunnelEvent = (u64, Option<Vec<u8>>);
 
 impl Driver {
     async fn session(&self, first: String) -> Result<SessionResult, AgentError> {
@@ -642,7 +653,7 @@ impl Driver {
         let mut relay = RelaySession::new(self.identity.clone(), self.tls_enforced);
         let mut seen = Seen::default();
         // The TLS tunnel's connection to AMT and its reader (rpc-go.md §3.7).
-        let (tun_tx, mut tun_rx) = tokio::sync::mpsc::channel::<Option<Vec<u8>>>(16);
+        let (tun_tx, mut tun_rx) = tokio::sync::mpsc::channel::<TunnelEvent>(16);
         let mut tunnel: Option<Tunnel> = None;
         let mut tunnel_port = crate::wsman::transport::AMT_PORT_HTTPS;
         let mut silence = self.rps.message_timeout;
@@ -673,12 +684,25 @@ impl Driver {
                     }
                     Some(Err(e)) => return Err(ws_error(e)),
                 },
-                Some(chunk) = tun_rx.recv() => {
+                Some((id, chunk)) = tun_rx.recv() => {
                     let frame = match chunk {
-                        Some(bytes) => relay.tunnel_data(&bytes).map_err(session_error)?,
-                        None => { tunnel = None; relay.tunnel_closed(false) }
+                        Some(bytes) => relay.tunnel_data(id, &bytes).map_err(session_error)?,
+                        None => {
+                            if tunnel.as_ref().is_some_and(|t| t.id == id) {
+                                tunnel = None;
+                            }
+                            let reset = relay.tunnel_closed(id);
+                            if reset.is_some() {
+                                tracing::info!("AMT closed the TLS tunnel's connection without answering: connection_reset");
+                            } else {
+                                tracing::debug!(connection = id, "AMT closed a TLS tunnel connection after its answer (or a replaced one)");
+                            }
+                            reset
+                        }
                     };
-                    ws.send(Message::text(frame)).await.map_err(ws_error)?;
+                    if let Some(frame) = frame {
+                        ws.send(Message::text(frame)).await.map_err(ws_error)?;
+                    }
                     continue;
                 }
                 _ = &mut deadline => {
@@ -711,49 +735,65 @@ impl Driver {
                 }
                 Action::TunnelToAmt { bytes, new_session } => {
                     if new_session || tunnel.is_none() {
-                        if let Some((_, h)) = tunnel.take() {
-                            h.abort();
-                        }
+                        // The old connection (and its reader) goes; its late events carry an id
+                        // the relay no longer knows.
+                        tunnel = None;
                         match self.route.connect(tunnel_port).await {
                             Ok(s) => {
+                                let id = relay.tunnel_opened();
+                                tracing::debug!(
+                                    connection = id,
+                                    port = tunnel_port,
+                                    "TLS tunnel: new connection to AMT"
+                                );
                                 let (mut rd, wr) = tokio::io::split(s);
                                 let tx = tun_tx.clone();
-                                let h = tokio::spawn(async move {
+                                let reader = tokio::spawn(async move {
                                     let mut buf = vec![0u8; 16 * 1024];
                                     loop {
                                         match rd.read(&mut buf).await {
                                             Ok(0) | Err(_) => {
-                                                let _ = tx.send(None).await;
+                                                let _ = tx.send((id, None)).await;
                                                 return;
                                             }
                                             Ok(n) => {
-                                                if tx.send(Some(buf[..n].to_vec())).await.is_err() {
+                                                if tx
+                                                    .send((id, Some(buf[..n].to_vec())))
+                                                    .await
+                                                    .is_err()
+                                                {
                                                     return;
                                                 }
                                             }
                                         }
                                     }
                                 });
-                                tunnel = Some((wr, h));
+                                tunnel = Some(Tunnel { id, wr, reader });
                             }
                             Err(e) => {
                                 tracing::warn!(error = %e, port = tunnel_port, "cannot open the TLS tunnel to AMT");
-                                ws.send(Message::text(relay.tunnel_closed(true)))
+                                ws.send(Message::text(relay.tunnel_open_failed()))
                                     .await
                                     .map_err(ws_error)?;
                                 continue;
                             }
                         }
                     }
-                    if let Some((wr, _)) = tunnel.as_mut() {
-                        if wr.write_all(&bytes).await.is_err() {
+                    if let Some(t) = tunnel.as_mut() {
+                        relay.tunnel_wrote(t.id);
+                        if t.wr.write_all(&bytes).await.is_err() {
+                            let id = t.id;
                             tunnel = None;
-                            ws.send(Message::text(relay.tunnel_closed(false)))
-                                .await
-                                .map_err(ws_error)?;
+                            if let Some(frame) = relay.tunnel_closed(id) {
+                                ws.send(Message::text(frame)).await.map_err(ws_error)?;
+                            }
                         }
                     }
                 }
+                Action::Discard { bytes } => tracing::debug!(
+                    bytes,
+                    "TLS tunnel: RPS's bytes for a session whose connection AMT closed; dropped"
+                ),
                 Action::ToRps(frame) => ws.send(Message::text(frame)).await.map_err(ws_error)?,
                 Action::Progress(p) => step(&format!("RPS: {p}")),
                 Action::PortSwitch { port, delay_s } => {
@@ -762,9 +802,8 @@ impl Driver {
                         "RPS switches AMT to port {port}; waiting {} s",
                         delay.as_secs()
                     ));
-                    if let Some((_, h)) = tunnel.take() {
-                        h.abort();
-                    }
+                    tunnel = None;
+                    relay.tunnel_dropped();
                     tokio::time::sleep(delay).await;
                     tunnel_port = port;
                     ws.send(Message::text(relay.port_switched()))
@@ -775,9 +814,7 @@ impl Driver {
                 Action::Done(outcome) => {
                     // RPS does not close the socket after its final message (§1.1): we do.
                     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
-                    if let Some((_, h)) = tunnel.take() {
-                        h.abort();
-                    }
+                    drop(tunnel.take());
                     return Ok(SessionResult {
                         outcome,
                         seen,

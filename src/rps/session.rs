@@ -36,6 +36,8 @@ pub enum Action {
     Progress(String),
     /// Wait `delay_s`, retarget AMT connections to `port`, then call [`RelaySession::port_switched`].
     PortSwitch { port: u16, delay_s: u64 },
+    /// Tunnel bytes for a TLS session whose connection to AMT is gone: nothing to do.
+    Discard { bytes: usize },
     /// The session is over.
     Done(Result<Outcome, Outcome>),
 }
@@ -55,6 +57,14 @@ pub enum SessionError {
     AfterEnd { what: &'static str },
 }
 
+/// The TLS tunnel's current connection to AMT.
+#[derive(Clone, Copy, Debug)]
+struct TunnelConn {
+    id: u64,
+    /// RPS's last bytes went to AMT and AMT has sent nothing since.
+    awaiting: bool,
+}
+
 /// One relay session.
 #[derive(Debug)]
 pub struct RelaySession {
@@ -63,6 +73,10 @@ pub struct RelaySession {
     /// Answers go back as `tls_data` (TLS enforced, or after a port switch).
     tunnel: bool,
     exchanges: u32,
+    /// The tunnel's connection to AMT, if one is open; ids tell a replaced connection's late
+    /// bytes and close from the current one's.
+    conn: Option<TunnelConn>,
+    next_conn: u64,
 }
 
 fn kind(i: &Inbound) -> &'static str {
@@ -84,6 +98,8 @@ impl RelaySession {
             state: State::AwaitRps,
             tunnel: tls_tunnel,
             exchanges: 0,
+            conn: None,
+            next_conn: 0,
         }
     }
 
@@ -132,6 +148,12 @@ impl RelaySession {
                 // rpc-go.md §3.7: a ClientHello starts a new TLS session on a new connection.
                 let new_session = bytes.len() > 5 && bytes[0] == 0x16 && bytes[5] == 0x01;
                 self.tunnel = true;
+                if !new_session && self.conn.is_none() {
+                    // The tail of a TLS session whose connection AMT closed (typically RPS's
+                    // close_notify in reply to AMT's). A fresh connection could only refuse it,
+                    // and its alert would land in RPS's next session.
+                    return Ok(Action::Discard { bytes: bytes.len() });
+                }
                 self.exchanges += 1;
                 Ok(Action::TunnelToAmt { bytes, new_session })
             }
@@ -158,28 +180,65 @@ impl RelaySession {
         Ok(frame)
     }
 
-    /// Bytes AMT sent on the TLS tunnel.
-    pub fn tunnel_data(&mut self, raw: &[u8]) -> Result<String, SessionError> {
+    /// A new tunnel connection to AMT is open (rpc-go.md §3.7: one per TLS session): its id for
+    /// [`RelaySession::tunnel_data`] and [`RelaySession::tunnel_closed`]. It replaces any other.
+    pub fn tunnel_opened(&mut self) -> u64 {
+        self.next_conn += 1;
+        self.conn = Some(TunnelConn {
+            id: self.next_conn,
+            awaiting: false,
+        });
+        self.next_conn
+    }
+
+    /// RPS's bytes were written to tunnel connection `id`: AMT owes an answer.
+    pub fn tunnel_wrote(&mut self, id: u64) {
+        if let Some(c) = self.conn.as_mut().filter(|c| c.id == id) {
+            c.awaiting = true;
+        }
+    }
+
+    /// The tunnel connection is given up without a close from AMT (port switch, session end).
+    pub fn tunnel_dropped(&mut self) {
+        self.conn = None;
+    }
+
+    /// Bytes AMT sent on tunnel connection `id`: the `tls_data` frame, or `None` when the
+    /// connection was replaced since (its late bytes belong to a TLS session RPS has left).
+    pub fn tunnel_data(&mut self, id: u64, raw: &[u8]) -> Result<Option<String>, SessionError> {
+        match self.conn.as_mut() {
+            Some(c) if c.id == id => c.awaiting = false,
+            _ => return Ok(None),
+        }
         let frame = client_message(&self.id, "tls_data", raw);
         if frame.len() > MAX_MESSAGE_BYTES {
             return Err(SessionError::TooLarge { size: frame.len() });
         }
-        Ok(frame)
+        Ok(Some(frame))
     }
 
-    /// AMT closed the tunnel connection (`lms_error` when it could not be opened).
-    pub fn tunnel_closed(&mut self, lms_error: bool) -> String {
-        let what: &[u8] = if lms_error {
-            b"lms_error"
-        } else {
-            b"connection_closed"
-        };
-        client_message(&self.id, "connection_reset", what)
+    /// AMT closed tunnel connection `id`. RPS is told (`connection_reset`, payload
+    /// `connection_closed`) only when AMT closed without a byte since RPS's last write (rpc-go.md
+    /// §3.7): a close after an answer (a 401, a fault, each with its TLS close_notify) is visible
+    /// to RPS's TLS client already, and a reset then would arrive after RPS has started its next
+    /// TLS session and tear that down instead. `None` too for a replaced connection.
+    pub fn tunnel_closed(&mut self, id: u64) -> Option<String> {
+        let c = self.conn.filter(|c| c.id == id)?;
+        self.conn = None;
+        c.awaiting
+            .then(|| client_message(&self.id, "connection_reset", b"connection_closed"))
+    }
+
+    /// No connection to AMT's TLS port could be opened: `connection_reset` with `lms_error`.
+    pub fn tunnel_open_failed(&mut self) -> String {
+        self.conn = None;
+        client_message(&self.id, "connection_reset", b"lms_error")
     }
 
     /// The port switch is done: the `port_switch_ack` frame; later answers travel as `tls_data`.
     pub fn port_switched(&mut self) -> String {
         self.tunnel = true;
+        self.conn = None;
         self.state = State::AwaitRps;
         client_message(&self.id, "port_switch_ack", b"ok")
     }
@@ -278,10 +337,101 @@ mod tests {
                 new_session: true
             }
         );
+        let conn = s.tunnel_opened();
+        s.tunnel_wrote(conn);
         let r: serde_json::Value =
-            serde_json::from_str(&s.tunnel_data(b"\x16\x03").unwrap()).unwrap();
+            serde_json::from_str(&s.tunnel_data(conn, b"\x16\x03").unwrap().unwrap()).unwrap();
         assert_eq!(r["method"], "tls_data");
-        let c: serde_json::Value = serde_json::from_str(&s.tunnel_closed(false)).unwrap();
+        s.tunnel_wrote(conn);
+        let c: serde_json::Value = serde_json::from_str(&s.tunnel_closed(conn).unwrap()).unwrap();
+        assert_eq!(c["method"], "connection_reset");
         assert_eq!(c["payload"], "Y29ubmVjdGlvbl9jbG9zZWQ=");
+        let e: serde_json::Value = serde_json::from_str(&s.tunnel_open_failed()).unwrap();
+        assert_eq!(e["payload"], "bG1zX2Vycm9y");
+    }
+
+    #[test]
+    fn bytes_for_a_closed_connection_open_no_new_one() {
+        let mut s = sess();
+        s.port_switched();
+        let tls = |b: &[u8]| {
+            format!(
+                r#"{{"method":"tls_data","status":"ok","payload":"{}"}}"#,
+                base64::engine::general_purpose::STANDARD.encode(b)
+            )
+        };
+        let hello = [0x16, 3, 1, 0, 5, 1, 0, 0, 0];
+        assert!(matches!(
+            s.handle_text(&tls(&hello)).unwrap(),
+            Action::TunnelToAmt {
+                new_session: true,
+                ..
+            }
+        ));
+        let a = s.tunnel_opened();
+        let record = [0x17, 3, 3, 0, 2, 9, 9];
+        assert!(matches!(
+            s.handle_text(&tls(&record)).unwrap(),
+            Action::TunnelToAmt {
+                new_session: false,
+                ..
+            }
+        ));
+        s.tunnel_wrote(a);
+        s.tunnel_data(a, b"answer").unwrap();
+        assert_eq!(s.tunnel_closed(a), None);
+        // RPS's close_notify for the session AMT just closed: dropped, no connection opened.
+        assert_eq!(
+            s.handle_text(&tls(&record)).unwrap(),
+            Action::Discard { bytes: 7 }
+        );
+        // Its next session starts with a ClientHello and gets a connection.
+        assert!(matches!(
+            s.handle_text(&tls(&hello)).unwrap(),
+            Action::TunnelToAmt {
+                new_session: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn amt_closing_after_its_answer_is_no_reset() {
+        let mut s = sess();
+        let a = s.tunnel_opened();
+        s.tunnel_wrote(a);
+        // A 401 and its close_notify, then the close: RPS's TLS client sees the close itself.
+        assert!(s.tunnel_data(a, b"\x17\x03\x03").unwrap().is_some());
+        assert_eq!(s.tunnel_closed(a), None);
+        // Closed again (a duplicate report) or never written to: nothing either.
+        assert_eq!(s.tunnel_closed(a), None);
+        let b = s.tunnel_opened();
+        assert_eq!(s.tunnel_closed(b), None);
+    }
+
+    #[test]
+    fn a_replaced_connection_is_not_mistaken_for_the_current_one() {
+        let mut s = sess();
+        let old = s.tunnel_opened();
+        s.tunnel_wrote(old);
+        // RPS starts a new TLS session before the old connection's close was seen.
+        let new = s.tunnel_opened();
+        s.tunnel_wrote(new);
+        assert_eq!(s.tunnel_data(old, b"late").unwrap(), None);
+        assert_eq!(
+            s.tunnel_closed(old),
+            None,
+            "the old close must not reset the new session"
+        );
+        // The current connection dropped with RPS's request unanswered: reset.
+        let r: serde_json::Value = serde_json::from_str(&s.tunnel_closed(new).unwrap()).unwrap();
+        assert_eq!(r["method"], "connection_reset");
+        // After a port switch the old connection is gone too.
+        let c = s.tunnel_opened();
+        s.tunnel_wrote(c);
+        s.handle_text(r#"{"method":"port_switch","status":"ok","payload":"{\"port\":\"16993\",\"delay\":0}"}"#)
+            .unwrap();
+        s.port_switched();
+        assert_eq!(s.tunnel_closed(c), None);
     }
 }

@@ -164,6 +164,9 @@ impl LmeSession {
         let mut input: &[u8] = &plain;
         let mut out = Vec::new();
         let mut close = false;
+        // A dropped connection (a drop fault) ends without TLS close_notify: the firmware's
+        // network stack went away, it did not close the session.
+        let mut dropped = false;
         loop {
             match conn.parser.feed(input) {
                 Ok(Some(req)) => {
@@ -174,6 +177,7 @@ impl LmeSession {
                     out.extend_from_slice(&reply.bytes);
                     if reply.close || reply.drop_after {
                         close = true;
+                        dropped = reply.drop_after;
                         break;
                     }
                     input = &[];
@@ -198,7 +202,7 @@ impl LmeSession {
                         tracing::debug!(error = %e, "LME: TLS writer refused the response");
                     }
                 }
-                if close {
+                if close && !dropped {
                     tls.send_close_notify();
                 }
                 tls_output(tls)

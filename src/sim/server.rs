@@ -238,7 +238,7 @@ fn lms_connection(s: std::net::TcpStream, fw: Firmware) -> std::io::Result<()> {
     };
     if !tls {
         let mut s = s;
-        return serve_http(&mut s, &fw, |_| ConnInfo::default());
+        return serve_http(&mut s, &fw, |_| ConnInfo::default()).map(|_| ());
     }
     let conn = rustls::ServerConnection::new(super::lme::tls_config(if activated {
         super::tls::ServerIdentity::SelfSigned
@@ -253,9 +253,21 @@ fn lms_connection(s: std::net::TcpStream, fw: Firmware) -> std::io::Result<()> {
             .map(|c| c.iter().map(|d| d.to_vec()).collect())
             .unwrap_or_default(),
     });
-    stream.conn.send_close_notify();
-    let _ = stream.flush();
-    served
+    // A dropped connection (a drop fault) ends without close_notify, as when the firmware's
+    // network stack goes away.
+    if !matches!(served, Ok(Ended::Dropped)) {
+        stream.conn.send_close_notify();
+        let _ = stream.flush();
+    }
+    served.map(|_| ())
+}
+
+/// How [`serve_http`] ended.
+enum Ended {
+    /// The client closed, or a reply closed the connection.
+    Closed,
+    /// A fault dropped the connection.
+    Dropped,
 }
 
 /// Serves HTTP requests on one byte stream until it ends or a reply closes it.
@@ -263,13 +275,13 @@ fn serve_http<S: Read + Write>(
     s: &mut S,
     fw: &Firmware,
     info: impl Fn(&S) -> ConnInfo,
-) -> std::io::Result<()> {
+) -> std::io::Result<Ended> {
     let mut parser = crate::wsman::http::RequestParser::new();
     let mut buf = vec![0u8; 16384];
     loop {
         let n = s.read(&mut buf)?;
         if n == 0 {
-            return Ok(());
+            return Ok(Ended::Closed);
         }
         let mut input = &buf[..n];
         loop {
@@ -286,15 +298,18 @@ fn serve_http<S: Read + Write>(
                         std::thread::sleep(d);
                     }
                     s.write_all(&plan.bytes)?;
-                    if plan.close || plan.drop_after {
-                        return Ok(());
+                    if plan.drop_after {
+                        return Ok(Ended::Dropped);
+                    }
+                    if plan.close {
+                        return Ok(Ended::Closed);
                     }
                     input = &[];
                 }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(error = %e, "LMS: malformed HTTP");
-                    return Ok(());
+                    return Ok(Ended::Closed);
                 }
             }
         }

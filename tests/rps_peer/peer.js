@@ -7,6 +7,14 @@
 // messages. WS-MAN is built with Intel's wsman-messages and answers are parsed with xml2js, as
 // RPS does, so the peer shares no WS-MAN code with amt-agent.
 //
+// TLS-tunnel mode (protocol 4.0.0; rpc-go.md §3.7, rps-protocol.md §5.6): when the first
+// message's payload says `tlsEnforced`, or after a `port_switch`, the peer runs a Node TLS client
+// over a Duplex whose writes become `tls_data` messages and into which the client's `tls_data`
+// payloads are pushed. The HTTP inside is the same WS-MAN, to `<uuid>:16993`, on a persistent
+// connection (no `Connection: close`); AMT's chain is checked against `config.tunnel.ca` as RPS
+// checks it against Intel's ODCA roots. A `connection_reset` drops the tunnel; the next request
+// waits `config.tunnel.resetDelayMs` (RPS's delay_tls_timer) and re-handshakes.
+//
 // Usage: node peer.js --config FILE [--listen 127.0.0.1:0] [--tls-cert PEM --tls-key PEM]
 //                     [--log FILE] [--once]
 // Prints `listening PORT` on stdout once it accepts connections.
@@ -16,6 +24,8 @@ const fs = require('fs')
 const crypto = require('crypto')
 const http = require('http')
 const https = require('https')
+const tls = require('tls')
+const { Duplex } = require('stream')
 const { WebSocketServer } = require('ws')
 const xml2js = require('xml2js')
 const { AMT, IPS, CIM } = require('@device-management-toolkit/wsman-messages')
@@ -34,6 +44,9 @@ const config = JSON.parse(fs.readFileSync(arg('config'), 'utf8'))
 const delayMs = config.delayMs ?? 1000
 // RPS's own protocol version (configurable to test its VersionChecker's refusal).
 const RPS_PROTOCOL = config.rpsProtocol || '4.0.0'
+// TLS tunnel settings: ca (PEM file: the root AMT's chain must reach), resetDelayMs (RPS's
+// delay_tls_timer, 15 s), attempts (wsman_max_attempts, 3), responseTimeoutMs.
+const tunnelConfig = Object.assign({ resetDelayMs: 15000, attempts: 3 }, config.tunnel || {})
 const logFile = arg('log')
 const once = arg('once', false) === true
 // RPS's secret store: uuid -> AMT password, filled at activation (and by config for tests).
@@ -148,6 +161,168 @@ async function parseXml (xml) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The TLS tunnel (TLSTunnelManager's role in RPS)
+
+// Why a tunnelled exchange did not get its answer: 'reset' (the client sent connection_reset),
+// 'closed' (the TLS session ended first), 'handshake' (TLS failed or AMT's certificate was refused),
+// 'timeout'. RPS retries all of them after delay_tls_timer.
+class TunnelFailure extends Error {
+  constructor (message, kind) { super(message); this.kind = kind }
+}
+
+// The length of the first complete HTTP response in buf, or null while it is incomplete.
+function httpResponseLength (buf) {
+  const h = buf.indexOf('\r\n\r\n')
+  if (h < 0) return null
+  const head = buf.slice(0, h).toString('latin1')
+  const start = h + 4
+  if (/\r\ntransfer-encoding:\s*chunked/i.test(head)) {
+    let pos = start
+    for (;;) {
+      const e = buf.indexOf('\r\n', pos)
+      if (e < 0) return null
+      const size = parseInt(buf.slice(pos, e).toString('latin1').split(';')[0], 16)
+      if (Number.isNaN(size)) return buf.length
+      if (size === 0) {
+        const t = buf.indexOf('\r\n\r\n', e)
+        if (buf.slice(e + 2, e + 4).toString('latin1') === '\r\n') return e + 4
+        return t < 0 ? null : t + 4
+      }
+      pos = e + 2 + size + 2
+      if (pos > buf.length) return null
+    }
+  }
+  const m = head.match(/\r\ncontent-length:\s*(\d+)/i)
+  const len = m ? parseInt(m[1], 10) : 0
+  return buf.length >= start + len ? start + len : null
+}
+
+function wantsClose (raw) {
+  const h = raw.indexOf('\r\n\r\n')
+  return /\r\nconnection:\s*close/i.test(raw.slice(0, h < 0 ? raw.length : h).toString('latin1'))
+}
+
+// The chain AMT presented, leaf first, as X509Certificate objects.
+function presentedChain (sock) {
+  const chain = []
+  const seen = new Set()
+  let c = sock.getPeerCertificate(true)
+  while (c && c.raw) {
+    const x = new crypto.X509Certificate(c.raw)
+    if (seen.has(x.fingerprint256)) break
+    seen.add(x.fingerprint256)
+    chain.push(x)
+    if (c.issuerCertificate === c) break
+    c = c.issuerCertificate
+  }
+  return chain
+}
+
+// As RPS checks AMT's chain against Intel's ODCA roots (TLSTunnelManager): each certificate
+// valid now and signed by the next, the top one the root or signed by it. No EKU or name check.
+function verifyChain (chain, rootPem) {
+  if (chain.length === 0) return { ok: false, reason: 'no certificate from AMT' }
+  const now = Date.now()
+  for (let i = 0; i < chain.length; i++) {
+    if (now < Date.parse(chain[i].validFrom) || now > Date.parse(chain[i].validTo)) return { ok: false, reason: `chain[${i}] is not valid now` }
+    if (i + 1 < chain.length && !chain[i].verify(chain[i + 1].publicKey)) return { ok: false, reason: `chain[${i}] is not signed by chain[${i + 1}]` }
+  }
+  const root = new crypto.X509Certificate(rootPem)
+  const top = chain[chain.length - 1]
+  if (top.fingerprint256 === root.fingerprint256) return { ok: true, reason: `chain of ${chain.length} ends at the trusted root` }
+  if (top.verify(root.publicKey)) return { ok: true, reason: `chain of ${chain.length} is signed by the trusted root` }
+  return { ok: false, reason: `chain does not reach the trusted root (top: ${top.subject.replace(/\n/g, ', ')})` }
+}
+
+class Tunnel {
+  constructor (session, id, opts) {
+    this.session = session
+    this.id = id
+    this.opts = opts
+    this.dead = false
+    this.connected = false
+    this.buf = Buffer.alloc(0)
+    this.waiter = null
+    this.onConnectFail = null
+    // Writes of the TLS client go to the agent as tls_data, one message per write.
+    this.duplex = new Duplex({
+      read () {},
+      write: (chunk, _enc, cb) => { if (!this.dead) session.sendTls(chunk, id); cb() }
+    })
+  }
+
+  connect () {
+    return new Promise((resolve, reject) => {
+      const o = { socket: this.duplex, rejectUnauthorized: false, minVersion: 'TLSv1.2', ca: this.opts.ca }
+      if (this.opts.cert) { o.cert = this.opts.cert; o.key = this.opts.key }
+      this.onConnectFail = (e) => { this.onConnectFail = null; reject(e) }
+      const sock = tls.connect(o)
+      this.sock = sock
+      sock.once('secureConnect', () => {
+        const v = this.opts.verify(sock)
+        if (!v.ok) return this.kill(new TunnelFailure(`AMT's TLS certificate was not accepted: ${v.reason}`, 'handshake'))
+        this.connected = true
+        this.onConnectFail = null
+        resolve(v.reason)
+      })
+      sock.on('data', (d) => { this.buf = Buffer.concat([this.buf, d]); this.complete() })
+      sock.on('error', (e) => this.end(new TunnelFailure(`TLS: ${e.message}`, this.connected ? 'closed' : 'handshake')))
+      // AMT ended the session (close_notify): this side goes too, without a close_notify of its
+      // own, which would reach AMT after the next session's ClientHello.
+      sock.on('end', () => this.kill(new TunnelFailure('AMT closed the TLS session', 'closed')))
+      sock.on('close', () => this.end(new TunnelFailure('the TLS session closed', this.connected ? 'closed' : 'handshake')))
+    })
+  }
+
+  inject (data) {
+    if (this.dead) return
+    // As RPS's TLSTunnelManager: application data before the handshake is done belongs to the
+    // previous session (AMT's close_notify that followed its 401 arrives after RPS moved on).
+    if (!this.connected && data.length >= 5 && data[0] === 0x17) {
+      log({ event: 'stale application data before the handshake: dropped', tunnel: this.id, bytes: data.length })
+      return
+    }
+    this.duplex.push(data)
+  }
+
+  request (raw, timeoutMs) {
+    if (this.dead) return Promise.reject(new TunnelFailure('the TLS session is closed', 'closed'))
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { this.waiter = null; reject(new TunnelFailure(`no answer from AMT within ${timeoutMs} ms`, 'timeout')) }, timeoutMs)
+      this.waiter = { resolve: (r) => { clearTimeout(timer); resolve(r) }, reject: (e) => { clearTimeout(timer); reject(e) } }
+      this.sock.write(raw)
+      this.complete()
+    })
+  }
+
+  complete () {
+    if (!this.waiter) return
+    const n = httpResponseLength(this.buf)
+    if (n === null) return
+    const r = this.buf.slice(0, n)
+    this.buf = this.buf.slice(n)
+    const w = this.waiter
+    this.waiter = null
+    w.resolve(r)
+  }
+
+  end (err) {
+    if (this.dead) return
+    this.dead = true
+    if (this.onConnectFail) this.onConnectFail(err)
+    if (this.waiter) { const w = this.waiter; this.waiter = null; w.reject(err) }
+  }
+
+  kill (err) {
+    this.end(err || new TunnelFailure('tunnel closed', 'closed'))
+    if (this.sock) this.sock.destroy()
+    this.duplex.destroy()
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+// ---------------------------------------------------------------------------------------------
 // One client session
 
 class Session {
@@ -161,6 +336,89 @@ class Session {
     this.ips = new IPS.Messages()
     this.cim = new CIM.Messages()
     this.done = false
+    // TLS-tunnel state: whether WS-MAN travels as tls_data, the current tunnel, how many TLS
+    // sessions were opened, and whether the next one must wait (after a reset or a failure).
+    this.tunnelMode = false
+    this.tunnel = null
+    this.tunnels = 0
+    this.reconfiguring = false
+    // After activation AMT presents its self-signed certificate: RPS has no anchor for it yet
+    // and accepts it (its "post-CCM transition" rule).
+    this.activated = false
+    this.portAck = null
+  }
+
+  sendTls (chunk, tunnel) {
+    log({ dir: 'rps->client', json: { method: 'tls_data' }, tunnel, bytes: chunk.length })
+    this.ws.send(envelope('tls_data', 'ok', '', Buffer.from(chunk).toString('base64')))
+  }
+
+  onTlsData (data) {
+    log({ dir: 'client->rps', json: { method: 'tls_data' }, bytes: data.length })
+    if (this.tunnel && !this.tunnel.dead) this.tunnel.inject(data)
+    else log({ event: 'tls_data with no tunnel: dropped', bytes: data.length })
+  }
+
+  onConnectionReset (msg) {
+    const why = Buffer.from(msg.payload || '', 'base64').toString('utf8')
+    log({ dir: 'client->rps', json: { method: 'connection_reset' }, decoded_payload: why })
+    if (this.tunnel) this.tunnel.kill(new TunnelFailure(`connection_reset (${why})`, 'reset'))
+    this.tunnel = null
+    this.reconfiguring = true
+  }
+
+  verifyAmt (sock) {
+    const chain = presentedChain(sock)
+    if (this.activated) {
+      return { ok: true, reason: `activated: AMT's certificate (${chain.length} presented) accepted without a trust anchor` }
+    }
+    if (!tunnelConfig.ca) return { ok: false, reason: 'no trusted root configured' }
+    return verifyChain(chain, fs.readFileSync(tunnelConfig.ca, 'utf8'))
+  }
+
+  // One WS-MAN exchange through the tunnel, opening a TLS session first when there is none.
+  async tunnelExchange (raw) {
+    if (!this.tunnel || this.tunnel.dead) {
+      if (this.reconfiguring) {
+        log({ event: 'waiting before a new TLS session', ms: tunnelConfig.resetDelayMs })
+        await sleep(tunnelConfig.resetDelayMs)
+        this.reconfiguring = false
+      }
+      const opts = { ca: tunnelConfig.ca ? fs.readFileSync(tunnelConfig.ca, 'utf8') : undefined, verify: (sock) => this.verifyAmt(sock) }
+      if (this.clientCert) Object.assign(opts, this.clientCert)
+      const t = new Tunnel(this, ++this.tunnels, opts)
+      this.tunnel = t
+      log({ event: 'tls handshake', tunnel: t.id, clientCertificate: !!opts.cert })
+      const verified = await t.connect()
+      log({ event: 'tls session up', tunnel: t.id, protocol: t.sock.getProtocol(), verified })
+    }
+    const t = this.tunnel
+    log({ dir: 'rps->amt', n: this.wsmanCount, tunnel: t.id, decoded_payload: raw.toString('latin1') })
+    const r = await t.request(raw, tunnelConfig.responseTimeoutMs ?? config.responseTimeoutMs ?? 12000)
+    log({ dir: 'amt->rps', n: this.wsmanCount, tunnel: t.id, decoded_payload: r.toString('latin1') })
+    if (wantsClose(r)) {
+      t.kill()
+      if (this.tunnel === t) this.tunnel = null
+    }
+    return r
+  }
+
+  // RPS's port_switch: the client waits `delay` s, retargets AMT's port and acknowledges; later
+  // WS-MAN travels in tls_data (rpc-go.md §3.7).
+  async portSwitch (ps) {
+    if (this.tunnel) this.tunnel.kill()
+    this.tunnel = null
+    const delay = ps.delay ?? 0
+    const started = Date.now()
+    this.send(envelope('port_switch', 'ok', '', JSON.stringify({ port: String(ps.port || 16993), delay })))
+    const ack = await new Promise((resolve, reject) => {
+      const t = setTimeout(() => { this.portAck = null; reject(new FlowError('No port_switch_ack from the client')) }, delay * 1000 + (config.portSwitchAckTimeoutMs ?? 60000))
+      this.portAck = (m) => { clearTimeout(t); resolve(m) }
+    })
+    const payload = Buffer.from(ack.payload || '', 'base64').toString('utf8')
+    log({ event: 'port switched', waitedMs: Date.now() - started, ack: payload })
+    if (payload !== 'ok') throw new FlowError(`port switch failed: ${payload}`)
+    this.tunnelMode = true
   }
 
   send (text) {
@@ -194,7 +452,10 @@ class Session {
     const body = Buffer.from(xml, 'utf8')
     let head = 'POST /wsman HTTP/1.1\r\n'
     if (auth) head += `Authorization: ${auth}\r\n`
-    head += `Host: ${this.payload.uuid}:16992\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`
+    // In the tunnel RPS keeps the connection (rpc-go.md §3.6): no `Connection: close`.
+    head += this.tunnelMode
+      ? `Host: ${this.payload.uuid}:16993\r\nTransfer-Encoding: chunked\r\n\r\n`
+      : `Host: ${this.payload.uuid}:16992\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`
     return Buffer.concat([Buffer.from(head + body.length.toString(16).toUpperCase() + '\r\n'), body, Buffer.from('\r\n0\r\n\r\n')])
   }
 
@@ -215,6 +476,7 @@ class Session {
       else if (config.malformed === 'huge') this.ws.send(envelope('wsman', 'ok', '', 'A'.repeat(5 << 20)))
       return new Promise(() => {})
     }
+    if (this.tunnelMode) return this.tunnelExchange(raw)
     log({ dir: 'rps->client', n: this.wsmanCount, json: { method: 'wsman' }, decoded_payload: raw.toString('latin1') })
     this.ws.send(envelope('wsman', 'ok', '', raw.toString('base64')))
     return new Promise((resolve, reject) => {
@@ -233,8 +495,21 @@ class Session {
   async call (xml, { tolerate400 = false } = {}) {
     let unauthorized = 0
     let attempts = 0
+    let tunnelFailures = 0
     for (;;) {
-      const raw = await this.exchange(this.rawRequest(xml, this.authorization()))
+      let raw
+      try {
+        raw = await this.exchange(this.rawRequest(xml, this.authorization()))
+      } catch (e) {
+        if (!(e instanceof TunnelFailure)) throw e
+        tunnelFailures += 1
+        log({ event: 'tunnel failure', kind: e.kind, error: e.message, attempt: tunnelFailures })
+        if (this.tunnel) this.tunnel.kill()
+        this.tunnel = null
+        this.reconfiguring = true
+        if (tunnelFailures >= tunnelConfig.attempts) throw new FlowError(`TLS tunnel to AMT failed: ${e.message}`)
+        continue
+      }
       const r = splitHttp(raw)
       if (r.status === 401) {
         unauthorized += 1
@@ -294,6 +569,8 @@ class Session {
     if (!p.client || !p.ver || !p.build || !p.uuid) return this.final(false, 'Invalid payload from client')
     if (String(p.uuid).length !== 36) return this.final(false, `${this.id} - uuid not valid length`)
     this.payload = p
+    this.tunnelMode = p.tlsEnforced === true
+    this.activated = p.currentMode === 1 || p.currentMode === 2
     log({ dir: 'client->rps', first: true, method_redacted: String(msg.method).replace(/(-?-password|-p|--changepassword) \S+/g, '$1 ***'), payload_keys: Object.keys(p) })
     const argv = String(msg.method).split(/\s+/)
     const cmd = argv[0]
@@ -344,30 +621,58 @@ class Session {
     if (mode !== 0) this.checkStored(p.password, false, p)
     this.progress('Starting provisioning')
     if (mode === 0) {
+      // AMT 19+ with an ACM profile: CCM first, then the upgrade (RPS's "SHBC" flow, §5.6).
+      const shbc = profile.mode === 'acm' && parseFloat(p.ver) >= 19
+      const commit = this.tunnelMode || parseFloat(p.ver) >= 19
+      if (profile.mutualTls && this.domain) {
+        this.clientCert = {
+          cert: fs.readFileSync(this.domain.leafCert, 'utf8') + fs.readFileSync(this.domain.rootCert, 'utf8'),
+          key: fs.readFileSync(this.domain.leafKey, 'utf8')
+        }
+      }
       this.user = p.username
       this.pass = p.password
       const gs = this.body(await this.call(this.amt.GeneralSettings.Get())).AMT_GeneralSettings
       this.realm = this.checkRealm(gs)
       this.generalSettings = gs
       const netPw = md5(`admin:${this.realm}:${profile.password}`)
-      if (profile.mode === 'ccm') {
+      if (profile.mode === 'ccm' || shbc) {
         const r = this.body(await this.call(this.ips.HostBasedSetupService.Setup(2, netPw)))
         if (r.Setup_OUTPUT.ReturnValue !== 0) throw new FlowError('Failed to activate in client control mode.')
+        // New TLS sessions now meet AMT's self-signed certificate.
+        this.activated = true
+        if (commit) {
+          // §5.1 step 2 for AMT ≥ 19 / tlsEnforced: commit the configuration, as admin.
+          this.user = 'admin'
+          this.pass = profile.password
+          const c = this.body(await this.call(this.amt.SetupAndConfigurationService.CommitChanges()))
+          if (c.CommitChanges_OUTPUT.ReturnValue !== 0) throw new FlowError('Failed to activate in client control mode.')
+        }
       } else {
         const hbs = this.body(await this.call(this.ips.HostBasedSetupService.Get())).IPS_HostBasedSetupService
         await this.addChain()
         const { mcNonce, sig } = this.sign(hbs.ConfigurationNonce)
         const r = this.body(await this.call(this.ips.HostBasedSetupService.AdminSetup(2, netPw, mcNonce, 2, sig)))
         if (r.AdminSetup_OUTPUT.ReturnValue !== 0) throw new FlowError('Failed to activate in admin control mode.')
+        this.activated = true
       }
       this.progress('Activation completed')
       await new Promise((resolve) => setTimeout(resolve, delayMs))
       this.user = 'admin'
       this.pass = profile.password
       stored[p.uuid] = profile.password
+      if (profile.portSwitch) await this.portSwitch(profile.portSwitch)
+      if (shbc) {
+        const hbs = this.body(await this.call(this.ips.HostBasedSetupService.Get())).IPS_HostBasedSetupService
+        await this.addChain()
+        const { mcNonce, sig } = this.sign(hbs.ConfigurationNonce)
+        const r = this.body(await this.call(this.ips.HostBasedSetupService.UpgradeClientToAdmin(mcNonce, 2, sig)))
+        if (r.UpgradeClientToAdmin_OUTPUT.ReturnValue !== 0) throw new FlowError('Failed to upgrade to admin control mode.')
+      }
       if (profile.mode === 'acm') await this.setMebx(profile)
       await this.configure(profile)
       if (profile.mode === 'ccm') return this.final(true, activationSuccess('Client control mode.', 'CCM', 'Client control mode'))
+      if (shbc) return this.final(true, activationSuccess('Upgraded to admin control mode.', 'ACM', 'Upgraded to admin control mode'))
       return this.final(true, activationSuccess('Activated to admin control mode.', 'ACM', 'Activated to admin control mode'))
     }
     // Already activated (§5.3): the swallowed probe, then GeneralSettings 401 → admin.
@@ -633,6 +938,15 @@ wss.on('connection', (ws, req) => {
     }
     // A heartbeat answer carries no secret: logged whole, so tests can check the echo (rpc-go.md §3.8).
     if (msg.method === 'heartbeat_response') { log({ dir: 'client->rps', json: msg }); return }
+    if (msg.method === 'tls_data') return s.onTlsData(Buffer.from(msg.payload || '', 'base64'))
+    if (msg.method === 'connection_reset') return s.onConnectionReset(msg)
+    if (msg.method === 'port_switch_ack') {
+      log({ dir: 'client->rps', json: { method: 'port_switch_ack' }, decoded_payload: Buffer.from(msg.payload || '', 'base64').toString('utf8') })
+      const f = s.portAck
+      s.portAck = null
+      if (f) f(msg)
+      return
+    }
     if (msg.method !== 'response') { log({ dir: 'client->rps', json: { method: msg.method } }); return }
     const raw = Buffer.from(msg.payload || '', 'base64')
     log({ dir: 'client->rps', n: s.wsmanCount, json: { method: 'response' }, decoded_payload: raw.toString('latin1') })
@@ -641,7 +955,8 @@ wss.on('connection', (ws, req) => {
     if (p) p(raw)
   })
   ws.on('close', (code) => {
-    log({ event: 'client closed', code, final_sent: s.done })
+    if (s.tunnel) s.tunnel.kill()
+    log({ event: 'client closed', code, final_sent: s.done, tls_sessions: s.tunnels })
     if (once) setTimeout(() => process.exit(0), 50)
   })
   ws.on('error', (e) => log({ event: 'ws error', error: String(e) }))
