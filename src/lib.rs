@@ -7,6 +7,8 @@
 //! the bytes (an APF channel, a socket) sits above it.
 //! `heci` (MEI transports) → `amthi` (AMT host interface codec) → `commands` → `cli`; and for
 //! WS-MAN, `heci` → `apf` (LME codec, Mux, driver) → `wsman` (HTTP, Digest, route, client).
+//! `upid` (the UPID client's codec and driver) sits beside `amthi`, on `heci`; its CSME id feeds the
+//! `tls` verifier's binding of AMT's chain to this host.
 //! `rps` (the RPS websocket protocol, sans-IO) sits beside `wsman`; `commands::remote` drives it.
 //! `sim` is the simulator's firmware model; it shares codecs with the agent, which byte-exact tests
 //! against the reference layouts keep honest.
@@ -24,4 +26,5 @@ pub mod secret;
 pub mod service;
 pub mod sim;
 pub mod tls;
+pub mod upid;
 pub mod wsman;

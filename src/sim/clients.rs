@@ -1,9 +1,10 @@
-//! The simulated ME clients other than AMTHI: watchdog (state independence), MKHI, and LME.
-//! Facts: transport.md §3.2–3.3, mei-clients.md.
+//! The simulated ME clients other than AMTHI and LME: watchdog (state independence), MKHI, UPID.
+//! Facts: transport.md §3.2–3.4, rpc-go.md §6.6, mei-clients.md.
 
 use std::time::Instant;
 
 use super::{ClientSession, FirmwareCore, Outgoing};
+use crate::upid::{self, Command as UpidCommand, OemPlatformIdType, PlatformId, UpidStatus};
 
 /// The watchdog client's "state independence" messages (no AMTHI header).
 pub struct WatchdogSession;
@@ -110,6 +111,100 @@ impl ClientSession for MkhiSession {
         }
         out.push(Outgoing {
             at: now,
+            bytes: reply,
+        });
+    }
+}
+
+/// The UPID client (rpc-go.md §6.6): FeatureStateSet and PlatformIdGet, answered with the profile's
+/// OEM id and a CSME id derived from the simulated CSME's ROM CA certificate, so that AMT's TLS
+/// chain is bound to it (rpc-go.md §5.6). `--fault upid-mismatch` reports another CSME's id.
+pub struct UpidSession;
+
+impl UpidSession {
+    fn platform_id(fw: &FirmwareCore) -> PlatformId {
+        let mut oem = [0u8; upid::ID_LEN];
+        if let Some(b) = crate::amthi::codec::unhex(&fw.profile.upid_oem_platform_id) {
+            let n = b.len().min(oem.len());
+            oem[..n].copy_from_slice(&b[..n]);
+        }
+        let mut csme = super::tls::csme_platform_id(super::tls::odca_chain());
+        if fw.faults.upid_mismatch() {
+            // Another CSME: every byte differs, the bound bytes 0–19 included.
+            csme.iter_mut().for_each(|b| *b ^= 0xA5);
+        }
+        PlatformId {
+            oem_platform_id_type: OemPlatformIdType::from_u32(fw.profile.upid_oem_platform_id_type),
+            oem_platform_id: oem,
+            csme_platform_id: csme,
+        }
+    }
+}
+
+impl ClientSession for UpidSession {
+    fn on_message(
+        &mut self,
+        fw: &mut FirmwareCore,
+        msg: &[u8],
+        now: Instant,
+        out: &mut Vec<Outgoing>,
+    ) {
+        if msg.len() < upid::HEADER_LEN {
+            tracing::warn!(
+                len = msg.len(),
+                "UPID: message shorter than a header; ignored"
+            );
+            return;
+        }
+        let command = UpidCommand::from_u8(msg[1]);
+        let fault = fw.faults.for_named_reply(command.name());
+        let (status, body) = match (upid::decode_request(msg), fault.status) {
+            (Err(e), _) => {
+                tracing::debug!(error = %e, "UPID: malformed request");
+                (UpidStatus::InvalidInputParameter, Vec::new())
+            }
+            (Ok(req), _) if req.header.feature != upid::FEATURE_PLATFORM_ID => {
+                // Other features (TEP, feature 1) are not modelled.
+                (UpidStatus::FeatureNotSupported, Vec::new())
+            }
+            (Ok(_), Some(s)) => (UpidStatus::from_u32(s), Vec::new()),
+            (Ok(req), None) => match (command, req.payload) {
+                (UpidCommand::FeatureStateSet, [state @ (0 | 1)]) => {
+                    fw.upid_feature_enabled = *state == 1;
+                    (UpidStatus::Success, Vec::new())
+                }
+                (UpidCommand::FeatureStateSet, _) => {
+                    (UpidStatus::InvalidInputParameter, Vec::new())
+                }
+                // UNCONFIRMED which status real firmware gives while the feature is disabled;
+                // INVALID_STATE is the one rpc-go describes as "disabled".
+                (UpidCommand::PlatformIdGet, []) if !fw.upid_feature_enabled => {
+                    (UpidStatus::InvalidState, Vec::new())
+                }
+                (UpidCommand::PlatformIdGet, []) if fault.truncate => {
+                    (UpidStatus::Success, Vec::new())
+                }
+                (UpidCommand::PlatformIdGet, []) => {
+                    (UpidStatus::Success, Self::platform_id(fw).encode_body())
+                }
+                (UpidCommand::PlatformIdGet, _) => (UpidStatus::InvalidInputParameter, Vec::new()),
+                // The reference gives no reply layout for the other commands: not modelled.
+                _ => (UpidStatus::FeatureNotSupported, Vec::new()),
+            },
+        };
+        tracing::debug!(command = command.name(), status = %status, "UPID");
+        if fault.hang {
+            tracing::debug!(command = command.name(), "fault: not answering");
+            return;
+        }
+        let mut reply = upid::encode_reply(command, status, &body);
+        // The header echoes the request's feature.
+        reply[0] = msg[0];
+        if fault.oversize {
+            reply.resize(8192 + reply.len(), 0);
+        }
+        out.push(Outgoing {
+            at: now + fault.delay,
             bytes: reply,
         });
     }

@@ -15,8 +15,13 @@
 //! | `drop-after=METHOD` | METHOD (e.g. `Setup`, `AdminSetup`, `CommitChanges`) takes effect, then the connection drops mid-answer |
 //! | `drop-after-commit` | the same for CommitChanges (user-pains.md, failure mode 1) |
 //! | `random=SEED:PERCENT` | each AMTHI reply, with PERCENT% probability, gets one of the faults above, chosen by a seeded generator |
+//! | `upid-mismatch` | the UPID client reports a CSME id that is not this CSME's: AMT's TLS chain no longer matches it |
 //!
-//! COMMAND is the firmware's name (`GET_CODE_VERSIONS`) or `*`.
+//! COMMAND is the firmware's name (`GET_CODE_VERSIONS`) or `*`. The UPID client's replies take
+//! `latency`, `hang`, `truncate` and `status` by their own names only (`UPID_PLATFORM_ID_GET`,
+//! `UPID_PLATFORM_ID_FEATURE_STATE_SET`); `*` and `random` stay with AMTHI, so adding the UPID
+//! client changed no seeded run. `truncate=UPID_PLATFORM_ID_GET` answers SUCCESS with the header
+//! and status only: a platform whose UPID is not provisioned.
 
 use std::time::Duration;
 
@@ -37,6 +42,7 @@ pub enum Fault {
     Http500 { class: String },
     DropChannel { nth: u64 },
     DropAfter { method: String },
+    UpidMismatch,
 }
 
 impl Fault {
@@ -45,6 +51,9 @@ impl Fault {
             return Ok(Fault::DropAfter {
                 method: "CommitChanges".into(),
             });
+        }
+        if spec == "upid-mismatch" {
+            return Ok(Fault::UpidMismatch);
         }
         let (key, value) = spec
             .split_once('=')
@@ -113,7 +122,7 @@ impl Fault {
             "drop-after" => Fault::DropAfter {
                 method: value.to_string(),
             },
-            other => return Err(format!("unknown fault '{other}' (busy, reset-after, latency, hang, truncate, oversize, status, random, wsman-latency, http500, drop-channel, drop-after-commit)")),
+            other => return Err(format!("unknown fault '{other}' (busy, reset-after, latency, hang, truncate, oversize, status, random, wsman-latency, http500, drop-channel, drop-after, drop-after-commit, upid-mismatch)")),
         })
     }
 }
@@ -213,6 +222,29 @@ impl FaultPlan {
             .any(|f| matches!(f, Fault::DropAfter { method: m } if m == method))
     }
 
+    /// Whether the UPID client reports another CSME's id.
+    pub fn upid_mismatch(&self) -> bool {
+        self.faults.iter().any(|f| matches!(f, Fault::UpidMismatch))
+    }
+
+    /// The faults for a reply of a client other than AMTHI: only faults naming `command` exactly
+    /// (no `*`, no `random`).
+    pub fn for_named_reply(&self, command: &str) -> ReplyFault {
+        let mut r = ReplyFault::default();
+        let named = |c: &str| c.eq_ignore_ascii_case(command);
+        for f in &self.faults {
+            match f {
+                Fault::Latency { command: c, delay } if named(c) => r.delay = *delay,
+                Fault::Hang { command: c } if named(c) => r.hang = true,
+                Fault::Truncate { command: c } if named(c) => r.truncate = true,
+                Fault::Oversize { command: c } if named(c) => r.oversize = true,
+                Fault::Status { command: c, status } if named(c) => r.status = Some(*status),
+                _ => {}
+            }
+        }
+        r
+    }
+
     /// The faults for a reply to `command`.
     pub fn for_reply(&mut self, command: &str) -> ReplyFault {
         let mut r = ReplyFault::default();
@@ -269,8 +301,27 @@ mod tests {
                 status: 2
             }
         );
+        assert_eq!(Fault::parse("upid-mismatch").unwrap(), Fault::UpidMismatch);
         assert!(Fault::parse("nonsense").is_err());
         assert!(Fault::parse("explode=1").is_err());
+    }
+
+    #[test]
+    fn upid_replies_take_only_faults_that_name_them() {
+        let p = FaultPlan::new(vec![
+            Fault::parse("latency=*:50").unwrap(),
+            Fault::parse("status=*:3").unwrap(),
+            Fault::parse("truncate=UPID_PLATFORM_ID_GET").unwrap(),
+        ]);
+        let r = p.for_named_reply("UPID_PLATFORM_ID_GET");
+        assert!(r.truncate);
+        assert_eq!((r.delay, r.status), (Duration::ZERO, None));
+        assert_eq!(
+            p.for_named_reply("UPID_PLATFORM_ID_FEATURE_STATE_SET"),
+            ReplyFault::default()
+        );
+        assert!(!p.upid_mismatch());
+        assert!(FaultPlan::new(vec![Fault::UpidMismatch]).upid_mismatch());
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub struct FirmwareCore {
     dirty: bool,
     /// The AMT web server's transient state (nonces, enumeration contexts, the chain being added).
     pub web: amt::WebState,
+    /// The UPID feature state (FeatureStateSet). Starts disabled and is not persisted: UNCONFIRMED
+    /// what real firmware keeps across resets; starting disabled makes clients enable it first, as
+    /// rpc-go does.
+    pub upid_feature_enabled: bool,
 }
 
 impl FirmwareCore {
@@ -127,6 +131,7 @@ impl Firmware {
             messages: 0,
             dirty: true,
             web: amt::WebState::default(),
+            upid_feature_enabled: false,
         };
         core.save_if_dirty();
         Firmware {
@@ -191,6 +196,7 @@ impl Firmware {
             "amthi" => Box::new(amthi::AmthiSession),
             "watchdog" => Box::new(clients::WatchdogSession),
             "mkhi" => Box::new(clients::MkhiSession),
+            "upid" => Box::new(clients::UpidSession),
             "lme" => Box::new(lme::LmeSession::new(&c.profile, spec.max_msg_length)),
             _ => Box::new(clients::SilentSession),
         };

@@ -105,6 +105,13 @@ pub struct DeviceProfile {
     /// Its ServerHashAlgorithm (2 SHA256, 3 SHA384; 0 when none is recorded).
     #[serde(default)]
     pub hbased_server_hash_algorithm: u8,
+    /// The UPID's OEM platform id type (0 not set, 1 binary, 2 printable string) and the OEM
+    /// platform id (hex, up to 32 bytes, zero-padded; empty = not set). The CSME platform id is not
+    /// stored: it is derived from the simulated CSME's ROM CA certificate (`sim::tls::csme_platform_id`).
+    #[serde(default)]
+    pub upid_oem_platform_id_type: u32,
+    #[serde(default)]
+    pub upid_oem_platform_id: String,
     /// WS-MAN class instances (seeded with factory defaults at first start).
     #[serde(default)]
     pub instances: std::collections::BTreeMap<String, Vec<Vec<(String, String)>>>,
@@ -316,6 +323,14 @@ fn vpro_clients() -> Vec<ClientSpec> {
     ]
 }
 
+/// The UPID client, which ME 16.1+ profiles enumerate. UNCONFIRMED: the reference says neither from
+/// which CSME version real firmware offers it nor its MTU; rpc-go v3 simply tries it on every
+/// platform. The older profiles (11.8, 12, 15) leave it out, so the agent's "absent" path is
+/// exercised too.
+fn upid_client() -> ClientSpec {
+    client("upid", 4160, 1, 1)
+}
+
 fn versions(amt: &str, build: &str, sku: &str) -> Vec<(String, String)> {
     // Key set as firmware reports it to MeshCommander/meshcmd; only AMT, Build Number and Sku are
     // read by rpc-go (the full list is UNCONFIRMED in transport.md §4.3).
@@ -350,6 +365,11 @@ struct Base<'a> {
 }
 
 fn make(b: Base<'_>) -> DeviceProfile {
+    let mut clients = vpro_clients();
+    // ME 16.1+ (the watchdog's new interface) also enumerates UPID; see `upid_client`.
+    if b.new_interface {
+        clients.push(upid_client());
+    }
     DeviceProfile {
         name: b.name.into(),
         description: b.description.into(),
@@ -389,7 +409,7 @@ fn make(b: Base<'_>) -> DeviceProfile {
         tls_enforced: b.tls_enforced,
         new_interface: b.new_interface,
         watchdog_reply_len: 1,
-        clients: vpro_clients(),
+        clients,
         not_ready_ms: 0,
         host_fqdn: String::new(),
         dhcp_dns_suffix: "corp.example.com".into(),
@@ -398,6 +418,8 @@ fn make(b: Base<'_>) -> DeviceProfile {
         mebx_password_set: false,
         hbased_server_cert_hash: String::new(),
         hbased_server_hash_algorithm: 0,
+        upid_oem_platform_id_type: 0,
+        upid_oem_platform_id: String::new(),
         instances: Default::default(),
     }
 }
@@ -531,6 +553,26 @@ mod tests {
             for e in &p.cert_hashes {
                 assert_eq!(e.hash.len(), 64, "{}", e.name);
             }
+        }
+    }
+
+    #[test]
+    fn me_16_1_and_later_enumerate_upid_and_older_profiles_do_not() {
+        for (name, upid) in [
+            ("amt11.8", false),
+            ("amt12", false),
+            ("amt15", false),
+            ("amt16.1", true),
+            ("amt18", true),
+            ("amt19", true),
+            ("ism", true),
+            ("consumer", false),
+        ] {
+            assert_eq!(
+                builtin(name).unwrap().client("upid").is_some(),
+                upid,
+                "{name}"
+            );
         }
     }
 

@@ -131,6 +131,14 @@ impl SimChain {
         &self.chain
     }
 
+    /// The presented chain as PEM, leaf first (`amt-sim serve --tls-chain-out`).
+    pub fn chain_pem(&self) -> String {
+        self.chain
+            .iter()
+            .map(|c| pem("CERTIFICATE", c.as_ref()))
+            .collect()
+    }
+
     pub fn leaf_der(&self) -> &CertificateDer<'static> {
         &self.chain[0]
     }
@@ -163,6 +171,20 @@ impl SimChain {
             amt_cert_hash,
         }
     }
+}
+
+/// The CSME platform id the simulated UPID client reports: SHA-256 of the DER of the chain's
+/// certificate at index 3 (the CSME ROM CA), so that the binding rule of rpc-go.md §5.6 (its first
+/// 20 bytes equal the id's bytes 0–19) holds. UNCONFIRMED: how real firmware derives bytes 20–31
+/// (nothing checks them); here they are simply the rest of the digest.
+/// (A test chain shorter than four certificates uses its last one.)
+pub fn csme_platform_id(chain: &SimChain) -> [u8; 32] {
+    let rom_ca = chain
+        .chain()
+        .get(crate::tls::ROM_CA_INDEX)
+        .or(chain.chain().last())
+        .expect("a chain has a leaf");
+    Sha256::digest(rom_ca).into()
 }
 
 /// AMT's self-signed certificate after activation (presented alone).
