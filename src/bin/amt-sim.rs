@@ -47,6 +47,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             path.display()
         );
     }
+    if let Some(path) = &args.tls_chain_out {
+        let pem = amt_agent::sim::tls::odca_chain().chain_pem();
+        std::fs::write(path, pem)
+            .map_err(|e| format!("--tls-chain-out {}: {e}", path.display()))?;
+    }
     let fw = Firmware::new(profile, FaultPlan::new(faults), args.state.clone());
 
     // Block the stop signals in every thread; the main thread waits for them.

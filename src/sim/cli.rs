@@ -51,7 +51,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub state: Option<PathBuf>,
     /// Inject a fault, e.g. busy=amthi*3, reset-after=5, latency=GET_UUID:300, hang=GET_UUID,
-    /// truncate=GET_UUID, oversize=GET_UUID, status=GET_CONTROL_MODE:2, random=SEED:PERCENT.
+    /// truncate=GET_UUID, oversize=GET_UUID, status=GET_CONTROL_MODE:2, random=SEED:PERCENT,
+    /// upid-mismatch (the UPID client reports another CSME's id).
     #[arg(long = "fault")]
     pub faults: Vec<String>,
     /// Also serve AMT's web port over TCP, as LMS relays it (loopback only), e.g. 127.0.0.1:16992.
@@ -62,6 +63,10 @@ pub struct ServeArgs {
     /// is generated anew at every start.
     #[arg(long, value_name = "FILE")]
     pub tls_root_out: Option<PathBuf>,
+    /// Write the chain the simulated AMT presents on port 16993 before activation (PEM, leaf first)
+    /// to this file. Its certificate at index 3 is the CSME ROM CA the UPID CSME id is bound to.
+    #[arg(long, value_name = "FILE")]
+    pub tls_chain_out: Option<PathBuf>,
     /// Boot with this setup.bin "on a USB stick": before serving, consume it as MEBx does (MEBx
     /// password, PKI DNS suffix, root hashes; see docs/simulator.md). A malformed file is an error.
     #[arg(long, value_name = "FILE")]
