@@ -7,6 +7,7 @@ use std::fmt;
 use crate::amthi::AmthiError;
 use crate::apf::ApfError;
 use crate::heci::HeciError;
+use crate::upid::client::UpidError;
 use crate::wsman::calls::WsmanError;
 use crate::wsman::client::WsmanError as ClientError;
 use crate::wsman::transport::RouteError;
@@ -252,6 +253,24 @@ impl From<AmthiError> for AgentError {
             }
             AmthiError::Malformed { .. } => AgentError::new(ExitCode::GenericFailure, e.to_string())
                 .help("the firmware's answer did not match the AMTHI layout; capture a trace (-vvv) and report it"),
+        }
+    }
+}
+
+impl From<UpidError> for AgentError {
+    fn from(e: UpidError) -> AgentError {
+        match e {
+            // UPID is a CSME client, not AMT's: its absence says nothing about AMT (exit 3 would).
+            UpidError::Heci(h @ HeciError::ClientNotFound { .. }) => AgentError::new(
+                ExitCode::GenericFailure,
+                h.to_string(),
+            )
+            .help(
+                "this machine's ME does not offer the UPID client (older platforms have none); \
+                     amtinfo without --upid shows everything else",
+            ),
+            UpidError::Heci(h) => h.into(),
+            e => AgentError::new(ExitCode::GenericFailure, e.to_string()).help(e.help()),
         }
     }
 }

@@ -83,7 +83,86 @@ fn every_profile_gives_its_own_values_in_json_matching_the_schema() {
             .as_str()
             .unwrap()
             .contains("socket"));
+        // The UPID where the profile enumerates its client, and no key (and no error) elsewhere.
+        let has_upid = p["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "upid");
+        assert_eq!(v.get("upid").is_some(), has_upid, "{name}");
+        if has_upid {
+            assert_eq!(v["upid"]["oemPlatformIdType"], "Not Set (0)", "{name}");
+            assert_eq!(v["upid"]["oemId"], "", "{name}");
+        }
     }
+}
+
+/// The chain `amt-sim serve --tls-chain-out` wrote (leaf first), as DER.
+fn chain_ders(file: &std::path::Path) -> Vec<Vec<u8>> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::pem_file_iter(file)
+        .expect("chain file")
+        .map(|c| c.expect("PEM certificate").to_vec())
+        .collect()
+}
+
+#[test]
+fn upid_on_amt19_is_the_csme_id_amts_tls_chain_is_bound_to() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let chain_file = dir.path().join("chain.pem");
+    let chain_s = chain_file.to_str().unwrap().to_string();
+    let sim = Sim::start(&["--device-profile", "amt19", "--tls-chain-out", &chain_s]);
+    let o = agent(&["--device", &sim.device(), "amtinfo", "--upid", "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    check_schema(&v);
+    assert_eq!(
+        v.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["upid", "heciAvailable", "simulated"],
+        "--upid selects the UPID alone"
+    );
+    let chain = chain_ders(&chain_file);
+    assert_eq!(chain.len(), 4);
+    let bound: String = sha2::Sha256::digest(&chain[3])[..20]
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let csme = v["upid"]["csmeId"].as_str().unwrap();
+    assert_eq!(csme.len(), 64);
+    assert!(
+        csme.starts_with(&bound),
+        "CSME id bytes 0–19 are the first 20 bytes of SHA-256 of the ROM CA (index 3): {csme} vs {bound}"
+    );
+    let text = stdout(&agent(&["--device", &sim.device(), "amtinfo", "--upid"]));
+    assert_eq!(
+        text,
+        format!("---Intel UPID---\nPlatform ID Type\t: Not Set (0)\nOEM ID\t\t\t: \nCSME ID\t\t\t: {csme}\n")
+    );
+
+    // With the mismatch fault the firmware reports another CSME.
+    let other = Sim::start(&[
+        "--device-profile",
+        "amt19",
+        "--fault",
+        "upid-mismatch",
+        "--tls-chain-out",
+        &chain_s,
+    ]);
+    let o = agent(&["--device", &other.device(), "amtinfo", "--upid", "--json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let bound: String = sha2::Sha256::digest(&chain_ders(&chain_file)[3])[..20]
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    assert!(!v["upid"]["csmeId"].as_str().unwrap().starts_with(&bound));
+
+    // Asked for by name on a platform without the client: an error, not AMT's exit 3.
+    let old = Sim::start(&["--device-profile", "amt15"]);
+    let o = agent(&["--device", &old.device(), "amtinfo", "--upid"]);
+    assert_eq!(code(&o), 10, "{}", stderr(&o));
+    assert!(stderr(&o).contains("UPID is not present"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("help: "), "{}", stderr(&o));
 }
 
 #[test]
@@ -151,6 +230,10 @@ fn each_selection_flag_shows_only_its_fields_and_v2_spellings_work() {
         ),
         ("--dns", &["DNS Suffix", "DNS Suffix (OS)"]),
         ("--hostname", &["Hostname (OS)"]),
+        (
+            "--upid",
+            &["---Intel UPID---", "Platform ID Type", "OEM ID", "CSME ID"],
+        ),
         (
             "--ras",
             &[
@@ -265,6 +348,24 @@ fn each_fault_gives_its_documented_exit_code_and_message_never_a_hang() {
             args: &["amtinfo", "--uuid"],
             exit: 10,
             message: "GET_UUID returned INTERNAL_ERROR (1)",
+        },
+        FaultCase {
+            fault: "truncate=UPID_PLATFORM_ID_GET",
+            args: &["amtinfo", "--upid"],
+            exit: 10,
+            message: "the UPID is not provisioned",
+        },
+        FaultCase {
+            fault: "status=UPID_PLATFORM_ID_GET:4",
+            args: &["amtinfo", "--upid"],
+            exit: 10,
+            message: "UPID_PLATFORM_ID_GET returned NOT_ALLOWED_AFTER_EOP (4)",
+        },
+        FaultCase {
+            fault: "hang=UPID_PLATFORM_ID_GET",
+            args: &["amtinfo", "--upid"],
+            exit: 4,
+            message: "no answer from ME client UPID",
         },
         FaultCase {
             fault: "latency=*:50",

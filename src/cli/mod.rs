@@ -134,6 +134,9 @@ pub struct AmtinfoArgs {
     /// Wired and wireless adapters.
     #[arg(long)]
     pub lan: bool,
+    /// Intel UPID (Unique Platform ID): the OEM and CSME platform ids.
+    #[arg(long)]
+    pub upid: bool,
     /// Trusted root-certificate hashes.
     #[arg(long)]
     pub cert: bool,

@@ -15,6 +15,7 @@ use crate::amthi::{
 use crate::cli::AmtinfoArgs;
 use crate::error::{AgentError, ExitCode};
 use crate::heci::MeiDevice;
+use crate::upid::PlatformId;
 
 /// Which fields to show. No flag at all shows everything but certificate hashes (as rpc-go does).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,6 +31,10 @@ pub struct Selection {
     pub hostname: bool,
     pub ras: bool,
     pub lan: bool,
+    pub upid: bool,
+    /// The UPID was not asked for by name (no flag, or `--all`): a platform without one is no error,
+    /// as in rpc-go, which leaves the key out.
+    pub upid_optional: bool,
     pub cert: bool,
 }
 
@@ -46,6 +51,7 @@ impl Selection {
             || a.hostname
             || a.ras
             || a.lan
+            || a.upid
             || a.cert;
         if a.all || !any {
             return Selection {
@@ -60,6 +66,8 @@ impl Selection {
                 hostname: true,
                 ras: true,
                 lan: true,
+                upid: true,
+                upid_optional: !a.upid,
                 cert: a.all || a.cert,
             };
         }
@@ -75,6 +83,8 @@ impl Selection {
             hostname: a.hostname,
             ras: a.ras,
             lan: a.lan,
+            upid: a.upid,
+            upid_optional: false,
             cert: a.cert,
         }
     }
@@ -105,6 +115,7 @@ pub struct AmtInfo {
     pub ras: Option<RemoteAccessStatus>,
     pub wired: Option<Adapter>,
     pub wireless: Option<Adapter>,
+    pub upid: Option<PlatformId>,
     pub cert_hashes: Option<Vec<CertHashEntry>>,
 }
 
@@ -288,6 +299,19 @@ pub fn gather(
         }
     }
     drop(client);
+    if sel.upid {
+        // Its own ME client (rpc-go.md §6.6, §6.9).
+        match crate::upid::client::read_platform_id(
+            device.as_ref(),
+            crate::upid::client::DEFAULT_TIMEOUT,
+        ) {
+            Ok(id) => info.upid = Some(id),
+            Err(e) if sel.upid_optional => {
+                tracing::debug!(error = %e, "no UPID to show");
+            }
+            Err(e) => errors.push(AgentError::from(e).context("could not read the Intel UPID")),
+        }
+    }
     if sel.op_state {
         match amt_enabled_flags(device.as_ref(), crate::amthi::client::DEFAULT_TIMEOUT) {
             Ok(flags) => {
@@ -415,6 +439,14 @@ pub fn render_text(info: &AmtInfo, sel: &Selection) -> String {
             adapter_text(&mut o, w);
         }
     }
+    if sel.upid {
+        if let Some(id) = &info.upid {
+            o.push_str("---Intel UPID---\n");
+            let _ = writeln!(o, "Platform ID Type\t: {}", id.oem_platform_id_type.text());
+            let _ = writeln!(o, "OEM ID\t\t\t: {}", id.oem_id_text());
+            let _ = writeln!(o, "CSME ID\t\t\t: {}", id.csme_id_text());
+        }
+    }
     if sel.cert {
         match &info.cert_hashes {
             Some(h) if !h.is_empty() => {
@@ -489,6 +521,16 @@ pub fn render_json(info: &AmtInfo) -> Value {
     put("wiredAdapter", info.wired.as_ref().map(adapter_json));
     put("wirelessAdapter", info.wireless.as_ref().map(adapter_json));
     put(
+        "upid",
+        info.upid.as_ref().map(|id| {
+            json!({
+                "oemPlatformIdType": id.oem_platform_id_type.text(),
+                "oemId": id.oem_id_text(),
+                "csmeId": id.csme_id_text(),
+            })
+        }),
+    );
+    put(
         "certificateHashes",
         info.cert_hashes.as_ref().map(|hs| {
             let mut o = Map::new();
@@ -535,6 +577,7 @@ pub fn run(
         && info.dns_suffix.is_none()
         && info.ras.is_none()
         && info.wired.is_none()
+        && info.upid.is_none()
         && info.cert_hashes.is_none();
     // With nothing read at all, the error alone says it better than a page of empty fields.
     if !nothing || errors.is_empty() {
@@ -593,5 +636,74 @@ mod tests {
             ..Default::default()
         });
         assert!(s.cert && !s.ver);
+    }
+
+    #[test]
+    fn the_upid_is_shown_by_default_optionally_and_by_its_flag_as_required() {
+        let s = Selection::from_args(&AmtinfoArgs::default());
+        assert!(s.upid && s.upid_optional);
+        let s = Selection::from_args(&AmtinfoArgs {
+            all: true,
+            ..Default::default()
+        });
+        assert!(s.upid && s.upid_optional);
+        let s = Selection::from_args(&AmtinfoArgs {
+            upid: true,
+            ..Default::default()
+        });
+        assert!(s.upid && !s.upid_optional && !s.ver && !s.cert);
+    }
+
+    fn with_upid() -> AmtInfo {
+        let mut csme = [0u8; 32];
+        csme[0] = 0xab;
+        AmtInfo {
+            wireless: None,
+            upid: Some(PlatformId {
+                oem_platform_id_type: crate::upid::OemPlatformIdType::NotSet,
+                oem_platform_id: [0; 32],
+                csme_platform_id: csme,
+            }),
+            cert_hashes: Some(Vec::new()),
+            uuid: Some("u".into()),
+            ..AmtInfo::default()
+        }
+    }
+
+    #[test]
+    fn upid_json_is_rpc_go_v3s_object_between_the_adapters_and_the_hashes() {
+        let v = render_json(&with_upid());
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["uuid", "upid", "certificateHashes", "heciAvailable"],
+            "{v}"
+        );
+        let u = v["upid"].as_object().unwrap();
+        assert_eq!(
+            u.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            ["oemPlatformIdType", "oemId", "csmeId"]
+        );
+        assert_eq!(v["upid"]["oemPlatformIdType"], "Not Set (0)");
+        assert_eq!(v["upid"]["oemId"], "");
+        assert_eq!(
+            v["upid"]["csmeId"],
+            format!("AB{}", "00".repeat(31)).as_str()
+        );
+    }
+
+    #[test]
+    fn upid_text_is_a_section_with_rpc_go_v3s_labels() {
+        let sel = Selection {
+            upid: true,
+            ..Selection::default()
+        };
+        assert_eq!(
+            render_text(&with_upid(), &sel),
+            format!(
+                "---Intel UPID---\nPlatform ID Type\t: Not Set (0)\nOEM ID\t\t\t: \nCSME ID\t\t\t: AB{}\n",
+                "00".repeat(31)
+            )
+        );
     }
 }
