@@ -921,6 +921,11 @@ fn local_acm_on_amt19_goes_through_secure_host_based_configuration() {
         assert!(!stderr(&o).contains(secret), "a secret in the trace");
     }
     assert!(stderr(&o).contains("SetAdminAclEntryEx"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("UPID binding checked"),
+        "AMT's chain was bound to the UPID CSME id: {}",
+        stderr(&o)
+    );
     let st = state19(&s);
     assert_eq!(modes(&st), (2.into(), 2.into()));
     use md5::Digest as _;
@@ -1009,6 +1014,31 @@ fn local_acm_on_amt19_with_an_untrusted_root_changes_nothing() {
     assert_eq!(code(&forced), 102, "{err}");
     assert!(err.contains("rolled back"), "{err}");
     assert!(err.contains("TLS client certificate"), "{err}");
+    let st = state19(&s);
+    assert_eq!(modes(&st), (0.into(), 0.into()));
+    assert_eq!(st["admin_ha1"], "");
+    assert_eq!(st["hbased_server_cert_hash"], "");
+}
+
+#[test]
+fn local_acm_on_amt19_refuses_an_amt_chain_bound_to_another_csme_and_rolls_back() {
+    let w = world();
+    let leaf = w.pki.leaf(&format!("amt.{SUFFIX}"), &w.root);
+    let file = w.pki.pfx(&leaf, &[&w.root], false);
+    let (s, root) = sim19(&w, &["--fault", "upid-mismatch"]);
+    let o = activate(
+        &s,
+        &file,
+        &["--amt-ca-file", &root, "--mebx-password", "Mebx-P4ssw0rd!"],
+    );
+    let err = stderr(&o);
+    // As every failure after START_CONFIGURATION_HBASED: rolled back, exit 102.
+    assert_eq!(code(&o), 102, "{err}");
+    assert!(
+        err.contains("the CSME ROM CA certificate does not match the UPID CSME id"),
+        "{err}"
+    );
+    assert!(err.contains("rolled back"), "{err}");
     let st = state19(&s);
     assert_eq!(modes(&st), (0.into(), 0.into()));
     assert_eq!(st["admin_ha1"], "");

@@ -261,3 +261,91 @@ fn the_connection_dropped_after_commit_changes_is_no_failure_when_the_firmware_s
         (1.into(), 2.into())
     );
 }
+
+/// AMT 19's pre-activation chain is bound to this host's CSME through the UPID (rpc-go.md §5.6):
+/// checked on the way to CCM, refused before any request when the UPID names another CSME, and
+/// only skipped when the UPID cannot be read.
+#[test]
+fn local_ccm_on_amt19_binds_amts_tls_chain_to_the_upid_csme_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("sim-root.pem");
+    let root_s = root.to_str().unwrap().to_string();
+    let ccm = |sim: &Sim| {
+        agent_env(
+            &[
+                "--device",
+                &sim.device(),
+                "-vv",
+                "activate",
+                "--local",
+                "--ccm",
+                "--amt-ca-file",
+                &root_s,
+            ],
+            &[("AMT_PASSWORD", PW)],
+        )
+    };
+
+    let sim = sim_with_state("amt19", &["--tls-root-out", &root_s], |_| {});
+    let ok = ccm(&sim);
+    assert_eq!(code(&ok), 0, "{}", stderr(&ok));
+    assert!(
+        stderr(&ok).contains("UPID binding checked"),
+        "the verifier compared the ROM CA with the UPID CSME id: {}",
+        stderr(&ok)
+    );
+    assert_eq!(state(&sim)["control_mode"], 1);
+
+    // Another CSME's id: the chain is refused in the TLS handshake, before any HTTP request.
+    let sim = sim_with_state(
+        "amt19",
+        &["--tls-root-out", &root_s, "--fault", "upid-mismatch"],
+        |_| {},
+    );
+    let refused = ccm(&sim);
+    let err = stderr(&refused);
+    assert_eq!(code(&refused), 71, "{err}");
+    let rule = "the CSME ROM CA certificate does not match the UPID CSME id";
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains(rule) && !l.contains("DEBUG"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line names the rule: {err}");
+    assert!(
+        lines[0].starts_with("caused by: AMT's TLS certificate on port 16993 was refused"),
+        "{err}"
+    );
+    assert!(err.contains("help: "), "{err}");
+    assert!(!err.contains("UPID binding checked"), "{err}");
+    let s = state(&sim);
+    assert_eq!(
+        (
+            s["control_mode"].clone(),
+            s["provisioning_state"].clone(),
+            s["admin_ha1"].clone()
+        ),
+        (0.into(), 0.into(), "".into()),
+        "the device is left as it was"
+    );
+
+    // A UPID that cannot be read (here: not provisioned) leaves the chain unbound, and says so.
+    let sim = sim_with_state(
+        "amt19",
+        &[
+            "--tls-root-out",
+            &root_s,
+            "--fault",
+            "truncate=UPID_PLATFORM_ID_GET",
+        ],
+        |_| {},
+    );
+    let unbound = ccm(&sim);
+    let err = stderr(&unbound);
+    assert_eq!(code(&unbound), 0, "{err}");
+    assert!(
+        err.contains("UPID unreadable: AMT's TLS chain is not bound to this CSME"),
+        "{err}"
+    );
+    assert!(!err.contains("UPID binding checked"), "{err}");
+    assert_eq!(state(&sim)["control_mode"], 1);
+}

@@ -161,6 +161,12 @@ pub fn connect_with(
     )
     .map(|f| f.new_interface() && f.tls_enforced())
     .unwrap_or(false);
+    // Before activation AMT presents its On-Die CA chain: bind it to this host's CSME first.
+    let upid_csme_id = if tls && control_mode == ControlMode::None && !args.skip_amt_cert_check {
+        upid_binding(device.as_ref())
+    } else {
+        None
+    };
     let runtime = runtime()?;
     let opts = RouteOptions {
         lms: args.lms,
@@ -182,8 +188,8 @@ pub fn connect_with(
             skip_cert_check: args.skip_amt_cert_check,
             ca_files: args.amt_ca_file.clone(),
             leaf_pin: extra.leaf_pin.clone(),
+            upid_csme_id,
             client_cert: extra.client_cert.clone(),
-            ..Default::default()
         },
     )?;
     tracing::debug!(port = ep.port, tls = ep.tls, "WS-MAN endpoint");
@@ -202,6 +208,31 @@ pub fn connect_with(
         route,
         next_id: 0,
     })
+}
+
+/// The UPID CSME id (bytes 0–19) that AMT's pre-activation TLS chain must be bound to
+/// (rpc-go.md §5.4 step 3, §5.6). A UPID that cannot be read only leaves the chain unbound, as in
+/// rpc-go: said once per run at info level, later at debug.
+fn upid_binding(device: &dyn MeiDevice) -> Option<[u8; crate::upid::CSME_BINDING_LEN]> {
+    static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    match crate::upid::client::read_platform_id(device, crate::upid::client::DEFAULT_TIMEOUT) {
+        Ok(id) => {
+            let binding = id.csme_binding();
+            tracing::debug!(
+                csme_id = %crate::upid::upper_hex(&binding),
+                "AMT's TLS chain will be bound to this host's CSME (UPID CSME id bytes 0–19)"
+            );
+            Some(binding)
+        }
+        Err(e) => {
+            if TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::debug!(error = %e, "UPID unreadable: AMT's TLS chain is not bound to this CSME");
+            } else {
+                tracing::info!(error = %e, "UPID unreadable: AMT's TLS chain is not bound to this CSME (the other certificate rules still apply)");
+            }
+            None
+        }
+    }
 }
 
 pub fn route_name(r: &Route) -> String {

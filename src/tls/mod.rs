@@ -515,6 +515,7 @@ impl AmtCertVerifier {
                     subject: rom_subject,
                 });
             }
+            tracing::debug!(subject = %rom_subject, "UPID binding checked: the CSME ROM CA certificate matches this host's UPID CSME id");
         }
         let ee_der = CertificateDer::from(chain[0]);
         let intermediates: Vec<CertificateDer<'_>> = chain[1..]
