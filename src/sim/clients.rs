@@ -128,7 +128,7 @@ impl UpidSession {
             let n = b.len().min(oem.len());
             oem[..n].copy_from_slice(&b[..n]);
         }
-        let mut csme = super::tls::csme_platform_id(super::tls::odca_chain());
+        let mut csme = super::tls::sim_csme_platform_id();
         if fw.faults.upid_mismatch() {
             // Another CSME: every byte differs, the bound bytes 0–19 included.
             csme.iter_mut().for_each(|b| *b ^= 0xA5);
