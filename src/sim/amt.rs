@@ -1229,16 +1229,21 @@ mod tests {
         assert_eq!(f.lock().profile.control_mode, 0);
     }
 
-    #[test]
-    fn a_second_setup_answers_invalid_state_and_unknown_classes_fault() {
+    /// An amt16.1 firmware in control mode `mode` with admin's password "x", and admin's client.
+    fn activated(mode: u32) -> (Firmware, DigestClient) {
         let f = fw("amt16.1");
         {
             let mut core = f.lock();
-            core.profile.control_mode = 1;
+            core.profile.control_mode = mode;
             let realm = core.profile.digest_realm.clone();
             core.profile.admin_ha1 = crate::wsman::digest::ha1("admin", &realm, &Secret::new("x"));
         }
-        let mut c = DigestClient::new("admin", Secret::new("x"));
+        (f, DigestClient::new("admin", Secret::new("x")))
+    }
+
+    #[test]
+    fn a_second_setup_answers_invalid_state_and_unknown_classes_fault() {
+        let (f, mut c) = activated(1);
         let setup = invoke_request(
             &resource_uri("IPS_HostBasedSetupService"),
             "Setup",
@@ -1265,14 +1270,7 @@ mod tests {
 
     #[test]
     fn a_put_changes_the_instance_and_an_empty_put_is_refused() {
-        let f = fw("amt16.1");
-        {
-            let mut core = f.lock();
-            core.profile.control_mode = 2;
-            let realm = core.profile.digest_realm.clone();
-            core.profile.admin_ha1 = crate::wsman::digest::ha1("admin", &realm, &Secret::new("x"));
-        }
-        let mut c = DigestClient::new("admin", Secret::new("x"));
+        let (f, mut c) = activated(2);
         let uri = resource_uri("IPS_OptInService");
         let opt_in = |f: &Firmware| {
             prop(
