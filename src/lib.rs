@@ -16,6 +16,7 @@
 pub mod amthi;
 pub mod apf;
 pub mod cli;
+mod code_enum;
 pub mod commands;
 pub mod error;
 pub mod heci;

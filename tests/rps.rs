@@ -259,6 +259,11 @@ fn ccm_activation_end_to_end_reaches_ccm_with_the_profile_password() {
         instance_prop(&st, "CIM_KVMRedirectionSAP", 0, "EnabledState").as_deref(),
         Some("2")
     );
+    // User consent "All": OptInRequired stays 4294967295 (all; rps-protocol.md §5.1 step 6, §8).
+    assert_eq!(
+        instance_prop(&st, "IPS_OptInService", 0, "OptInRequired").as_deref(),
+        Some("4294967295")
+    );
     // The LSA password travels in the first message only: never in any log line, even at -vvv.
     let lsa = lsa_password(&sim);
     assert!(!lsa.is_empty());
@@ -893,6 +898,11 @@ fn acm_activation_and_ccm_to_acm_upgrade() {
         st["admin_ha1"],
         ha1(st["digest_realm"].as_str().unwrap(), AMT_PW)
     );
+    // User consent "None": RPS Puts OptInRequired=0 last (trace 10 #34).
+    assert_eq!(
+        instance_prop(&st, "IPS_OptInService", 0, "OptInRequired").as_deref(),
+        Some("0")
+    );
 
     // CCM first, then the ACM profile: UpgradeClientToAdmin (trace 03).
     let mut sim = acm_sim(&hash);
@@ -926,7 +936,13 @@ fn acm_activation_and_ccm_to_acm_upgrade() {
     assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("Upgraded to admin control mode."));
     sim.stop();
-    assert_eq!(state(&sim)["control_mode"], 2);
+    let st = state(&sim);
+    assert_eq!(st["control_mode"], 2);
+    // The CCM run left consent at all; the upgrade lowers it to none (trace 03 #35).
+    assert_eq!(
+        instance_prop(&st, "IPS_OptInService", 0, "OptInRequired").as_deref(),
+        Some("0")
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! many bytes, no NUL. Decoding never panics: every read is bounds-checked and a failure names the
 //! field and the offset it was read at.
 
-use std::fmt;
+use crate::code_enum::code_enum;
 
 use crate::secret::Secret;
 
@@ -77,48 +77,9 @@ pub const PROTOCOLVERSION_LEN: usize = 93;
 /// Per-message overhead of CHANNEL_DATA (type, recipient, length): payload ≤ MTU − 9.
 pub const CHANNEL_DATA_HEADER_LEN: usize = 9;
 
-macro_rules! wire_enum {
-    ($(#[$doc:meta])* $ty:ident { $($variant:ident = $value:expr => $name:literal,)* }) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-        pub enum $ty {
-            $($variant,)*
-            Unknown(u32),
-        }
+// The reason maps' names are LMS's spelling, without its prefix.
 
-        impl $ty {
-            pub fn from_u32(v: u32) -> $ty {
-                match v {
-                    $($value => $ty::$variant,)*
-                    other => $ty::Unknown(other),
-                }
-            }
-
-            pub fn code(self) -> u32 {
-                match self {
-                    $($ty::$variant => $value,)*
-                    $ty::Unknown(v) => v,
-                }
-            }
-
-            /// The spelling LMS uses, without its prefix; `"UNKNOWN"` for other numbers.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $($ty::$variant => $name,)*
-                    $ty::Unknown(_) => "UNKNOWN",
-                }
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{} ({})", self.name(), self.code())
-            }
-        }
-    };
-}
-
-wire_enum! {
+code_enum! {
     /// APF_DISCONNECT reason (transport.md §5.1 "disconnect reasons").
     DisconnectReason {
         HostNotAllowedToConnect = 1 => "HOST_NOT_ALLOWED_TO_CONNECT",
@@ -139,7 +100,7 @@ wire_enum! {
     }
 }
 
-wire_enum! {
+code_enum! {
     /// APF_CHANNEL_OPEN_FAILURE reason (transport.md §5.1 "open-failure reasons").
     OpenFailureReason {
         AdministrativelyProhibited = 1 => "ADMINISTRATIVELY_PROHIBITED",
@@ -149,7 +110,7 @@ wire_enum! {
     }
 }
 
-wire_enum! {
+code_enum! {
     /// PROTOCOLVERSION trigger reason (transport.md §5.1 "trigger reasons"). rpc-go sends 9, which
     /// no source names: it decodes as `Unknown(9)`.
     TriggerReason {

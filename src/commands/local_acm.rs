@@ -246,24 +246,15 @@ pub fn run(
             "run amt-agent amtinfo --mode, then retry; capture a trace with -vvv if it persists",
         ));
     }
-    for n in &notes {
-        tracing::warn!("{n}");
-    }
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "status": "success",
-                "controlMode": "ACM",
-                "method": method,
-                "upgradedFromCcm": upgrade,
-                "signingAlgorithm": digest.signing_algorithm(),
-                "warnings": notes,
-            }))
-            .unwrap_or_default()
-        );
-    } else {
-        println!(
+    report(
+        json,
+        json!({
+            "method": method,
+            "upgradedFromCcm": upgrade,
+            "signingAlgorithm": digest.signing_algorithm(),
+        }),
+        &notes,
+        &format!(
             "activated in admin control mode{} ({} certificate(s) sent, SigningAlgorithm {})",
             if upgrade {
                 " (upgraded from client control mode)"
@@ -272,9 +263,27 @@ pub fn run(
             },
             n,
             digest.signing_algorithm()
-        );
-    }
+        ),
+    );
     Ok(ExitCode::Success)
+}
+
+/// The success of either ACM flow: the warnings, then with `--json` the status, `fields` and the
+/// warnings as JSON, else `line`.
+fn report(json: bool, fields: serde_json::Value, notes: &[String], line: &str) {
+    for n in notes {
+        tracing::warn!("{n}");
+    }
+    if json {
+        let mut out = json!({"status": "success", "controlMode": "ACM"});
+        if let (Some(o), serde_json::Value::Object(f)) = (out.as_object_mut(), fields) {
+            o.extend(f);
+            o.insert("warnings".into(), json!(notes));
+        }
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        println!("{line}");
+    }
 }
 
 /// AMT 19+ (or any firmware whose watchdog flags say so) enforces TLS on its local ports and has

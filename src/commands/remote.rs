@@ -419,7 +419,10 @@ fn step(s: &str) {
 struct SessionResult {
     outcome: Result<Outcome, Outcome>,
     seen: Seen,
+    /// WS-MAN requests relayed as plain HTTP.
     exchanges: u32,
+    /// RPS messages relayed into the TLS tunnel (TLS records, not WS-MAN calls).
+    tunnel_messages: u32,
 }
 
 /// What the relay noticed in AMT's answers, for the summary and the exit code.
@@ -492,6 +495,7 @@ fn finish(
                 "message": o.raw,
                 "amtErrors": r.seen.amt_failures,
                 "exchanges": r.exchanges,
+                "tunnelMessages": r.tunnel_messages,
             }))
             .unwrap_or_default()
         );
@@ -669,13 +673,13 @@ impl Driver {
                     }
                     Some(Ok(Message::Close(f))) => {
                         let why = f.map(|f| format!(" ({} {})", f.code, f.reason)).unwrap_or_default();
-                        return Err(closed_early(&why, relay.exchanges()));
+                        return Err(closed_early(&why, &relay.relayed()));
                     }
-                    None => return Err(closed_early("", relay.exchanges())),
+                    None => return Err(closed_early("", &relay.relayed())),
                     Some(Ok(_)) => continue,
                     Some(Err(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)))
                     | Some(Err(tungstenite::Error::ConnectionClosed)) => {
-                        return Err(closed_early(" (reset without a closing handshake)", relay.exchanges()));
+                        return Err(closed_early(" (reset without a closing handshake)", &relay.relayed()));
                     }
                     Some(Err(tungstenite::Error::Capacity(c))) => {
                         return Err(fail(ExitCode::UnmarshalMessageFailed, format!(
@@ -707,7 +711,7 @@ impl Driver {
                 }
                 _ = &mut deadline => {
                     return Err(fail(ExitCode::GenericFailure, format!(
-                        "RPS sent nothing for {} (after {} WS-MAN exchanges)", humantime(silence), relay.exchanges()))
+                        "RPS sent nothing for {} (after {})", humantime(silence), relay.relayed()))
                         .help("RPS may have stalled; raise --message-timeout if it is just slow"));
                 }
             };
@@ -819,6 +823,7 @@ impl Driver {
                         outcome,
                         seen,
                         exchanges: relay.exchanges(),
+                        tunnel_messages: relay.tunnel_messages(),
                     });
                 }
             }
@@ -1043,10 +1048,11 @@ fn redact_url(u: &url::Url) -> String {
     u.to_string()
 }
 
-fn closed_early(why: &str, exchanges: u32) -> AgentError {
+/// `relayed`: what went through before, as [`RelaySession::relayed`] says it.
+fn closed_early(why: &str, relayed: &str) -> AgentError {
     fail(
         ExitCode::GenericFailure,
-        format!("RPS closed the connection before its final message{why}, after {exchanges} WS-MAN exchanges"),
+        format!("RPS closed the connection before its final message{why}, after {relayed}"),
     )
     .help("check RPS's logs for this device; the state line says what the firmware reports now")
 }

@@ -72,7 +72,11 @@ pub struct RelaySession {
     state: State,
     /// Answers go back as `tls_data` (TLS enforced, or after a port switch).
     tunnel: bool,
+    /// WS-MAN requests relayed as plain HTTP (`wsman` → `response`).
     exchanges: u32,
+    /// RPS messages whose bytes went into the TLS tunnel: TLS records, not WS-MAN calls (a
+    /// handshake alone takes several).
+    tunnel_messages: u32,
     /// The tunnel's connection to AMT, if one is open; ids tell a replaced connection's late
     /// bytes and close from the current one's.
     conn: Option<TunnelConn>,
@@ -98,6 +102,7 @@ impl RelaySession {
             state: State::AwaitRps,
             tunnel: tls_tunnel,
             exchanges: 0,
+            tunnel_messages: 0,
             conn: None,
             next_conn: 0,
         }
@@ -107,9 +112,30 @@ impl RelaySession {
         self.state
     }
 
-    /// WS-MAN requests relayed so far.
+    /// WS-MAN requests relayed as plain HTTP so far.
     pub fn exchanges(&self) -> u32 {
         self.exchanges
+    }
+
+    /// RPS messages relayed into the TLS tunnel so far.
+    pub fn tunnel_messages(&self) -> u32 {
+        self.tunnel_messages
+    }
+
+    /// What was relayed, for messages: `12 WS-MAN exchanges`, `30 tunnel messages`, or both when
+    /// a port switch moved the session into the tunnel; the current mode's unit when nothing was.
+    pub fn relayed(&self) -> String {
+        fn count(n: u32, unit: &str) -> String {
+            format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+        }
+        let plain = count(self.exchanges, "WS-MAN exchange");
+        let tunnel = count(self.tunnel_messages, "tunnel message");
+        match (self.exchanges, self.tunnel_messages) {
+            (0, 0) if self.tunnel => tunnel,
+            (_, 0) => plain,
+            (0, _) => tunnel,
+            _ => format!("{plain} and {tunnel}"),
+        }
     }
 
     pub fn is_tunnel(&self) -> bool {
@@ -154,7 +180,7 @@ impl RelaySession {
                     // and its alert would land in RPS's next session.
                     return Ok(Action::Discard { bytes: bytes.len() });
                 }
-                self.exchanges += 1;
+                self.tunnel_messages += 1;
                 Ok(Action::TunnelToAmt { bytes, new_session })
             }
             Inbound::PortSwitch { port, delay_s } => {
@@ -348,6 +374,49 @@ mod tests {
         assert_eq!(c["payload"], "Y29ubmVjdGlvbl9jbG9zZWQ=");
         let e: serde_json::Value = serde_json::from_str(&s.tunnel_open_failed()).unwrap();
         assert_eq!(e["payload"], "bG1zX2Vycm9y");
+    }
+
+    #[test]
+    fn tunnel_messages_are_counted_apart_from_wsman_exchanges() {
+        let tls = |bytes: &[u8]| {
+            format!(
+                r#"{{"method":"tls_data","status":"ok","payload":"{}"}}"#,
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            )
+        };
+        let hello = [0x16, 3, 1, 0, 5, 1, 0, 0, 0];
+        let mut s = sess();
+        assert_eq!(s.relayed(), "0 WS-MAN exchanges");
+        s.handle_text(&wsman(b"POST /wsman")).unwrap();
+        s.amt_answer(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+        assert_eq!(s.relayed(), "1 WS-MAN exchange");
+        // After a port switch RPS's messages carry TLS records, not WS-MAN calls.
+        s.handle_text(r#"{"method":"port_switch","status":"ok","payload":"{\"port\":\"16993\",\"delay\":0}"}"#)
+            .unwrap();
+        s.port_switched();
+        s.handle_text(&tls(&hello)).unwrap();
+        let conn = s.tunnel_opened();
+        s.tunnel_wrote(conn);
+        s.handle_text(&tls(b"\x17\x03\x03")).unwrap();
+        assert_eq!((s.exchanges(), s.tunnel_messages()), (1, 2));
+        assert_eq!(s.relayed(), "1 WS-MAN exchange and 2 tunnel messages");
+
+        // TLS enforced from the start: only tunnel messages; a discarded one is not relayed.
+        let mut t = RelaySession::new(
+            Identity {
+                app_version: "t".into(),
+                tenant_id: String::new(),
+            },
+            true,
+        );
+        assert_eq!(t.relayed(), "0 tunnel messages");
+        assert_eq!(
+            t.handle_text(&tls(b"\x15\x03\x03")).unwrap(),
+            Action::Discard { bytes: 3 }
+        );
+        t.handle_text(&tls(&hello)).unwrap();
+        assert_eq!(t.relayed(), "1 tunnel message");
+        assert_eq!(t.exchanges(), 0);
     }
 
     #[test]

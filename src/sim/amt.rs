@@ -703,7 +703,10 @@ fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Result<String, S
             }
         }
         action::PUT => {
-            let Some(body) = e.body_element() else {
+            // An instance element without properties is no instance either: answering it with the
+            // unchanged instance let a client whose Put lost its properties pass as a success.
+            // Which fault firmware sends for it is UNCONFIRMED; the sim gives the missing-body one.
+            let Some(body) = e.body_element().filter(|b| !b.children.is_empty()) else {
                 return Err(fault(
                     fw,
                     &relates,
@@ -1037,7 +1040,9 @@ mod tests {
     use crate::secret::Secret;
     use crate::sim::{faults::FaultPlan, profile, Firmware};
     use crate::wsman::digest::DigestClient;
-    use crate::wsman::envelope::{get_request, invoke_request, resource_uri};
+    use crate::wsman::envelope::{
+        get_request, instance_xml, invoke_request, put_request, resource_uri,
+    };
     use crate::wsman::http::{encode_wsman_post, RequestParser, ResponseParser};
 
     fn request(auth: Option<&str>, body: &str) -> Request {
@@ -1224,16 +1229,21 @@ mod tests {
         assert_eq!(f.lock().profile.control_mode, 0);
     }
 
-    #[test]
-    fn a_second_setup_answers_invalid_state_and_unknown_classes_fault() {
+    /// An amt16.1 firmware in control mode `mode` with admin's password "x", and admin's client.
+    fn activated(mode: u32) -> (Firmware, DigestClient) {
         let f = fw("amt16.1");
         {
             let mut core = f.lock();
-            core.profile.control_mode = 1;
+            core.profile.control_mode = mode;
             let realm = core.profile.digest_realm.clone();
             core.profile.admin_ha1 = crate::wsman::digest::ha1("admin", &realm, &Secret::new("x"));
         }
-        let mut c = DigestClient::new("admin", Secret::new("x"));
+        (f, DigestClient::new("admin", Secret::new("x")))
+    }
+
+    #[test]
+    fn a_second_setup_answers_invalid_state_and_unknown_classes_fault() {
+        let (f, mut c) = activated(1);
         let setup = invoke_request(
             &resource_uri("IPS_HostBasedSetupService"),
             "Setup",
@@ -1256,6 +1266,39 @@ mod tests {
             e.fault().unwrap().subcode.unwrap().local,
             "DestinationUnreachable"
         );
+    }
+
+    #[test]
+    fn a_put_changes_the_instance_and_an_empty_put_is_refused() {
+        let (f, mut c) = activated(2);
+        let uri = resource_uri("IPS_OptInService");
+        let opt_in = |f: &Firmware| {
+            prop(
+                &f.lock().profile.instances["IPS_OptInService"][0],
+                "OptInRequired",
+            )
+            .map(str::to_string)
+        };
+        // The instance RPS read back, OptInRequired lowered to none (trace 10 #34).
+        let mut props = f.lock().profile.instances["IPS_OptInService"][0].clone();
+        set_prop(&mut props, "OptInRequired", "0");
+        let body = instance_xml("IPS_OptInService", &uri, &params(&props));
+        let (st, e) = call(&f, &mut c, &put_request(&uri, "1", &[], &body));
+        assert_eq!(st, 200);
+        assert_eq!(
+            e.body_element().unwrap().child_text("OptInRequired"),
+            Some("0")
+        );
+        assert_eq!(opt_in(&f).as_deref(), Some("0"));
+        // An instance element with no properties changes nothing and is not a success.
+        let empty = instance_xml("IPS_OptInService", &uri, &[]);
+        let (st, e) = call(&f, &mut c, &put_request(&uri, "2", &[], &empty));
+        assert_eq!(st, 400);
+        assert_eq!(
+            e.fault().unwrap().subcode.unwrap().local,
+            "SchemaValidationError"
+        );
+        assert_eq!(opt_in(&f).as_deref(), Some("0"));
     }
 
     #[test]

@@ -6,62 +6,20 @@
 //! The Intel-style upper-case names are the MOF `Values{}` spellings where quoted by users and
 //! derived by analogy otherwise (provisioning.md §1.2: exact MOF strings UNCONFIRMED).
 
-use std::fmt;
-
 use crate::amthi::PtStatus;
+use crate::code_enum::code_enum;
 
+/// A method's ReturnValue map: [`code_enum!`] with meanings, and `is_success` (0).
 macro_rules! return_map {
-    (
-        $(#[$doc:meta])*
-        $ty:ident { $($variant:ident = $value:expr => $name:literal, $meaning:literal;)* }
-    ) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-        pub enum $ty {
-            $($variant,)*
-            Unknown(u32),
+    ($(#[$doc:meta])* $ty:ident { $($map:tt)* }) => {
+        code_enum! {
+            $(#[$doc])*
+            $ty, unknown = "a value outside this method's documented map" { $($map)* }
         }
 
         impl $ty {
-            pub fn from_u32(v: u32) -> $ty {
-                match v {
-                    $($value => $ty::$variant,)*
-                    other => $ty::Unknown(other),
-                }
-            }
-
-            pub fn code(self) -> u32 {
-                match self {
-                    $($ty::$variant => $value,)*
-                    $ty::Unknown(v) => v,
-                }
-            }
-
-            /// Intel-style name, e.g. `CERT_VERIFY_FAILED`; `UNKNOWN` outside the map.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $($ty::$variant => $name,)*
-                    $ty::Unknown(_) => "UNKNOWN",
-                }
-            }
-
-            /// What the value means and its likely cause.
-            pub fn meaning(self) -> &'static str {
-                match self {
-                    $($ty::$variant => $meaning,)*
-                    $ty::Unknown(_) => "a value outside this method's documented map",
-                }
-            }
-
             pub fn is_success(self) -> bool {
                 self.code() == 0
-            }
-        }
-
-        impl fmt::Display for $ty {
-            /// `NAME (n)`.
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{} ({})", self.name(), self.code())
             }
         }
     };

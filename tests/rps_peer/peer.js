@@ -806,7 +806,9 @@ class Session {
     }
     const want = profile.userConsent === 'None' ? 0 : profile.userConsent === 'KVM' ? 1 : 4294967295
     if (optIn.OptInRequired !== want) {
-      await this.call(this.ips.OptInService.Put(Object.assign({}, optIn, { OptInRequired: want })))
+      // wsman-messages' OptInService.Put alone takes the response shape ({ IPS_OptInService: … })
+      // and puts its first key's value: given the bare instance it sends an empty body.
+      await this.call(this.ips.OptInService.Put({ IPS_OptInService: Object.assign({}, optIn, { OptInRequired: want }) }))
     }
     this.progress(`AMT features completed: KVM, SOL, IDER (User Consent: ${profile.userConsent || 'All'})`)
   }

@@ -92,7 +92,16 @@ pub fn run(
     // From here on a failure rolls the device back.
     match configure(device, conn, &reply, client_cert, &password, mebx, args) {
         Ok(notes) => {
-            report(json, alg, &notes);
+            let fields = json!({
+                "method": "StartConfigurationHBased+CommitChanges",
+                "upgradedFromCcm": false,
+                "leafHashAlgorithm": alg.code(),
+            });
+            let line = format!(
+                "activated in admin control mode (AMT 19+ secure host-based configuration, {} leaf hash)",
+                alg.name()
+            );
+            super::report(json, fields, &notes, &line);
             Ok(ExitCode::Success)
         }
         Err(e) => Err(roll_back(device, e)),
@@ -330,31 +339,6 @@ fn roll_back(device: &Arc<dyn MeiDevice>, e: AgentError) -> AgentError {
         "check the provisioning certificate with amt-agent cert check, then retry; -vvv shows the exchange".into()
     });
     out.help(help)
-}
-
-fn report(json: bool, alg: PinAlgorithm, notes: &[String]) {
-    for n in notes {
-        tracing::warn!("{n}");
-    }
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "status": "success",
-                "controlMode": "ACM",
-                "method": "StartConfigurationHBased+CommitChanges",
-                "upgradedFromCcm": false,
-                "leafHashAlgorithm": alg.code(),
-                "warnings": notes,
-            }))
-            .unwrap_or_default()
-        );
-    } else {
-        println!(
-            "activated in admin control mode (AMT 19+ secure host-based configuration, {} leaf hash)",
-            alg.name()
-        );
-    }
 }
 
 #[cfg(test)]
