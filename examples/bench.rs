@@ -26,29 +26,60 @@ struct Stats {
     min: Duration,
 }
 
-fn measure(cmd: &Path, args: &[&str]) -> Stats {
-    let run = || {
+/// One command to time: its arguments and environment.
+struct Spec {
+    what: String,
+    args: Vec<String>,
+    env: Vec<(&'static str, &'static str)>,
+    /// Index of the spec whose median is this one's floor (None: the process floor itself).
+    floor: Option<usize>,
+}
+
+fn spec(what: &str, args: &[&str], floor: Option<usize>) -> Spec {
+    Spec {
+        what: what.to_string(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: Vec::new(),
+        floor,
+    }
+}
+
+/// Times every spec RUNS times, round-robin (one run of each per round), so that a change in the
+/// machine's load during the benchmark falls on every command alike and the ratios hold.
+fn measure_all(cmd: &Path, specs: &[Spec]) -> Vec<Stats> {
+    let run = |s: &Spec| {
         let t = Instant::now();
         let st = Command::new(cmd)
-            .args(args)
+            .args(&s.args)
+            .envs(s.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .expect("spawn");
-        assert!(st.success(), "{} {:?} failed: {st}", cmd.display(), args);
+        assert!(st.success(), "{} {:?} failed: {st}", cmd.display(), s.args);
         t.elapsed()
     };
-    for _ in 0..WARMUP {
-        run();
+    let mut times: Vec<Vec<Duration>> = specs.iter().map(|_| Vec::with_capacity(RUNS)).collect();
+    for round in 0..WARMUP + RUNS {
+        for (i, s) in specs.iter().enumerate() {
+            let d = run(s);
+            if round >= WARMUP {
+                times[i].push(d);
+            }
+        }
     }
-    let mut v: Vec<Duration> = (0..RUNS).map(|_| run()).collect();
-    v.sort();
-    Stats {
-        median: v[v.len() / 2],
-        p90: v[v.len() * 9 / 10],
-        min: v[0],
-    }
+    times
+        .into_iter()
+        .map(|mut v| {
+            v.sort();
+            Stats {
+                median: v[v.len() / 2],
+                p90: v[v.len() * 9 / 10],
+                min: v[0],
+            }
+        })
+        .collect()
 }
 
 fn ms(d: Duration) -> String {
@@ -91,75 +122,57 @@ fn main() {
     }
     let sock_dev = format!("sim:{}", sock.display());
 
-    let floor = measure(&agent, &["--version"]);
-    let f = floor.median;
-    let mut rows = vec![
-        Row {
-            what: "`amt-agent --version` (process floor)".into(),
-            stats: floor,
-            floor: None,
-        },
-        Row {
-            what: "`amt-agent --device sim amtinfo --all --json` (in-process simulator)".into(),
-            stats: measure(&agent, &["--device", "sim", "amtinfo", "--all", "--json"]),
-            floor: Some(f),
-        },
-        Row {
-            what: "`amt-agent --device sim:SOCKET amtinfo --all --json` (amt-sim over its socket)"
-                .into(),
-            stats: measure(
-                &agent,
-                &["--device", &sock_dev, "amtinfo", "--all", "--json"],
-            ),
-            floor: Some(f),
-        },
-    ];
-    rows.push(Row {
-        what: "`amt-agent --device sim:SOCKET amtinfo` (default fields)".into(),
-        stats: measure(&agent, &["--device", &sock_dev, "amtinfo"]),
-        floor: Some(f),
-    });
-    // A full local CCM activation (AMTHI, APF, Digest, Setup, the final AMTHI read) against a
-    // fresh in-process simulator each run: its wall time.
-    std::env::set_var("AMT_PASSWORD", "Bench-Pa55!word");
-    rows.push(Row {
-        what: "`amt-agent --device sim activate --local --ccm` (full local CCM activation, fresh in-process simulator)".into(),
-        stats: measure(&agent, &["--device", "sim", "activate", "--local", "--ccm", "--lms", "never"]),
-        floor: Some(f),
-    });
-    std::env::remove_var("AMT_PASSWORD");
-    // WS-MAN Get: the agent's own APF path through the ME's LME client, against the same request
-    // through the simulator's LMS-like TCP listener (the floor for this pair).
     let lms_port_s = lms_port.to_string();
-    let via_lms = measure(
-        &agent,
-        &[
-            "--device",
-            &sock_dev,
-            "diagnostics",
-            "wsman",
-            "get",
-            "AMT_GeneralSettings",
-            "--lms",
-            "only",
-            "--lms-port",
-            &lms_port_s,
-        ],
+    let mut ccm = spec(
+        "`amt-agent --device sim activate --local --ccm` (full local CCM activation, fresh in-process simulator)",
+        &["--device", "sim", "activate", "--local", "--ccm", "--lms", "never"],
+        Some(0),
     );
-    let lms_floor = via_lms.median;
-    rows.push(Row {
-        what: "`diagnostics wsman get AMT_GeneralSettings --lms only` (LMS-like listener; floor of the next row)".into(),
-        stats: via_lms,
-        floor: Some(f),
-    });
-    rows.push(Row {
-        what: "`diagnostics wsman get AMT_GeneralSettings --lms never` (APF over LME) — ratio against the LMS row".into(),
-        stats: measure(
-            &agent,
-            &["--device", &sock_dev, "diagnostics", "wsman", "get", "AMT_GeneralSettings", "--lms", "never"],
+    ccm.env.push(("AMT_PASSWORD", "Bench-Pa55!word"));
+    let specs = vec![
+        spec("`amt-agent --version` (process floor)", &["--version"], None),
+        spec(
+            "`amt-agent --device sim amtinfo --all --json` (in-process simulator)",
+            &["--device", "sim", "amtinfo", "--all", "--json"],
+            Some(0),
         ),
-        floor: Some(lms_floor),
-    });
+        spec(
+            "`amt-agent --device sim:SOCKET amtinfo --all --json` (amt-sim over its socket)",
+            &["--device", &sock_dev, "amtinfo", "--all", "--json"],
+            Some(0),
+        ),
+        spec(
+            "`amt-agent --device sim:SOCKET amtinfo` (default fields)",
+            &["--device", &sock_dev, "amtinfo"],
+            Some(0),
+        ),
+        // A full local CCM activation (AMTHI, APF, Digest, Setup, the final AMTHI read) against
+        // a fresh in-process simulator each run: its wall time.
+        ccm,
+        // WS-MAN Get: the agent's own APF path through the ME's LME client, against the same
+        // request through the simulator's LMS-like TCP listener (the floor for this pair).
+        spec(
+            "`diagnostics wsman get AMT_GeneralSettings --lms only` (LMS-like listener; floor of the next row)",
+            &["--device", &sock_dev, "diagnostics", "wsman", "get", "AMT_GeneralSettings", "--lms", "only", "--lms-port", &lms_port_s],
+            Some(0),
+        ),
+        spec(
+            "`diagnostics wsman get AMT_GeneralSettings --lms never` (APF over LME) — ratio against the LMS row",
+            &["--device", &sock_dev, "diagnostics", "wsman", "get", "AMT_GeneralSettings", "--lms", "never"],
+            Some(5),
+        ),
+    ];
+    let stats = measure_all(&agent, &specs);
+    let medians: Vec<Duration> = stats.iter().map(|s| s.median).collect();
+    let rows: Vec<Row> = specs
+        .iter()
+        .zip(stats)
+        .map(|(s, st)| Row {
+            what: s.what.clone(),
+            stats: st,
+            floor: s.floor.map(|i| medians[i]),
+        })
+        .collect();
     let _ = server.kill();
     let _ = server.wait();
     let rps = rps_bench(&agent, &sim, &tmp);
@@ -172,8 +185,9 @@ fn main() {
         "Reproduce with `make bench` (release build; `cargo run --release --example bench`). ",
     );
     report.push_str(&format!(
-        "Each command runs {RUNS} times after {WARMUP} warm-up runs; wall time per process, in ms. \
-         The ratio is the median against the median of the process floor.\n\n"
+        "Each command runs {RUNS} times after {WARMUP} warm-up runs, round-robin (one run of each \
+         per round, so load changes fall on all alike); wall time per process, in ms. The ratio is \
+         the median against the median of its floor.\n\n"
     ));
     report.push_str("| what | median | p90 | min | ratio to floor |\n|---|---:|---:|---:|---:|\n");
     for r in &rows {
