@@ -80,7 +80,7 @@ clean:
 # No sanitizer: the parsers are safe Rust, where ASan finds nothing a panic would not. Debug
 # assertions on: integer overflow is a finding.
 FUZZ_TARGETS := amthi_reply apf_message apf_mux http_response http_request digest wsman_envelope \
-  simsock_frames
+  simsock_frames rps_message rps_session provisioning_cert setup_bin
 FUZZ_SMOKE_SECS ?= 6
 FUZZ_SECS ?= 600
 FUZZ_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
@@ -96,7 +96,7 @@ FUZZ_OPTS := -timeout=10 -print_final_stats=1
 .PHONY: fuzz-seeds fuzz-build fuzz-smoke fuzz
 
 # Seeds into fuzz/corpus/<target>/ (gitignored): fixtures from ../shared/fixtures, plus AMTHI,
-# APF and frame bytes from the crate's encoders (examples/fuzz_seeds.rs).
+# APF, frame, certificate and setup.bin bytes from the crate's encoders (examples/fuzz_seeds.rs).
 fuzz-seeds:
 	$(CARGO) run --quiet --example fuzz_seeds -- fuzz/corpus
 
@@ -105,8 +105,9 @@ fuzz-build:
 	RUSTFLAGS="$(FUZZ_RUSTFLAGS)" $(CARGO) build --locked --release --bins \
 	  --manifest-path fuzz/Cargo.toml --target $(FUZZ_TRIPLE) --target-dir $(FUZZ_TARGET_DIR)
 
-# Every target for FUZZ_SMOKE_SECS seconds (about a minute in all). A crash fails the target
-# with the log's tail; logs: fuzz/artifacts/<t>.log, crash inputs: fuzz/artifacts/<t>/.
+# Every target for FUZZ_SMOKE_SECS seconds (about a minute and a half in all), in CI after
+# `make test`. A crash fails the target with the log's tail; logs: fuzz/artifacts/<t>.log,
+# crash inputs: fuzz/artifacts/<t>/.
 fuzz-smoke: fuzz-build fuzz-seeds
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/artifacts/$$t fuzz/corpus/$$t; log=fuzz/artifacts/$$t.log; \
