@@ -691,6 +691,40 @@ fn cert_seeds(out: &mut Out, fixtures: &Path, trace_certs: &[Vec<u8>]) {
             text.as_bytes(),
         );
     }
+    // A mutated PFX fails its MAC before anything inside is read; PFX files without a MAC (legal,
+    // and accepted) let the fuzzer reach the bags. openssl writes them unencrypted, and with the
+    // legacy 3DES/RC2 encryption older tools use.
+    let dir = std::env::temp_dir().join(format!("amt-fuzz-seeds-{}", std::process::id()));
+    if fs::create_dir_all(&dir).is_ok() {
+        let (k, c) = (dir.join("key.pem"), dir.join("chain.pem"));
+        let chain_pem: String = chain.iter().map(|d| pem("CERTIFICATE", d)).collect();
+        if fs::write(&k, pem("PRIVATE KEY", &key)).is_ok() && fs::write(&c, chain_pem).is_ok() {
+            let variants: [(&str, &[&str]); 2] = [
+                (
+                    "plain-nomac",
+                    &["-keypbe", "NONE", "-certpbe", "NONE", "-nomac"],
+                ),
+                ("legacy-nomac", &["-legacy", "-iter", "1", "-nomac"]),
+            ];
+            for (name, extra) in variants {
+                let o = dir.join("out.pfx");
+                let ok = Process::new("openssl")
+                    .args(["pkcs12", "-export", "-passout", "pass:P@ssw0rd", "-inkey"])
+                    .arg(&k)
+                    .arg("-in")
+                    .arg(&c)
+                    .arg("-out")
+                    .arg(&o)
+                    .args(extra)
+                    .output()
+                    .is_ok_and(|r| r.status.success());
+                if let (true, Ok(b)) = (ok, fs::read(&o)) {
+                    out.put("provisioning_cert", &format!("{name}-{kind}.pfx"), &b);
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
 }
 
 /// The two sample files, and files made with the crate's encoder: a root enrolment (scrambled, as
