@@ -462,6 +462,9 @@ fn rps_seeds(out: &mut Out, fixtures: &Path) -> Vec<Vec<u8>> {
         let name = stem(p, &dir);
         let text = fs::read_to_string(p).expect("read trace");
         let mut script = vec![0u8];
+        // The certificate requests come after the first 12 KiB: a script of their own.
+        let mut cert_script = vec![0u8];
+        let mut cert_answer = false;
         let mut wsman = 0;
         let mut last = None;
         for line in text.lines() {
@@ -487,6 +490,10 @@ fn rps_seeds(out: &mut Out, fixtures: &Path) -> Vec<Vec<u8>> {
                 }
                 if method == "wsman" {
                     wsman += 1;
+                    cert_answer = decoded.is_some_and(|d| d.contains("AddNextCertInChain"));
+                    if cert_answer {
+                        record(&mut cert_script, 0, frame.as_bytes());
+                    }
                     for c in decoded
                         .unwrap_or_default()
                         .split("<h:NextCertificate>")
@@ -504,14 +511,22 @@ fn rps_seeds(out: &mut Out, fixtures: &Path) -> Vec<Vec<u8>> {
                 } else if method != "wsman" {
                     last = Some(frame);
                 }
-            } else if method == "response" && script.len() < 12 * 1024 {
-                record(&mut script, 2, decoded.unwrap_or_default().as_bytes());
+            } else if method == "response" {
+                if script.len() < 12 * 1024 {
+                    record(&mut script, 2, decoded.unwrap_or_default().as_bytes());
+                }
+                if std::mem::take(&mut cert_answer) {
+                    record(&mut cert_script, 2, decoded.unwrap_or_default().as_bytes());
+                }
             }
         }
         if let Some(f) = last {
             record(&mut script, 0, f.as_bytes());
         }
         out.put("rps_session", &name, &script);
+        if cert_script.len() > 1 {
+            out.put("rps_session", &format!("{name}-certificates"), &cert_script);
+        }
     }
 
     // What the traces do not show: port_switch (payload as a JSON string and as an object), TLS

@@ -1,6 +1,7 @@
 //! The RPS relay session (`rps::session::RelaySession`) driven by a script of what RPS and AMT
 //! send, with the relay's own parsing of the bytes it carries (`rps::request_call`,
-//! `rps::amt_failure`). Input: `[tls flag]` then records `[op][u16 BE length][bytes]`: a text
+//! `rps::amt_failure`, and `rps::sent_certificate` with the chain put in order as the agent does
+//! to diagnose a chain AMT refuses). Input: `[tls flag]` then records `[op][u16 BE length][bytes]`: a text
 //! frame from RPS, AMT's answer to the last request, bytes on the TLS tunnel, the tunnel closing,
 //! or a finished port switch.
 //!
@@ -10,9 +11,10 @@
 //! given; answers and tunnel data are refused, not sent, over RPS's size limit.
 #![no_main]
 
+use amt_agent::provisioning::load::{order, CertFacts};
 use amt_agent::rps::message::{parse_inbound, Identity, Inbound, MAX_MESSAGE_BYTES};
 use amt_agent::rps::session::{Action, RelaySession, SessionError, State};
-use amt_agent::rps::{amt_failure, request_call};
+use amt_agent::rps::{amt_failure, request_call, sent_certificate};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -57,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut s = RelaySession::new(id, flags & 1 == 1);
     let mut request: Vec<u8> = Vec::new();
+    let mut chain: Vec<CertFacts> = Vec::new();
     let mut steps = 0;
     while let Some(op) = input.byte() {
         steps += 1;
@@ -74,6 +77,16 @@ fuzz_target!(|data: &[u8]| {
                         assert_eq!(s.state(), State::AwaitAmt);
                         assert_eq!(s.exchanges(), exchanges + 1);
                         let _ = request_call(&req);
+                        if let Some((der, leaf)) = sent_certificate(&req) {
+                            if leaf {
+                                chain.clear();
+                            }
+                            if let Ok(c) = CertFacts::from_der(&der) {
+                                chain.push(c);
+                                let (ordered, rest) = order(chain.clone(), None);
+                                assert_eq!(ordered.len() + rest.len(), chain.len());
+                            }
+                        }
                         request = req;
                     }
                     Ok(Action::TunnelToAmt { bytes, new_session }) => {
