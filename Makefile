@@ -1,4 +1,4 @@
-# amt-agent — see README.md. Everything CI runs is `make test`.
+# amt-agent — see README.md. CI (.ci/run) runs `make test`, `make fuzz-smoke`, `make package-test`.
 CARGO ?= cargo
 RELEASE := target/release
 
