@@ -100,7 +100,8 @@ FUZZ_OPTS := -timeout=10 -print_final_stats=1
 fuzz-seeds:
 	$(CARGO) run --quiet --example fuzz_seeds -- fuzz/corpus
 
-# libfuzzer-sys compiles libFuzzer (C++) with the cc crate: needs g++.
+# libfuzzer-sys compiles libFuzzer (C++) with the cc crate: needs g++. --locked: when a dependency
+# of the main crate changes, refresh fuzz/Cargo.lock (docs/robustness.md, "Lock file").
 fuzz-build:
 	RUSTFLAGS="$(FUZZ_RUSTFLAGS)" $(CARGO) build --locked --release --bins \
 	  --manifest-path fuzz/Cargo.toml --target $(FUZZ_TRIPLE) --target-dir $(FUZZ_TARGET_DIR)
