@@ -1,4 +1,4 @@
-# amt-agent — see README.md. Everything CI runs is `make test`.
+# amt-agent — see README.md. CI (.ci/run) runs `make test`, `make fuzz-smoke`, `make package-test`.
 CARGO ?= cargo
 RELEASE := target/release
 
@@ -71,44 +71,59 @@ package-test: lintian
 clean:
 	$(CARGO) clean
 
-# Fuzzing (docs/robustness.md). Not part of `make test`. cargo-fuzz needs nightly-only rustc flags
-# (-Zsanitizer, -Cpasses=sancov-module); the stable toolchain accepts them under RUSTC_BOOTSTRAP=1.
-# fuzz/ is its own workspace, so none of this touches the main build or its lock file.
-FUZZ_TARGETS := amthi_reply apf_message apf_mux http_response http_request digest wsman_envelope simsock_frames
+# Fuzzing (docs/robustness.md). fuzz/ is its own workspace (own Cargo.lock), so none of this
+# touches the main build. No cargo-fuzz and no nightly: a plain `cargo build` of fuzz/ with the
+# RUSTFLAGS cargo-fuzz 0.13 passes for `--sanitizer none --debug-assertions` (all stable rustc
+# flags), and the libFuzzer binaries run directly. `--target` keeps the flags off build scripts
+# and proc-macros, as cargo-fuzz does. The profile is fuzz/Cargo.toml's [profile.release]
+# (cargo-fuzz's: opt-level 3, one codegen unit; docs/robustness.md says why not a cheaper one).
+# No sanitizer: the parsers are safe Rust, where ASan finds nothing a panic would not. Debug
+# assertions on: integer overflow is a finding.
+FUZZ_TARGETS := amthi_reply apf_message apf_mux http_response http_request digest wsman_envelope \
+  simsock_frames rps_message rps_session provisioning_cert setup_bin
 FUZZ_SMOKE_SECS ?= 6
 FUZZ_SECS ?= 600
-FUZZ_ENV := RUSTC_BOOTSTRAP=1
-# No sanitizer: the parsers are safe Rust, where ASan finds nothing a panic would not, at twice
-# the build time and a third of the speed. Debug assertions on: integer overflow is a finding.
-FUZZ_FLAGS := --sanitizer none --debug-assertions
-FUZZ_RUN := $(FUZZ_ENV) $(CARGO) fuzz run $(FUZZ_FLAGS)
+FUZZ_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_TARGET_DIR ?= fuzz/target
+FUZZ_BIN = $(FUZZ_TARGET_DIR)/$(FUZZ_TRIPLE)/release
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+  -Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-simplifycfg-branch-fold-threshold=0 \
+  -Cllvm-args=-sanitizer-coverage-stack-depth --cfg fuzzing -Cdebug-assertions
+# libFuzzer options for every run: a 10 s hang is a finding; stats at the end for the docs.
+FUZZ_OPTS := -timeout=10 -print_final_stats=1
 
-.PHONY: fuzz-deps fuzz-seeds fuzz-build fuzz-smoke fuzz
-
-fuzz-deps:
-	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
+.PHONY: fuzz-seeds fuzz-build fuzz-smoke fuzz
 
 # Seeds into fuzz/corpus/<target>/ (gitignored): fixtures from ../shared/fixtures, plus AMTHI,
-# APF and frame bytes from the crate's encoders (examples/fuzz_seeds.rs).
+# APF, frame, certificate and setup.bin bytes from the crate's encoders (examples/fuzz_seeds.rs).
 fuzz-seeds:
 	$(CARGO) run --quiet --example fuzz_seeds -- fuzz/corpus
 
-fuzz-build: fuzz-deps
-	$(FUZZ_ENV) $(CARGO) fuzz build $(FUZZ_FLAGS)
+# libfuzzer-sys compiles libFuzzer (C++) with the cc crate: needs g++. --locked: when a dependency
+# of the main crate changes, refresh fuzz/Cargo.lock (docs/robustness.md, "Lock file").
+fuzz-build:
+	RUSTFLAGS="$(FUZZ_RUSTFLAGS)" $(CARGO) build --locked --release --bins \
+	  --manifest-path fuzz/Cargo.toml --target $(FUZZ_TRIPLE) --target-dir $(FUZZ_TARGET_DIR)
 
-# Every target for FUZZ_SMOKE_SECS seconds (about a minute in all). Logs: fuzz/artifacts/<t>.log.
+# Every target for FUZZ_SMOKE_SECS seconds (about a minute and a half in all), in CI after
+# `make test`. A crash fails the target with the log's tail; logs: fuzz/artifacts/<t>.log,
+# crash inputs: fuzz/artifacts/<t>/.
 fuzz-smoke: fuzz-build fuzz-seeds
-	@mkdir -p fuzz/artifacts; for t in $(FUZZ_TARGETS); do \
-	  log=fuzz/artifacts/$$t.log; \
-	  if ! $(FUZZ_RUN) $$t -- -max_total_time=$(FUZZ_SMOKE_SECS) -timeout=10 -print_final_stats=1 >$$log 2>&1; then \
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/artifacts/$$t fuzz/corpus/$$t; log=fuzz/artifacts/$$t.log; \
+	  if ! $(FUZZ_BIN)/$$t -max_total_time=$(FUZZ_SMOKE_SECS) $(FUZZ_OPTS) \
+	      -artifact_prefix=fuzz/artifacts/$$t/ fuzz/corpus/$$t >$$log 2>&1; then \
 	    tail -n 40 $$log; echo "fuzz $$t FAILED (full log: $$log)"; exit 1; \
 	  fi; \
-	  echo "fuzz $$t: $$(grep -o 'Done [0-9]* runs in [0-9]* second(s)' $$log)"; \
+	  echo "fuzz $$t: $$(grep -o 'Done [0-9]* runs in [0-9]* second(s)' $$log)," \
+	    "$$(grep -o 'cov: [0-9]* ft: [0-9]* corp: [0-9]*' $$log | tail -n 1)"; \
 	done
 
 # Long runs: FUZZ_SECS (default 600) per target; `make fuzz FUZZ_TARGETS=digest` for one.
 fuzz: fuzz-build fuzz-seeds
 	@set -e; for t in $(FUZZ_TARGETS); do \
-	  echo "== fuzz $$t ($(FUZZ_SECS)s)"; \
-	  $(FUZZ_RUN) $$t -- -max_total_time=$(FUZZ_SECS) -timeout=10 -print_final_stats=1; \
+	  echo "== fuzz $$t ($(FUZZ_SECS)s)"; mkdir -p fuzz/artifacts/$$t fuzz/corpus/$$t; \
+	  $(FUZZ_BIN)/$$t -max_total_time=$(FUZZ_SECS) $(FUZZ_OPTS) \
+	    -artifact_prefix=fuzz/artifacts/$$t/ fuzz/corpus/$$t; \
 	done

@@ -1,12 +1,17 @@
 //! Writes the fuzzing seed corpora (`make fuzz-seeds`, docs/robustness.md): for each target in
 //! `fuzz/`, a directory of inputs in that target's format. HTTP and WS-MAN seeds come from the
-//! shared fixtures (real AMT captures and go-wsman-messages responses); AMTHI, APF and socket-frame
-//! seeds are built with the crate's own encoders, the same layouts the unit tests pin.
+//! shared fixtures (real AMT captures and go-wsman-messages responses), RPS seeds from the recorded
+//! RPS sessions, setup.bin seeds from the two sample files; AMTHI, APF, socket-frame and
+//! setup.bin seeds are also built with the crate's own encoders, the same layouts the unit tests
+//! pin. Certificate seeds are the fixtures' and the RPS traces' certificates, and chains made here
+//! with rcgen (an RSA leaf key from the openssl CLI when it is installed, else P-256) as PEM, DER,
+//! PKCS#12 and base64 PKCS#12.
 //!
 //! Usage: `cargo run --example fuzz_seeds -- <corpus dir> [<fixtures dir>]`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command as Process;
 use std::time::Instant;
 
 use amt_agent::amthi::{self, Command, PtStatus};
@@ -15,6 +20,10 @@ use amt_agent::apf::{
     OpenFailureReason, ProtocolVersion, UserauthMethod,
 };
 use amt_agent::heci::simsock::{encode_frame, FRAME_CONNECT, FRAME_CONNECTED, FRAME_MESSAGE};
+use amt_agent::provisioning::setupbin::{
+    CertHash, RootEnrolment, SetupBin, Value as SetupValue, Variable,
+};
+use amt_agent::rps::message::{client_message, Identity};
 use amt_agent::secret::Secret;
 use amt_agent::wsman::digest::{amt_challenge_value, DigestClient};
 use amt_agent::wsman::http::{encode_wsman_post, ResponseParser};
@@ -431,6 +440,360 @@ fn simsock_seeds(out: &mut Out) {
     out.put("simsock_frames", "session", &split(&stream));
 }
 
+/// Records for fuzz/fuzz_targets/rps_session.rs: `[op][u16 BE length][bytes]` after a flag byte.
+fn record(script: &mut Vec<u8>, op: u8, bytes: &[u8]) {
+    let n = bytes.len().min(u16::MAX as usize);
+    script.push(op);
+    script.extend_from_slice(&(n as u16).to_be_bytes());
+    script.extend_from_slice(&bytes[..n]);
+}
+
+/// The RPS traces' messages as the agent receives them (`wsman` with its base64 payload put back)
+/// for rps_message, and each session as a script for rps_session: RPS's frames, the recorded AMT
+/// answers, the final message. Returns the certificates the AddNextCertInChain bodies carry.
+fn rps_seeds(out: &mut Out, fixtures: &Path) -> Vec<Vec<u8>> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let dir = fixtures.join("rps-traces");
+    let mut paths = Vec::new();
+    files(&dir, "jsonl", &mut paths);
+    let mut certs: Vec<Vec<u8>> = Vec::new();
+    for p in &paths {
+        let name = stem(p, &dir);
+        let text = fs::read_to_string(p).expect("read trace");
+        let mut script = vec![0u8];
+        // The certificate requests come after the first 12 KiB: a script of their own.
+        let mut cert_script = vec![0u8];
+        let mut cert_answer = false;
+        let mut wsman = 0;
+        let mut last = None;
+        for line in text.lines() {
+            let Ok(rec) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let Some(mut json) = rec.get("json").cloned() else {
+                continue;
+            };
+            let decoded = rec.get("decoded_payload").and_then(|d| d.as_str());
+            if let (Some(d), Some(o)) = (decoded, json.as_object_mut()) {
+                o.insert("payload".into(), b64.encode(d).into());
+            }
+            let frame = json.to_string();
+            let method = json["method"].as_str().unwrap_or_default().to_string();
+            if rec["dir"] == "rps->client" {
+                if method != "wsman" || wsman < 2 {
+                    out.put(
+                        "rps_message",
+                        &format!("{name}-{method}-{wsman}"),
+                        frame.as_bytes(),
+                    );
+                }
+                if method == "wsman" {
+                    wsman += 1;
+                    cert_answer = decoded.is_some_and(|d| d.contains("AddNextCertInChain"));
+                    if cert_answer {
+                        record(&mut cert_script, 0, frame.as_bytes());
+                    }
+                    for c in decoded
+                        .unwrap_or_default()
+                        .split("<h:NextCertificate>")
+                        .skip(1)
+                    {
+                        if let Some(Ok(der)) = c.split('<').next().map(|t| b64.decode(t.trim())) {
+                            if !certs.contains(&der) {
+                                certs.push(der);
+                            }
+                        }
+                    }
+                }
+                if script.len() < 12 * 1024 {
+                    record(&mut script, 0, frame.as_bytes());
+                } else if method != "wsman" {
+                    last = Some(frame);
+                }
+            } else if method == "response" {
+                if script.len() < 12 * 1024 {
+                    record(&mut script, 2, decoded.unwrap_or_default().as_bytes());
+                }
+                if std::mem::take(&mut cert_answer) {
+                    record(&mut cert_script, 2, decoded.unwrap_or_default().as_bytes());
+                }
+            }
+        }
+        if let Some(f) = last {
+            record(&mut script, 0, f.as_bytes());
+        }
+        out.put("rps_session", &name, &script);
+        if cert_script.len() > 1 {
+            out.put("rps_session", &format!("{name}-certificates"), &cert_script);
+        }
+    }
+
+    // What the traces do not show: port_switch (payload as a JSON string and as an object), TLS
+    // tunnel data, a heartbeat, a plain-sentence error.
+    let messages = [
+        ("port-switch-string", r#"{"method":"port_switch","status":"ok","message":"","payload":"{\"port\":\"16993\",\"delay\":15}"}"#.to_string()),
+        ("port-switch-object", r#"{"method":"port_switch","status":"ok","message":"","payload":{"port":16993,"delay":"2"}}"#.to_string()),
+        ("heartbeat", r#"{"method":"heartbeat_request","apiKey":"xxxxx","appVersion":"2.40.0","protocolVersion":"4.0.0","status":"heartbeat","message":"","payload":"","tenantId":""}"#.to_string()),
+        ("error-plain", r#"{"method":"error","status":"failed","message":"Device 1234 already enabled in admin control mode.","payload":null}"#.to_string()),
+        ("tls-data", format!(r#"{{"method":"tls_data","status":"ok","message":"","payload":"{}"}}"#, b64.encode([0x16, 3, 1, 0, 5, 1, 0, 0, 1, 3]))),
+    ];
+    for (name, m) in &messages {
+        out.put("rps_message", name, m.as_bytes());
+    }
+    let id = Identity {
+        app_version: "0.1.0".into(),
+        tenant_id: String::new(),
+    };
+    // A TLS-enforced session: tunnel data both ways, a port switch, the tunnel closing, the end.
+    let mut script = vec![1u8];
+    record(&mut script, 0, messages[4].1.as_bytes());
+    record(&mut script, 3, &[0x16, 3, 3, 0, 2, 2, 0]);
+    record(&mut script, 0, messages[0].1.as_bytes());
+    script.push(0x84); // port switched
+    record(
+        &mut script,
+        0,
+        client_message(&id, "tls_data", b"\x17\x03\x03").as_bytes(),
+    );
+    script.push(0x44); // the tunnel closes (lms_error)
+    record(&mut script, 0, messages[2].1.as_bytes());
+    record(&mut script, 0, messages[3].1.as_bytes());
+    out.put("rps_session", "tunnel", &script);
+    certs
+}
+
+fn openssl_rsa_key() -> Option<String> {
+    let o = Process::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ])
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+/// A PKCS#12 file of `key` (PKCS#8) with `chain`, password `P@ssw0rd` (the fuzz target's), one
+/// PBKDF2 iteration so that the fuzzer spends its time parsing rather than hashing.
+fn pfx(key: &[u8], chain: &[Vec<u8>]) -> Option<Vec<u8>> {
+    use p12_keystore::{
+        Certificate, KeyStore, KeyStoreEntry, LocalKeyId, PrivateKey, PrivateKeyChain,
+    };
+    let certs: Vec<Certificate> = chain
+        .iter()
+        .map(|d| Certificate::from_der(d))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let entry = PrivateKeyChain::new(
+        LocalKeyId(vec![1; 20]),
+        PrivateKey::from_der(key).ok()?,
+        certs,
+    );
+    let mut ks = KeyStore::new();
+    ks.add_entry("amt", KeyStoreEntry::PrivateKeyChain(entry));
+    ks.writer("P@ssw0rd")
+        .mac_iterations(1)
+        .encryption_iterations(1)
+        .write()
+        .ok()
+}
+
+/// Provisioning-certificate files: the on-die CA root (DER), the chains RPS sent in the traces
+/// (PEM, no key), and a root → intermediate → leaf chain made here with the AMT activation OID,
+/// as PEM with its key, PKCS#12 and base64 PKCS#12.
+fn cert_seeds(out: &mut Out, fixtures: &Path, trace_certs: &[Vec<u8>]) {
+    use base64::Engine as _;
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let mut ders = Vec::new();
+    files(&fixtures.join("intel-ondie-ca"), "cer", &mut ders);
+    for p in &ders {
+        out.put(
+            "provisioning_cert",
+            &stem(p, fixtures),
+            &fs::read(p).expect("read cer"),
+        );
+    }
+    if !trace_certs.is_empty() {
+        let bundle: String = trace_certs.iter().map(|d| pem("CERTIFICATE", d)).collect();
+        out.put(
+            "provisioning_cert",
+            "rps-trace-chain.pem",
+            bundle.as_bytes(),
+        );
+        out.put("provisioning_cert", "rps-trace-leaf.der", &trace_certs[0]);
+    }
+
+    let ca = |cn: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        p
+    };
+    let root_key = KeyPair::generate().expect("root key");
+    let root_params = ca("Fuzz Seed Root");
+    let root = root_params.self_signed(&root_key).expect("root");
+    let root_issuer = Issuer::new(root_params, root_key);
+    let int_key = KeyPair::generate().expect("intermediate key");
+    let int_params = ca("Fuzz Seed Intermediate");
+    let int = int_params
+        .signed_by(&int_key, &root_issuer)
+        .expect("intermediate");
+    let int_issuer = Issuer::new(int_params, int_key);
+    let (leaf_key, kind) = match openssl_rsa_key()
+        .and_then(|pem| KeyPair::from_pkcs8_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256).ok())
+    {
+        Some(k) => (k, "rsa"),
+        None => (KeyPair::generate().expect("leaf key"), "p256"),
+    };
+    let mut lp = CertificateParams::new(vec!["amt.example.test".to_string()]).expect("params");
+    lp.distinguished_name
+        .push(DnType::CommonName, "amt.example.test");
+    lp.distinguished_name.push(
+        DnType::OrganizationalUnitName,
+        "Intel(R) Client Setup Certificate",
+    );
+    lp.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::Other(vec![2, 16, 840, 1, 113741, 1, 2, 3]),
+    ];
+    let leaf = lp.signed_by(&leaf_key, &int_issuer).expect("leaf");
+    let chain = vec![leaf.der().to_vec(), int.der().to_vec(), root.der().to_vec()];
+    let key = leaf_key.serialize_der();
+    let mut with_key: String = chain.iter().map(|d| pem("CERTIFICATE", d)).collect();
+    with_key += &pem("PRIVATE KEY", &key);
+    out.put(
+        "provisioning_cert",
+        &format!("chain-{kind}.pem"),
+        with_key.as_bytes(),
+    );
+    // Out of order, and a leaf alone.
+    let shuffled: String = [&chain[2], &chain[0], &chain[1]]
+        .iter()
+        .map(|d| pem("CERTIFICATE", d))
+        .collect();
+    out.put("provisioning_cert", "shuffled.pem", shuffled.as_bytes());
+    out.put("provisioning_cert", &format!("leaf-{kind}.der"), &chain[0]);
+    if let Some(p) = pfx(&key, &chain) {
+        out.put("provisioning_cert", &format!("chain-{kind}.pfx"), &p);
+        let text = base64::engine::general_purpose::STANDARD.encode(&p);
+        out.put(
+            "provisioning_cert",
+            &format!("chain-{kind}.pfx.b64"),
+            text.as_bytes(),
+        );
+    }
+    // A mutated PFX fails its MAC before anything inside is read; PFX files without a MAC (legal,
+    // and accepted) let the fuzzer reach the bags. openssl writes them unencrypted, and with the
+    // legacy 3DES/RC2 encryption older tools use.
+    let dir = std::env::temp_dir().join(format!("amt-fuzz-seeds-{}", std::process::id()));
+    if fs::create_dir_all(&dir).is_ok() {
+        let (k, c) = (dir.join("key.pem"), dir.join("chain.pem"));
+        let chain_pem: String = chain.iter().map(|d| pem("CERTIFICATE", d)).collect();
+        if fs::write(&k, pem("PRIVATE KEY", &key)).is_ok() && fs::write(&c, chain_pem).is_ok() {
+            let variants: [(&str, &[&str]); 2] = [
+                (
+                    "plain-nomac",
+                    &["-keypbe", "NONE", "-certpbe", "NONE", "-nomac"],
+                ),
+                ("legacy-nomac", &["-legacy", "-iter", "1", "-nomac"]),
+            ];
+            for (name, extra) in variants {
+                let o = dir.join("out.pfx");
+                let ok = Process::new("openssl")
+                    .args(["pkcs12", "-export", "-passout", "pass:P@ssw0rd", "-inkey"])
+                    .arg(&k)
+                    .arg("-in")
+                    .arg(&c)
+                    .arg("-out")
+                    .arg(&o)
+                    .args(extra)
+                    .output()
+                    .is_ok_and(|r| r.status.success());
+                if let (true, Ok(b)) = (ok, fs::read(&o)) {
+                    out.put("provisioning_cert", &format!("{name}-{kind}.pfx"), &b);
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+/// The two sample files, and files made with the crate's encoder: a root enrolment (scrambled, as
+/// ACU writes it), the same unscrambled, and a consumable file of two records.
+fn setup_bin_seeds(out: &mut Out, fixtures: &Path) {
+    let dir = fixtures.join("setup-bin");
+    let mut paths = Vec::new();
+    files(&dir, "bin", &mut paths);
+    for p in &paths {
+        out.put(
+            "setup_bin",
+            &stem(p, &dir),
+            &fs::read(p).expect("read setup.bin"),
+        );
+    }
+    let enrolment = RootEnrolment {
+        current_mebx_password: Secret::new("admin"),
+        new_mebx_password: Some(Secret::new("N3w-P@ssword")),
+        pki_dns_suffix: Some("amt.example.test".into()),
+        deactivate_default_hashes: true,
+        hash: CertHash {
+            algorithm: amthi::HashAlgorithm::Sha256,
+            hash: (0..32).collect(),
+            name: "Fuzz Seed Root".into(),
+        },
+    };
+    let f = enrolment.file();
+    out.put("setup_bin", "enrolment", &f.encode().expect("encode"));
+    let mut plain = f.clone();
+    for r in &mut plain.records {
+        r.flags &= !amt_agent::provisioning::setupbin::RECORD_FLAG_SCRAMBLED;
+    }
+    out.put(
+        "setup_bin",
+        "enrolment-unscrambled",
+        &plain.encode().expect("encode"),
+    );
+    let mut two: SetupBin = f.clone();
+    two.header.flags = 0;
+    two.header.data_record_count = 2;
+    let mut second = two.records[0].clone();
+    second.number = 2;
+    second
+        .variables
+        .push(Variable::new(1, 3, SetupValue::U8(1)));
+    two.records.push(second);
+    two.fill_padding();
+    out.put(
+        "setup_bin",
+        "consumable-two-records",
+        &two.encode().expect("encode"),
+    );
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let root = PathBuf::from(args.next().unwrap_or_else(|| "fuzz/corpus".into()));
@@ -445,5 +808,8 @@ fn main() {
     digest_seeds(&mut out, &values);
     wsman_seeds(&mut out, &fixtures);
     simsock_seeds(&mut out);
+    let certs = rps_seeds(&mut out, &fixtures);
+    cert_seeds(&mut out, &fixtures, &certs);
+    setup_bin_seeds(&mut out, &fixtures);
     println!("{} seeds in {}", out.count, out.root.display());
 }

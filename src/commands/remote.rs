@@ -569,22 +569,6 @@ struct Driver {
     machine: crate::provisioning::Machine,
 }
 
-/// The certificate an AddNextCertInChain request carries (DER) and its leaf flag.
-fn sent_certificate(request: &[u8]) -> Option<(Vec<u8>, bool)> {
-    use base64::Engine as _;
-    let mut p = crate::wsman::http::RequestParser::new();
-    let req = match p.feed(request).ok()? {
-        Some(r) => r,
-        None => p.finish_eof().ok()?,
-    };
-    let env = crate::wsman::envelope::Envelope::parse(&req.body).ok()?;
-    let input = env.body_element()?;
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(input.child_text("NextCertificate")?.trim())
-        .ok()?;
-    Some((der, input.child_text("IsLeafCertificate") == Some("true")))
-}
-
 /// Runs the certificate rules on the chain RPS sent, and prints which certificate broke which
 /// rule and the fix (the firmware only says CERT_VERIFY_FAILED or AUTH_FAILED).
 fn diagnose_sent_chain(chain: &[Vec<u8>], machine: &crate::provisioning::Machine) {
@@ -841,7 +825,7 @@ impl Driver {
             .unwrap_or_else(|| "WS-MAN".into());
         let method = called.map(|(_, m)| m).unwrap_or_default();
         if method == "AddNextCertInChain" {
-            if let Some((der, leaf)) = sent_certificate(request) {
+            if let Some((der, leaf)) = crate::rps::sent_certificate(request) {
                 if leaf {
                     seen.sent_chain.clear();
                 }

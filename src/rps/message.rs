@@ -256,7 +256,9 @@ pub fn client_message(id: &Identity, method: &str, bytes: &[u8]) -> String {
 }
 
 /// A reply to `heartbeat_request`: the request echoed, method `heartbeat_response`, status success
-/// (rpc-go.md §3.8).
+/// (rpc-go.md §3.8). Numbers come back exactly as they were read: serde_json's `float_roundtrip`
+/// feature (Cargo.toml) makes its float parsing exact, without which a long number's last bit
+/// could change on the way through.
 pub fn heartbeat_response(request: &Value) -> String {
     let mut v = request.clone();
     if let Value::Object(m) = &mut v {
@@ -554,6 +556,22 @@ mod tests {
             Err(MessageError::NotJson("not an object".into()))
         );
         assert!(parse_inbound(r#"{"method":"wsman","payload":"%%"}"#).is_err());
+    }
+
+    /// Found by fuzzing (rps_message): a number's last bit changed on the way through the echo
+    /// (`1.7e+118` came back as `1.7000000000000002e+118`), because serde_json's default float
+    /// parser is not exact. The `float_roundtrip` feature makes it exact.
+    #[test]
+    fn heartbeat_echo_keeps_numbers_exact() {
+        // The fuzzer's input, a 119-digit integer (read as a float), and two more floats.
+        let big = "16999999999999999999999999999999999999999999999999999911119999999999999999999999999999999999999999999999999999999999991";
+        let text =
+            format!(r#"{{"method":"heartbeat_request","aipVer":{big},"n":1.7e118,"x":5e-324}}"#);
+        let req: Value = serde_json::from_str(&text).unwrap();
+        let r: Value = serde_json::from_str(&heartbeat_response(&req)).unwrap();
+        for k in ["aipVer", "n", "x"] {
+            assert_eq!(r[k], req[k], "{k}");
+        }
     }
 
     #[test]

@@ -58,6 +58,23 @@ pub fn request_call(request: &[u8]) -> Option<(String, String)> {
     Some((class, method))
 }
 
+/// The certificate an AddNextCertInChain request carries (DER) and its leaf flag, for diagnosing
+/// a chain AMT refuses.
+pub fn sent_certificate(request: &[u8]) -> Option<(Vec<u8>, bool)> {
+    use base64::Engine as _;
+    let mut p = RequestParser::new();
+    let req = match p.feed(request).ok()? {
+        Some(r) => r,
+        None => p.finish_eof().ok()?,
+    };
+    let env = Envelope::parse(&req.body).ok()?;
+    let input = env.body_element()?;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(input.child_text("NextCertificate")?.trim())
+        .ok()?;
+    Some((der, input.child_text("IsLeafCertificate") == Some("true")))
+}
+
 /// What went wrong in AMT's answer to `request`, if AMT refused or failed it. 401s are part of the
 /// Digest exchange RPS runs and are not failures here.
 pub fn amt_failure(request: &[u8], response: &[u8]) -> Option<AmtFailure> {
@@ -143,6 +160,22 @@ mod tests {
             Some("admin")
         );
         assert_eq!(rejected_credentials(&authed, &ok), None);
+    }
+
+    #[test]
+    fn the_certificate_of_add_next_cert_in_chain_is_read() {
+        let body = r#"<?xml version="1.0" encoding="utf-8"?><Envelope xmlns="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><Header><a:Action>http://intel.com/wbem/wscim/1/ips-schema/1/IPS_HostBasedSetupService/AddNextCertInChain</a:Action><w:ResourceURI>http://intel.com/wbem/wscim/1/ips-schema/1/IPS_HostBasedSetupService</w:ResourceURI></Header><Body><h:AddNextCertInChain_INPUT xmlns:h="http://intel.com/wbem/wscim/1/ips-schema/1/IPS_HostBasedSetupService"><h:NextCertificate> AQIDBA== </h:NextCertificate><h:IsLeafCertificate>true</h:IsLeafCertificate><h:IsRootCertificate>false</h:IsRootCertificate></h:AddNextCertInChain_INPUT></Body></Envelope>"#;
+        let head = "POST /wsman HTTP/1.1\r\nHost: x:16992\r\n";
+        assert_eq!(
+            sent_certificate(&chunked(head, body)),
+            Some((vec![1, 2, 3, 4], true))
+        );
+        let not_leaf = body.replace("IsLeafCertificate>true", "IsLeafCertificate>false");
+        assert_eq!(
+            sent_certificate(&chunked(head, &not_leaf)),
+            Some((vec![1, 2, 3, 4], false))
+        );
+        assert_eq!(sent_certificate(&chunked(head, SETUP_REQ)), None);
     }
 
     #[test]

@@ -103,8 +103,8 @@ impl SimChain {
     /// cached [`odca_chain`]; tests generate variants.
     pub fn generate(spec: &ChainSpec) -> SimChain {
         assert!(spec.length >= 1, "a chain has a leaf");
-        let root = CertifiedIssuer::self_signed(root_params(spec), new_key())
-            .expect("root signs itself");
+        let root =
+            CertifiedIssuer::self_signed(root_params(spec), new_key()).expect("root signs itself");
         let root_der = root.der().clone();
         let chain = Vec::with_capacity(spec.length);
         let issuer: &Issuer<'_, KeyPair> = &root;
