@@ -14,6 +14,8 @@ run: build
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
+	$(CARGO) clippy --locked --manifest-path fuzz/Cargo.toml --bins -- -D warnings
 
 # Intel's wsman-messages and xml2js for the WS-MAN peer test (tests/peer.rs), pinned by the
 # committed lock file and installed into tests/peer/node_modules only.

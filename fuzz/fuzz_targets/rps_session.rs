@@ -2,13 +2,17 @@
 //! send, with the relay's own parsing of the bytes it carries (`rps::request_call`,
 //! `rps::amt_failure`, and `rps::sent_certificate` with the chain put in order as the agent does
 //! to diagnose a chain AMT refuses). Input: `[tls flag]` then records `[op][u16 BE length][bytes]`: a text
-//! frame from RPS, AMT's answer to the last request, bytes on the TLS tunnel, the tunnel closing,
-//! or a finished port switch.
+//! frame from RPS, AMT's answer to the last request, bytes from AMT on a tunnel connection (the
+//! current one or a replaced one), or a connection event (opened, written to, dropped, closed by
+//! AMT, failed to open, port switch finished).
 //!
 //! Checked: one request, one answer (a request is only handed to AMT while RPS waits, an answer
-//! only taken while AMT has a request); nothing after the final message; exchanges count the
-//! requests; every frame for RPS is a JSON object with its method and carries the bytes it was
-//! given; answers and tunnel data are refused, not sent, over RPS's size limit.
+//! only taken while AMT has a request); nothing after the final message; exchanges and tunnel
+//! messages count what was relayed; every frame for RPS is a JSON object with its method and
+//! carries the bytes it was given; answers and tunnel data are refused, not sent, over RPS's size
+//! limit; a replaced connection's bytes and close reach RPS never; `connection_reset` is sent
+//! exactly when AMT closes without answering RPS's last write (checked against a model of the
+//! connection).
 #![no_main]
 
 use amt_agent::provisioning::load::{order, CertFacts};
@@ -61,12 +65,22 @@ fuzz_target!(|data: &[u8]| {
     let mut request: Vec<u8> = Vec::new();
     let mut chain: Vec<CertFacts> = Vec::new();
     let mut steps = 0;
+    // The model of the tunnel connection: (id, AMT owes an answer), and the last id handed out.
+    let mut conn: Option<(u64, bool)> = None;
+    let mut last_id = 0u64;
     while let Some(op) = input.byte() {
         steps += 1;
         if steps > 64 {
             break;
         }
         let (state, tunnel, exchanges) = (s.state(), s.is_tunnel(), s.exchanges());
+        let tunnel_messages = s.tunnel_messages();
+        // The connection an event names: the current one, or one replaced before it.
+        let target = if op & 0x80 != 0 {
+            conn.map_or(last_id, |c| c.0)
+        } else {
+            last_id.saturating_sub(1)
+        };
         match op % 5 {
             0 | 1 => {
                 let Some(bytes) = input.chunk() else { break };
@@ -91,8 +105,15 @@ fuzz_target!(|data: &[u8]| {
                     }
                     Ok(Action::TunnelToAmt { bytes, new_session }) => {
                         assert!(s.is_tunnel());
-                        assert_eq!(s.exchanges(), exchanges + 1);
+                        assert_eq!(s.exchanges(), exchanges);
+                        assert_eq!(s.tunnel_messages(), tunnel_messages + 1);
                         assert!(!new_session || bytes.len() > 5);
+                        assert!(new_session || conn.is_some());
+                    }
+                    Ok(Action::Discard { bytes }) => {
+                        assert!(s.is_tunnel() && conn.is_none());
+                        assert!(bytes <= text.len());
+                        assert_eq!(s.tunnel_messages(), tunnel_messages);
                     }
                     Ok(Action::ToRps(f)) => {
                         frame(&f, "heartbeat_response", None);
@@ -139,30 +160,64 @@ fuzz_target!(|data: &[u8]| {
             }
             3 => {
                 let Some(bytes) = input.chunk() else { break };
-                match s.tunnel_data(bytes) {
-                    Ok(f) => {
+                let current = conn.is_some_and(|c| c.0 == target);
+                match s.tunnel_data(target, bytes) {
+                    Ok(Some(f)) => {
+                        assert!(current, "bytes of a replaced connection reached RPS");
                         assert!(f.len() <= MAX_MESSAGE_BYTES);
                         frame(&f, "tls_data", Some(bytes));
+                        conn = Some((target, false));
                     }
+                    Ok(None) => assert!(!current),
                     Err(SessionError::TooLarge { size }) => assert!(size > MAX_MESSAGE_BYTES),
                     Err(e) => panic!("tunnel data: {e}"),
                 }
             }
-            _ => {
-                if op & 0x80 != 0 {
+            _ => match (op >> 3) % 6 {
+                0 => {
                     frame(&s.port_switched(), "port_switch_ack", Some(b"ok"));
                     assert!(s.is_tunnel());
                     assert_eq!(s.state(), State::AwaitRps);
-                } else {
-                    let lms_error = op & 0x40 != 0;
-                    let what: &[u8] = if lms_error {
-                        b"lms_error"
-                    } else {
-                        b"connection_closed"
-                    };
-                    frame(&s.tunnel_closed(lms_error), "connection_reset", Some(what));
+                    conn = None;
                 }
-            }
+                1 => {
+                    let id = s.tunnel_opened();
+                    assert!(id > last_id, "connection ids are never reused");
+                    last_id = id;
+                    conn = Some((id, false));
+                }
+                2 => {
+                    s.tunnel_wrote(target);
+                    if let Some(c) = conn.as_mut().filter(|c| c.0 == target) {
+                        c.1 = true;
+                    }
+                }
+                3 => {
+                    s.tunnel_dropped();
+                    conn = None;
+                }
+                4 => {
+                    let owed = conn.is_some_and(|c| c.0 == target && c.1);
+                    match s.tunnel_closed(target) {
+                        Some(f) => {
+                            assert!(owed, "connection_reset after AMT had answered");
+                            frame(&f, "connection_reset", Some(b"connection_closed"));
+                        }
+                        None => assert!(!owed, "AMT closed without answering; RPS not told"),
+                    }
+                    if conn.is_some_and(|c| c.0 == target) {
+                        conn = None;
+                    }
+                }
+                _ => {
+                    frame(
+                        &s.tunnel_open_failed(),
+                        "connection_reset",
+                        Some(b"lms_error"),
+                    );
+                    conn = None;
+                }
+            },
         }
     }
 });
