@@ -2,7 +2,7 @@
 CARGO ?= cargo
 RELEASE := target/release
 
-.PHONY: build run test lint peer-deps rps-peer-deps unit bench clean assets deb rpm lintian package-test
+.PHONY: build run test lint peer-deps rps-peer-deps unit bench clean assets sim-ca deb rpm lintian package-test
 
 build:
 	$(CARGO) build --release --bins
@@ -47,6 +47,11 @@ CARGO_GENERATE_RPM_VERSION := 0.21.1
 # Man pages (clap_mangen) and bash/zsh/fish completions (clap_complete) into target/assets.
 assets:
 	$(CARGO) run --quiet --example gen-assets -- target/assets
+
+# A new fixed top (test root, ROM CA and its key) for the simulator's AMT TLS chain, into
+# src/sim/ca/ (commit the three files together).
+sim-ca:
+	$(CARGO) run --quiet --example sim-ca
 
 deb: build assets
 	$(CARGO) deb --version >/dev/null 2>&1 || \
