@@ -4,12 +4,14 @@
 
 fn main() -> std::process::ExitCode {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sim/ca");
-    for (name, text) in amt_agent::sim::tls::new_embedded_ca() {
+    let files = amt_agent::sim::tls::new_embedded_ca();
+    for (name, text) in &files {
         if let Err(e) = std::fs::write(dir.join(name), text) {
             eprintln!("sim-ca: writing {name} into {}: {e}", dir.display());
             return std::process::ExitCode::FAILURE;
         }
     }
-    println!("sim-ca: wrote root.pem, rom-ca.pem, rom-ca.key.pem into src/sim/ca");
+    let names: Vec<&str> = files.iter().map(|f| f.0).collect();
+    println!("sim-ca: wrote {} into src/sim/ca", names.join(", "));
     std::process::ExitCode::SUCCESS
 }
