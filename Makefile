@@ -2,7 +2,7 @@
 CARGO ?= cargo
 RELEASE := target/release
 
-.PHONY: build run test lint peer-deps rps-peer-deps unit bench clean assets sim-ca deb rpm lintian package-test
+.PHONY: build run test lint self-contained peer-deps rps-peer-deps unit bench clean assets sim-ca deb rpm lintian package-test
 
 build:
 	$(CARGO) build --release --bins
@@ -11,11 +11,21 @@ build:
 run: build
 	$(RELEASE)/amt-agent --device sim amtinfo --all
 
-lint:
+lint: self-contained
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --locked --manifest-path fuzz/Cargo.toml --bins -- -D warnings
+
+# A clone must test on its own: nothing in the repository may reach outside it for fixtures or
+# references (they live in tests/fixtures, each folder with its provenance). The pattern is spelled
+# with a bracket so this rule does not match itself.
+self-contained:
+	@if grep -rIn --exclude-dir=.git --exclude-dir=target --exclude-dir=node_modules \
+	    --exclude-dir=corpus --exclude-dir=artifacts -e '\.\./shar[e]d' . ; then \
+	  echo "error: the lines above refer to a folder outside the repository"; \
+	  echo "help: copy the file into tests/fixtures/ (with its provenance in that folder's README)"; \
+	  exit 1; fi
 
 # Intel's wsman-messages and xml2js for the WS-MAN peer test (tests/peer.rs), pinned by the
 # committed lock file and installed into tests/peer/node_modules only.
@@ -28,8 +38,10 @@ rps-peer-deps:
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/rps_peer --no-audit --no-fund; \
 	else echo "rps-peer-deps: npm not found; the RPS end-to-end tests will be skipped"; fi
 
+# Every target with tests (the library's unit tests, tests/*.rs); the examples are built, not run
+# (Cargo.toml: they are tools without tests).
 unit: rps-peer-deps
-	$(CARGO) test --all-targets
+	$(CARGO) test
 
 test: lint peer-deps unit
 
@@ -102,7 +114,7 @@ FUZZ_OPTS := -timeout=10 -print_final_stats=1
 
 .PHONY: fuzz-seeds fuzz-build fuzz-smoke fuzz
 
-# Seeds into fuzz/corpus/<target>/ (gitignored): fixtures from ../shared/fixtures, plus AMTHI,
+# Seeds into fuzz/corpus/<target>/ (gitignored): fixtures from tests/fixtures, plus AMTHI,
 # APF, frame, certificate and setup.bin bytes from the crate's encoders (examples/fuzz_seeds.rs).
 fuzz-seeds:
 	$(CARGO) run --quiet --example fuzz_seeds -- fuzz/corpus

@@ -800,7 +800,7 @@ fn main() {
     let fixtures = args
         .next()
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"));
     let mut out = Out { root, count: 0 };
     amthi_seeds(&mut out);
     apf_seeds(&mut out);

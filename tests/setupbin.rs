@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 
 fn fixture(name: &str) -> String {
-    repo_file(&format!("../shared/fixtures/setup-bin/{name}"))
+    repo_file(&format!("tests/fixtures/setup-bin/{name}"))
         .display()
         .to_string()
 }

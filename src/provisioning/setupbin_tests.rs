@@ -4,12 +4,12 @@ use rand::{Rng, SeedableRng};
 /// Intel ACU "Prepare a USB Key for Manual Configuration" output ([ACUBIN]).
 const ACU: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/setup-bin/acu-setup-default.bin"
+    "/tests/fixtures/setup-bin/acu-setup-default.bin"
 ));
 /// The same settings saved by MeshCommander's Setup.bin manager, plus 1.3 and 2.10.
 const MESHCOMMANDER: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/setup-bin/meshcommander-setup.bin"
+    "/tests/fixtures/setup-bin/meshcommander-setup.bin"
 ));
 
 const POWER_PACKAGE: &str = "46732273-DC23-2F43-A98A-13D37982D855";

@@ -1032,7 +1032,7 @@ mod tests {
 
     fn shared(rel: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures")
+            .join("tests/fixtures")
             .join(rel)
     }
 

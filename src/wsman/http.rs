@@ -998,7 +998,7 @@ mod tests {
 
     fn capture(name: &str) -> Vec<u8> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/amt-captures")
+            .join("tests/fixtures/amt-captures")
             .join(name);
         std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
     }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // A test RPS for amt-agent. It speaks RPS 2.40.0's websocket protocol (4.0.0) as
-// ../shared/reference/rps-protocol.md and the recorded traces show: the envelopes, the raw HTTP
+// the RPS protocol reference (rps-protocol.md) and the recorded traces show: the envelopes, the raw HTTP
 // inside `wsman` (header order Authorization/Host/Transfer-Encoding/Connection, one chunk with an
 // upper-case hex size), the 401-first Digest with one nonce for the whole session and an
 // incrementing nc, the WS-MAN flows, the pause after Setup/AdminSetup, and the exact final

@@ -16,7 +16,7 @@ use crate::wsman::http::{RequestParser, ResponseParser};
 
 fn shared(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures")
+        .join("tests/fixtures")
         .join(rel)
 }
 
