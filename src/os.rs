@@ -1,9 +1,17 @@
 //! What the OS knows that amtinfo reports beside AMT's view: host name, DNS suffix, and the IPv4
 //! address of the interface with a given MAC. No DNS queries: every answer is local and immediate.
 
+#[cfg(unix)]
 use std::net::Ipv4Addr;
 
+pub mod adapters;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::{dns_suffix, hostname, ipv4_for_mac};
+
 /// The host name (`uname` node name, first label).
+#[cfg(unix)]
 pub fn hostname() -> String {
     nix::unistd::gethostname()
         .ok()
@@ -14,6 +22,7 @@ pub fn hostname() -> String {
 
 /// The OS DNS suffix: the node name's domain part when it has one, else `domain` (or the first
 /// `search` entry) of /etc/resolv.conf.
+#[cfg(unix)]
 pub fn dns_suffix() -> String {
     if let Some(h) = nix::unistd::gethostname()
         .ok()
@@ -48,6 +57,7 @@ pub fn suffix_from_resolv_conf(text: &str) -> String {
 }
 
 /// The first IPv4 address of an up, non-loopback interface whose MAC is `mac`.
+#[cfg(unix)]
 pub fn ipv4_for_mac(mac: &[u8; 6]) -> Option<Ipv4Addr> {
     if mac.iter().all(|&b| b == 0) {
         return None;

@@ -86,6 +86,18 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         }
         None => None,
     };
+    if let Some(addr) = args.tcp {
+        if !addr.ip().is_loopback() {
+            return Err(format!(
+                "--tcp {addr}: only loopback addresses are allowed (127.0.0.1 or [::1])"
+            ));
+        }
+        let tcp = std::net::TcpListener::bind(addr).map_err(|e| format!("--tcp {addr}: {e}"))?;
+        let bound = tcp.local_addr().map_err(|e| format!("--tcp {addr}: {e}"))?;
+        let fw2 = fw.clone();
+        std::thread::spawn(move || amt_agent::sim::server::serve_tcp(tcp, fw2));
+        eprintln!("amt-sim: profile {name} listening on tcp {bound}");
+    }
     if let Some(addr) = args.lms_listen {
         if !addr.ip().is_loopback() {
             return Err(format!(
@@ -130,7 +142,7 @@ fn main() -> std::process::ExitCode {
         .with_target(false)
         .try_init();
     let r = match cli.command {
-        Cmd::Serve(a) => serve(a),
+        Cmd::Serve(a) => serve(*a),
         Cmd::Profiles { name: None } => {
             for n in profile::BUILTIN {
                 let p = profile::builtin(n).expect("built-in");

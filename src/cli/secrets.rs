@@ -17,9 +17,9 @@ pub struct SecretSource<'a> {
     pub env: &'a [&'a str],
 }
 
-/// Reads a secret file: the first line, without the line end. Refuses files others can read.
+/// Reads a secret file: the first line, without the line end. On Unix, refuses files others can
+/// read; on Windows the file's ACL is the administrator's to set (README.md "Windows").
 pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, AgentError> {
-    use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).map_err(|e| {
         AgentError::new(
             ExitCode::FailedReadingConfiguration,
@@ -27,7 +27,9 @@ pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, AgentError> {
         )
         .help("check the path and that this user may read it")
     })?;
-    if meta.mode() & 0o077 != 0 {
+    #[cfg(unix)]
+    if std::os::unix::fs::MetadataExt::mode(&meta) & 0o077 != 0 {
+        use std::os::unix::fs::MetadataExt;
         return Err(AgentError::new(
             ExitCode::FailedReadingConfiguration,
             format!(
@@ -38,6 +40,8 @@ pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, AgentError> {
         )
         .help(format!("chmod 600 {}", path.display())));
     }
+    #[cfg(not(unix))]
+    let _ = meta;
     let text = std::fs::read_to_string(path).map_err(|e| {
         AgentError::new(
             ExitCode::FailedReadingConfiguration,
@@ -71,23 +75,79 @@ impl SecretSource<'_> {
     }
 }
 
+/// Echo off on the terminal until dropped (termios on Unix, the console mode on Windows).
+struct NoEcho {
+    #[cfg(unix)]
+    saved: Option<nix::sys::termios::Termios>,
+    #[cfg(windows)]
+    saved: Option<(windows_sys::Win32::Foundation::HANDLE, u32)>,
+}
+
+impl NoEcho {
+    #[cfg(unix)]
+    fn start() -> NoEcho {
+        use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok();
+        if let Some(t) = &saved {
+            let mut quiet = t.clone();
+            quiet.local_flags.remove(LocalFlags::ECHO);
+            let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
+        }
+        NoEcho { saved }
+    }
+
+    #[cfg(windows)]
+    fn start() -> NoEcho {
+        use windows_sys::Win32::System::Console::{
+            GetConsoleMode, GetStdHandle, SetConsoleMode, ENABLE_ECHO_INPUT, STD_INPUT_HANDLE,
+        };
+        // SAFETY: console mode calls on this process's standard input handle.
+        unsafe {
+            let h = GetStdHandle(STD_INPUT_HANDLE);
+            let mut mode = 0u32;
+            if GetConsoleMode(h, &mut mode) == 0 {
+                return NoEcho { saved: None };
+            }
+            SetConsoleMode(h, mode & !ENABLE_ECHO_INPUT);
+            NoEcho {
+                saved: Some((h, mode)),
+            }
+        }
+    }
+
+    #[cfg(not(any(unix, windows)))]
+    fn start() -> NoEcho {
+        NoEcho {}
+    }
+}
+
+impl Drop for NoEcho {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(t) = &self.saved {
+            use nix::sys::termios::{tcsetattr, SetArg};
+            let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, t);
+        }
+        #[cfg(windows)]
+        if let Some((h, mode)) = self.saved {
+            // SAFETY: restores the mode read from the same handle.
+            unsafe {
+                windows_sys::Win32::System::Console::SetConsoleMode(h, mode);
+            }
+        }
+    }
+}
+
 /// Reads a line from the terminal with echo off.
 pub fn prompt_no_echo(label: &str) -> Result<Secret, AgentError> {
-    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
     let stdin = std::io::stdin();
-    let saved = tcgetattr(&stdin).ok();
-    if let Some(t) = &saved {
-        let mut quiet = t.clone();
-        quiet.local_flags.remove(LocalFlags::ECHO);
-        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
-    }
+    let quiet = NoEcho::start();
     eprint!("{label}");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     let r = stdin.lock().read_line(&mut line);
-    if let Some(t) = &saved {
-        let _ = tcsetattr(&stdin, SetArg::TCSANOW, t);
-    }
+    drop(quiet);
     eprintln!();
     r.map_err(|e| {
         AgentError::new(

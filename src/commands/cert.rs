@@ -84,7 +84,7 @@ pub struct CertHashArgs {
 }
 
 pub fn run(
-    device: &crate::heci::DeviceSpec,
+    device: &crate::device::DeviceSpec,
     args: &CertArgs,
     json: bool,
 ) -> Result<ExitCode, AgentError> {
@@ -93,7 +93,7 @@ pub fn run(
             let machine = if a.offline {
                 Machine::default()
             } else {
-                let dev = crate::heci::open(device).map_err(|e| {
+                let dev = crate::device::open(device).map_err(|e| {
                     AgentError::from(e)
                         .context("cannot read this machine's AMT (hashes, PKI DNS suffix, version)")
                         .help("run as root on the AMT machine, or check the file alone with --offline")

@@ -1,0 +1,118 @@
+//! Host name, DNS suffix and adapters on Windows (windows.md §4): `GetComputerNameExW` and
+//! `GetAdaptersAddresses`. Local calls only, no DNS query.
+
+use std::net::Ipv4Addr;
+
+use windows_sys::Win32::NetworkManagement::IpHelper::{
+    GetAdaptersAddresses, GAA_FLAG_SKIP_ANYCAST, GAA_FLAG_SKIP_DNS_SERVER, GAA_FLAG_SKIP_MULTICAST,
+    IF_TYPE_SOFTWARE_LOOPBACK, IP_ADAPTER_ADDRESSES_LH, IP_ADAPTER_UNICAST_ADDRESS_LH,
+};
+use windows_sys::Win32::NetworkManagement::Ndis::IfOperStatusUp;
+use windows_sys::Win32::Networking::WinSock::{AF_INET, SOCKADDR_IN};
+use windows_sys::Win32::System::SystemInformation::{
+    ComputerNameDnsDomain, ComputerNameDnsHostname, GetComputerNameExW, COMPUTER_NAME_FORMAT,
+};
+
+use super::adapters::{self, Adapter};
+
+const ERROR_BUFFER_OVERFLOW: u32 = 111;
+
+fn computer_name(format: COMPUTER_NAME_FORMAT) -> String {
+    let mut len = 0u32;
+    // SAFETY: the first call only reports the size; the second fills a buffer of that size.
+    unsafe {
+        GetComputerNameExW(format, std::ptr::null_mut(), &mut len);
+        if len == 0 {
+            return String::new();
+        }
+        let mut buf = vec![0u16; len as usize + 1];
+        let mut n = buf.len() as u32;
+        if GetComputerNameExW(format, buf.as_mut_ptr(), &mut n) == 0 {
+            return String::new();
+        }
+        String::from_utf16_lossy(&buf[..(n as usize).min(buf.len())])
+    }
+}
+
+/// The DNS host name of this computer (its first label).
+pub fn hostname() -> String {
+    let h = computer_name(ComputerNameDnsHostname);
+    h.split('.').next().unwrap_or_default().to_string()
+}
+
+/// The primary DNS suffix, else the first connection-specific suffix of an up adapter.
+pub fn dns_suffix() -> String {
+    adapters::dns_suffix(&computer_name(ComputerNameDnsDomain), &list_adapters())
+}
+
+/// The first IPv4 address of an up, non-loopback adapter whose MAC is `mac`.
+pub fn ipv4_for_mac(mac: &[u8; 6]) -> Option<Ipv4Addr> {
+    adapters::ipv4_for_mac(&list_adapters(), mac)
+}
+
+fn wide_to_string(p: *const u16) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: `p` is a NUL-terminated UTF-16 string inside the adapters buffer.
+    unsafe {
+        let mut len = 0;
+        while *p.add(len) != 0 {
+            len += 1;
+        }
+        String::from_utf16_lossy(std::slice::from_raw_parts(p, len))
+    }
+}
+
+/// Every adapter with its IPv4 unicast addresses; empty when the call fails.
+fn list_adapters() -> Vec<Adapter> {
+    let flags = GAA_FLAG_SKIP_ANYCAST | GAA_FLAG_SKIP_MULTICAST | GAA_FLAG_SKIP_DNS_SERVER;
+    let mut size = 16 * 1024u32;
+    for _ in 0..4 {
+        // u64 elements: the buffer is aligned for IP_ADAPTER_ADDRESSES_LH.
+        let mut buf = vec![0u64; (size as usize).div_ceil(8)];
+        let first = buf.as_mut_ptr() as *mut IP_ADAPTER_ADDRESSES_LH;
+        // SAFETY: the buffer is `size` bytes and aligned; on success it holds a linked list of
+        // adapters whose pointers all point inside it, read before the buffer is dropped.
+        let rc = unsafe {
+            GetAdaptersAddresses(AF_INET as u32, flags, std::ptr::null(), first, &mut size)
+        };
+        if rc == ERROR_BUFFER_OVERFLOW {
+            continue;
+        }
+        if rc != 0 {
+            tracing::debug!(error = rc, "GetAdaptersAddresses failed");
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let mut a = first as *const IP_ADAPTER_ADDRESSES_LH;
+        // SAFETY: see above.
+        unsafe {
+            while !a.is_null() {
+                let ad = &*a;
+                let mac_len = (ad.PhysicalAddressLength as usize).min(ad.PhysicalAddress.len());
+                let mut ipv4 = Vec::new();
+                let mut u = ad.FirstUnicastAddress as *const IP_ADAPTER_UNICAST_ADDRESS_LH;
+                while !u.is_null() {
+                    let ua = &*u;
+                    let sa = ua.Address.lpSockaddr;
+                    if !sa.is_null() && (*sa).sa_family == AF_INET {
+                        let sin = &*(sa as *const SOCKADDR_IN);
+                        ipv4.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.S_un.S_addr)));
+                    }
+                    u = ua.Next;
+                }
+                out.push(Adapter {
+                    mac: ad.PhysicalAddress[..mac_len].to_vec(),
+                    up: ad.OperStatus == IfOperStatusUp,
+                    loopback: ad.IfType == IF_TYPE_SOFTWARE_LOOPBACK,
+                    ipv4,
+                    dns_suffix: wide_to_string(ad.DnsSuffix),
+                });
+                a = ad.Next;
+            }
+        }
+        return out;
+    }
+    Vec::new()
+}
