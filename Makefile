@@ -80,11 +80,11 @@ windows-deps:
 windows:
 	$(CARGO) build --release --target $(WIN_TARGET) --bin amt-agent
 
-# The MSI: amt-agent.exe, the Windows agent.toml, the service (stopped, manual start).
+# The MSI: amt-agent.exe, the Windows agent.toml, the service (stopped, manual start); wixl and
+# msibuild, see packaging/windows/build-msi.
 MSI = target/amt-agent-$(VERSION)-x64.msi
 msi: windows
-	wixl -a x64 -D Version=$(VERSION) -D Exe=$(WIN_EXE) -D Root=$(CURDIR) -o $(MSI) \
-	  packaging/windows/amt-agent.wxs
+	packaging/windows/build-msi $(VERSION) $(WIN_EXE) $(MSI)
 	@echo "$(MSI)"
 
 # A Wine test fixture only (tests/wine/bcryptprimitives.c says why); never in the MSI.
@@ -100,8 +100,13 @@ test-windows: msi wine-shim rps-peer-deps
 	AMT_AGENT_MSI=$(CURDIR)/$(MSI) $(CARGO) test --test windows
 
 # A benchmark, not a test: prints one report and writes docs/performance.md.
+# With the Windows build under Wine when it can be built here (make windows-deps).
 bench: build
-	$(CARGO) run --release --example bench
+	@if rustup target list --installed 2>/dev/null | grep -qx $(WIN_TARGET) && [ -x /usr/lib/wine/wine64 ]; then \
+	  $(MAKE) --no-print-directory msi wine-shim && \
+	  AMT_AGENT_WINDOWS_EXE=$(CURDIR)/$(WIN_EXE) AMT_AGENT_WINE_SHIM=$(CURDIR)/$(WINE_SHIM) \
+	  AMT_AGENT_MSI=$(CURDIR)/$(MSI) $(CARGO) run --release --example bench; \
+	else $(CARGO) run --release --example bench; fi
 
 # Packages (README.md "Packages"): man pages and completions, then .deb / .rpm in target/.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n1)

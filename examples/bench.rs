@@ -47,9 +47,20 @@ fn spec(what: &str, args: &[&str], floor: Option<usize>) -> Spec {
 /// Times every spec RUNS times, round-robin (one run of each per round), so that a change in the
 /// machine's load during the benchmark falls on every command alike and the ratios hold.
 fn measure_all(cmd: &Path, specs: &[Spec]) -> Vec<Stats> {
+    measure_with(|| Command::new(cmd), specs, RUNS, WARMUP)
+}
+
+/// As [`measure_all`], each run's command made by `base` (a program, or Wine and an .exe).
+fn measure_with(
+    base: impl Fn() -> Command,
+    specs: &[Spec],
+    runs: usize,
+    warmup: usize,
+) -> Vec<Stats> {
     let run = |s: &Spec| {
         let t = Instant::now();
-        let st = Command::new(cmd)
+        let mut c = base();
+        let st = c
             .args(&s.args)
             .envs(s.env.iter().copied())
             .stdin(Stdio::null())
@@ -57,14 +68,14 @@ fn measure_all(cmd: &Path, specs: &[Spec]) -> Vec<Stats> {
             .stderr(Stdio::null())
             .status()
             .expect("spawn");
-        assert!(st.success(), "{} {:?} failed: {st}", cmd.display(), s.args);
+        assert!(st.success(), "{:?} {:?} failed: {st}", base(), s.args);
         t.elapsed()
     };
-    let mut times: Vec<Vec<Duration>> = specs.iter().map(|_| Vec::with_capacity(RUNS)).collect();
-    for round in 0..WARMUP + RUNS {
+    let mut times: Vec<Vec<Duration>> = specs.iter().map(|_| Vec::with_capacity(runs)).collect();
+    for round in 0..warmup + runs {
         for (i, s) in specs.iter().enumerate() {
             let d = run(s);
-            if round >= WARMUP {
+            if round >= warmup {
                 times[i].push(d);
             }
         }
@@ -221,6 +232,14 @@ fn main() {
             r.count, r.relay_us as u64, r.direct_us as u64, r.relay_us / r.direct_us, r.rss_kb as f64 / 1024.0
         )),
         None => report.push_str("Skipped: node or tests/rps_peer/node_modules missing (make rps-peer-deps).\n"),
+    }
+    report.push_str("\n## Windows build under Wine\n\n");
+    match windows_bench(&agent, medians[1], medians[0]) {
+        Some(w) => report.push_str(&w),
+        None => report.push_str(
+            "Skipped: set AMT_AGENT_WINDOWS_EXE and AMT_AGENT_WINE_SHIM and install wine64 \
+             (`make bench` does, after `make windows wine-shim`).\n",
+        ),
     }
     print!("{report}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/performance.md");
@@ -385,4 +404,87 @@ fn rps_bench(agent: &Path, sim: &Path, dir: &Path) -> Option<RpsBench> {
         direct_us,
         rss_kb,
     })
+}
+
+/// Runs under Wine: fewer, as each start of a Wine process costs far more than a Linux one.
+const WINE_RUNS: usize = 40;
+const WINE_WARMUP: usize = 5;
+
+/// The .exe's size and its amtinfo under Wine against Wine's own process floor and against the
+/// Linux build's amtinfo (`amtinfo_linux` and the Linux floor, the medians measured above).
+fn windows_bench(agent: &Path, amtinfo_linux: Duration, floor_linux: Duration) -> Option<String> {
+    let exe = std::env::var_os("AMT_AGENT_WINDOWS_EXE").map(PathBuf::from)?;
+    let shim = std::env::var_os("AMT_AGENT_WINE_SHIM").map(PathBuf::from)?;
+    let wine = Path::new("/usr/lib/wine/wine64");
+    if !exe.exists() || !shim.exists() || !wine.exists() {
+        return None;
+    }
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/wine");
+    let dir = base.join("bench-bin");
+    std::fs::create_dir_all(&dir).ok()?;
+    std::fs::copy(&exe, dir.join("amt-agent.exe")).ok()?;
+    std::fs::copy(&shim, dir.join("bcryptprimitives.dll")).ok()?;
+    let prefix = base.join("bench-prefix");
+    let exe_in = dir.join("amt-agent.exe");
+    let cmd = || {
+        let mut c = Command::new(wine);
+        c.env("WINEPREFIX", &prefix)
+            .env("WINEDEBUG", "-all")
+            .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+            .env_remove("DISPLAY")
+            .arg(&exe_in);
+        c
+    };
+    let specs = vec![
+        spec(
+            "`amt-agent.exe version` under Wine (Wine's process floor)",
+            &["version"],
+            None,
+        ),
+        spec(
+            "`amt-agent.exe --device sim amtinfo --all --json` under Wine",
+            &["--device", "sim", "amtinfo", "--all", "--json"],
+            Some(0),
+        ),
+    ];
+    let stats = measure_with(cmd, &specs, WINE_RUNS, WINE_WARMUP);
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) / 1024;
+    let msi = std::env::var_os("AMT_AGENT_MSI")
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+        .map(|p| format!(", the MSI {} KiB", size(&p)))
+        .unwrap_or_default();
+    let mut r = format!(
+        "`make windows` (release, `x86_64-pc-windows-gnu`, stripped): amt-agent.exe {} KiB \
+         against the Linux amt-agent's {} KiB{msi}. Each command runs {WINE_RUNS} times after \
+         {WINE_WARMUP} warm-up runs under Wine 8.0, round-robin; a Wine process start is most \
+         of every figure, so the ratio to Wine's floor is the agent's own cost.\n\n\
+         | what | median | p90 | min | ratio |\n|---|---:|---:|---:|---:|\n",
+        size(&exe),
+        size(agent)
+    );
+    let floor = stats[0].median;
+    for (s, st) in specs.iter().zip(&stats) {
+        let ratio = match s.floor {
+            None => "1.00× (floor)".to_string(),
+            Some(_) => format!("{:.2}×", st.median.as_secs_f64() / floor.as_secs_f64()),
+        };
+        r.push_str(&format!(
+            "| {} | {} | {} | {} | {ratio} |\n",
+            s.what,
+            ms(st.median),
+            ms(st.p90),
+            ms(st.min)
+        ));
+    }
+    r.push_str(&format!(
+        "\nThe same amtinfo on Linux (above): {} ms, so under Wine it takes {:.1}× as long, \
+         almost all of it Wine starting a process; the agent's work over its floor is {} ms under \
+         Wine and {} ms on Linux.\n",
+        ms(amtinfo_linux),
+        stats[1].median.as_secs_f64() / amtinfo_linux.as_secs_f64(),
+        ms(stats[1].median.saturating_sub(floor)),
+        ms(amtinfo_linux.saturating_sub(floor_linux)),
+    ));
+    Some(r)
 }

@@ -8,7 +8,7 @@ pub mod adapters;
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub use windows::{dns_suffix, hostname, ipv4_for_mac};
+pub use windows::{dns_suffix, hostname, ipv4_for_mac, program_data};
 
 /// The host name (`uname` node name, first label).
 #[cfg(unix)]

@@ -17,6 +17,21 @@ use super::adapters::{self, Adapter};
 
 const ERROR_BUFFER_OVERFLOW: u32 = 111;
 
+/// The ProgramData folder (`FOLDERID_ProgramData`), from the shell rather than the environment: a
+/// service's environment need not carry `%ProgramData%` (Wine's service manager gives it another).
+pub fn program_data() -> Option<std::path::PathBuf> {
+    use windows_sys::Win32::System::Com::CoTaskMemFree;
+    use windows_sys::Win32::UI::Shell::{FOLDERID_ProgramData, SHGetKnownFolderPath};
+    let mut p: windows_sys::core::PWSTR = std::ptr::null_mut();
+    // SAFETY: on success the shell allocates a NUL-terminated string, copied and then freed.
+    unsafe {
+        let hr = SHGetKnownFolderPath(&FOLDERID_ProgramData, 0, std::ptr::null_mut(), &mut p);
+        let path = (hr == 0).then(|| wide_to_string(p));
+        CoTaskMemFree(p as *const std::ffi::c_void);
+        path.filter(|s| !s.is_empty()).map(Into::into)
+    }
+}
+
 fn computer_name(format: COMPUTER_NAME_FORMAT) -> String {
     let mut len = 0u32;
     // SAFETY: the first call only reports the size; the second fills a buffer of that size.

@@ -56,15 +56,24 @@ pub fn expand_percent_vars(s: &str, get: impl Fn(&str) -> Option<String>) -> Str
     out
 }
 
-/// A path with `%NAME%` expanded on Windows; unchanged elsewhere.
+/// A path with `%NAME%` expanded on Windows (`%ProgramData%` is the shell's known folder, so a
+/// service finds the folder the MSI used whatever its environment); unchanged elsewhere.
+#[cfg(windows)]
 pub fn expand_path(p: &Path) -> PathBuf {
-    if cfg!(windows) {
-        PathBuf::from(expand_percent_vars(&p.to_string_lossy(), |k| {
-            std::env::var(k).ok()
-        }))
-    } else {
-        p.to_path_buf()
-    }
+    PathBuf::from(expand_percent_vars(&p.to_string_lossy(), |k| {
+        if k.eq_ignore_ascii_case("ProgramData") {
+            if let Some(d) = crate::os::program_data() {
+                return Some(d.display().to_string());
+            }
+        }
+        std::env::var(k).ok()
+    }))
+}
+
+/// A path with `%NAME%` expanded on Windows; unchanged elsewhere.
+#[cfg(not(windows))]
+pub fn expand_path(p: &Path) -> PathBuf {
+    p.to_path_buf()
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]

@@ -1,0 +1,845 @@
+//! The Windows build as users run it: the real `amt-agent.exe` under Wine (windows.md §2), against
+//! the Linux simulator over loopback TCP, the Node RPS peer, and the MSI installed into a Wine
+//! prefix. `make test-windows` cross-builds the .exe and the MSI once and runs these with
+//! `AMT_AGENT_WINDOWS_EXE`, `AMT_AGENT_WINE_SHIM` and `AMT_AGENT_MSI` set; without them each test
+//! prints `skipped:` and returns, unless `AMT_AGENT_REQUIRE_WINE=1` (set by `.ci/run`) makes that a
+//! failure.
+//!
+//! Wine 8.0 lacks `bcryptprimitives.dll`, which Rust's standard library imports: the tests put the
+//! shim built from `tests/wine/bcryptprimitives.c` beside the .exe (never in the MSI).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const WINE: &str = "/usr/lib/wine/wine64";
+const AMT_PW: &str = "P@ssw0rd-Amt1";
+
+/// The .exe beside its shim, and the Wine prefix the tests share.
+struct Wine {
+    dir: PathBuf,
+    prefix: PathBuf,
+}
+
+fn skip(test: &str, why: &str) {
+    if std::env::var("AMT_AGENT_REQUIRE_WINE").is_ok_and(|v| v == "1") {
+        panic!("{test}: {why} (AMT_AGENT_REQUIRE_WINE=1)");
+    }
+    eprintln!("skipped: {test}: {why}");
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+}
+
+fn wine_base() -> PathBuf {
+    repo_file("target/wine")
+}
+
+/// A Wine command in `prefix`, quiet, without the Mono/Gecko installers a new prefix would ask for.
+fn wine_cmd(prefix: &Path) -> Command {
+    let mut c = Command::new(WINE);
+    c.env("WINEPREFIX", prefix)
+        .env("WINEDEBUG", "-all")
+        .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+        .env_remove("DISPLAY")
+        .env_remove("AMT_AGENT_DEVICE")
+        .env_remove("AMT_AGENT_LOG")
+        .env_remove("AMT_PASSWORD");
+    c
+}
+
+/// Set up once per test process: the .exe and shim copied side by side, the prefix created by a
+/// first run (about 8 s), so the tests that follow do not race to create it.
+fn wine(test: &str) -> Option<&'static Wine> {
+    static WINE_SETUP: OnceLock<Option<Wine>> = OnceLock::new();
+    let w = WINE_SETUP.get_or_init(|| {
+        let exe = env_path("AMT_AGENT_WINDOWS_EXE")?;
+        let shim = env_path("AMT_AGENT_WINE_SHIM")?;
+        if !Path::new(WINE).exists() {
+            return None;
+        }
+        let dir = wine_base().join("bin");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&exe, dir.join("amt-agent.exe")).unwrap();
+        std::fs::copy(&shim, dir.join("bcryptprimitives.dll")).unwrap();
+        let prefix = wine_base().join("prefix");
+        let w = Wine { dir, prefix };
+        let o = w.run(&["version"], &[]);
+        assert_eq!(code(&o), 0, "first run under Wine: {}", stderr(&o));
+        Some(w)
+    });
+    if w.is_none() {
+        skip(
+            test,
+            "set AMT_AGENT_WINDOWS_EXE and AMT_AGENT_WINE_SHIM and install wine64 (make test-windows)",
+        );
+    }
+    w.as_ref()
+}
+
+impl Wine {
+    fn exe(&self) -> PathBuf {
+        self.dir.join("amt-agent.exe")
+    }
+
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut c = wine_cmd(&self.prefix);
+        c.arg(self.exe()).args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        run_with_deadline(&mut self.command(args, env), Duration::from_secs(90))
+    }
+}
+
+/// `amt-sim serve --tcp 127.0.0.1:0` on Linux, with its state file; killed when dropped.
+struct TcpSim {
+    child: Child,
+    addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl TcpSim {
+    fn start(args: &[&str]) -> TcpSim {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        let mut child = Command::new(SIM)
+            .args(["serve", "--tcp", "127.0.0.1:0", "--state"])
+            .arg(&state)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn amt-sim");
+        let err = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if let Some(a) = line.split("listening on tcp ").nth(1) {
+                    let _ = tx.send(a.trim().to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("amt-sim did not listen on TCP within 10 s");
+            }
+        };
+        TcpSim { child, addr, dir }
+    }
+
+    fn device(&self) -> String {
+        format!("sim:tcp:{}", self.addr)
+    }
+
+    fn state(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.dir.path().join("state.json")).unwrap())
+            .unwrap()
+    }
+}
+
+impl Drop for TcpSim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The amtinfo object without what the OS reports (host name, DNS suffix, the OS IP of AMT's MAC).
+fn without_os_fields(mut v: Value) -> Value {
+    let o = v.as_object_mut().unwrap();
+    o.remove("dnsSuffixOS");
+    o.remove("hostnameOS");
+    for adapter in ["wiredAdapter", "wirelessAdapter"] {
+        if let Some(a) = o.get_mut(adapter).and_then(Value::as_object_mut) {
+            a.remove("osIpAddress");
+        }
+    }
+    v
+}
+
+#[test]
+fn version_is_the_linux_builds() {
+    let Some(w) = wine("version_is_the_linux_builds") else {
+        return;
+    };
+    let o = w.run(&["version"], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), stdout(&agent(&["version"])));
+    let o = w.run(&["--json", "version"], &[]);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn amtinfo_on_the_in_process_simulator_equals_linux_but_the_os_fields() {
+    let Some(w) = wine("amtinfo_on_the_in_process_simulator_equals_linux_but_the_os_fields") else {
+        return;
+    };
+    for device in ["sim", "sim:profile=amt19", "sim:profile=amt11.8"] {
+        let args = ["--device", device, "amtinfo", "--all", "--json"];
+        let win = w.run(&args, &[]);
+        assert_eq!(code(&win), 0, "{device}: {}", stderr(&win));
+        let linux = agent(&args);
+        assert_eq!(code(&linux), 0, "{}", stderr(&linux));
+        let win: Value = serde_json::from_str(&stdout(&win)).unwrap();
+        let linux: Value = serde_json::from_str(&stdout(&linux)).unwrap();
+        // The OS fields are there, answered by the Windows calls (Wine's host name).
+        assert!(
+            win["hostnameOS"].as_str().is_some_and(|h| !h.is_empty()),
+            "{win}"
+        );
+        assert_eq!(without_os_fields(win), without_os_fields(linux), "{device}");
+    }
+    // Text output too, line for line but the OS lines.
+    let text = |o: Output| -> Vec<String> {
+        stdout(&o)
+            .lines()
+            .filter(|l| !l.starts_with("DNS Suffix (OS)") && !l.starts_with("Hostname (OS)"))
+            .filter(|l| !(l.starts_with("OS ") && l.contains("IP Address")))
+            .map(str::to_string)
+            .collect()
+    };
+    let args = ["--device", "sim", "amtinfo"];
+    assert_eq!(text(w.run(&args, &[])), text(agent(&args)));
+}
+
+#[test]
+fn without_the_mei_driver_the_advice_is_windows_and_the_exit_is_2() {
+    let Some(w) = wine("without_the_mei_driver_the_advice_is_windows_and_the_exit_is_2") else {
+        return;
+    };
+    // Wine has no HECI driver: SetupAPI lists no device interface, as on a PC without the driver.
+    let o = w.run(&["doctor"], &[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 2, "{out}{}", stderr(&o));
+    assert!(
+        out.contains("E2D1FF34-3458-49A9-88DA-8E6915CE9BE5"),
+        "{out}"
+    );
+    assert!(out.contains("Intel Management Engine Interface"), "{out}");
+    assert!(!out.contains("modprobe"), "{out}");
+    let o = w.run(&["--json", "doctor"], &[]);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["exitCode"], 2);
+    let o = w.run(&["amtinfo"], &[]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(err.contains("error: no MEI device found"), "{err}");
+    assert!(
+        err.contains("help: install the Intel Management Engine Interface (MEI) driver"),
+        "{err}"
+    );
+    // A Unix socket is no route on Windows: the error says which one is.
+    let o = w.run(&["--device", "sim:/tmp/x.sock", "amtinfo"], &[]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("sim:tcp:127.0.0.1:PORT"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn local_ccm_activation_and_deactivation_through_the_linux_simulator() {
+    let Some(w) = wine("local_ccm_activation_and_deactivation_through_the_linux_simulator") else {
+        return;
+    };
+    let sim = TcpSim::start(&[]);
+    let dev = sim.device();
+    let o = w.run(&["--device", &dev, "amtinfo", "--json"], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let info: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(info["controlMode"], "not activated");
+    let o = w.run(
+        &["--device", &dev, "-vvv", "activate", "--local", "--ccm"],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    let err = stderr(&o);
+    assert_eq!(code(&o), 0, "{}{err}", stdout(&o));
+    assert!(!err.contains(AMT_PW), "the password leaked into the log");
+    assert_eq!(sim.state()["control_mode"], 1);
+    let o = w.run(&["--device", &dev, "deactivate", "--local"], &[]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(sim.state()["control_mode"], 0);
+}
+
+#[test]
+fn local_ccm_activation_on_the_in_process_simulator() {
+    let Some(w) = wine("local_ccm_activation_on_the_in_process_simulator") else {
+        return;
+    };
+    let o = w.run(
+        &["--device", "sim", "--json", "activate", "--local", "--ccm"],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["status"], "success", "{v}");
+    assert_eq!(v["controlMode"], "client control mode", "{v}");
+    // A weak password is refused before anything is sent, with the rule named.
+    let o = w.run(
+        &["--device", "sim", "activate", "--local", "--ccm"],
+        &[("AMT_PASSWORD", "short")],
+    );
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("help:"), "{}", stderr(&o));
+}
+
+/// The Node RPS peer (tests/rps_peer), as tests/rps.rs runs it.
+struct Peer {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Peer {
+    fn start(dir: &Path) -> Option<Peer> {
+        let peer_dir = repo_file("tests/rps_peer");
+        let node = Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !node
+            || !peer_dir
+                .join("node_modules/@device-management-toolkit/wsman-messages")
+                .exists()
+        {
+            skip_without_node(
+                "windows rps",
+                "node or tests/rps_peer/node_modules is missing (make rps-peer-deps)",
+            );
+            return None;
+        }
+        let cfg = dir.join("peer.json");
+        let config = json!({"delayMs": 300, "profiles": {
+            "ccm-peer": {"mode": "ccm", "password": AMT_PW, "userConsent": "All"}
+        }});
+        std::fs::write(&cfg, config.to_string()).unwrap();
+        let log = dir.join("peer.log");
+        let mut child = Command::new("node")
+            .arg(peer_dir.join("peer.js"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--log")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn node");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(out).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(15)) else {
+            let _ = child.kill();
+            panic!("the RPS peer did not start within 15 s");
+        };
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected peer output: {line:?}"));
+        Some(Peer { child, port, log })
+    }
+
+    fn finals(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|e| e["json"].clone())
+            .filter(|j| matches!(j["method"].as_str(), Some("success" | "error")))
+            .collect()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn rps_activation_from_wine_through_the_peer_with_the_linux_simulator_as_the_me() {
+    let Some(w) =
+        wine("rps_activation_from_wine_through_the_peer_with_the_linux_simulator_as_the_me")
+    else {
+        return;
+    };
+    let sim = TcpSim::start(&[]);
+    let Some(peer) = Peer::start(sim.dir.path()) else {
+        return;
+    };
+    let url = format!("ws://127.0.0.1:{}/activate", peer.port);
+    let dev = sim.device();
+    let o = w.run(
+        &[
+            "--device",
+            &dev,
+            "-vvv",
+            "activate",
+            "-u",
+            &url,
+            "--profile",
+            "ccm-peer",
+            "--hostname",
+            "wine-host",
+        ],
+        &[],
+    );
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("Control mode (firmware): client control mode"),
+        "{out}"
+    );
+    assert_eq!(sim.state()["control_mode"], 1);
+    let lsa = sim.state()["lsa_password"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !lsa.is_empty() && !err.contains(&lsa),
+        "the LSA password leaked"
+    );
+    let finals = peer.finals();
+    assert_eq!(finals.len(), 1, "{finals:?}");
+    assert_eq!(finals[0]["method"], "success");
+}
+
+#[test]
+fn the_service_runs_in_the_foreground_from_a_console_and_writes_its_status() {
+    let Some(w) = wine("the_service_runs_in_the_foreground_from_a_console_and_writes_its_status")
+    else {
+        return;
+    };
+    let sim = TcpSim::start(&[]);
+    let dir = sim.dir.path();
+    std::fs::write(dir.join("amt-password"), format!("{AMT_PW}\n")).unwrap();
+    // Windows paths through Wine's Z: drive; %VARIABLES% are expanded as on Windows.
+    let win = |p: &Path| format!("Z:{}", p.display()).replace('/', "\\");
+    let cfg = format!(
+        "device = '{}'\nmode = 'ccm'\npassword_file = '{}'\nstate_dir = '{}'\nretry_initial = '1s'\n",
+        sim.device(),
+        win(&dir.join("amt-password")),
+        win(dir)
+    );
+    std::fs::write(dir.join("agent.toml"), cfg).unwrap();
+    let mut child = w
+        .command(&["service", "--config", &win(&dir.join("agent.toml"))], &[])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = dir.join("status.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        if let Ok(t) = std::fs::read_to_string(&status) {
+            if let Ok(v) = serde_json::from_str::<Value>(&t) {
+                last = v;
+                if last["state"] == "activated" {
+                    break;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(last["state"], "activated", "{last}");
+    assert_eq!(last["controlMode"], "client control mode", "{last}");
+    assert_eq!(sim.state()["control_mode"], 1);
+    // `status` reads the same file.
+    let o = w.run(&["status", "--state-dir", &win(dir)], &[]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+}
+
+/// `msiinfo export MSI TABLE` as text.
+fn msi_table(msi: &Path, table: &str) -> String {
+    let o = run_with_deadline(
+        Command::new("msiinfo").arg("export").arg(msi).arg(table),
+        Duration::from_secs(30),
+    );
+    assert!(o.status.success(), "msiinfo export {table}: {}", stderr(&o));
+    stdout(&o)
+}
+
+fn msi() -> Option<PathBuf> {
+    let m = env_path("AMT_AGENT_MSI");
+    if m.is_none() {
+        skip(
+            "msi",
+            "set AMT_AGENT_MSI (make test-windows builds it with make msi)",
+        );
+    }
+    m
+}
+
+#[test]
+fn the_msi_carries_the_exe_the_config_the_service_and_a_stable_upgrade_code() {
+    let Some(msi) = msi() else {
+        return;
+    };
+    let files = msi_table(&msi, "File");
+    assert!(files.contains("amt-agent.exe"), "{files}");
+    assert!(files.contains("agent.toml"), "{files}");
+    assert!(
+        !files.to_lowercase().contains("bcryptprimitives"),
+        "the Wine shim must never ship: {files}"
+    );
+    let service = msi_table(&msi, "ServiceInstall");
+    let row = service
+        .lines()
+        .find(|l| l.contains("AmtAgentService"))
+        .unwrap_or_else(|| panic!("no ServiceInstall row: {service}"));
+    // Columns: ServiceInstall Name DisplayName ServiceType StartType ErrorControl …
+    let cols: Vec<&str> = row.split('\t').collect();
+    assert_eq!(cols[1], "amt-agent");
+    assert_eq!(cols[3], "16", "own process");
+    assert_eq!(
+        cols[4], "3",
+        "demand start: fleet tooling decides when it runs"
+    );
+    assert!(
+        row.contains("service --config \"[CONFIGDIR]agent.toml\""),
+        "{row}"
+    );
+    let control = msi_table(&msi, "ServiceControl");
+    assert!(control.contains("amt-agent"), "{control}");
+    let props = msi_table(&msi, "Property");
+    assert!(
+        props.contains("UpgradeCode\t{56351F07-FDB5-49A3-9CD9-0125D3412B0D}"),
+        "{props}"
+    );
+    let wxs = std::fs::read_to_string(repo_file("packaging/windows/amt-agent.wxs")).unwrap();
+    assert!(wxs.contains("UpgradeCode=\"56351F07-FDB5-49A3-9CD9-0125D3412B0D\""));
+    // The config component is never overwritten and never removed.
+    let comps = msi_table(&msi, "Component");
+    let cfg = comps
+        .lines()
+        .find(|l| l.starts_with("AgentConfig\t"))
+        .unwrap_or_else(|| panic!("{comps}"));
+    let attrs: u32 = cfg.split('\t').nth(3).unwrap().parse().unwrap();
+    const PERMANENT: u32 = 0x10;
+    const NEVER_OVERWRITE: u32 = 0x80;
+    assert_eq!(
+        attrs & (PERMANENT | NEVER_OVERWRITE),
+        PERMANENT | NEVER_OVERWRITE
+    );
+}
+
+/// A fresh prefix for installing, removed (and its wineserver stopped) when dropped.
+struct InstallPrefix(tempfile::TempDir);
+
+impl InstallPrefix {
+    fn new() -> InstallPrefix {
+        std::fs::create_dir_all(wine_base()).unwrap();
+        InstallPrefix(tempfile::tempdir_in(wine_base()).unwrap())
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut c = wine_cmd(self.path());
+        c.args(args);
+        run_with_deadline(&mut c, Duration::from_secs(120))
+    }
+
+    fn c(&self, rel: &str) -> PathBuf {
+        self.path().join("drive_c").join(rel)
+    }
+}
+
+impl Drop for InstallPrefix {
+    fn drop(&mut self) {
+        let server = Path::new("/usr/lib/wine/wineserver64");
+        if server.exists() {
+            let _ = Command::new(server)
+                .arg("-k")
+                .env("WINEPREFIX", self.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// An MSI of the same source with another version, built as `make msi` builds it.
+fn msi_version(version: &str, out: &Path) -> PathBuf {
+    let exe = std::env::var("AMT_AGENT_WINDOWS_EXE").unwrap();
+    let path = out.join(format!("amt-agent-{version}.msi"));
+    let o = run_with_deadline(
+        Command::new(repo_file("packaging/windows/build-msi"))
+            .arg(version)
+            .arg(exe)
+            .arg(&path),
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "build-msi: {}", stderr(&o));
+    path
+}
+
+/// A Wine process that keeps the prefix's user session alive: Wine ends its services when the
+/// last ordinary process exits, which a real SCM does not. Killed when dropped.
+struct KeepAlive(Child);
+
+impl KeepAlive {
+    fn start(p: &InstallPrefix) -> KeepAlive {
+        let child = wine_cmd(p.path())
+            .arg("cmd")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        KeepAlive(child)
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits for the installed service's status.json to satisfy `done`.
+fn wait_status(path: &Path, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        if let Some(v) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        {
+            if done(&v) {
+                return v;
+            }
+            last = v;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{}: not reached within 60 s; last {last}", path.display());
+}
+
+#[test]
+fn msiexec_installs_upgrades_and_uninstalls_under_wine_keeping_agent_toml() {
+    let Some(msi) = msi() else {
+        return;
+    };
+    let Some(w) = wine("msiexec_installs_upgrades_and_uninstalls_under_wine_keeping_agent_toml")
+    else {
+        return;
+    };
+    let p = InstallPrefix::new();
+    let o = p.run(&["msiexec", "/i", &msi.display().to_string(), "/qn"]);
+    assert_eq!(code(&o), 0, "msiexec /i: {}", stderr(&o));
+    let exe = p.c("Program Files/amt-agent/amt-agent.exe");
+    let toml = p.c("ProgramData/amt-agent/agent.toml");
+    assert!(exe.exists(), "{} missing", exe.display());
+    assert!(p.c("Program Files/amt-agent/LICENSE.txt").exists());
+    assert_eq!(
+        std::fs::read(&toml).unwrap(),
+        std::fs::read(repo_file("packaging/windows/agent.toml")).unwrap()
+    );
+    assert!(!p.c("Program Files/amt-agent/bcryptprimitives.dll").exists());
+    // The service is registered, demand start, running the installed exe with the config.
+    let o = p.run(&[
+        "reg",
+        "query",
+        r"HKLM\System\CurrentControlSet\Services\amt-agent",
+    ]);
+    let reg = stdout(&o);
+    assert_eq!(code(&o), 0, "{reg}{}", stderr(&o));
+    assert!(reg.contains("amt-agent.exe"), "{reg}");
+    assert!(
+        reg.contains(r#"service --config "C:\ProgramData\amt-agent\agent.toml""#),
+        "{reg}"
+    );
+    let start = reg
+        .lines()
+        .find(|l| l.trim_start().starts_with("Start"))
+        .unwrap_or_else(|| panic!("{reg}"));
+    assert!(start.trim_end().ends_with("0x3"), "demand start: {start}");
+    // The installed exe runs (with the test shim placed beside it for Wine only).
+    std::fs::copy(
+        w.dir.join("bcryptprimitives.dll"),
+        p.c("Program Files/amt-agent/bcryptprimitives.dll"),
+    )
+    .unwrap();
+    let o = p.run(&[r"C:\Program Files\amt-agent\amt-agent.exe", "version"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+
+    // Wine's service manager runs it as the SCM would: the shipped agent.toml (device auto) finds
+    // no driver, so the service retries with exit code 2 in its status file, and Stop ends it.
+    let status = p.c("ProgramData/amt-agent/status.json");
+    {
+        let _session = KeepAlive::start(&p);
+        let o = p.run(&["sc", "start", "amt-agent"]);
+        assert_eq!(code(&o), 0, "sc start: {}{}", stdout(&o), stderr(&o));
+        let v = wait_status(&status, |v| v["state"] == "retrying");
+        assert_eq!(v["lastError"]["code"], 2, "{v}");
+        assert_eq!(v["lastError"]["name"], "HECIDriverNotDetected", "{v}");
+        let o = p.run(&["sc", "query", "amt-agent"]);
+        assert!(stdout(&o).contains("RUNNING"), "{}", stdout(&o));
+        let o = p.run(&["sc", "stop", "amt-agent"]);
+        assert_eq!(code(&o), 0, "sc stop: {}{}", stdout(&o), stderr(&o));
+        let v = wait_status(&status, |v| v["state"] == "stopped");
+        assert!(v["nextAttempt"].is_null(), "{v}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let q = stdout(&p.run(&["sc", "query", "amt-agent"]));
+            if q.contains("STOPPED") {
+                assert!(q.contains("WIN32_EXIT_CODE    : 0"), "{q}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the service did not stop: {q}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    std::fs::remove_file(p.c("Program Files/amt-agent/bcryptprimitives.dll")).unwrap();
+
+    // The administrator edits agent.toml; a newer MSI upgrades in place and keeps it.
+    let edited = "# edited by the administrator\nmode = 'acm'\n";
+    std::fs::write(&toml, edited).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let newer = msi_version("99.0.0", out.path());
+    let o = p.run(&["msiexec", "/i", &newer.display().to_string(), "/qn"]);
+    assert_eq!(code(&o), 0, "upgrade: {}", stderr(&o));
+    assert!(exe.exists());
+    assert_eq!(std::fs::read_to_string(&toml).unwrap(), edited);
+    // The older product was removed by the upgrade: uninstalling it again says it is unknown.
+    let product = |m: &Path| {
+        msi_table(m, "Property")
+            .lines()
+            .find_map(|l| l.strip_prefix("ProductCode\t").map(str::to_string))
+            .unwrap()
+    };
+    let old = product(&msi);
+    let uninstall_key =
+        |code: &str| format!(r"HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall\{code}");
+    let o = p.run(&["reg", "query", &uninstall_key(&old)]);
+    assert_ne!(
+        code(&o),
+        0,
+        "the old product is still registered: {}",
+        stdout(&o)
+    );
+    let o = p.run(&["reg", "query", &uninstall_key(&product(&newer))]);
+    assert_eq!(
+        code(&o),
+        0,
+        "the new product is not registered: {}",
+        stderr(&o)
+    );
+    let o = p.run(&["msiexec", "/x", &old, "/qn"]);
+    // ERROR_UNKNOWN_PRODUCT (1605); a Unix exit status keeps its low byte, 0x45.
+    assert_eq!(
+        code(&o),
+        1605 & 0xff,
+        "the old product should be gone: {}",
+        stderr(&o)
+    );
+    // Uninstalling the newer one removes the program and the service, not the configuration.
+    let o = p.run(&["msiexec", "/x", &product(&newer), "/qn"]);
+    assert_eq!(code(&o), 0, "uninstall: {}", stderr(&o));
+    assert!(!exe.exists());
+    assert_eq!(std::fs::read_to_string(&toml).unwrap(), edited);
+    let o = p.run(&[
+        "reg",
+        "query",
+        r"HKLM\System\CurrentControlSet\Services\amt-agent",
+    ]);
+    assert_ne!(code(&o), 0, "the service should be removed: {}", stdout(&o));
+}
+
+#[test]
+fn service_install_and_uninstall_register_and_remove_the_windows_service() {
+    let Some(w) = wine("service_install_and_uninstall_register_and_remove_the_windows_service")
+    else {
+        return;
+    };
+    let p = InstallPrefix::new();
+    let dir = p.c("tools");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(w.exe(), dir.join("amt-agent.exe")).unwrap();
+    std::fs::copy(
+        w.dir.join("bcryptprimitives.dll"),
+        dir.join("bcryptprimitives.dll"),
+    )
+    .unwrap();
+    let exe = r"C:\tools\amt-agent.exe";
+    let o = p.run(&[
+        exe,
+        "service",
+        "install",
+        "--config",
+        r"C:\tools\agent.toml",
+    ]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("sc start amt-agent"), "{}", stdout(&o));
+    let o = p.run(&[
+        "reg",
+        "query",
+        r"HKLM\System\CurrentControlSet\Services\amt-agent",
+    ]);
+    let reg = stdout(&o);
+    assert_eq!(code(&o), 0, "{reg}");
+    assert!(
+        reg.contains(r#"C:\tools\amt-agent.exe" service --config "C:\tools\agent.toml""#)
+            || reg.contains(r#"C:\tools\amt-agent.exe service --config C:\tools\agent.toml"#),
+        "{reg}"
+    );
+    let start = reg
+        .lines()
+        .find(|l| l.trim_start().starts_with("Start"))
+        .unwrap_or_else(|| panic!("{reg}"));
+    assert!(start.trim_end().ends_with("0x3"), "manual start: {start}");
+    // A second install is refused with the SCM's reason, not a panic.
+    let o = p.run(&[exe, "service", "install"]);
+    assert_ne!(code(&o), 0);
+    assert!(
+        stderr(&o).contains("error: cannot create the service"),
+        "{}",
+        stderr(&o)
+    );
+    let o = p.run(&[exe, "service", "uninstall"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let o = p.run(&[
+        "reg",
+        "query",
+        r"HKLM\System\CurrentControlSet\Services\amt-agent",
+    ]);
+    assert_ne!(code(&o), 0, "the service should be gone: {}", stdout(&o));
+    // On Linux the same subcommand says to use systemd.
+    let o = agent(&["service", "install"]);
+    assert_eq!(code(&o), 28, "{}", stderr(&o));
+    assert!(stderr(&o).contains("systemctl enable"), "{}", stderr(&o));
+}
