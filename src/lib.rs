@@ -27,7 +27,7 @@
 //! device: heci sim                            # --device: the factory that knows every backend
 //! commands: amthi cli device error heci os provisioning rps secret service tls upid wsman
 //! service: amthi cli commands device error heci os secret
-//! cli: commands device error heci secret service
+//! cli: commands device error heci os secret service
 //! ```
 //!
 //! `commands`, `service` and `cli` are one application layer (the commands, the service loop that

@@ -4,11 +4,12 @@
 #[cfg(unix)]
 use std::net::Ipv4Addr;
 
+pub mod acl;
 pub mod adapters;
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub use windows::{dns_suffix, hostname, ipv4_for_mac, program_data};
+pub use windows::{dns_suffix, file_dacl, hostname, ipv4_for_mac, program_data};
 
 /// The host name (`uname` node name, first label).
 #[cfg(unix)]

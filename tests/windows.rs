@@ -102,7 +102,45 @@ impl Wine {
     }
 
     fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        run_with_deadline(&mut self.command(args, env), Duration::from_secs(90))
+        wine_run(&mut self.command(args, env), Duration::from_secs(90))
+    }
+}
+
+/// Runs a Wine command to completion within `limit`, its output through files rather than pipes:
+/// Wine's own processes (wineserver, services.exe, …), started by the first command in a prefix,
+/// inherit its standard handles and outlive it, so a pipe would not see EOF until they exit.
+fn wine_run(cmd: &mut Command, limit: Duration) -> Output {
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .spawn()
+        .expect("spawn wine");
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("command hung for more than {limit:?}: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut v).unwrap();
+        v
+    };
+    Output {
+        status,
+        stdout: read(out),
+        stderr: read(err),
     }
 }
 
@@ -439,8 +477,9 @@ fn the_service_runs_in_the_foreground_from_a_console_and_writes_its_status() {
     let sim = TcpSim::start(&[]);
     let dir = sim.dir.path();
     std::fs::write(dir.join("amt-password"), format!("{AMT_PW}\n")).unwrap();
-    // Windows paths through Wine's Z: drive; %VARIABLES% are expanded as on Windows.
-    let win = |p: &Path| format!("Z:{}", p.display()).replace('/', "\\");
+    // Wine derives the file's DACL from its mode: 600 leaves SYSTEM and the owner only.
+    chmod(&dir.join("amt-password"), 0o600);
+    let win = windows_path;
     let cfg = format!(
         "device = '{}'\nmode = 'ccm'\npassword_file = '{}'\nstate_dir = '{}'\nretry_initial = '1s'\n",
         sim.device(),
@@ -477,6 +516,46 @@ fn the_service_runs_in_the_foreground_from_a_console_and_writes_its_status() {
     // `status` reads the same file.
     let o = w.run(&["status", "--state-dir", &win(dir)], &[]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+}
+
+fn chmod(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A Linux path as the .exe sees it under Wine (the Z: drive is the Linux root).
+fn windows_path(p: &Path) -> String {
+    format!("Z:{}", p.display()).replace('/', "\\")
+}
+
+#[test]
+fn a_password_file_others_can_read_is_refused_by_its_acl() {
+    let Some(w) = wine("a_password_file_others_can_read_is_refused_by_its_acl") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("amt-password");
+    std::fs::write(&file, format!("{AMT_PW}\n")).unwrap();
+    // Mode 644: Wine's DACL for it lets Everyone read, as a careless ACL would on Windows.
+    chmod(&file, 0o644);
+    let args = [
+        "--device",
+        "sim",
+        "activate",
+        "--local",
+        "--ccm",
+        "--password-file",
+        &windows_path(&file),
+    ];
+    let o = w.run(&args, &[]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 34, "{err}");
+    assert!(err.contains("is readable by Everyone"), "{err}");
+    assert!(err.contains("help: icacls"), "{err}");
+    assert!(!err.contains(AMT_PW));
+    chmod(&file, 0o600);
+    let o = w.run(&args, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
 
 /// `msiinfo export MSI TABLE` as text.
@@ -569,7 +648,7 @@ impl InstallPrefix {
     fn run(&self, args: &[&str]) -> Output {
         let mut c = wine_cmd(self.path());
         c.args(args);
-        run_with_deadline(&mut c, Duration::from_secs(120))
+        wine_run(&mut c, Duration::from_secs(120))
     }
 
     fn c(&self, rel: &str) -> PathBuf {

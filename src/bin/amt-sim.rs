@@ -60,6 +60,33 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     set.add(nix::sys::signal::Signal::SIGTERM);
     set.thread_block().map_err(|e| e.to_string())?;
 
+    // The TCP listeners are bound before the socket and the device file: a client that waits for
+    // the socket (as the tests do) then finds every front end listening.
+    if let Some(addr) = args.tcp {
+        if !addr.ip().is_loopback() {
+            return Err(format!(
+                "--tcp {addr}: only loopback addresses are allowed (127.0.0.1 or [::1])"
+            ));
+        }
+        let tcp = std::net::TcpListener::bind(addr).map_err(|e| format!("--tcp {addr}: {e}"))?;
+        let bound = tcp.local_addr().map_err(|e| format!("--tcp {addr}: {e}"))?;
+        let fw2 = fw.clone();
+        std::thread::spawn(move || amt_agent::sim::server::serve_tcp(tcp, fw2));
+        eprintln!("amt-sim: profile {name} listening on tcp {bound}");
+    }
+    if let Some(addr) = args.lms_listen {
+        if !addr.ip().is_loopback() {
+            return Err(format!(
+                "--lms-listen {addr}: only loopback addresses are allowed (LMS listens on 127.0.0.1)"
+            ));
+        }
+        let tcp =
+            std::net::TcpListener::bind(addr).map_err(|e| format!("--lms-listen {addr}: {e}"))?;
+        let fw3 = fw.clone();
+        std::thread::spawn(move || amt_agent::sim::server::serve_lms(tcp, fw3));
+        eprintln!("amt-sim: LMS-like listener on {addr}");
+    }
+
     // Mounted first and held until return, so the mount goes away on every way out of here.
     let _mei_file = match &args.mei_file {
         Some(path) => {
@@ -86,31 +113,6 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         }
         None => None,
     };
-    if let Some(addr) = args.tcp {
-        if !addr.ip().is_loopback() {
-            return Err(format!(
-                "--tcp {addr}: only loopback addresses are allowed (127.0.0.1 or [::1])"
-            ));
-        }
-        let tcp = std::net::TcpListener::bind(addr).map_err(|e| format!("--tcp {addr}: {e}"))?;
-        let bound = tcp.local_addr().map_err(|e| format!("--tcp {addr}: {e}"))?;
-        let fw2 = fw.clone();
-        std::thread::spawn(move || amt_agent::sim::server::serve_tcp(tcp, fw2));
-        eprintln!("amt-sim: profile {name} listening on tcp {bound}");
-    }
-    if let Some(addr) = args.lms_listen {
-        if !addr.ip().is_loopback() {
-            return Err(format!(
-                "--lms-listen {addr}: only loopback addresses are allowed (LMS listens on 127.0.0.1)"
-            ));
-        }
-        let tcp =
-            std::net::TcpListener::bind(addr).map_err(|e| format!("--lms-listen {addr}: {e}"))?;
-        let fw3 = fw.clone();
-        std::thread::spawn(move || amt_agent::sim::server::serve_lms(tcp, fw3));
-        eprintln!("amt-sim: LMS-like listener on {addr}");
-    }
-
     let sig = set.wait().map_err(|e| e.to_string())?;
     tracing::info!(signal = ?sig, "stopping");
     drop(fw);

@@ -17,8 +17,9 @@ pub struct SecretSource<'a> {
     pub env: &'a [&'a str],
 }
 
-/// Reads a secret file: the first line, without the line end. On Unix, refuses files others can
-/// read; on Windows the file's ACL is the administrator's to set (README.md "Windows").
+/// Reads a secret file: the first line, without the line end. Refuses files others can read: on
+/// Unix by the mode, on Windows by the ACL (an allow entry for Everyone, Users, Authenticated Users
+/// and the like).
 pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, AgentError> {
     let meta = std::fs::metadata(path).map_err(|e| {
         AgentError::new(
@@ -42,6 +43,8 @@ pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, AgentError> {
     }
     #[cfg(not(unix))]
     let _ = meta;
+    #[cfg(windows)]
+    windows_acl_check(path, what)?;
     let text = std::fs::read_to_string(path).map_err(|e| {
         AgentError::new(
             ExitCode::FailedReadingConfiguration,
@@ -49,6 +52,31 @@ pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, AgentError> {
         )
     })?;
     Ok(Secret::new(text.lines().next().unwrap_or("").to_string()))
+}
+
+/// The ACL counterpart of `chmod 600` (`os::acl`).
+#[cfg(windows)]
+fn windows_acl_check(path: &Path, what: &str) -> Result<(), AgentError> {
+    let dacl = crate::os::file_dacl(path).map_err(|e| {
+        AgentError::new(
+            ExitCode::FailedReadingConfiguration,
+            format!(
+                "cannot read the ACL of the {what} file {}: {e}",
+                path.display()
+            ),
+        )
+    })?;
+    if let Some(group) = crate::os::acl::readable_by_others(dacl.as_deref()) {
+        return Err(AgentError::new(
+            ExitCode::FailedReadingConfiguration,
+            format!("the {what} file {} is readable by {group}", path.display()),
+        )
+        .help(format!(
+            "icacls \"{}\" /inheritance:r /grant:r SYSTEM:R Administrators:F",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 impl SecretSource<'_> {

@@ -13,6 +13,7 @@ use windows_sys::Win32::System::SystemInformation::{
     ComputerNameDnsDomain, ComputerNameDnsHostname, GetComputerNameExW, COMPUTER_NAME_FORMAT,
 };
 
+use super::acl::Ace;
 use super::adapters::{self, Adapter};
 
 const ERROR_BUFFER_OVERFLOW: u32 = 111;
@@ -130,4 +131,70 @@ fn list_adapters() -> Vec<Adapter> {
         return out;
     }
     Vec::new()
+}
+
+/// A file's DACL (`None` for a NULL DACL, which grants everyone everything).
+pub fn file_dacl(path: &std::path::Path) -> std::io::Result<Option<Vec<Ace>>> {
+    use windows_sys::Win32::Foundation::LocalFree;
+    use windows_sys::Win32::Security::Authorization::{
+        ConvertSidToStringSidW, GetNamedSecurityInfoW, SE_FILE_OBJECT,
+    };
+    use windows_sys::Win32::Security::{
+        GetAce, ACCESS_ALLOWED_ACE, ACL, DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR,
+    };
+    let wide: Vec<u16> = path
+        .as_os_str()
+        .to_string_lossy()
+        .encode_utf16()
+        .chain(std::iter::once(0))
+        .collect();
+    let mut dacl: *mut ACL = std::ptr::null_mut();
+    let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+    // SAFETY: the DACL points into the security descriptor, which is read and then freed with
+    // LocalFree; each ACE is read within the DACL's AceCount, and each SID string freed.
+    unsafe {
+        let rc = GetNamedSecurityInfoW(
+            wide.as_ptr(),
+            SE_FILE_OBJECT,
+            DACL_SECURITY_INFORMATION,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut dacl,
+            std::ptr::null_mut(),
+            &mut sd,
+        );
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(rc as i32));
+        }
+        let result = if dacl.is_null() {
+            None
+        } else {
+            let mut aces = Vec::new();
+            for i in 0..u32::from((*dacl).AceCount) {
+                let mut ace: *mut std::ffi::c_void = std::ptr::null_mut();
+                if GetAce(dacl, i, &mut ace) == 0 || ace.is_null() {
+                    continue;
+                }
+                // Allowed and denied ACEs share this layout: header, mask, then the SID.
+                let a = ace as *const ACCESS_ALLOWED_ACE;
+                let sid_ptr = std::ptr::addr_of!((*a).SidStart) as *mut std::ffi::c_void;
+                let mut text: windows_sys::core::PWSTR = std::ptr::null_mut();
+                let sid = if ConvertSidToStringSidW(sid_ptr, &mut text) != 0 {
+                    let s = wide_to_string(text);
+                    LocalFree(text as *mut std::ffi::c_void);
+                    s
+                } else {
+                    String::new()
+                };
+                aces.push(Ace {
+                    kind: (*a).Header.AceType,
+                    mask: (*a).Mask,
+                    sid,
+                });
+            }
+            Some(aces)
+        };
+        LocalFree(sd);
+        Ok(result)
+    }
 }
