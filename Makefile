@@ -37,6 +37,7 @@ self-contained:
 # The layering of src/lib.rs's "# Layers" block: no module imports a layer above it (heci never
 # imports sim). A std-only program built with rustc, with its own tests.
 layers:
+	rustfmt --edition 2021 --check scripts/check_layers.rs
 	@mkdir -p target
 	@rustc --edition 2021 --test -o target/check-layers-test scripts/check_layers.rs
 	@target/check-layers-test -q >/dev/null

@@ -52,7 +52,9 @@ fn parse_graph(lib_rs: &str) -> Result<Graph, String> {
     for (name, deps) in &graph {
         for d in deps {
             if !graph.contains_key(d) {
-                return Err(format!("layer `{name}` may import `{d}`, which is not a layer"));
+                return Err(format!(
+                    "layer `{name}` may import `{d}`, which is not a layer"
+                ));
             }
         }
     }
@@ -185,8 +187,8 @@ fn check(src: &Path) -> Result<Vec<String>, String> {
     }
     for (name, allowed) in &graph {
         for file in module_files(src, name) {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let file_name = file.file_name().and_then(|f| f.to_str()).unwrap_or("");
             let code = strip_comments(&non_test_part(file_name, &text));
             for used in crate_modules(&code) {

@@ -118,18 +118,7 @@ fn wine_run(cmd: &mut Command, limit: Duration) -> Output {
         .stderr(err.try_clone().unwrap())
         .spawn()
         .expect("spawn wine");
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("command hung for more than {limit:?}: {cmd:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_with_deadline(&mut child, cmd, limit);
     let read = |mut f: std::fs::File| {
         use std::io::{Read, Seek};
         let mut v = Vec::new();

@@ -110,10 +110,24 @@ pub fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Output {
         let _ = std::io::Read::read_to_end(&mut err, &mut v);
         v
     });
+    let status = wait_with_deadline(&mut child, cmd, limit);
+    Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    }
+}
+
+/// Waits for `child`, killing it and failing the test if it outlives `limit`.
+pub fn wait_with_deadline(
+    child: &mut std::process::Child,
+    cmd: &Command,
+    limit: Duration,
+) -> std::process::ExitStatus {
     let deadline = Instant::now() + limit;
-    let status = loop {
+    loop {
         if let Some(s) = child.try_wait().expect("wait") {
-            break s;
+            return s;
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
@@ -121,11 +135,6 @@ pub fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Output {
             panic!("command hung for more than {limit:?}: {cmd:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
-    };
-    Output {
-        status,
-        stdout: t_out.join().unwrap_or_default(),
-        stderr: t_err.join().unwrap_or_default(),
     }
 }
 
