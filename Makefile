@@ -98,7 +98,7 @@ $(WINE_SHIM): tests/wine/bcryptprimitives.c tests/wine/bcryptprimitives.def
 # One release cross-build serves every test; Wine gets its own prefix under target/wine.
 test-windows: msi wine-shim rps-peer-deps
 	AMT_AGENT_WINDOWS_EXE=$(CURDIR)/$(WIN_EXE) AMT_AGENT_WINE_SHIM=$(CURDIR)/$(WINE_SHIM) \
-	AMT_AGENT_MSI=$(CURDIR)/$(MSI) $(CARGO) test --test windows
+	AMT_AGENT_MSI=$(CURDIR)/$(MSI) $(CARGO) test --test windows -- --include-ignored
 
 # A benchmark, not a test: prints one report and writes docs/performance.md.
 # With the Windows build under Wine when it can be built here (make windows-deps).

@@ -1,9 +1,10 @@
 //! The Windows build as users run it: the real `amt-agent.exe` under Wine (windows.md §2), against
 //! the Linux simulator over loopback TCP, the Node RPS peer, and the MSI installed into a Wine
-//! prefix. `make test-windows` cross-builds the .exe and the MSI once and runs these with
-//! `AMT_AGENT_WINDOWS_EXE`, `AMT_AGENT_WINE_SHIM` and `AMT_AGENT_MSI` set; without them each test
-//! prints `skipped:` and returns, unless `AMT_AGENT_REQUIRE_WINE=1` (set by `.ci/run`) makes that a
-//! failure.
+//! prefix. Plain `cargo test` lists them as ignored (nothing is built for Windows there);
+//! `make test-windows` cross-builds the .exe and the MSI once and runs them (`--include-ignored`)
+//! with `AMT_AGENT_WINDOWS_EXE`, `AMT_AGENT_WINE_SHIM` and `AMT_AGENT_MSI` set. Run without those,
+//! each prints `skipped:` and returns, unless `AMT_AGENT_REQUIRE_WINE=1` (set by `.ci/run`) makes
+//! that a failure.
 //!
 //! Wine 8.0 lacks `bcryptprimitives.dll`, which Rust's standard library imports: the tests put the
 //! shim built from `tests/wine/bcryptprimitives.c` beside the .exe (never in the MSI).
@@ -203,6 +204,7 @@ fn without_os_fields(mut v: Value) -> Value {
 }
 
 #[test]
+#[ignore = "needs the Windows build and Wine: make test-windows"]
 fn version_is_the_linux_builds() {
     let Some(w) = wine("version_is_the_linux_builds") else {
         return;
@@ -216,6 +218,7 @@ fn version_is_the_linux_builds() {
 }
 
 #[test]
+#[ignore = "needs the Windows build and Wine: make test-windows"]
 fn amtinfo_on_the_in_process_simulator_equals_linux_but_the_os_fields() {
     let Some(w) = wine("amtinfo_on_the_in_process_simulator_equals_linux_but_the_os_fields") else {
         return;
@@ -249,6 +252,7 @@ fn amtinfo_on_the_in_process_simulator_equals_linux_but_the_os_fields() {
 }
 
 #[test]
+#[ignore = "needs the Windows build and Wine: make test-windows"]
 fn without_the_mei_driver_the_advice_is_windows_and_the_exit_is_2() {
     let Some(w) = wine("without_the_mei_driver_the_advice_is_windows_and_the_exit_is_2") else {
         return;
@@ -285,6 +289,7 @@ fn without_the_mei_driver_the_advice_is_windows_and_the_exit_is_2() {
 }
 
 #[test]
+#[ignore = "needs the Windows build and Wine: make test-windows"]
 fn local_ccm_activation_and_deactivation_through_the_linux_simulator() {
     let Some(w) = wine("local_ccm_activation_and_deactivation_through_the_linux_simulator") else {
         return;
@@ -309,6 +314,7 @@ fn local_ccm_activation_and_deactivation_through_the_linux_simulator() {
 }
 
 #[test]
+#[ignore = "needs the Windows build and Wine: make test-windows"]
 fn local_ccm_activation_on_the_in_process_simulator() {
     let Some(w) = wine("local_ccm_activation_on_the_in_process_simulator") else {
         return;
@@ -410,6 +416,7 @@ impl Drop for Peer {
 }
 
 #[test]
+#[ignore = "needs the Windows build and Wine: make test-windows"]
 fn rps_activation_from_wine_through_the_peer_with_the_linux_simulator_as_the_me() {
     let Some(w) =
         wine("rps_activation_from_wine_through_the_peer_with_the_linux_simulator_as_the_me")
@@ -458,6 +465,7 @@ fn rps_activation_from_wine_through_the_peer_with_the_linux_simulator_as_the_me(
 }
 
 #[test]
+#[ignore = "needs the Windows build and Wine: make test-windows"]
 fn the_service_runs_in_the_foreground_from_a_console_and_writes_its_status() {
     let Some(w) = wine("the_service_runs_in_the_foreground_from_a_console_and_writes_its_status")
     else {
@@ -518,6 +526,7 @@ fn windows_path(p: &Path) -> String {
 }
 
 #[test]
+#[ignore = "needs the Windows build and Wine: make test-windows"]
 fn a_password_file_others_can_read_is_refused_by_its_acl() {
     let Some(w) = wine("a_password_file_others_can_read_is_refused_by_its_acl") else {
         return;
@@ -569,6 +578,7 @@ fn msi() -> Option<PathBuf> {
 }
 
 #[test]
+#[ignore = "needs the Windows build and Wine: make test-windows"]
 fn the_msi_carries_the_exe_the_config_the_service_and_a_stable_upgrade_code() {
     let Some(msi) = msi() else {
         return;
@@ -718,6 +728,7 @@ fn wait_status(path: &Path, done: impl Fn(&Value) -> bool) -> Value {
 }
 
 #[test]
+#[ignore = "needs the Windows build and Wine: make test-windows"]
 fn msiexec_installs_upgrades_and_uninstalls_under_wine_keeping_agent_toml() {
     let Some(msi) = msi() else {
         return;
@@ -849,6 +860,7 @@ fn msiexec_installs_upgrades_and_uninstalls_under_wine_keeping_agent_toml() {
 }
 
 #[test]
+#[ignore = "needs the Windows build and Wine: make test-windows"]
 fn service_install_and_uninstall_register_and_remove_the_windows_service() {
     let Some(w) = wine("service_install_and_uninstall_register_and_remove_the_windows_service")
     else {
