@@ -786,6 +786,13 @@ fn msiexec_installs_upgrades_and_uninstalls_under_wine_keeping_agent_toml() {
         let v = wait_status(&status, |v| v["state"] == "retrying");
         assert_eq!(v["lastError"]["code"], 2, "{v}");
         assert_eq!(v["lastError"]["name"], "HECIDriverNotDetected", "{v}");
+        // Nobody reads a service's stderr: its log is a file beside status.json, without colour.
+        let log = std::fs::read_to_string(p.c("ProgramData/amt-agent/amt-agent.log")).unwrap();
+        assert!(log.contains("no MEI device found"), "{log}");
+        assert!(
+            !log.contains('\u{1b}'),
+            "ANSI escapes in the log file: {log}"
+        );
         let o = p.run(&["sc", "query", "amt-agent"]);
         assert!(stdout(&o).contains("RUNNING"), "{}", stdout(&o));
         let o = p.run(&["sc", "stop", "amt-agent"]);

@@ -4,8 +4,9 @@
 //! play sd_notify's.
 //!
 //! `amt-agent service` started by the SCM connects to it through the dispatcher; started from a
-//! console (the dispatcher refuses with ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) it runs in the
-//! foreground until Ctrl+C, which is how it is tested under Wine.
+//! console (the dispatcher refuses with ERROR_FAILED_SERVICE_CONTROLLER_CONNECT; Wine's does so only
+//! after its control-pipe wait times out, some seconds) it runs in the foreground until Ctrl+C.
+//! Both paths are tested under Wine, the first through Wine's own service manager.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -28,6 +29,9 @@ use crate::error::{AgentError, ExitCode};
 pub const SERVICE_NAME: &str = "amt-agent";
 pub const DISPLAY_NAME: &str = "Intel AMT activation agent (amt-agent)";
 pub const DESCRIPTION: &str = "Brings this machine's Intel AMT to the control mode configured in %ProgramData%\\amt-agent\\agent.toml and keeps it there.";
+
+/// The service's log, in its state directory (`%ProgramData%\amt-agent\amt-agent.log`).
+pub const LOG_FILE: &str = "amt-agent.log";
 
 /// ERROR_FAILED_SERVICE_CONTROLLER_CONNECT: not started by the SCM.
 const NOT_A_SERVICE: i32 = 1063;
@@ -93,6 +97,14 @@ fn serve() -> Result<ExitCode, AgentError> {
         .unwrap_or_else(|p| p.into_inner())
         .take()
         .ok_or_else(|| AgentError::new(ExitCode::GenericFailure, "no service to run"))?;
+    // Under the SCM nobody reads stderr: the log goes beside status.json.
+    let dir = &service.config.state_dir;
+    let log = dir.join(LOG_FILE);
+    if let Err(e) =
+        std::fs::create_dir_all(dir).and_then(|()| crate::cli::logging::log_to_file(&log))
+    {
+        tracing::warn!(path = %log.display(), error = %e, "cannot open the log file");
+    }
     let handle = service_control_handler::register(SERVICE_NAME, |control| match control {
         ServiceControl::Stop | ServiceControl::Shutdown => {
             super::request_stop();
