@@ -60,6 +60,11 @@ impl Sim {
         format!("sim:{}", self.socket.display())
     }
 
+    /// The simulator's stderr, to read what it prints (e.g. `amt-sim serve --tcp`'s address).
+    pub fn take_stderr(&mut self) -> std::process::ChildStderr {
+        self.child.stderr.take().expect("stderr is piped once")
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
