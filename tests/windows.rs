@@ -46,6 +46,23 @@ fn wine_base() -> PathBuf {
     repo_file("target/wine")
 }
 
+const WINESERVER: &str = "/usr/lib/wine/wineserver64";
+
+/// Starts the prefix's wineserver so that it outlives each command by 10 s (it would otherwise
+/// exit with the last one, and a command starting just then can find it going away); it still
+/// ends by itself once the tests are done. A server already running (a previous run's, still
+/// within its 10 s) makes this a no-op.
+fn keep_server(prefix: &Path) {
+    std::fs::create_dir_all(prefix).unwrap();
+    let _ = Command::new(WINESERVER)
+        .arg("-p10")
+        .env("WINEPREFIX", prefix)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 /// A Wine command in `prefix`, quiet, without the Mono/Gecko installers a new prefix would ask for.
 fn wine_cmd(prefix: &Path) -> Command {
     let mut c = Command::new(WINE);
@@ -74,6 +91,7 @@ fn wine(test: &str) -> Option<&'static Wine> {
         std::fs::copy(&exe, dir.join("amt-agent.exe")).unwrap();
         std::fs::copy(&shim, dir.join("bcryptprimitives.dll")).unwrap();
         let prefix = wine_base().join("prefix");
+        keep_server(&prefix);
         let w = Wine { dir, prefix };
         let o = w.run(&["version"], &[]);
         assert_eq!(code(&o), 0, "first run under Wine: {}", stderr(&o));
@@ -553,7 +571,7 @@ fn a_password_file_others_can_read_is_refused_by_its_acl() {
     assert!(!err.contains(AMT_PW));
     chmod(&file, 0o600);
     let o = w.run(&args, &[]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(code(&o), 0, "{}: {}", o.status, stderr(&o));
 }
 
 /// `msiinfo export MSI TABLE` as text.
@@ -637,7 +655,9 @@ struct InstallPrefix(tempfile::TempDir);
 impl InstallPrefix {
     fn new() -> InstallPrefix {
         std::fs::create_dir_all(wine_base()).unwrap();
-        InstallPrefix(tempfile::tempdir_in(wine_base()).unwrap())
+        let p = InstallPrefix(tempfile::tempdir_in(wine_base()).unwrap());
+        keep_server(p.path());
+        p
     }
 
     fn path(&self) -> &Path {
@@ -657,7 +677,7 @@ impl InstallPrefix {
 
 impl Drop for InstallPrefix {
     fn drop(&mut self) {
-        let server = Path::new("/usr/lib/wine/wineserver64");
+        let server = Path::new(WINESERVER);
         if server.exists() {
             let _ = Command::new(server)
                 .arg("-k")
