@@ -1,0 +1,65 @@
+//! The firmware's classes, by area. Each area module seeds the factory instances of its classes
+//! (`seed`), computes the instances that reflect live firmware state (`computed`), and implements
+//! its methods (`invoke`); [`super::model`] does the generic operations on the instance store.
+
+mod general;
+mod network;
+mod redirection;
+mod remote_access;
+mod setup;
+mod tls;
+
+use super::model::Instance;
+use crate::sim::profile::DeviceProfile;
+use crate::sim::FirmwareCore;
+use crate::wsman::envelope::{Element, Param};
+
+/// The MAC as firmware writes it in WS-MAN (`A4-BB-6D-12-34-56`).
+pub(super) fn dashed_mac(mac: &str) -> String {
+    mac.replace(':', "-").to_ascii_uppercase()
+}
+
+/// The classes a factory-fresh AMT answers for, with their default instances.
+pub fn seed_instances(p: &mut DeviceProfile) {
+    general::seed(p);
+    network::seed(p);
+    tls::seed(p);
+    redirection::seed(p);
+    remote_access::seed(p);
+}
+
+/// Computed classes: their instance reflects the firmware's state at each read.
+/// `read`: the instance is being read (Get/Enumerate): only a read draws a new ConfigurationNonce,
+/// so AddNextCertInChain and AdminSetup keep the nonce the caller read and signed.
+pub(super) fn computed(fw: &mut FirmwareCore, class: &str, read: bool) -> Option<Instance> {
+    setup::computed(fw, class, read).or_else(|| general::computed(class))
+}
+
+type Invoke = fn(&mut FirmwareCore, &str, &str, Option<&Element>, &str) -> Option<Vec<Param>>;
+
+/// Method invocation; `None` when the class has no such method.
+pub(super) fn invoke(
+    fw: &mut FirmwareCore,
+    class: &str,
+    method: &str,
+    input: Option<&Element>,
+    user: &str,
+) -> Option<Vec<Param>> {
+    const AREAS: &[Invoke] = &[setup::invoke, general::invoke, redirection::invoke];
+    AREAS
+        .iter()
+        .find_map(|area| area(fw, class, method, input, user))
+}
+
+/// Full unprovision: back to factory settings, user hashes gone (provisioning.md §2.7).
+pub fn unprovision(p: &mut DeviceProfile) {
+    p.control_mode = 0;
+    p.provisioning_state = 0;
+    p.admin_ha1.clear();
+    p.mebx_password_set = false;
+    p.hbased_server_cert_hash.clear();
+    p.hbased_server_hash_algorithm = 0;
+    p.cert_hashes.retain(|h| h.is_default);
+    p.instances.clear();
+    seed_instances(p);
+}
