@@ -1844,7 +1844,7 @@ fn tls_tunnel_ccm_activation_on_amt19_over_lme() {
     assert!(log.answers().iter().any(|a| a.contains("401")));
 
     let (info, get) = firmware_after(&s, AMT_PW);
-    assert_eq!(info["controlMode"], "client control mode");
+    assert_eq!(info["controlMode"], "activated in client control mode");
     assert_eq!(code(&get), 0, "{}", stderr(&get));
     let gs: Value = serde_json::from_slice(&get.stdout).unwrap();
     s.sim.stop();
@@ -1905,7 +1905,7 @@ fn tls_tunnel_ccm_activation_over_wss_and_the_lms_listener_with_a_port_switch() 
         .iter()
         .any(|e| e["event"] == "tls session up"));
     let (info, get) = firmware_after(&s, AMT_PW);
-    assert_eq!(info["controlMode"], "client control mode");
+    assert_eq!(info["controlMode"], "activated in client control mode");
     assert_eq!(code(&get), 0, "{}", stderr(&get));
     s.sim.stop();
     let st = state(&s.sim);
@@ -1985,7 +1985,7 @@ fn tls_tunnel_acm_on_amt19_is_ccm_then_an_upgrade_after_a_port_switch() {
         .iter()
         .all(|e| e["clientCertificate"] == true));
     let (info, get) = firmware_after(&s, AMT_PW);
-    assert_eq!(info["controlMode"], "admin control mode");
+    assert_eq!(info["controlMode"], "activated in admin control mode");
     assert_eq!(code(&get), 0, "{}", stderr(&get));
     s.sim.stop();
     let st = state(&s.sim);
@@ -2039,7 +2039,7 @@ fn tls_tunnel_connection_reset_when_amt_drops_the_connection_and_rps_reconnects(
         assert_tunnelled(&log);
         assert!(out.contains("Status: Client control mode."), "{out}");
         let (info, get) = firmware_after(&s, AMT_PW);
-        assert_eq!(info["controlMode"], "client control mode");
+        assert_eq!(info["controlMode"], "activated in client control mode");
         assert_eq!(code(&get), 0, "{}", stderr(&get));
         s.sim.stop();
         let st = state(&s.sim);

@@ -116,12 +116,16 @@ pub struct AmtinfoArgs {
     /// Control mode.
     #[arg(long)]
     pub mode: bool,
-    /// Provisioning state.
+    /// Provisioning state (not in rpc-go v2: shown only when asked for, with or without --all).
     #[arg(long)]
     pub provisioning_state: bool,
-    /// Operational state (AMT enabled in BIOS/MEBx; ME 16.1+) and TLS enforcement.
+    /// Operational state (AMT enabled in BIOS/MEBx), where the firmware reports it (AMT 12+ with
+    /// ME 16.1's new interface).
     #[arg(long)]
     pub operational_state: bool,
+    /// Whether TLS is enforced on AMT's local ports (not in rpc-go v2: shown only when asked for).
+    #[arg(long)]
+    pub tls_enforced: bool,
     /// DNS suffix (PKI/MEBx) and the OS's DNS suffix.
     #[arg(long)]
     pub dns: bool,
@@ -134,13 +138,14 @@ pub struct AmtinfoArgs {
     /// Wired and wireless adapters.
     #[arg(long)]
     pub lan: bool,
-    /// Intel UPID (Unique Platform ID): the OEM and CSME platform ids.
+    /// Intel UPID (Unique Platform ID): the OEM and CSME platform ids (not in rpc-go v2: read and
+    /// shown only when asked for).
     #[arg(long)]
     pub upid: bool,
     /// Trusted root-certificate hashes.
     #[arg(long)]
     pub cert: bool,
-    /// Everything, certificate hashes included.
+    /// Everything rpc-go v2 shows, certificate hashes included.
     #[arg(long)]
     pub all: bool,
     /// How long to wait for an ME that answers NOT_READY (e.g. 30s, 2m).

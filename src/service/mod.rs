@@ -182,7 +182,7 @@ impl Service {
         let mode = amthi.control_mode()?;
         let state = amthi.provisioning_state()?;
         drop(amthi);
-        self.status.control_mode = Some(mode.text().into());
+        self.status.set_control_mode(mode);
         let want = match self.config.mode {
             Mode::Ccm => ControlMode::Ccm,
             Mode::Acm => ControlMode::Acm,
@@ -279,7 +279,7 @@ impl Service {
         }
         // The firmware's word, not the flow's.
         let now = AmthiClient::new(device).control_mode()?;
-        self.status.control_mode = Some(now.text().into());
+        self.status.set_control_mode(now);
         Ok(now == want)
     }
 

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::amthi::ControlMode;
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LastError {
     pub code: u8,
@@ -19,7 +21,10 @@ pub struct Status {
     /// starting, checking, activating, activated, retrying, stopped.
     pub state: String,
     pub desired: String,
+    /// The control mode in words, for people (`ControlMode::text`); set with `set_control_mode`.
     pub control_mode: Option<String>,
+    /// The same mode as the firmware's number (0 not activated, 1 CCM, 2 ACM), for programs.
+    pub control_mode_code: Option<u32>,
     pub last_attempt: Option<String>,
     pub last_error: Option<LastError>,
     pub next_attempt: Option<String>,
@@ -67,6 +72,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 impl Status {
+    /// Records the mode the firmware reported, in words and as its number.
+    pub fn set_control_mode(&mut self, mode: ControlMode) {
+        self.control_mode = Some(mode.text().into());
+        self.control_mode_code = Some(mode.code());
+    }
+
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         write_atomic(path, &json)
@@ -91,11 +102,11 @@ impl Status {
             ));
         }
         s.push_str("# HELP amt_agent_control_mode 0 not activated, 1 CCM, 2 ACM, -1 unknown.\n# TYPE amt_agent_control_mode gauge\n");
-        let m = match self.control_mode.as_deref() {
-            Some("not activated") => 0,
-            Some("client control mode") => 1,
-            Some("admin control mode") => 2,
-            _ => -1,
+        let m = match self.control_mode_code.map(ControlMode::from_u32) {
+            Some(ControlMode::None) => 0,
+            Some(ControlMode::Ccm) => 1,
+            Some(ControlMode::Acm) => 2,
+            Some(ControlMode::Unknown(_)) | None => -1,
         };
         s.push_str(&format!("amt_agent_control_mode {m}\n"));
         s
@@ -140,12 +151,37 @@ mod tests {
         let mut s = Status {
             attempts: 3,
             successes: 1,
-            control_mode: Some("client control mode".into()),
             ..Default::default()
         };
         s.failures_by_code.insert("4".into(), 2);
         let m = s.metrics();
         assert!(m.contains("amt_agent_failures_total{code=\"4\"} 2\n"));
-        assert!(m.contains("amt_agent_control_mode 1\n"));
+        assert!(m.contains("amt_agent_control_mode -1\n"), "{m}");
+        for (mode, gauge) in [
+            (ControlMode::None, "0"),
+            (ControlMode::Ccm, "1"),
+            (ControlMode::Acm, "2"),
+            (ControlMode::Unknown(9), "-1"),
+        ] {
+            s.set_control_mode(mode);
+            assert!(
+                s.metrics()
+                    .contains(&format!("amt_agent_control_mode {gauge}\n")),
+                "{mode:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_metrics_gauge_follows_the_mode_number_not_its_words() {
+        // A status file from another version, or edited words, do not change the gauge.
+        let s = Status {
+            control_mode: Some("whatever words".into()),
+            control_mode_code: Some(2),
+            ..Default::default()
+        };
+        assert!(s.metrics().contains("amt_agent_control_mode 2\n"));
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["controlModeCode"], 2);
     }
 }
