@@ -70,7 +70,6 @@ fn machines(cert: &ProvisioningCert) -> Vec<Machine> {
             }),
             dns_suffix_flag: Some(".".into()),
             os_dns_suffix: Some("corp.example.co.uk".into()),
-            ..Machine::default()
         },
         // The firmware trusts no domain; and one whose DHCP domain could not be read (-d stands in).
         Machine {
