@@ -1334,7 +1334,7 @@ fn the_domain_trap_is_refused_up_front_and_a_setup_bin_suffix_then_activates() {
     // The firmware was asked (WS-MAN, as the local system account), and nothing was sent.
     assert!(err.contains("AMT_SetupAndConfigurationService"), "{err}");
     assert!(!err.contains("IPS_HostBasedSetupService"), "{err}");
-    assert!(mode(&s).contains("not activated"));
+    assert_eq!(mode(&s), "pre-provisioning state");
 
     // --force: the firmware answers AUTH_FAILED, explained by the domain first.
     let o = activate(&s, &file, &["-d", TRAP_CN, "--force"]);
@@ -1352,7 +1352,7 @@ fn the_domain_trap_is_refused_up_front_and_a_setup_bin_suffix_then_activates() {
         help.contains(&format!("--pki-dns-suffix {TRAP_CN}")),
         "{help}"
     );
-    assert!(mode(&s).contains("not activated"));
+    assert_eq!(mode(&s), "pre-provisioning state");
 
     // The fix the help names: the suffix enrolled with a second setup.bin (the MEBx password is
     // no longer admin), consumed at the next boot; then the same certificate activates.
@@ -1376,7 +1376,7 @@ fn the_domain_trap_is_refused_up_front_and_a_setup_bin_suffix_then_activates() {
     );
     let o = activate(&s, &file, &["-d", TRAP_CN]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(mode(&s).contains("admin control mode"), "{}", mode(&s));
+    assert_eq!(mode(&s), "activated in admin control mode");
 }
 
 /// CCM → ACM: WS-MAN needs the AMT password to read the DHCP domain; the same trap is refused
@@ -1412,13 +1412,13 @@ fn the_domain_trap_is_refused_before_a_ccm_to_acm_upgrade() {
         "{msg}"
     );
     assert!(causes[0].starts_with("[AMT-LEAF-DOMAIN]"), "{causes:?}");
-    assert!(mode(&s).contains("client control mode"), "{}", mode(&s));
+    assert_eq!(mode(&s), "activated in client control mode");
 
     // A certificate for the DHCP domain upgrades.
     let good = w.pki.leaf(&format!("amt.{DHCP}"), &w.root);
     let o = activate(&s, &w.pki.pfx(&good, &[&w.root], false), &["-d", TRAP_CN]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(mode(&s).contains("admin control mode"), "{}", mode(&s));
+    assert_eq!(mode(&s), "activated in admin control mode");
 }
 
 /// AMT 19+: the firmware's suffixes are read over TLS before START_CONFIGURATION_HBASED, so the
