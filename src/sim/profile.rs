@@ -115,6 +115,34 @@ pub struct DeviceProfile {
     /// WS-MAN class instances (seeded with factory defaults at first start).
     #[serde(default)]
     pub instances: std::collections::BTreeMap<String, Vec<Vec<(String, String)>>>,
+    /// The private halves of the certificate store's key pairs (`AMT_PublicPrivateKeyPair`
+    /// InstanceID → base64 PKCS#8): firmware never reveals them; the simulated TLS server signs
+    /// with them.
+    #[serde(default)]
+    pub private_keys: std::collections::BTreeMap<String, String>,
+    /// The TLS settings CommitChanges put into effect (`None`: TLS as the factory left it).
+    #[serde(default)]
+    pub tls_in_effect: Option<TlsInEffect>,
+}
+
+/// What the firmware's TLS servers do after the last CommitChanges: `AMT_TLSSettingData` as it
+/// was committed, and the certificate `AMT_TLSCredentialContext` bound then.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsInEffect {
+    /// The network (802.3) interface.
+    pub remote: TlsSide,
+    /// The local (LMS) interface: ports 16992/16993 over LME and through LMS.
+    pub local: TlsSide,
+    /// InstanceID of the `AMT_PublicKeyCertificate` the TLS servers present.
+    pub certificate: String,
+}
+
+/// One `AMT_TLSSettingData` instance as committed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsSide {
+    pub enabled: bool,
+    pub accept_non_secure: bool,
+    pub mutual: bool,
 }
 
 impl DeviceProfile {
@@ -421,6 +449,8 @@ fn make(b: Base<'_>) -> DeviceProfile {
         upid_oem_platform_id_type: 0,
         upid_oem_platform_id: String::new(),
         instances: Default::default(),
+        private_keys: Default::default(),
+        tls_in_effect: None,
     }
 }
 

@@ -695,5 +695,8 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+pub mod der;
+pub mod issue;
+
 #[cfg(test)]
 mod tests;

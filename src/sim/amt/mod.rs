@@ -333,3 +333,5 @@ fn html_error(status: u16, server: &str, text: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

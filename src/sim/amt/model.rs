@@ -132,7 +132,7 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
                         id,
                         &uri,
                         &class,
-                        &params(&i),
+                        &classes::render(&class, &i),
                     ))
                 }
                 None => Err(fault(
@@ -155,6 +155,18 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
                     "Missing instance.",
                 ));
             };
+            if let Some(r) = classes::put_association(fw, &class, body) {
+                let stored = r.map_err(|(subcode, why)| fault(fw, &relates, subcode, &why))?;
+                let id = next_id(fw);
+                return Ok(env::amt_instance_response(
+                    action::PUT_RESPONSE,
+                    &relates,
+                    id,
+                    &uri,
+                    &class,
+                    &classes::render(&class, &stored),
+                ));
+            }
             let Some(list) = fw.profile.instances.get_mut(&class) else {
                 return Err(unreachable_fault(fw, &relates));
             };
@@ -170,6 +182,19 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
                     "The Selectors for the resource were not valid.",
                 ));
             };
+            let current = target.clone();
+            if let Err(why) = classes::check_put_state(fw, &class, &current, body) {
+                tracing::debug!(%class, reason = %why, "WS-MAN: Put refused");
+                return Err(fault(fw, &relates, (ns::WSMAN, "InvalidParameter"), &why));
+            }
+            let Some(target) = fw
+                .profile
+                .instances
+                .get_mut(&class)
+                .and_then(|l| l.iter_mut().find(|i| **i == current))
+            else {
+                return Err(unreachable_fault(fw, &relates));
+            };
             apply_put(target, body, &class);
             let mut out = target.clone();
             fw.changed();
@@ -183,7 +208,7 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
                 id,
                 &uri,
                 &class,
-                &params(&out),
+                &classes::render(&class, &out),
             ))
         }
         action::ENUMERATE => {
@@ -193,7 +218,7 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
             };
             let xml: Vec<String> = items
                 .iter()
-                .map(|i| env::amt_instance_xml("h", &class, &params(i)))
+                .map(|i| env::amt_instance_xml("h", &class, &classes::render(&class, i)))
                 .collect();
             fw.web.context_counter += 1;
             let ctx = format!("{:08X}-0000-0000-0000-000000000000", fw.web.context_counter);
@@ -223,9 +248,22 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
             }
         }
         action::DELETE => {
+            let hit =
+                |i: &Instance| sel.is_empty() || sel.iter().all(|(k, v)| prop(i, k) == Some(v));
+            let victims: Vec<Instance> = fw.profile.instances[&class]
+                .iter()
+                .filter(|i| hit(i))
+                .cloned()
+                .collect();
+            if !victims.is_empty() {
+                if let Err(why) = classes::on_delete(fw, &class, &victims) {
+                    tracing::debug!(%class, reason = %why, "WS-MAN: Delete refused");
+                    return Err(fault(fw, &relates, (ns::WSMAN, "InvalidParameter"), &why));
+                }
+            }
             let list = fw.profile.instances.get_mut(&class).expect("known class");
             let before = list.len();
-            list.retain(|i| sel.is_empty() || !sel.iter().all(|(k, v)| prop(i, k) == Some(v)));
+            list.retain(|i| !hit(i));
             if list.len() == before {
                 // Firmware answers the delete of an absent instance with a fault (rps-protocol.md §9).
                 return Err(fault(
@@ -238,6 +276,32 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
             fw.changed();
             let id = next_id(fw);
             Ok(env::amt_delete_response(&relates, id, &uri))
+        }
+        action::CREATE => {
+            let Some(body) = e.body_element().filter(|b| !b.children.is_empty()) else {
+                return Err(fault(
+                    fw,
+                    &relates,
+                    (ns::WSMAN, "SchemaValidationError"),
+                    "Missing instance.",
+                ));
+            };
+            match classes::create(fw, &class, body) {
+                Some(Ok(created)) => {
+                    let id = next_id(fw);
+                    Ok(env::amt_created_response(&relates, id, &uri, &created))
+                }
+                Some(Err((subcode, why))) => {
+                    tracing::debug!(%class, reason = %why, "WS-MAN: Create refused");
+                    Err(fault(fw, &relates, subcode, &why))
+                }
+                None => Err(fault(
+                    fw,
+                    &relates,
+                    (ns::ADDRESSING, "ActionNotSupported"),
+                    "The action is not supported by the service.",
+                )),
+            }
         }
         other if other.starts_with(&uri) && other.len() > uri.len() + 1 => {
             let method = other[uri.len() + 1..].to_string();

@@ -7,6 +7,7 @@ pub mod authorization;
 pub mod ethernet;
 pub mod general;
 pub mod host_based_setup;
+pub mod keystore;
 pub mod setup_and_configuration;
 pub mod time_sync;
 pub mod tls;

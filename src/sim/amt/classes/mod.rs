@@ -3,11 +3,12 @@
 //! its methods (`invoke`); [`super::model`] does the generic operations on the instance store.
 
 mod general;
+pub mod keystore;
 mod network;
 mod redirection;
 mod remote_access;
 mod setup;
-mod tls;
+pub mod tls;
 
 use super::model::Instance;
 use crate::sim::profile::DeviceProfile;
@@ -23,6 +24,7 @@ pub(super) fn dashed_mac(mac: &str) -> String {
 pub fn seed_instances(p: &mut DeviceProfile) {
     general::seed(p);
     network::seed(p);
+    keystore::seed(p);
     tls::seed(p);
     redirection::seed(p);
     remote_access::seed(p);
@@ -32,7 +34,9 @@ pub fn seed_instances(p: &mut DeviceProfile) {
 /// `read`: the instance is being read (Get/Enumerate): only a read draws a new ConfigurationNonce,
 /// so AddNextCertInChain and AdminSetup keep the nonce the caller read and signed.
 pub(super) fn computed(fw: &mut FirmwareCore, class: &str, read: bool) -> Option<Instance> {
-    setup::computed(fw, class, read).or_else(|| general::computed(class))
+    setup::computed(fw, class, read)
+        .or_else(|| general::computed(class))
+        .or_else(|| keystore::computed(class))
 }
 
 type Invoke = fn(&mut FirmwareCore, &str, &str, Option<&Element>, &str) -> Option<Vec<Param>>;
@@ -45,10 +49,75 @@ pub(super) fn invoke(
     input: Option<&Element>,
     user: &str,
 ) -> Option<Vec<Param>> {
-    const AREAS: &[Invoke] = &[setup::invoke, general::invoke, redirection::invoke];
+    const AREAS: &[Invoke] = &[
+        setup::invoke,
+        general::invoke,
+        redirection::invoke,
+        keystore::invoke,
+    ];
     AREAS
         .iter()
         .find_map(|area| area(fw, class, method, input, user))
+}
+
+/// A fault's subcode and reason, for the hooks below.
+pub(super) type Refusal = ((&'static str, &'static str), String);
+
+/// WS-Transfer Create: the `ResourceCreated` body, or the fault; `None` when the class cannot be
+/// created (the caller answers ActionNotSupported).
+pub(super) fn create(
+    fw: &mut FirmwareCore,
+    class: &str,
+    body: &Element,
+) -> Option<Result<String, Refusal>> {
+    let r = tls::create(&mut fw.profile, class, body)?;
+    if r.is_ok() {
+        fw.changed();
+    }
+    Some(r)
+}
+
+/// Put of an association whose properties are endpoint references (handled by its area), or
+/// `None` for an ordinary instance.
+pub(super) fn put_association(
+    fw: &mut FirmwareCore,
+    class: &str,
+    body: &Element,
+) -> Option<Result<Instance, Refusal>> {
+    let r = tls::put_context(&mut fw.profile, class, body)?;
+    if r.is_ok() {
+        fw.changed();
+    }
+    Some(r)
+}
+
+/// Rules a Put must pass beyond the class's schema (`Err`: the fault's reason).
+pub(super) fn check_put_state(
+    fw: &FirmwareCore,
+    class: &str,
+    current: &Instance,
+    body: &Element,
+) -> Result<(), String> {
+    match class {
+        tls::SETTING_DATA => tls::check_settings_put(&fw.profile, current, body),
+        _ => Ok(()),
+    }
+}
+
+/// Before a Delete removes `victims`: `Err` refuses it (a certificate in use); the area may
+/// also drop what goes with them (a key pair's private key).
+pub(super) fn on_delete(
+    fw: &mut FirmwareCore,
+    class: &str,
+    victims: &[Instance],
+) -> Result<(), String> {
+    keystore::on_delete(&mut fw.profile, class, victims).unwrap_or(Ok(()))
+}
+
+/// The properties of an instance as the firmware writes them (endpoint references for
+/// associations).
+pub(super) fn render(class: &str, i: &Instance) -> Vec<Param> {
+    tls::render(class, i).unwrap_or_else(|| super::model::params(i))
 }
 
 /// Full unprovision: back to factory settings, user hashes gone (provisioning.md §2.7).

@@ -1,0 +1,229 @@
+//! The certificate store and TLS classes driven with the agent's own typed calls over real HTTP
+//! bytes: what firmware accepts and refuses, the AlreadyExists fault byte for byte, and what
+//! CommitChanges puts into effect.
+
+use super::classes::tls::{local_ports, LocalPorts};
+use super::tests::{activated, call, fw, request};
+use super::*;
+use crate::secret::Secret;
+use crate::tls::issue::{self, AmtPublicKey, Ca, LeafSpec};
+use crate::wsman::calls::{Call, WsmanError};
+use crate::wsman::classes::{keystore as ks, setup_and_configuration as sc, tls};
+use crate::wsman::digest::DigestClient;
+
+/// Sends a typed call, decodes AMT's answer the agent's way.
+fn send<T>(
+    f: &crate::sim::Firmware,
+    c: &mut DigestClient,
+    call_: Call<T>,
+) -> Result<T, WsmanError> {
+    let (status, env) = call(f, c, &call_.render("31"));
+    match status {
+        200 => call_.decode_envelope(&env),
+        _ => Err(env
+            .fault()
+            .map(|x| WsmanError::Fault(Box::new(x)))
+            .unwrap_or(WsmanError::Http { status })),
+    }
+}
+
+fn return_value<T: std::fmt::Debug>(r: Result<T, WsmanError>) -> u32 {
+    match r {
+        Err(WsmanError::ReturnValue { value, .. }) => value,
+        other => panic!("expected a ReturnValue, got {other:?}"),
+    }
+}
+
+fn fault_subcode<T: std::fmt::Debug>(r: Result<T, WsmanError>) -> String {
+    match r {
+        Err(WsmanError::Fault(f)) => f.subcode.map(|s| s.local).unwrap_or_default(),
+        other => panic!("expected a fault, got {other:?}"),
+    }
+}
+
+fn spec() -> LeafSpec {
+    LeafSpec {
+        common_name: "amt.example.test".into(),
+        dns_names: vec![],
+        validity_days: 365,
+    }
+}
+
+/// A key pair generated in AMT and a certificate for it, added: (key handle, certificate handle,
+/// certificate DER).
+fn key_and_certificate(
+    f: &crate::sim::Firmware,
+    c: &mut DigestClient,
+) -> (String, String, Vec<u8>) {
+    let key = send(f, c, ks::generate_key_pair(2048)).unwrap();
+    let ctx = send(f, c, ks::enumerate_key_pairs()).unwrap();
+    let page = send(f, c, ks::pull_key_pairs(&ctx)).unwrap();
+    let pair = page
+        .items
+        .iter()
+        .map(|i| ks::KeyPair::from_instance(i).unwrap())
+        .find(|k| k.instance_id == key)
+        .expect("the new key pair is listed");
+    let public = AmtPublicKey::from_der_key(&pair.der_key).unwrap();
+    assert_eq!(public.bits(), 2048);
+    let ca = Ca::throwaway("test").unwrap();
+    let der = issue::issue(&public, &ca, &spec()).unwrap();
+    let cert = send(f, c, ks::add_certificate(&der)).unwrap();
+    (key, cert, der)
+}
+
+#[test]
+fn the_store_checks_keys_certificates_and_roots_as_firmware_does() {
+    let (f, mut c) = activated(1);
+    assert_eq!(
+        return_value(send(&f, &mut c, ks::generate_key_pair(4096))),
+        2062
+    );
+    let (_key, cert, der) = key_and_certificate(&f, &mut c);
+    assert_eq!(cert, "Intel(r) AMT Certificate: Handle: 0");
+    // The same certificate again is a duplicate; one for a key AMT does not hold is refused.
+    assert_eq!(
+        return_value(send(&f, &mut c, ks::add_certificate(&der))),
+        2058
+    );
+    let other_key = {
+        let k = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = rcgen::CertificateParams::default();
+        p.is_ca = rcgen::IsCa::ExplicitNoCa;
+        p.self_signed(&k).unwrap().der().to_vec()
+    };
+    assert_eq!(
+        return_value(send(&f, &mut c, ks::add_certificate(&other_key))),
+        2064
+    );
+    // A trusted root must be a CA.
+    assert_eq!(
+        return_value(send(
+            &f,
+            &mut c,
+            ks::add_trusted_root_certificate(&other_key)
+        )),
+        2063
+    );
+    let ca = Ca::throwaway("root").unwrap();
+    let root = send(
+        &f,
+        &mut c,
+        ks::add_trusted_root_certificate(ca.certificate_der()),
+    )
+    .unwrap();
+    assert_eq!(root, "Intel(r) AMT Certificate: Handle: 1");
+    let ctx = send(&f, &mut c, ks::enumerate_certificates()).unwrap();
+    let certs: Vec<ks::Certificate> = send(&f, &mut c, ks::pull_certificates(&ctx))
+        .unwrap()
+        .items
+        .iter()
+        .map(|i| ks::Certificate::from_instance(i).unwrap())
+        .collect();
+    assert_eq!(certs.len(), 2);
+    assert!(!certs[0].trusted_root && certs[1].trusted_root);
+    assert_eq!(certs[0].subject, "CN=amt.example.test");
+    assert_eq!(certs[1].subject, "O=amt-agent,CN=root");
+}
+
+#[test]
+fn the_store_is_closed_before_activation() {
+    let f = fw("amt16.1");
+    let lsa = f.lock().profile.lsa_password.clone();
+    let mut c = DigestClient::new(LSA_USER, Secret::new(lsa));
+    assert_eq!(
+        return_value(send(&f, &mut c, ks::generate_key_pair(2048))),
+        16
+    );
+}
+
+#[test]
+fn tls_needs_a_bound_certificate_and_mutual_a_trusted_root_then_commit_serves_it() {
+    let (f, mut c) = activated(1);
+    let ctx = send(&f, &mut c, tls::enumerate()).unwrap();
+    let s = tls::Settings::from_items(&send(&f, &mut c, tls::pull(&ctx)).unwrap().items).unwrap();
+    let mut local = s.local.instance.clone();
+    local.set("Enabled", "true");
+    assert_eq!(
+        fault_subcode(send(&f, &mut c, tls::put(&local))),
+        "InvalidParameter"
+    );
+
+    let (_key, cert, der) = key_and_certificate(&f, &mut c);
+    send(&f, &mut c, tls::create_context(&cert)).unwrap();
+    // The bound certificate (and its key) cannot be deleted.
+    assert_eq!(
+        fault_subcode(send(&f, &mut c, ks::delete_certificate(&cert))),
+        "InvalidParameter"
+    );
+    let mut remote = s.remote.instance.clone();
+    remote.set("Enabled", "true");
+    remote.set("MutualAuthentication", "true");
+    let refused = send(&f, &mut c, tls::put(&remote));
+    assert_eq!(fault_subcode(refused), "InvalidParameter");
+    remote.set("MutualAuthentication", "false");
+    remote.set("AcceptNonSecureConnections", "false");
+    send(&f, &mut c, tls::put(&remote)).unwrap();
+    local.set("AcceptNonSecureConnections", "false");
+    send(&f, &mut c, tls::put(&local)).unwrap();
+    // Nothing changes until CommitChanges.
+    assert!(!local_ports(&f.lock().profile).tls);
+    send(&f, &mut c, sc::commit_changes()).unwrap();
+    let ports = local_ports(&f.lock().profile);
+    let (served, key) = ports.certificate.clone().expect("the bound certificate");
+    assert_eq!(served, der);
+    assert!(ring::signature::RsaKeyPair::from_pkcs8(&key).is_ok());
+    assert_eq!(
+        LocalPorts {
+            certificate: None,
+            ..ports
+        },
+        LocalPorts {
+            plain: false,
+            tls: true,
+            certificate: None
+        }
+    );
+}
+
+/// The second Create of a credential context answers the captured AlreadyExists fault: the same
+/// headers in the same order and the same chunk, byte for byte, but for the Date and Server
+/// values and the MessageID AMT counts.
+#[test]
+fn a_second_credential_context_is_the_captured_already_exists_fault() {
+    let (f, mut c) = activated(1);
+    let (_key, cert, _) = key_and_certificate(&f, &mut c);
+    send(&f, &mut c, tls::create_context(&cert)).unwrap();
+    let body = tls::create_context(&cert).render("31");
+    let auth = c.authorization("POST", "/wsman");
+    let reply = handle(
+        &mut f.lock(),
+        &request(auth.as_deref(), &body),
+        std::time::Instant::now(),
+    );
+    let capture = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/amt-captures/400-fault-already-exists.http"),
+    )
+    .unwrap();
+    let normalise = |b: &[u8]| -> String {
+        let t = String::from_utf8(b.to_vec()).unwrap();
+        t.lines()
+            .map(|l| {
+                if l.starts_with("Date: ") {
+                    "Date: *".to_string()
+                } else if l.starts_with("Server: ") {
+                    "Server: *".to_string()
+                } else if let Some(i) = l.find("<b:MessageID>") {
+                    let j = l.find("</b:MessageID>").unwrap();
+                    format!("{}<b:MessageID>*{}", &l[..i], &l[j..])
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(normalise(&reply.bytes), normalise(&capture));
+    assert!(reply.close, "a fault closes the connection");
+}
