@@ -11,6 +11,7 @@ pub mod maintenance;
 pub mod remote;
 pub mod session;
 pub mod setupbin;
+pub mod tls_pin;
 
 use crate::cli::{Cli, Command};
 use crate::error::{AgentError, ExitCode};

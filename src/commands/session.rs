@@ -43,6 +43,21 @@ pub struct AmtConnArgs {
     /// Deadline for each WS-MAN request.
     #[arg(long, global = true, default_value = "30s", value_parser = crate::cli::parse_duration)]
     pub request_timeout: Duration,
+    /// Where `configure tls` keeps the certificate AMT's TLS port must present (root-only).
+    #[arg(long, global = true, env = "AMT_AGENT_TLS_PIN_DIR", default_value = super::tls_pin::DEFAULT_DIR)]
+    pub tls_pin_dir: std::path::PathBuf,
+}
+
+impl AmtConnArgs {
+    /// The store of TLS pins for `device`.
+    pub fn pin_store(&self, device: &dyn MeiDevice) -> super::tls_pin::PinStore {
+        let dir = if self.tls_pin_dir.as_os_str().is_empty() {
+            std::path::Path::new(super::tls_pin::DEFAULT_DIR)
+        } else {
+            self.tls_pin_dir.as_path()
+        };
+        super::tls_pin::PinStore::for_device(device, dir)
+    }
 }
 
 fn parse_lms(s: &str) -> Result<LmsMode, String> {
@@ -55,6 +70,10 @@ pub struct AmtSession {
     pub client: WsmanClient,
     pub control_mode: ControlMode,
     pub route: Route,
+    /// The session runs TLS to port 16993.
+    pub tls: bool,
+    /// The certificate `configure tls` installed, when the session verifies against it.
+    pub pin: Option<super::tls_pin::PinRecord>,
     next_id: u32,
 }
 
@@ -155,12 +174,19 @@ pub fn connect_with(
     control_mode: ControlMode,
     extra: &ExtraTls,
 ) -> Result<AmtSession, AgentError> {
-    let tls = crate::amthi::client::amt_enabled_flags(
+    let enforced = crate::amthi::client::amt_enabled_flags(
         device.as_ref(),
         crate::amthi::client::DEFAULT_TIMEOUT,
     )
     .map(|f| f.new_interface() && f.tls_enforced())
     .unwrap_or(false);
+    // After `configure tls` the agent talks TLS to AMT, verifying the certificate it installed.
+    let pin = if control_mode == ControlMode::None {
+        None
+    } else {
+        installed_pin(&device, args)?
+    };
+    let tls = enforced || pin.is_some();
     // Before activation AMT presents its On-Die CA chain: bind it to this host's CSME first.
     let upid_csme_id = if tls && control_mode == ControlMode::None && !args.skip_amt_cert_check {
         upid_binding(device.as_ref())
@@ -171,7 +197,7 @@ pub fn connect_with(
     let opts = RouteOptions {
         lms: args.lms,
         lms_port: args.lms_port,
-        tls,
+        tls: enforced,
         ..RouteOptions::default()
     };
     let route = runtime.block_on(Route::choose(&opts, device.clone()))?;
@@ -190,6 +216,7 @@ pub fn connect_with(
             leaf_pin: extra.leaf_pin.clone(),
             upid_csme_id,
             client_cert: extra.client_cert.clone(),
+            installed: pin.as_ref().map(|p| p.pin()).transpose()?,
         },
     )?;
     tracing::debug!(port = ep.port, tls = ep.tls, "WS-MAN endpoint");
@@ -206,8 +233,29 @@ pub fn connect_with(
         client,
         control_mode,
         route,
+        tls: ep.tls,
+        pin,
         next_id: 0,
     })
+}
+
+/// The pin `configure tls` left for this AMT (by UUID, read over AMTHI), if any.
+fn installed_pin(
+    device: &Arc<dyn MeiDevice>,
+    args: &AmtConnArgs,
+) -> Result<Option<super::tls_pin::PinRecord>, AgentError> {
+    let store = args.pin_store(device.as_ref());
+    let uuid = AmthiClient::new(device.clone()).uuid()?.text();
+    let pin = store.load(&uuid)?;
+    if let Some(p) = &pin {
+        tracing::debug!(
+            uuid = %p.uuid,
+            sha256 = %p.sha256,
+            file = %store.path(&uuid).map(|f| f.display().to_string()).unwrap_or_else(|| "(memory)".into()),
+            "AMT's TLS was configured by amt-agent: port 16993, pinned to its certificate"
+        );
+    }
+    Ok(pin)
 }
 
 /// The UPID CSME id (bytes 0–19) that AMT's pre-activation TLS chain must be bound to
@@ -237,7 +285,7 @@ fn upid_binding(device: &dyn MeiDevice) -> Option<[u8; crate::upid::CSME_BINDING
 
 pub fn route_name(r: &Route) -> String {
     match r {
-        Route::Lms { addr } => format!("LMS at {addr}"),
+        Route::Lms { addr, .. } => format!("LMS at {addr}"),
         Route::Apf(_) => "LME/APF through the ME".into(),
     }
 }

@@ -466,6 +466,10 @@ impl MeiDevice for InProcessDevice {
         Some(tls::odca_chain().root_der().to_vec())
     }
 
+    fn ephemeral(&self) -> bool {
+        true
+    }
+
     fn connect_once(&self, client: Guid) -> Result<Box<dyn MeiConnection>, HeciError> {
         let label = heci::client_label(client);
         match self.fw.connect(client) {
