@@ -91,6 +91,24 @@ fn inst(pairs: &[(&str, &str)]) -> Instance {
         .collect()
 }
 
+/// AMT's FQDN as configured in `AMT_GeneralSettings`: `HostName.DomainName`, the host name alone
+/// without a domain, empty when no host name is set (what the firmware sends in `tcpip-forward`;
+/// the composition and the empty case are UNCONFIRMED, docs/simulator.md).
+pub fn amt_fqdn(p: &DeviceProfile) -> String {
+    let Some(gs) = p
+        .instances
+        .get("AMT_GeneralSettings")
+        .and_then(|list| list.first())
+    else {
+        return String::new();
+    };
+    match (prop(gs, "HostName"), prop(gs, "DomainName")) {
+        (Some(h), Some(d)) if !h.is_empty() && !d.is_empty() => format!("{h}.{d}"),
+        (Some(h), _) => h.to_string(),
+        _ => String::new(),
+    }
+}
+
 /// A fresh `Digest:` + 32 upper-case hex realm.
 pub fn new_realm(rng: &mut impl RngCore) -> String {
     let mut b = [0u8; 16];
