@@ -627,6 +627,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn platform_types_and_feature_bitmaps_have_the_documented_values() {
+        let v = |name: &str| {
+            let p = builtin(name).unwrap();
+            (p.mkhi_platform_type(), p.mkhi_features(false))
+        };
+        // docs/simulator.md, "MKHI: what LMS decides from".
+        assert_eq!(v("amt16.1"), (0x1482, 0x24_0005));
+        assert_eq!(v("amt19"), (0x1481, 0x24_0005));
+        assert_eq!(v("ism"), (0x2482, 0x20_0006));
+        assert_eq!(v("consumer"), (0x0382, 0));
+    }
+
+    #[test]
     fn every_builtin_profile_builds_and_round_trips_as_json() {
         for name in BUILTIN {
             let p = builtin(name).unwrap();
