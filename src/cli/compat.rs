@@ -41,6 +41,18 @@ const V2_FLAGS: &[(&str, &str)] = &[
     ("primarydns", "primary-dns"),
     ("secondarydns", "secondary-dns"),
     ("proxy", "proxy"),
+    // configure (rpc-go.md §1.1): amtfeatures, amtpassword, mebx, proxy.
+    ("userConsent", "user-consent"),
+    ("kvm", "kvm"),
+    ("sol", "sol"),
+    ("ider", "ider"),
+    ("disableAll", "disable-all"),
+    ("newamtpassword", "new-amt-password"),
+    ("list", "list"),
+    ("delete", "delete"),
+    ("address", "address"),
+    ("port", "port"),
+    ("networkdnssuffix", "network-dns-suffix"),
     ("help", "help"),
     ("version", "version"),
 ];

@@ -3,6 +3,7 @@
 pub mod activate;
 pub mod amtinfo;
 pub mod cert;
+pub mod configure;
 pub mod deactivate;
 pub mod diagnostics;
 pub mod doctor;
@@ -65,6 +66,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, AgentError> {
         Command::Maintenance(args) => {
             let device = crate::heci::open(&cli.device)?;
             maintenance::run(device, args, cli.json)
+        }
+        Command::Configure(args) => {
+            let device = crate::heci::open(&cli.device)?;
+            configure::run(device, args, cli.json)
         }
         Command::Diagnostics(args) => {
             let device = crate::heci::open(&cli.device)?;
