@@ -68,7 +68,7 @@ impl WsmanError {
                     "DestinationUnreachable" | "InvalidSelectors" => "the instance or class does not exist on this firmware; list instances with: amt-agent diagnostics wsman enumerate CLASS".into(),
                     "ActionNotSupported" => "this firmware does not support that action on the class; check the AMT version with: amt-agent amtinfo".into(),
                     "AccessDenied" => "the account lacks the right for this call; use the admin account (or $$OsAdmin before activation)".into(),
-                    "SchemaValidationError" | "InvalidParameter" | "InvalidValues" => "a property or parameter value was rejected; compare the request with the class definition (run with -vvv to see it)".into(),
+                    "SchemaValidationError" | "InvalidParameter" | "InvalidValues" | "InvalidRepresentation" => "a property or parameter value was rejected; compare the request with the class definition (run with -vvv to see it)".into(),
                     _ => "the firmware refused the request; run with -vvv to see the exchange".into(),
                 }
             }
