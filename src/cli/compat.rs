@@ -15,6 +15,7 @@ const V2_FLAGS: &[(&str, &str)] = &[
     ("lan", "lan"),
     ("ras", "ras"),
     ("cert", "cert"),
+    ("userCert", "user-cert"),
     ("all", "all"),
     ("json", "json"),
     ("operationalState", "operational-state"),

@@ -562,7 +562,16 @@ pub fn run(
     json_out: bool,
 ) -> Result<ExitCode, AgentError> {
     let sel = Selection::from_args(args);
-    let (info, errors) = gather(device, &sel, args.amt_timeout);
+    let (info, mut errors) = gather(device.clone(), &sel, args.amt_timeout);
+    // `--userCert` (rpc-go v2): its own section and key, read over WS-MAN.
+    let user_certs = if super::user_certs::wanted(args) {
+        super::user_certs::read(device, &args.conn).unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        })
+    } else {
+        None
+    };
     if let Some(p) = &info.simulated {
         if !json_out {
             crate::cli::logging::note(&format!(
@@ -582,12 +591,16 @@ pub fn run(
     // With nothing read at all, the error alone says it better than a page of empty fields.
     if !nothing || errors.is_empty() {
         if json_out {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&render_json(&info)).unwrap_or_default()
-            );
+            let mut v = render_json(&info);
+            if let (Some(c), Value::Object(m)) = (&user_certs, &mut v) {
+                m.insert("publicKeyCerts".into(), super::user_certs::json(c));
+            }
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         } else {
             print!("{}", render_text(&info, &sel));
+            if let Some(c) = &user_certs {
+                print!("{}", super::user_certs::text(c));
+            }
         }
     }
     let mut errors = errors.into_iter();

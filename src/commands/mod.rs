@@ -12,6 +12,7 @@ pub mod maintenance;
 pub mod remote;
 pub mod session;
 pub mod setupbin;
+pub mod user_certs;
 
 use crate::cli::{Cli, Command};
 use crate::error::{AgentError, ExitCode};

@@ -159,17 +159,23 @@ impl Configure for Features {
         })
     }
 
+    fn precheck(&self, mode: ControlMode) -> Result<(), AgentError> {
+        if mode == ControlMode::Ccm && self.want.consent != UserConsent::All {
+            return Err(AgentError::new(
+                ExitCode::AmtFeaturesConfigurationFailed,
+                format!("user consent {} is not allowed in client control mode: AMT requires consent for every redirection there", self.want.consent.name()),
+            )
+            .help("use --user-consent all, or activate in admin control mode (ACM) to lower it"));
+        }
+        Ok(())
+    }
+
     fn plan(&self, mode: ControlMode, s: &FeaturesState) -> Result<Plan, AgentError> {
         let w = self.want;
         let refuse = |msg: String, help: &str| {
             Err(AgentError::new(ExitCode::AmtFeaturesConfigurationFailed, msg).help(help))
         };
-        if mode == ControlMode::Ccm && w.consent != UserConsent::All {
-            return refuse(
-                format!("user consent {} is not allowed in client control mode: AMT requires consent for every redirection there", w.consent.name()),
-                "use --user-consent all, or activate in admin control mode (ACM) to lower it",
-            );
-        }
+        self.precheck(mode)?;
         let c = s.current()?;
         let Some((sol, ider)) = redirection_features(c.redirection_state) else {
             return refuse(

@@ -3,6 +3,8 @@
 //!
 //! 1. [`Needs`]: the control mode the subcommand needs is checked over AMTHI before anything else
 //!    (no password asked, nothing sent): 115 DeviceNotActivated, 118 for MEBx outside ACM, ….
+//!    [`Configure::precheck`] refuses what the control mode alone forbids, still before any
+//!    request (user consent below "all" in CCM).
 //! 2. [`Configure::read`] reads the current state (WS-MAN reads, AMTHI/watchdog reads).
 //! 3. [`Configure::plan`] is pure: from the state and the desired values it computes a [`Plan`],
 //!    the settings that differ ([`Change`]: setting, current value, desired value, and the
@@ -281,6 +283,10 @@ pub trait Configure {
     fn read_only(&self) -> bool {
         false
     }
+    /// Refusals that need only the control mode, made before anything is sent to AMT.
+    fn precheck(&self, _mode: ControlMode) -> Result<(), AgentError> {
+        Ok(())
+    }
     fn read(&mut self, t: &mut Target) -> Result<Self::State, AgentError>;
     /// Pure: the settings that differ and the steps that change them, or a refusal.
     fn plan(&self, mode: ControlMode, state: &Self::State) -> Result<Plan, AgentError>;
@@ -490,6 +496,7 @@ pub fn execute<C: Configure>(
 ) -> Result<Outcome, AgentError> {
     let mode = AmthiClient::new(device.clone()).control_mode()?;
     check_needs(&c, mode)?;
+    c.precheck(mode)?;
     let mut target = Target {
         device: device.clone(),
         control_mode: mode,
@@ -543,9 +550,16 @@ pub fn execute<C: Configure>(
                     step.describe()
                 ));
                 e = e.state(if done.is_empty() {
-                    "nothing was changed before the failure".to_string()
+                    format!(
+                        "no other setting was changed; {} may be partly applied",
+                        change.setting
+                    )
                 } else {
-                    format!("already changed: {}", done.join(", "))
+                    format!(
+                        "already changed: {}; {} may be partly applied",
+                        done.join(", "),
+                        change.setting
+                    )
                 });
                 return Err(e);
             }
