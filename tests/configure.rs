@@ -582,9 +582,10 @@ fn proxy_add_list_delete_each_once() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(amt.writes_since(before), Vec::<String>::new());
     // A bad address is refused before anything is sent.
+    let before = amt.log().len();
     let o = amt.configure(&["proxy", "--address", "not a host"]);
     assert_eq!(code(&o), 26, "{}", stderr(&o));
-    assert_eq!(amt.log().len(), before + amt.log()[before..].len());
+    assert_eq!(amt.log().len(), before);
 }
 
 #[test]
