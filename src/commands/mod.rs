@@ -3,6 +3,7 @@
 pub mod activate;
 pub mod amtinfo;
 pub mod cert;
+pub mod configure;
 pub mod deactivate;
 pub mod diagnostics;
 pub mod doctor;
@@ -12,6 +13,7 @@ pub mod remote;
 pub mod session;
 pub mod setupbin;
 pub mod tls_pin;
+pub mod user_certs;
 
 use crate::cli::{Cli, Command};
 use crate::error::{AgentError, ExitCode};
@@ -66,6 +68,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, AgentError> {
         Command::Maintenance(args) => {
             let device = crate::heci::open(&cli.device)?;
             maintenance::run(device, args, cli.json)
+        }
+        Command::Configure(args) => {
+            let device = crate::heci::open(&cli.device)?;
+            configure::run(device, args, cli.json)
         }
         Command::Diagnostics(args) => {
             let device = crate::heci::open(&cli.device)?;

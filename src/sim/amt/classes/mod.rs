@@ -3,10 +3,12 @@
 //! its methods (`invoke`); [`super::model`] does the generic operations on the instance store.
 
 mod general;
+pub use general::amt_fqdn;
 pub mod keystore;
 mod network;
 mod redirection;
 mod remote_access;
+mod rules;
 mod setup;
 pub mod tls;
 
@@ -36,7 +38,22 @@ pub fn seed_instances(p: &mut DeviceProfile) {
 pub(super) fn computed(fw: &mut FirmwareCore, class: &str, read: bool) -> Option<Instance> {
     setup::computed(fw, class, read)
         .or_else(|| general::computed(class))
+        .or_else(|| remote_access::computed(class))
         .or_else(|| keystore::computed(class))
+}
+
+/// The class's Put rules ([`rules`]): `Err` is the fault the firmware answers instead of storing.
+/// Classes without rules accept any Put of known instances.
+pub(super) fn check_put(
+    fw: &FirmwareCore,
+    class: &str,
+    current: &Instance,
+    body: &Element,
+) -> Result<(), rules::PutRefusal> {
+    redirection::check_put(fw, class, current, body)
+        .or_else(|| general::check_put(class, current, body))
+        .or_else(|| tls::check_put(&fw.profile, class, current, body))
+        .unwrap_or(Ok(()))
 }
 
 type Invoke = fn(&mut FirmwareCore, &str, &str, Option<&Element>, &str) -> Option<Vec<Param>>;
@@ -53,6 +70,7 @@ pub(super) fn invoke(
         setup::invoke,
         general::invoke,
         redirection::invoke,
+        remote_access::invoke,
         keystore::invoke,
     ];
     AREAS
@@ -89,19 +107,6 @@ pub(super) fn put_association(
         fw.changed();
     }
     Some(r)
-}
-
-/// Rules a Put must pass beyond the class's schema (`Err`: the fault's reason).
-pub(super) fn check_put_state(
-    fw: &FirmwareCore,
-    class: &str,
-    current: &Instance,
-    body: &Element,
-) -> Result<(), String> {
-    match class {
-        tls::SETTING_DATA => tls::check_settings_put(&fw.profile, current, body),
-        _ => Ok(()),
-    }
 }
 
 /// Before a Delete removes `victims`: `Err` refuses it (a certificate in use); the area may

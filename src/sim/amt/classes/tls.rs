@@ -13,6 +13,7 @@
 
 use super::super::model::{inst, prop, Instance};
 use super::keystore;
+use super::rules::{self, PutRefusal};
 use crate::sim::profile::{DeviceProfile, TlsInEffect, TlsSide};
 use crate::wsman::envelope::{escape, ns, Element, Param};
 
@@ -201,10 +202,45 @@ fn setting<'a>(p: &'a DeviceProfile, id: &str) -> Option<&'a Instance> {
         .find(|i| prop(i, "InstanceID") == Some(id))
 }
 
+/// `AMT_TLSSettingData`'s properties (the fixtures' set, `TrustedCN` for mutual authentication,
+/// and `NonSecureConnectionsSupported`, which the firmware reports and clients cannot change).
+const SETTINGS_SCHEMA: &[rules::PropRule] = &[
+    rules::ro("ElementName", rules::Kind::Text(64)),
+    rules::ro("InstanceID", rules::Kind::Text(64)),
+    rules::rw("Enabled", rules::Kind::Bool),
+    rules::rw("AcceptNonSecureConnections", rules::Kind::Bool),
+    rules::rw("MutualAuthentication", rules::Kind::Bool),
+    rules::rw("TrustedCN", rules::Kind::Text(256)),
+    rules::ro("NonSecureConnectionsSupported", rules::Kind::Bool),
+];
+
+/// A refused state change (UNCONFIRMED which fault firmware answers: `wsman:InvalidParameter`).
+fn state_refusal(reason: String) -> PutRefusal {
+    PutRefusal {
+        subcode: (ns::WSMAN, "InvalidParameter"),
+        reason,
+    }
+}
+
 /// The Put rules of `AMT_TLSSettingData` on top of its schema: TLS needs a bound certificate,
 /// mutual authentication a trusted root, and a device that enforces TLS on its local ports
-/// neither turns it off nor accepts plain connections. `Err` is the reason of the fault.
-pub(super) fn check_settings_put(
+/// neither turns it off nor accepts plain connections. `None` for other classes.
+pub(super) fn check_put(
+    p: &DeviceProfile,
+    class: &str,
+    current: &Instance,
+    body: &Element,
+) -> Option<Result<(), PutRefusal>> {
+    if class != SETTING_DATA {
+        return None;
+    }
+    Some(
+        rules::check_put(class, SETTINGS_SCHEMA, current, body, false)
+            .and_then(|()| check_settings_state(p, current, body).map_err(state_refusal)),
+    )
+}
+
+fn check_settings_state(
     p: &DeviceProfile,
     current: &Instance,
     body: &Element,
