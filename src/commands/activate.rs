@@ -121,6 +121,11 @@ pub fn run(
     if args.stop_config {
         return stop_config(device, json_out);
     }
+    // A pre-provisioned AMT has no TLS configuration: a pin left from before an unprovisioning
+    // the agent did not see (MEBx, another tool) would send the new session to port 16993.
+    if AmthiClient::new(device.clone()).control_mode()? == ControlMode::None {
+        super::tls_pin::forget(&device, &args.conn);
+    }
     if args.remote.url.is_some() {
         if args.local || args.ccm || args.acm {
             return Err(invalid(

@@ -129,6 +129,8 @@ pub fn run(
                     format!("after Unprovision the firmware reports {}", now.text()),
                 ));
             }
+            drop(amthi);
+            super::tls_pin::forget(&device, &args.conn);
             done(json_out, "Device deactivated", now);
             Ok(ExitCode::Success)
         }
@@ -142,9 +144,10 @@ pub fn run(
             };
             let r = s.call(call);
             drop(s);
-            let now = AmthiClient::new(device).control_mode()?;
+            let now = AmthiClient::new(device.clone()).control_mode()?;
             match (r, now) {
                 (_, ControlMode::None) => {
+                    super::tls_pin::forget(&device, &args.conn);
                     done(json_out, "Device deactivated", now);
                     Ok(ExitCode::Success)
                 }

@@ -378,7 +378,10 @@ pub fn run(
         // of the way (Setup done, the final message lost).
         Err(e) => return Err(with_device_state(e, device, mode)),
     };
-    let after = AmthiClient::new(device).control_mode()?;
+    let after = AmthiClient::new(device.clone()).control_mode()?;
+    if after == ControlMode::None {
+        super::tls_pin::forget(&device, conn);
+    }
     finish(&req, outcome, after, json_out)
 }
 

@@ -201,6 +201,30 @@ impl PinStore {
         write().map_err(|e| fail("write", e))
     }
 
+    /// Refuses up front when a pin could not be recorded: TLS-only AMT without a pin would lock
+    /// this agent out. Creates the directory (700) and a probe file it removes.
+    pub fn check_writable(&self) -> Result<(), AgentError> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let probe = PinRecord {
+            uuid: ".probe".into(),
+            sha256: String::new(),
+            certificate: String::new(),
+            instance_id: String::new(),
+            mode: String::new(),
+            configured: 0,
+        };
+        self.save(&probe)
+            .and_then(|()| self.remove(".probe").map(|_| ()))
+            .map_err(|e| {
+                e.context(format!(
+                    "the pin directory {} is not writable: AMT's TLS certificate could not be recorded",
+                    dir.display()
+                ))
+            })
+    }
+
     /// Forgets the pin of `uuid`; `true` when there was one.
     pub fn remove(&self, uuid: &str) -> Result<bool, AgentError> {
         let Some(path) = self.path(uuid) else {
@@ -216,6 +240,23 @@ impl PinStore {
             ))
             .help("run as root, or remove the file by hand")),
         }
+    }
+}
+
+/// Forgets the TLS pin of this machine's AMT after the firmware reported pre-provisioning (an
+/// unprovisioned AMT has no TLS configuration left); a failure only warns.
+pub fn forget(device: &std::sync::Arc<dyn MeiDevice>, conn: &super::session::AmtConnArgs) {
+    let uuid = match crate::amthi::AmthiClient::new(device.clone()).uuid() {
+        Ok(u) => u.text(),
+        Err(e) => {
+            tracing::debug!(error = %e, "UUID unreadable: AMT's TLS pin, if any, is kept");
+            return;
+        }
+    };
+    match conn.pin_store(device.as_ref()).remove(&uuid) {
+        Ok(true) => tracing::info!(%uuid, "AMT is not activated: its TLS pin is removed"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "AMT's stale TLS pin could not be removed"),
     }
 }
 

@@ -28,6 +28,7 @@ pub mod mebx;
 pub mod opstate;
 pub mod password;
 pub mod proxy;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -81,6 +82,10 @@ pub enum ConfigureSub {
     /// Add, list or delete AMT's HTTP proxy access points.
     #[command(name = "proxy", visible_alias = "httpproxy")]
     Proxy(proxy::ProxyArgs),
+    /// TLS on AMT's network and local interfaces, with a certificate for a key AMT generates;
+    /// afterwards the agent talks to AMT on 16993 verifying exactly that certificate.
+    #[command(name = "tls", visible_alias = "configuretls")]
+    Tls(tls::TlsArgs),
 }
 
 pub fn run(
@@ -116,6 +121,7 @@ pub fn run(
             execute(device, &args.conn, hostname::Hostname::new(a)?, &opts)
         }
         ConfigureSub::Proxy(a) => execute(device, &args.conn, proxy::Proxy::new(a)?, &opts),
+        ConfigureSub::Tls(a) => execute(device, &args.conn, tls::Tls::new(a, &args.conn)?, &opts),
     }?;
     outcome.print(json_out);
     Ok(ExitCode::Success)
@@ -131,6 +137,18 @@ pub enum Step {
     Wsman(Call<()>),
     /// Watchdog-client SetAmtOperationalState (rpc-go.md §6.5): `true` enables AMT.
     SetAmtOperationalState(bool),
+    /// Calls whose arguments depend on AMT's answers to earlier ones (configure tls: the
+    /// certificate is made for the key pair GenerateKeyPair returns), run by a closure on the
+    /// target. Its description (what `--dry-run` prints) names every call, secrets as `***`.
+    Dynamic(DynamicStep),
+}
+
+/// See [`Step::Dynamic`].
+#[derive(Clone)]
+pub struct DynamicStep {
+    pub description: String,
+    #[allow(clippy::type_complexity)]
+    pub run: Arc<dyn Fn(&mut Target) -> Result<(), AgentError> + Send + Sync>,
 }
 
 impl Step {
@@ -141,6 +159,7 @@ impl Step {
             Step::SetAmtOperationalState(on) => {
                 format!("WATCHDOG.SetAmtOperationalState({})", u8::from(*on))
             }
+            Step::Dynamic(d) => d.description.clone(),
         }
     }
 }
@@ -333,6 +352,8 @@ impl Target {
                 Err(e @ crate::wsman::calls::WsmanError::Unauthorized) => Err(e.into()),
                 Err(e) => Err(AgentError::from(e).exit(failure)),
             },
+            // The closure maps AMT's refusals to the subcommand's code itself.
+            Step::Dynamic(d) => (d.run.clone())(self),
             Step::SetAmtOperationalState(on) => crate::amthi::client::set_amt_operational_state(
                 self.device.as_ref(),
                 *on,
@@ -348,6 +369,36 @@ impl Target {
                 }
             }),
         }
+    }
+
+    /// One write whose answer the caller needs (a [`Step::Dynamic`]'s calls): a firmware refusal
+    /// exits with the subcommand's code, as [`Step::Wsman`] writes do.
+    pub fn write_call<T>(&mut self, call: Call<T>) -> Result<T, AgentError> {
+        let failure = self.failure;
+        match self.session()?.try_call(call)? {
+            Ok(v) => Ok(v),
+            Err(e @ crate::wsman::calls::WsmanError::Unauthorized) => Err(e.into()),
+            Err(e) => Err(AgentError::from(e).exit(failure)),
+        }
+    }
+
+    /// A new WS-MAN session with the same credentials: the route and port are chosen again (after
+    /// `configure tls`, TLS to port 16993 verifying the certificate it installed).
+    pub fn reconnect(&mut self, conn: &AmtConnArgs) -> Result<(), AgentError> {
+        let creds = self.credentials.clone().ok_or_else(|| {
+            AgentError::new(
+                ExitCode::GenericFailure,
+                "internal: reconnecting a configure subcommand that has no WS-MAN session",
+            )
+        })?;
+        self.session = None;
+        self.session = Some(session::connect_as(
+            self.device.clone(),
+            conn,
+            creds,
+            self.control_mode,
+        )?);
+        Ok(())
     }
 
     /// Switches the session to new credentials (after a password change), keeping the nonce.
