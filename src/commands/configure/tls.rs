@@ -188,8 +188,11 @@ impl Tls {
                     None
                 };
                 let cert_bytes = std::fs::read(cert).map_err(|e| {
-                    failed(format!("cannot read the CA certificate {}: {e}", cert.display()))
-                        .help("pass a readable file with --ca-cert")
+                    failed(format!(
+                        "cannot read the CA certificate {}: {e}",
+                        cert.display()
+                    ))
+                    .help("pass a readable file with --ca-cert")
                 })?;
                 let ca = Ca::from_bytes(
                     &cert_bytes,
@@ -264,12 +267,20 @@ fn side_text(enabled: bool, accept: bool, mutual: bool) -> String {
         } else {
             "server authentication"
         },
-        if accept { ", plain HTTP accepted" } else { ", TLS only" }
+        if accept {
+            ", plain HTTP accepted"
+        } else {
+            ", TLS only"
+        }
     )
 }
 
 /// Every item of an enumeration (AMT answers in one Pull).
-fn all(t: &mut Target, e: Call<String>, p: fn(&str) -> Call<PullPage>) -> Result<PullPage, AgentError> {
+fn all(
+    t: &mut Target,
+    e: Call<String>,
+    p: fn(&str) -> Call<PullPage>,
+) -> Result<PullPage, AgentError> {
     let ctx = t.read(e)?;
     t.read(p(&ctx))
 }
@@ -311,11 +322,15 @@ impl Configure for Tls {
         let settings = Settings::from_items(&all(t, tls::enumerate(), tls::pull)?.items)?;
         let contexts = all(t, tls::enumerate_contexts(), tls::pull_contexts)?;
         let bound_id = contexts.items.iter().find_map(tls::context_certificate);
-        let certs: Vec<Certificate> = all(t, keystore::enumerate_certificates(), keystore::pull_certificates)?
-            .items
-            .iter()
-            .map(Certificate::from_instance)
-            .collect::<Result<_, _>>()?;
+        let certs: Vec<Certificate> = all(
+            t,
+            keystore::enumerate_certificates(),
+            keystore::pull_certificates,
+        )?
+        .items
+        .iter()
+        .map(Certificate::from_instance)
+        .collect::<Result<_, _>>()?;
         let keys: Vec<KeyPair> = all(t, keystore::enumerate_key_pairs(), keystore::pull_key_pairs)?
             .items
             .iter()
@@ -326,9 +341,7 @@ impl Configure for Tls {
             let public = AmtPublicKey::of_certificate(&c.der);
             let key_pair = keys
                 .iter()
-                .find(|k| {
-                    AmtPublicKey::from_der_key(&k.der_key).ok().as_ref() == public.as_ref()
-                })
+                .find(|k| AmtPublicKey::from_der_key(&k.der_key).ok().as_ref() == public.as_ref())
                 .map(|k| k.instance_id.clone());
             Some(Bound {
                 instance_id: id,
@@ -383,7 +396,10 @@ impl Configure for Tls {
             let current = match (&s.bound, &s.pin) {
                 (None, _) => "none".to_string(),
                 (Some(b), _) if self.certificate_kept(s) => b.subject.clone(),
-                (Some(b), Some(_)) => format!("{} (not the one pinned, or not issued by --ca-cert)", b.subject),
+                (Some(b), Some(_)) => format!(
+                    "{} (not the one pinned, or not issued by --ca-cert)",
+                    b.subject
+                ),
                 (Some(b), None) => format!("{} (no pin on this host)", b.subject),
             };
             if self.certificate_kept(s) {
@@ -411,10 +427,17 @@ impl Configure for Tls {
                 ));
             }
         } else if let Some(b) = &s.bound {
-            plan.kept.push(super::Kept::new("TLS certificate", format!("{} (left in AMT)", b.subject)));
+            plan.kept.push(super::Kept::new(
+                "TLS certificate",
+                format!("{} (left in AMT)", b.subject),
+            ));
         }
         for (setting, side, local) in [
-            ("TLS on the network interface (802.3)", &s.settings.remote, false),
+            (
+                "TLS on the network interface (802.3)",
+                &s.settings.remote,
+                false,
+            ),
             ("TLS on the local interface (LMS)", &s.settings.local, true),
         ] {
             let (e, a, mu) = self.desired(side, local);
@@ -429,7 +452,8 @@ impl Configure for Tls {
             });
         }
         if let Some(last) = plan.changes.last_mut() {
-            last.steps.push(Step::Wsman(setup_and_configuration::commit_changes()));
+            last.steps
+                .push(Step::Wsman(setup_and_configuration::commit_changes()));
         }
         if plan.changes.is_empty() && m.enabled() && s.pin.is_none() {
             // Nothing to send, but nothing pinned either: cannot happen (the certificate would
@@ -453,7 +477,10 @@ impl Configure for Tls {
             tracing::info!("TLS is off: AMT's TLS pin removed");
         }
         if self.args.delay > 0 {
-            tracing::info!(seconds = self.args.delay, "waiting while AMT restarts its TLS stack");
+            tracing::info!(
+                seconds = self.args.delay,
+                "waiting while AMT restarts its TLS stack"
+            );
             std::thread::sleep(Duration::from_secs(self.args.delay));
         }
         t.reconnect(&self.conn)?;
@@ -480,15 +507,21 @@ impl Configure for Tls {
                 "pinned": pinned,
             })
         });
-        let side = |x: &Side| {
-            json!({"enabled": x.enabled, "acceptNonSecureConnections": x.accept_non_secure, "mutualAuthentication": x.mutual})
-        };
+        let side = |x: &Side| json!({"enabled": x.enabled, "acceptNonSecureConnections": x.accept_non_secure, "mutualAuthentication": x.mutual});
         (
             format!(
                 "mode {}; network interface TLS {}, local interface TLS {}; certificate {}",
                 mode.name(),
-                side_text(s.settings.remote.enabled, s.settings.remote.accept_non_secure, s.settings.remote.mutual),
-                side_text(s.settings.local.enabled, s.settings.local.accept_non_secure, s.settings.local.mutual),
+                side_text(
+                    s.settings.remote.enabled,
+                    s.settings.remote.accept_non_secure,
+                    s.settings.remote.mutual
+                ),
+                side_text(
+                    s.settings.local.enabled,
+                    s.settings.local.accept_non_secure,
+                    s.settings.local.mutual
+                ),
                 match &s.bound {
                     Some(b) if pinned => format!("{} (pinned in {})", b.subject, s.pin_file),
                     Some(b) => b.subject.clone(),
@@ -528,7 +561,8 @@ impl Tls {
         Step::Dynamic(DynamicStep {
             description,
             run: Arc::new(move |t: &mut Target| {
-                let handle = t.write_call(keystore::generate_key_pair(keystore::KEY_LENGTH_2048))?;
+                let handle =
+                    t.write_call(keystore::generate_key_pair(keystore::KEY_LENGTH_2048))?;
                 let keys = all(t, keystore::enumerate_key_pairs(), keystore::pull_key_pairs)?;
                 let key = keys
                     .items
@@ -536,8 +570,10 @@ impl Tls {
                     .filter_map(|i| KeyPair::from_instance(i).ok())
                     .find(|k| k.instance_id == handle)
                     .ok_or_else(|| {
-                        failed(format!("AMT does not list the key pair it generated ({handle})"))
-                            .help("retry; if it persists, capture a trace (-vvv) and report it")
+                        failed(format!(
+                            "AMT does not list the key pair it generated ({handle})"
+                        ))
+                        .help("retry; if it persists, capture a trace (-vvv) and report it")
                     })?;
                 let public = AmtPublicKey::from_der_key(&key.der_key).map_err(issue_error)?;
                 tracing::debug!(key = %handle, bits = public.bits(), "AMT generated a key pair");
