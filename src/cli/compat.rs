@@ -54,6 +54,9 @@ const V2_FLAGS: &[(&str, &str)] = &[
     ("address", "address"),
     ("port", "port"),
     ("networkdnssuffix", "network-dns-suffix"),
+    // configure tls and the RPS TLS tunnel.
+    ("delay", "delay"),
+    ("tls-tunnel", "tls-tunnel"),
     ("help", "help"),
     ("version", "version"),
 ];

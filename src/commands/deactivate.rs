@@ -24,6 +24,9 @@ pub struct DeactivateArgs {
     /// Force: RPS skips its check of the stored AMT password.
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Ask RPS for its TLS tunnel (payload `tlsTunnel`, as rpc-go v3's deactivate does).
+    #[arg(long = "tls-tunnel")]
+    pub tls_tunnel: bool,
     #[command(flatten)]
     pub remote: super::remote::RpsArgs,
     #[command(flatten)]
@@ -63,7 +66,10 @@ pub fn run(
             &args.remote,
             &args.conn,
             req,
-            &super::remote::Overrides::default(),
+            &super::remote::Overrides {
+                tls_tunnel: args.tls_tunnel,
+                ..Default::default()
+            },
             json_out,
         );
     }

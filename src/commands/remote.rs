@@ -90,6 +90,8 @@ pub struct Overrides {
     pub friendly_name: Option<String>,
     pub uuid: Option<String>,
     pub ip: Option<IpConfiguration>,
+    /// `--tls-tunnel`: payload `tlsTunnel` (rpc-go.md §3.3).
+    pub tls_tunnel: bool,
 }
 
 fn fail(code: ExitCode, msg: impl Into<String>) -> AgentError {
@@ -207,7 +209,7 @@ fn gather(
         hostname_os: hostname,
         friendly_name: ov.friendly_name.clone(),
         tls_enforced,
-        tls_tunnel: false,
+        tls_tunnel: ov.tls_tunnel,
         lms_installed: false,
     };
     Ok((payload, mode, tls_enforced))
