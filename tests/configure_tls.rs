@@ -292,6 +292,51 @@ fn tls_over_lms_then_every_command_over_16993() {
     tls_then_everything_works(true);
 }
 
+/// An ACM deactivation is WS-MAN (`Unprovision` as admin): after configure tls it goes over
+/// TLS to 16993, pinned, and the pin goes with the activation.
+#[test]
+fn acm_deactivation_after_tls_goes_over_16993_and_forgets_the_pin() {
+    let amt = Amt::start("amt16.1", true);
+    amt.activate_ccm();
+    amt.ok(&["configure", "tls", "--delay", "0"]);
+    // The same firmware in ACM: local ACM activation has its own tests (tests/acm.rs).
+    let mut st = amt.state();
+    st["control_mode"] = 2.into();
+    let pins = amt.pins;
+    drop(amt.sim);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    std::fs::write(&state, st.to_string()).unwrap();
+    let lms_port = free_port();
+    let lms = format!("127.0.0.1:{lms_port}");
+    let socket = dir.path().join("sim.sock");
+    let st_arg = state.display().to_string();
+    let sim = Sim::start_in(
+        dir,
+        socket,
+        &[
+            "--state",
+            &st_arg,
+            "--lms-listen",
+            &lms,
+            "--wsman-log",
+            "/dev/null",
+        ],
+    );
+    let amt = Amt {
+        sim,
+        lms_port,
+        pins,
+        via_lms: true,
+    };
+    let o = amt.ok(&["-vv", "deactivate", "--local"]);
+    let log = log_text(&o);
+    assert!(log.contains("port=16993 tls=true"), "{log}");
+    assert!(log.contains("its TLS pin is removed"), "{log}");
+    assert!(amt.pin_files().is_empty(), "{:?}", amt.pin_files());
+    assert_eq!(amt.state()["control_mode"], 0);
+}
+
 #[test]
 fn dry_run_writes_nothing_and_names_every_call() {
     let amt = Amt::start("amt16.1", false);
@@ -509,6 +554,47 @@ fn a_different_certificate_on_16993_is_refused() {
         "{}",
         stderr(&o)
     );
+}
+
+/// TLS turned off behind the agent's back (here: the firmware's state edited): the pinned session
+/// cannot reach 16993 and the error says how to recover, over LME and over LMS.
+#[test]
+fn a_stale_pin_is_a_clear_error_with_the_way_out() {
+    for via_lms in [false, true] {
+        let amt = Amt::start("amt16.1", via_lms);
+        amt.activate_ccm();
+        amt.ok(&["configure", "tls", "--delay", "0"]);
+        let mut st = amt.state();
+        st["tls_in_effect"] = Value::Null;
+        let pins = amt.pins;
+        drop(amt.sim);
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        std::fs::write(&state, st.to_string()).unwrap();
+        let lms_port = free_port();
+        let lms = format!("127.0.0.1:{lms_port}");
+        let st_arg = state.display().to_string();
+        let socket = dir.path().join("sim.sock");
+        let sim = Sim::start_in(dir, socket, &["--state", &st_arg, "--lms-listen", &lms]);
+        let amt = Amt {
+            sim,
+            lms_port,
+            pins,
+            via_lms,
+        };
+        let o = amt.agent(&["diagnostics", "wsman", "get", "AMT_GeneralSettings"]);
+        assert_eq!(code(&o), 71, "lms {via_lms}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("remove the pin file amt-tls-"),
+            "lms {via_lms}: {}",
+            stderr(&o)
+        );
+        // The way out works: without the pin, plain 16992 again.
+        for f in amt.pin_files() {
+            std::fs::remove_file(amt.pins.path().join(f)).unwrap();
+        }
+        amt.ok(&["diagnostics", "wsman", "get", "AMT_GeneralSettings"]);
+    }
 }
 
 #[test]

@@ -159,6 +159,14 @@ mod tests {
             ["rpc", "activate", "-u", "wss://x", "--profile", "p1"]
         );
         assert_eq!(t(&["rpc", "-profile=p1"]), ["rpc", "--profile=p1"]);
+        assert_eq!(
+            t(&["rpc", "configure", "tls", "-mode", "Mutual", "-delay=5"]),
+            ["rpc", "configure", "tls", "--mode", "Mutual", "--delay=5"]
+        );
+        assert_eq!(
+            t(&["rpc", "activate", "-tls-tunnel", "-profile", "p"]),
+            ["rpc", "activate", "--tls-tunnel", "--profile", "p"]
+        );
     }
 
     #[test]

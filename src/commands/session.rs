@@ -82,8 +82,38 @@ impl AmtSession {
     pub fn call<T>(&mut self, call: crate::wsman::calls::Call<T>) -> Result<T, AgentError> {
         self.next_id += 1;
         let envelope = call.render(&self.next_id.to_string());
-        let r = self.runtime.block_on(self.client.post(&envelope))?;
+        let r = self.post(&envelope)?;
         Ok(call.decode_response(&r)?)
+    }
+
+    /// One POST; when a pinned TLS session cannot even reach port 16993, says why that may be.
+    pub fn post(&mut self, envelope: &str) -> Result<crate::wsman::http::Response, AgentError> {
+        use crate::apf::ApfError;
+        use crate::wsman::client::WsmanError as ClientError;
+        use crate::wsman::transport::RouteError;
+        match self.runtime.block_on(self.client.post(envelope)) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let unreachable = matches!(
+                    &e,
+                    ClientError::Route(RouteError::Apf(ApfError::Refused { .. }))
+                        | ClientError::Route(RouteError::LmsConnect { .. })
+                        | ClientError::Route(RouteError::TlsHandshake { .. })
+                );
+                let err = AgentError::from(e);
+                match &self.pin {
+                    Some(p) if unreachable => Err(err.help(format!(
+                        "amt-agent configured TLS on this AMT ({} mode, certificate {}) and now talks \
+                         to it on 16993 only; if another tool turned TLS off or unprovisioned AMT, \
+                         remove the pin file amt-tls-{}.json from the pin directory (--tls-pin-dir) and retry",
+                        p.mode,
+                        p.instance_id,
+                        p.uuid.to_ascii_uppercase()
+                    ))),
+                    _ => Err(err),
+                }
+            }
+        }
     }
 
     /// Sends one typed call, keeping apart what the transport failed (the outer error: AMT
@@ -95,7 +125,7 @@ impl AmtSession {
     ) -> Result<Result<T, crate::wsman::calls::WsmanError>, AgentError> {
         self.next_id += 1;
         let envelope = call.render(&self.next_id.to_string());
-        let r = self.runtime.block_on(self.client.post(&envelope))?;
+        let r = self.post(&envelope)?;
         Ok(call.decode_response(&r))
     }
 
