@@ -227,3 +227,68 @@ fn a_second_credential_context_is_the_captured_already_exists_fault() {
     assert_eq!(normalise(&reply.bytes), normalise(&capture));
     assert!(reply.close, "a fault closes the connection");
 }
+
+/// GeneratePKCS10RequestEx (RPS's Enterprise Assistant path): AMT signs the request's
+/// CertificationRequestInfo with the named key pair; a request for another key is refused.
+#[test]
+fn amt_signs_a_certificate_request_with_its_own_key() {
+    use base64::Engine;
+    use x509_parser::prelude::FromDer;
+    let (f, mut c) = activated(1);
+    let key = send(&f, &mut c, ks::generate_key_pair(2048)).unwrap();
+    let pkcs8 = {
+        let p = &f.lock().profile;
+        base64::engine::general_purpose::STANDARD
+            .decode(&p.private_keys[&key])
+            .unwrap()
+    };
+    // A request for AMT's key: made here with the same key, its signature is replaced by AMT's.
+    let kp = rcgen::KeyPair::try_from(pkcs8.as_slice()).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["amt.example.test".into()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "amt.example.test");
+    let csr = params.serialize_request(&kp).unwrap();
+    let reference = format!(
+        "<a:Address>/wsman</a:Address><a:ReferenceParameters><w:ResourceURI>{}</w:ResourceURI><w:SelectorSet><w:Selector Name=\"InstanceID\">{key}</w:Selector></w:SelectorSet></a:ReferenceParameters>",
+        crate::wsman::envelope::resource_uri(ks::KEY_PAIR)
+    );
+    let call_ = |blob: &[u8], alg: u32| {
+        crate::wsman::calls::invoke(
+            ks::SERVICE,
+            "GeneratePKCS10RequestEx",
+            &[],
+            vec![
+                crate::wsman::calls::Arg::raw("KeyPair", reference.clone()),
+                crate::wsman::calls::Arg::text("SigningAlgorithm", alg),
+                crate::wsman::calls::Arg::text(
+                    "NullSignedCertificateRequest",
+                    base64::engine::general_purpose::STANDARD.encode(blob),
+                ),
+            ],
+        )
+    };
+    let out = send(&f, &mut c, call_(csr.der(), 1)).unwrap();
+    assert_eq!(out.return_value, Some(0));
+    let signed = base64::engine::general_purpose::STANDARD
+        .decode(out.output.get("SignedCertificateRequest").unwrap())
+        .unwrap();
+    let (_, req) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(&signed).unwrap();
+    req.verify_signature()
+        .expect("AMT's signature verifies with AMT's key");
+    assert_eq!(
+        send(&f, &mut c, call_(csr.der(), 0)).unwrap().return_value,
+        Some(2066),
+        "SHA1-RSA is not signed"
+    );
+    // A request for another key.
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let foreign = params.serialize_request(&other).unwrap();
+    assert_eq!(
+        send(&f, &mut c, call_(foreign.der(), 1))
+            .unwrap()
+            .return_value,
+        Some(36)
+    );
+}
