@@ -455,11 +455,6 @@ impl Configure for Tls {
             last.steps
                 .push(Step::Wsman(setup_and_configuration::commit_changes()));
         }
-        if plan.changes.is_empty() && m.enabled() && s.pin.is_none() {
-            // Nothing to send, but nothing pinned either: cannot happen (the certificate would
-            // have changed); kept for clarity of the invariant.
-            return Err(failed("tls: AMT's TLS certificate is not pinned"));
-        }
         Ok(plan)
     }
 
