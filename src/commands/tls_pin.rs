@@ -93,16 +93,15 @@ fn store_error(what: String) -> AgentError {
 impl PinStore {
     /// The store for `device`: the files in `dir`, or memory for the in-process simulator.
     pub fn for_device(device: &dyn MeiDevice, dir: &Path) -> PinStore {
-        if device.ephemeral() {
-            PinStore {
+        match device.ephemeral() {
+            Some(instance) => PinStore {
                 dir: None,
-                memory_key: device.describe(),
-            }
-        } else {
-            PinStore {
+                memory_key: instance,
+            },
+            None => PinStore {
                 dir: Some(dir.to_path_buf()),
                 memory_key: String::new(),
-            }
+            },
         }
     }
 
