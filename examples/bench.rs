@@ -361,6 +361,10 @@ fn tls_bench() -> TlsBench {
             Arc::new(amt_agent::sim::InProcessDevice::new(fw));
         let opts = RunOptions { dry_run: false };
         for times in [&mut apply, &mut unchanged] {
+            // The previous run's APF session lets go of the ME's LME client after the driver's
+            // next receive deadline: wait for that outside the timed part, as a new process would
+            // find it free.
+            std::thread::sleep(Duration::from_millis(400));
             let t = Instant::now();
             let c = tls::Tls::new(&args, &conn).expect("tls arguments");
             execute(device.clone(), &conn, c, &opts).expect("configure tls");

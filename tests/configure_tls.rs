@@ -135,6 +135,29 @@ impl Amt {
         self.ok(&["activate", "--local", "--ccm"]);
     }
 
+    /// Stops the simulator, edits its state file, and starts it again on it (same route and pin
+    /// directory; a new LMS port).
+    fn restart_with(self, edit: impl FnOnce(&mut Value)) -> Amt {
+        let mut st = self.state();
+        edit(&mut st);
+        let (pins, via_lms) = (self.pins, self.via_lms);
+        drop(self.sim);
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.json");
+        std::fs::write(&state, st.to_string()).unwrap();
+        let lms_port = free_port();
+        let lms = format!("127.0.0.1:{lms_port}");
+        let socket = dir.path().join("sim.sock");
+        let st_arg = state.display().to_string();
+        let sim = Sim::start_in(dir, socket, &["--state", &st_arg, "--lms-listen", &lms]);
+        Amt {
+            sim,
+            lms_port,
+            pins,
+            via_lms,
+        }
+    }
+
     fn pin_files(&self) -> Vec<String> {
         std::fs::read_dir(self.pins.path())
             .map(|d| {
@@ -300,35 +323,7 @@ fn acm_deactivation_after_tls_goes_over_16993_and_forgets_the_pin() {
     amt.activate_ccm();
     amt.ok(&["configure", "tls", "--delay", "0"]);
     // The same firmware in ACM: local ACM activation has its own tests (tests/acm.rs).
-    let mut st = amt.state();
-    st["control_mode"] = 2.into();
-    let pins = amt.pins;
-    drop(amt.sim);
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state.json");
-    std::fs::write(&state, st.to_string()).unwrap();
-    let lms_port = free_port();
-    let lms = format!("127.0.0.1:{lms_port}");
-    let socket = dir.path().join("sim.sock");
-    let st_arg = state.display().to_string();
-    let sim = Sim::start_in(
-        dir,
-        socket,
-        &[
-            "--state",
-            &st_arg,
-            "--lms-listen",
-            &lms,
-            "--wsman-log",
-            "/dev/null",
-        ],
-    );
-    let amt = Amt {
-        sim,
-        lms_port,
-        pins,
-        via_lms: true,
-    };
+    let amt = amt.restart_with(|st| st["control_mode"] = 2.into());
     let o = amt.ok(&["-vv", "deactivate", "--local"]);
     let log = log_text(&o);
     assert!(log.contains("port=16993 tls=true"), "{log}");
@@ -426,23 +421,27 @@ fn mutual_with_the_admins_ca_then_server_then_none() {
     amt.activate_ccm();
     let ca = repo_file("tests/fixtures/tls-ca");
     let f = |n: &str| ca.join(n).display().to_string();
+    let (cert, key) = (f("ec-ca.pem"), f("ec-ca.enc.key"));
+    let mutual_with_ec_ca = || {
+        amt.agent_env(
+            &[
+                "--json",
+                "configure",
+                "tls",
+                "--mode",
+                "MutualAndNonTLS",
+                "--delay",
+                "0",
+                "--ca-cert",
+                &cert,
+                "--ca-key",
+                &key,
+            ],
+            &[("TLS_CA_KEY_PASSWORD", CA_KEY_PW)],
+        )
+    };
     let before = amt.log_len();
-    let o = amt.agent_env(
-        &[
-            "--json",
-            "configure",
-            "tls",
-            "--mode",
-            "MutualAndNonTLS",
-            "--delay",
-            "0",
-            "--ca-cert",
-            &f("ec-ca.pem"),
-            "--ca-key",
-            &f("ec-ca.enc.key"),
-        ],
-        &[("TLS_CA_KEY_PASSWORD", CA_KEY_PW)],
-    );
+    let o = mutual_with_ec_ca();
     assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
     let j = json_out(&o);
     assert_eq!(j["settings"]["mode"], "MutualAndNonTLS", "{j}");
@@ -461,22 +460,7 @@ fn mutual_with_the_admins_ca_then_server_then_none() {
         "{cert:?}"
     );
     // The same CA again: nothing to change (the bound certificate is pinned and issued by it).
-    let o = amt.agent_env(
-        &[
-            "--json",
-            "configure",
-            "tls",
-            "--mode",
-            "MutualAndNonTLS",
-            "--delay",
-            "0",
-            "--ca-cert",
-            &f("ec-ca.pem"),
-            "--ca-key",
-            &f("ec-ca.enc.key"),
-        ],
-        &[("TLS_CA_KEY_PASSWORD", CA_KEY_PW)],
-    );
+    let o = mutual_with_ec_ca();
     assert_eq!(json_out(&o)["status"], "unchanged", "{}", stderr(&o));
     // Another CA (RSA, PKCS#1 key): a new certificate replaces the old one, which is deleted.
     let o = amt.ok(&[
@@ -564,24 +548,7 @@ fn a_stale_pin_is_a_clear_error_with_the_way_out() {
         let amt = Amt::start("amt16.1", via_lms);
         amt.activate_ccm();
         amt.ok(&["configure", "tls", "--delay", "0"]);
-        let mut st = amt.state();
-        st["tls_in_effect"] = Value::Null;
-        let pins = amt.pins;
-        drop(amt.sim);
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state.json");
-        std::fs::write(&state, st.to_string()).unwrap();
-        let lms_port = free_port();
-        let lms = format!("127.0.0.1:{lms_port}");
-        let st_arg = state.display().to_string();
-        let socket = dir.path().join("sim.sock");
-        let sim = Sim::start_in(dir, socket, &["--state", &st_arg, "--lms-listen", &lms]);
-        let amt = Amt {
-            sim,
-            lms_port,
-            pins,
-            via_lms,
-        };
+        let amt = amt.restart_with(|st| st["tls_in_effect"] = Value::Null);
         let o = amt.agent(&["diagnostics", "wsman", "get", "AMT_GeneralSettings"]);
         assert_eq!(code(&o), 71, "lms {via_lms}: {}", stderr(&o));
         assert!(

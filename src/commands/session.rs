@@ -217,6 +217,42 @@ pub fn connect_with(
     control_mode: ControlMode,
     extra: &ExtraTls,
 ) -> Result<AmtSession, AgentError> {
+    connect_on(device, args, creds, control_mode, extra, None)
+}
+
+/// A new client on the route `old` runs on (its APF session or LMS), with the port and TLS
+/// chosen again: after `configure tls` committed, TLS to 16993 pinned to the new certificate.
+/// Keeping the route keeps the ME's LME client, which a new session would have to wait for.
+pub fn reconnect(
+    old: AmtSession,
+    device: Arc<dyn MeiDevice>,
+    args: &AmtConnArgs,
+    creds: Credentials,
+) -> Result<AmtSession, AgentError> {
+    let AmtSession {
+        runtime,
+        route,
+        control_mode,
+        ..
+    } = old;
+    connect_on(
+        device,
+        args,
+        creds,
+        control_mode,
+        &ExtraTls::default(),
+        Some((runtime, route)),
+    )
+}
+
+fn connect_on(
+    device: Arc<dyn MeiDevice>,
+    args: &AmtConnArgs,
+    creds: Credentials,
+    control_mode: ControlMode,
+    extra: &ExtraTls,
+    existing: Option<(tokio::runtime::Runtime, Route)>,
+) -> Result<AmtSession, AgentError> {
     let enforced = crate::amthi::client::amt_enabled_flags(
         device.as_ref(),
         crate::amthi::client::DEFAULT_TIMEOUT,
@@ -236,14 +272,20 @@ pub fn connect_with(
     } else {
         None
     };
-    let runtime = runtime()?;
-    let opts = RouteOptions {
-        lms: args.lms,
-        lms_port: args.lms_port,
-        tls: enforced,
-        ..RouteOptions::default()
+    let (runtime, route) = match existing {
+        Some(r) => r,
+        None => {
+            let runtime = runtime()?;
+            let opts = RouteOptions {
+                lms: args.lms,
+                lms_port: args.lms_port,
+                tls: enforced,
+                ..RouteOptions::default()
+            };
+            let route = runtime.block_on(Route::choose(&opts, device.clone()))?;
+            (runtime, route)
+        }
     };
-    let route = runtime.block_on(Route::choose(&opts, device.clone()))?;
     tracing::debug!(route = ?route_name(&route), "route to AMT chosen");
     if args.skip_amt_cert_check {
         tracing::warn!("--skip-amt-cert-check: AMT's TLS certificate is NOT verified; anyone on the path could impersonate AMT");

@@ -382,8 +382,8 @@ impl Target {
         }
     }
 
-    /// A new WS-MAN session with the same credentials: the route and port are chosen again (after
-    /// `configure tls`, TLS to port 16993 verifying the certificate it installed).
+    /// A new WS-MAN client with the same credentials on the same route, the port and TLS chosen
+    /// again (after `configure tls`, TLS to port 16993 verifying the certificate it installed).
     pub fn reconnect(&mut self, conn: &AmtConnArgs) -> Result<(), AgentError> {
         let creds = self.credentials.clone().ok_or_else(|| {
             AgentError::new(
@@ -391,13 +391,13 @@ impl Target {
                 "internal: reconnecting a configure subcommand that has no WS-MAN session",
             )
         })?;
-        self.session = None;
-        self.session = Some(session::connect_as(
-            self.device.clone(),
-            conn,
-            creds,
-            self.control_mode,
-        )?);
+        let old = self.session.take().ok_or_else(|| {
+            AgentError::new(
+                ExitCode::GenericFailure,
+                "internal: reconnecting a configure subcommand that has no WS-MAN session",
+            )
+        })?;
+        self.session = Some(session::reconnect(old, self.device.clone(), conn, creds)?);
         Ok(())
     }
 
