@@ -112,6 +112,10 @@ pub struct DeviceProfile {
     pub upid_oem_platform_id_type: u32,
     #[serde(default)]
     pub upid_oem_platform_id: String,
+    /// AMT's clock minus the host's, in seconds (`AMT_TimeSynchronizationService`; a test sets it
+    /// to simulate a drifted clock, SetHighAccuracyTimeSynch brings it back to about 0).
+    #[serde(default)]
+    pub clock_offset_secs: i64,
     /// WS-MAN class instances (seeded with factory defaults at first start).
     #[serde(default)]
     pub instances: std::collections::BTreeMap<String, Vec<Vec<(String, String)>>>,
@@ -420,6 +424,7 @@ fn make(b: Base<'_>) -> DeviceProfile {
         hbased_server_hash_algorithm: 0,
         upid_oem_platform_id_type: 0,
         upid_oem_platform_id: String::new(),
+        clock_offset_secs: 0,
         instances: Default::default(),
     }
 }
