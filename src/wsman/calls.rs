@@ -208,6 +208,13 @@ impl Arg {
     /// `Name=value` as [`Call::describe`] prints it, secrets as `***`.
     fn describe(&self) -> String {
         match &self.value {
+            // A certificate blob or the like: its start and length, not a screenful.
+            ArgValue::Text(t) if t.chars().count() > 96 => format!(
+                "{}={}…({} characters)",
+                self.name,
+                t.chars().take(24).collect::<String>(),
+                t.chars().count()
+            ),
             ArgValue::Text(t) => format!("{}={t}", self.name),
             ArgValue::Secret(_) => format!("{}=***", self.name),
             ArgValue::Raw(x) => match reference_target(x) {

@@ -325,7 +325,7 @@ fn wifi_profiles_are_checked_named_once_and_prioritised_once() {
     dot1x.auth = wifi::AuthMethod::Wpa2Ieee8021x;
     dot1x.passphrase = None;
     assert_eq!(add(dot1x), 3);
-    drop(add);
+
     run(&f, &mut c, wifi::delete_profile(&listed[0].instance_id)).unwrap();
     assert!(profiles(&f, &mut c).is_empty());
     // The passphrase is kept, never listed.

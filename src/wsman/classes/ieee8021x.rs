@@ -20,9 +20,10 @@ pub const DISABLED: u32 = 3;
 pub const ENABLED_WITHOUT_CERTIFICATES: u32 = 6;
 
 /// The EAP methods rpc-go configures (`AuthenticationProtocol`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum EapMethod {
-    /// 0: a client certificate and its key.
+    /// 0: a client certificate and its key (rpc-go's default).
+    #[default]
     EapTls,
     /// 2: PEAPv0 / EAP-MSCHAPv2, a user name and password.
     PeapMschapv2,
@@ -161,6 +162,25 @@ pub fn set_certificates(root: &str, client: &str) -> Call<()> {
         super::public_key::CERTIFICATE,
         "InstanceID",
         client,
+    ))
+}
+
+/// `SetCertificates` with the server's issuer only (PEAP-MSCHAPv2 checking the RADIUS server
+/// against a CA it was given; no client certificate).
+pub fn set_server_certificate(root: &str) -> Call<()> {
+    Call::new(
+        IPS_SETTINGS,
+        Op::Invoke {
+            method: "SetCertificates".into(),
+        },
+        calls::unit_output,
+    )
+    .arg(Arg::reference(
+        "ServerCertificateIssuer",
+        "default",
+        super::public_key::CERTIFICATE,
+        "InstanceID",
+        root,
     ))
 }
 

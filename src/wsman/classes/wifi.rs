@@ -27,11 +27,12 @@ pub const PORT_ENABLED_S0: u32 = 32768;
 pub const LOCAL_SYNC_OFF: u32 = 0;
 pub const LOCAL_SYNC_UNRESTRICTED: u32 = 3;
 
-/// `CIM_WiFiEndpointSettings.AuthenticationMethod` AMT takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// `CIM_WiFiEndpointSettings.AuthenticationMethod` AMT takes (rpc-go's default WPA2-PSK).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum AuthMethod {
     WpaPsk,
     WpaIeee8021x,
+    #[default]
     Wpa2Psk,
     Wpa2Ieee8021x,
     Wpa3Sae,
@@ -115,10 +116,11 @@ impl AuthMethod {
     }
 }
 
-/// `CIM_WiFiEndpointSettings.EncryptionMethod` AMT takes: TKIP (3) or CCMP (4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// `CIM_WiFiEndpointSettings.EncryptionMethod` AMT takes: TKIP (3) or CCMP (4, the default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Encryption {
     Tkip,
+    #[default]
     Ccmp,
 }
 
