@@ -845,10 +845,16 @@ fn hex_lower(b: &[u8]) -> String {
 
 /// A simulator whose firmware trusts `root_hash` and whose PKI DNS suffix is amt.example.test.
 fn acm_sim(root_hash: &str) -> Sim {
+    acm_sim_with(root_hash, "amt.example.test", "corp.example.com")
+}
+
+/// The same with the PKI DNS suffix `pki` and the DHCP option 15 domain `dhcp` given.
+fn acm_sim_with(root_hash: &str, pki: &str, dhcp: &str) -> Sim {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     let mut p = common::profile("amt16.1");
-    p["pki_dns_suffix"] = json!("amt.example.test");
+    p["pki_dns_suffix"] = json!(pki);
+    p["dhcp_dns_suffix"] = json!(dhcp);
     p["cert_hashes"].as_array_mut().unwrap().push(json!({
         "name": "amt-agent test provisioning root", "algorithm": "SHA256", "hash": root_hash,
         "is_default": false, "is_active": true}));
@@ -1101,6 +1107,65 @@ fn when_amt_refuses_the_chain_rps_sent_the_agent_says_which_certificate_breaks_w
         "the certificate: {err}"
     );
     assert!(err.contains("keyCertSign"), "the fix: {err}");
+    sim.stop();
+    assert_eq!(state(&sim)["control_mode"], 0, "nothing was activated");
+}
+
+/// Issue 11 through RPS: `-d` picks RPS's domain (amt.example.test), but the firmware has no PKI
+/// DNS suffix and trusts its DHCP lease's domain, so AdminSetup answers AUTH_FAILED. The diagnosis
+/// blames the domain with the firmware's suffix and where it comes from, never `-d`, and says
+/// nothing about the private key RPS holds.
+#[test]
+fn when_amt_refuses_adminsetup_for_the_domain_the_diagnosis_names_the_firmwares_suffix() {
+    if !peer_available() {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let Some((leaf, key, root, hash)) = provisioning_chain(keys.path()) else {
+        return;
+    };
+    let domains = json!({"domains": [{"suffix": "amt.example.test", "leafCert": leaf,
+        "leafKey": key, "rootCert": root}]});
+    let mut sim = acm_sim_with(&hash, "", "corp.example.com");
+    let peer = Peer::start(sim.dir.path(), config(domains), None);
+    let o = run(
+        &[
+            "--device",
+            &sim.device(),
+            "activate",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "acm-peer",
+            "-d",
+            "amt.example.test",
+        ],
+        &[],
+    );
+    let err = stderr(&o);
+    assert_ne!(code(&o), 0, "{err}");
+    assert!(
+        err.contains("-d amt.example.test picks RPS's domain, but AMT trusts corp.example.com"),
+        "warned before RPS is asked: {err}"
+    );
+    assert!(err.contains("AdminSetup returned AUTH_FAILED (5)"), "{err}");
+    let why = err
+        .split("Why AMT refused the provisioning certificate RPS sent:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no diagnosis: {err}"));
+    let first = why.lines().find(|l| l.starts_with("error[")).unwrap_or("");
+    assert!(first.starts_with("error[AMT-LEAF-DOMAIN]"), "{why}");
+    assert!(
+        why.contains(
+            "CN amt.example.test does not match corp.example.com, the DHCP option 15 domain AMT received"
+        ),
+        "{why}"
+    );
+    assert!(why.contains("--pki-dns-suffix amt.example.test"), "{why}");
+    assert!(
+        !err.contains("AMT-KEY-MATCH") && !err.contains("holds no private key"),
+        "no rule about a key the agent never had: {err}"
+    );
     sim.stop();
     assert_eq!(state(&sim)["control_mode"], 0, "nothing was activated");
 }

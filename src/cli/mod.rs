@@ -148,8 +148,8 @@ pub struct AmtinfoArgs {
     /// Trusted root-certificate hashes.
     #[arg(long)]
     pub cert: bool,
-    /// Everything, certificate hashes included (and the public-key certificates when an AMT
-    /// password is given, as rpc-go v2 does).
+    /// Everything rpc-go v2 shows, certificate hashes included (and the public-key certificates
+    /// when an AMT password is given, as rpc-go v2 does).
     #[arg(long)]
     pub all: bool,
     /// The public-key certificates AMT holds (needs the AMT password on an activated device).

@@ -19,7 +19,7 @@ use crate::amthi::{AmthiClient, ControlMode};
 use crate::cli::secrets::SecretSource;
 use crate::error::{AgentError, ExitCode};
 use crate::heci::MeiDevice;
-use crate::provisioning::rules::{self, Finding, FirmwareAnswer, Machine, Outcome};
+use crate::provisioning::rules::{self, Finding, FirmwareAnswer, Machine, Outcome, TrustedDomain};
 use crate::provisioning::{self as prov, ProvisioningCert, SigningDigest};
 use crate::wsman::calls::{self, Call, WsmanError};
 use crate::wsman::classes::{authorization, general, host_based_setup, setup_and_configuration};
@@ -75,10 +75,26 @@ pub fn run(
     }
     let upgrade = mode == ControlMode::Ccm;
 
-    // The doctor, on what AMT will see.
-    let mut machine = read_machine(device.clone())?;
-    // `-d`: the DNS suffix the network hands out, for the doctor's CN check (the PKI suffix wins).
-    machine.override_suffix = dns_suffix;
+    // The AMT password: the new one for AdminSetup; in CCM the current one, which WS-MAN needs
+    // for the firmware's DHCP domain and the upgrade, so it is read before the doctor there.
+    let password_source = SecretSource {
+        what: "AMT password",
+        flag: conn.password.as_ref().map(crate::secret::Secret::expose),
+        file: conn.password_file.as_deref(),
+        env: &["AMT_PASSWORD"],
+    };
+    let early_password = if upgrade {
+        password_source.resolve(true)?
+    } else {
+        None
+    };
+
+    // The doctor, on what AMT will see: the domain AMT trusts is read from the firmware (PKI DNS
+    // suffix over AMTHI, TrustedDNSSuffix and DhcpDNSSuffix over WS-MAN); `-d` stands in only
+    // when AMT cannot tell.
+    let mut machine = read_machine(device.clone(), conn, early_password.as_ref())?;
+    machine.dns_suffix_flag = dns_suffix.clone();
+    note_ignored_flag(&machine, dns_suffix.as_deref());
     let findings = doctor(&cert, &machine);
     let errors: Vec<&Finding> = findings
         .iter()
@@ -89,7 +105,7 @@ pub fn run(
             eprint!("{}", f.render());
         }
         if !args.force {
-            return Err(AgentError::new(
+            let mut err = AgentError::new(
                 first.rule.exit,
                 format!(
                     "refusing to activate: the provisioning certificate breaks {} firmware rule(s); {} ({} on {})",
@@ -98,8 +114,11 @@ pub fn run(
                     first.rule.id,
                     first.certificate
                 ),
-            )
-            .help(format!("{} (or pass --force to try anyway)", first.rule.fix)));
+            );
+            for f in &errors {
+                err = err.cause(format!("[{}] {}", f.rule.id, f.detail));
+            }
+            return Err(err.help(format!("{} (or pass --force to try anyway)", first.fix())));
         }
         tracing::warn!(
             "--force: activating although the doctor predicts {}",
@@ -107,20 +126,20 @@ pub fn run(
         );
     }
 
-    let password = SecretSource {
-        what: "AMT password",
-        flag: conn.password.as_ref().map(crate::secret::Secret::expose),
-        file: conn.password_file.as_deref(),
-        env: &["AMT_PASSWORD"],
-    }
-    .resolve(true)?
-    .ok_or_else(|| {
-        AgentError::new(
-            ExitCode::MissingOrIncorrectPassword,
-            "the new AMT password is needed",
-        )
-        .help("set AMT_PASSWORD, or pass --password-file FILE")
-    })?;
+    let password = match early_password {
+        Some(p) => p,
+        None => password_source.resolve(true)?.ok_or_else(|| {
+            AgentError::new(
+                ExitCode::MissingOrIncorrectPassword,
+                if upgrade {
+                    "the AMT password is needed (the device is in client control mode)"
+                } else {
+                    "the new AMT password is needed"
+                },
+            )
+            .help("set AMT_PASSWORD, or pass --password-file FILE")
+        })?,
+    };
     let mebx = SecretSource {
         what: "MEBx password",
         flag: args
@@ -141,7 +160,7 @@ pub fn run(
             )
             .help("deactivate it (amt-agent deactivate --local), then activate in ACM"));
         }
-        return hbased::run(&device, conn, &cert, password, mebx, args, json);
+        return hbased::run(&device, conn, &cert, &machine, password, mebx, args, json);
     }
 
     let mut s = session::connect(device.clone(), conn)?;
@@ -298,7 +317,25 @@ fn tls_enforced(device: &Arc<dyn MeiDevice>, machine: &Machine) -> bool {
     flags || machine.amt_version.is_some_and(|(major, _)| major >= 19)
 }
 
-fn doctor(cert: &ProvisioningCert, machine: &Machine) -> Vec<Finding> {
+/// `-d` names a domain, but AMT reports the one it trusts: say that the flag is not used.
+fn note_ignored_flag(machine: &Machine, flag: Option<&str>) {
+    let Some(d) = flag else { return };
+    if let TrustedDomain::Suffix {
+        suffix,
+        source,
+        stand_in_because: None,
+    } = machine.trusted_domain()
+    {
+        if !d.trim().trim_end_matches('.').eq_ignore_ascii_case(&suffix) {
+            tracing::warn!(
+                "-d {d} is not used: AMT trusts {suffix}, {}, and the certificate's CN is checked against that",
+                source.text()
+            );
+        }
+    }
+}
+
+pub(crate) fn doctor(cert: &ProvisioningCert, machine: &Machine) -> Vec<Finding> {
     rules::run(&rules::Input {
         cert,
         machine,
@@ -391,28 +428,14 @@ fn firmware_refused(
         }
         _ => FirmwareAnswer::AdminSetup(AdminSetupReturn::from_u32(value)),
     };
-    // The rules, run again on the chain that was sent.
+    // The rules, run again on the chain that was sent; for AUTH_FAILED the domain first.
     let all = doctor(cert, machine);
     let subject = if method == "AddNextCertInChain" {
         cert.chain.get(k).map(|c| c.name().to_string())
     } else {
         cert.chain.first().map(|c| c.name().to_string())
     };
-    let matching: Vec<&Finding> = all
-        .iter()
-        .filter(|f| f.is_failure() && f.rule.firmware == answer)
-        .collect();
-    // Prefer the rules broken by the certificate of the refused call.
-    let on_this: Vec<&Finding> = matching
-        .iter()
-        .copied()
-        .filter(|f| Some(&f.certificate) == subject.as_ref())
-        .collect();
-    let explain = if on_this.is_empty() {
-        matching
-    } else {
-        on_this
-    };
+    let explain = rules::explain(&all, answer, subject.as_deref());
     let returned = format!(
         "{method} returned {}",
         answer.text().split(" returns ").nth(1).unwrap_or("")
@@ -433,6 +456,13 @@ fn firmware_refused(
             }
         ),
     );
+    if answer.method() == Some("AdminSetup") {
+        if let Some(why) = domain_unchecked(&all) {
+            err = err.cause(format!(
+                "the leaf's domain could not be checked: {why}; AdminSetup also answers AUTH_FAILED when the CN is outside the domain AMT trusts"
+            ));
+        }
+    }
     if explain.is_empty() {
         err = err.cause(
             "no certificate rule predicts this answer; the firmware's checks are not all published",
@@ -453,7 +483,15 @@ fn firmware_refused(
             f.rule.id, f.certificate, f.detail, f.rule.description
         ));
     }
-    err.help(explain[0].rule.fix)
+    err.help(explain[0].fix().to_string())
+}
+
+/// Why the domain rule did not run, when it did not.
+pub(crate) fn domain_unchecked(findings: &[Finding]) -> Option<&str> {
+    findings
+        .iter()
+        .find(|f| f.rule.id == rules::DOMAIN_RULE && f.outcome == Outcome::NotApplicable)
+        .map(|f| f.detail.as_str())
 }
 
 /// Reads the control mode over AMTHI, a few times: the ME may be busy right after commit.

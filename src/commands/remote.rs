@@ -313,6 +313,14 @@ pub fn run(
         tenant_id: rps.tenant.clone().unwrap_or_default(),
     };
 
+    // Before the route holds the LME client: what the certificate rules need, should AMT refuse
+    // the chain RPS sends.
+    let machine = if matches!(req, Request::Activate { .. }) {
+        relay_machine(&device, conn, &payload, mode, ov)
+    } else {
+        crate::provisioning::Machine::default()
+    };
+
     // The route to AMT. The relay carries RPS's own Digest, so these credentials are never used.
     let runtime = session::runtime()?;
     let opts = RouteOptions {
@@ -334,8 +342,6 @@ pub fn run(
             request_timeout: conn.request_timeout,
         },
     );
-    let mut machine = crate::provisioning::read_machine(device.clone()).unwrap_or_default();
-    machine.override_suffix = ov.dns_suffix.clone();
     let driver = Driver {
         rps: rps.clone(),
         url: parsed,
@@ -557,6 +563,45 @@ fn finish(
 }
 
 /// The websocket side.
+/// What the certificate rules need to diagnose a chain RPS sends: the firmware's hashes, version
+/// and the domains it trusts (AMTHI, then WS-MAN with the payload's credentials, before the relay
+/// starts). `-d` is RPS's fqdn here, never a stand-in for the firmware's domain, nor is the OS's.
+fn relay_machine(
+    device: &Arc<dyn MeiDevice>,
+    conn: &AmtConnArgs,
+    payload: &Payload,
+    mode: ControlMode,
+    ov: &Overrides,
+) -> crate::provisioning::Machine {
+    let mut machine = match crate::provisioning::read_machine(device.clone()) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::info!("the certificate rules will lack this machine's facts: {e}");
+            return crate::provisioning::Machine::default();
+        }
+    };
+    machine.os_dns_suffix = None;
+    let admin = (mode != ControlMode::None).then_some(&payload.password);
+    let wsman = super::cert::read_wsman_domains(device.clone(), conn, admin);
+    if let Err(e) = &wsman {
+        tracing::info!("AMT's DHCP and trusted DNS suffixes could not be read: {e}");
+    }
+    if let Some(d) = machine.domains.as_mut() {
+        d.wsman = wsman;
+    }
+    if let (Some(d), crate::provisioning::TrustedDomain::Suffix { suffix, source, .. }) =
+        (&ov.dns_suffix, machine.trusted_domain())
+    {
+        if !crate::provisioning::rules::cn_matches_suffix(d, &suffix) {
+            tracing::warn!(
+                "-d {d} picks RPS's domain, but AMT trusts {suffix}, {}: an ACM profile's certificate must be for a name in {suffix}, or AdminSetup answers AUTH_FAILED",
+                source.text()
+            );
+        }
+    }
+    machine
+}
+
 struct Driver {
     rps: RpsArgs,
     url: url::Url,
@@ -570,8 +615,14 @@ struct Driver {
 }
 
 /// Runs the certificate rules on the chain RPS sent, and prints which certificate broke which
-/// rule and the fix (the firmware only says CERT_VERIFY_FAILED or AUTH_FAILED).
-fn diagnose_sent_chain(chain: &[Vec<u8>], machine: &crate::provisioning::Machine) {
+/// rule and the fix (the firmware only says CERT_VERIFY_FAILED or AUTH_FAILED): the rules that
+/// predict `answer` first, the domain leading for AdminSetup's; never a rule about the private
+/// key, which RPS holds.
+fn diagnose_sent_chain(
+    chain: &[Vec<u8>],
+    machine: &crate::provisioning::Machine,
+    answer: Option<crate::provisioning::rules::FirmwareAnswer>,
+) {
     use crate::provisioning::load::{order, CertFacts, ProvisioningCert};
     use crate::provisioning::rules::{self, Input, Outcome};
     let facts: Vec<CertFacts> = chain
@@ -586,6 +637,7 @@ fn diagnose_sent_chain(chain: &[Vec<u8>], machine: &crate::provisioning::Machine
         chain: ordered,
         unrelated,
         key: None,
+        key_held_by: Some("RPS"),
         format: "the chain RPS sent",
     };
     let findings = rules::run(&Input {
@@ -593,17 +645,56 @@ fn diagnose_sent_chain(chain: &[Vec<u8>], machine: &crate::provisioning::Machine
         machine,
         now: crate::provisioning::now(),
     });
-    let errors: Vec<_> = findings
-        .iter()
+    let mut errors: Vec<_> = answer
+        .map(|a| rules::explain(&findings, a, None))
+        .unwrap_or_default()
+        .into_iter()
         .filter(|f| f.outcome == Outcome::Error)
         .collect();
+    // Then any other broken rule: the firmware's checks are not all published.
+    for f in findings.iter().filter(|f| f.outcome == Outcome::Error) {
+        if !errors.iter().any(|e| std::ptr::eq(*e, f)) {
+            errors.push(f);
+        }
+    }
+    let auth = answer.is_some_and(|a| a.method() == Some("AdminSetup"));
+    let unchecked = findings
+        .iter()
+        .find(|f| f.rule.id == rules::DOMAIN_RULE && f.outcome == Outcome::NotApplicable);
     if errors.is_empty() {
         step("The certificate rules find nothing wrong with the chain RPS sent (the firmware's reason is one the rules do not know)");
-        return;
+    } else {
+        step("Why AMT refused the provisioning certificate RPS sent:");
+        for f in errors {
+            eprintln!("{}", f.render());
+        }
     }
-    step("Why AMT refused the provisioning certificate RPS sent:");
-    for f in errors {
-        eprintln!("{}", f.render());
+    if let (true, Some(f)) = (auth, unchecked) {
+        step(&format!(
+            "The leaf's domain could not be checked: {}; AUTH_FAILED also comes from a CN outside the domain AMT trusts",
+            f.detail
+        ));
+    }
+}
+
+/// The refusal as the rules name firmware answers: AddNextCertInChain's own map, AdminSetup's
+/// (UpgradeClientToAdmin shares it, provisioning.md §1.2).
+fn firmware_answer(
+    f: &crate::rps::AmtFailure,
+) -> Option<crate::provisioning::rules::FirmwareAnswer> {
+    use crate::provisioning::rules::FirmwareAnswer;
+    use crate::wsman::returns::{AddNextCertInChainReturn, AdminSetupReturn};
+    let crate::rps::AmtFailureKind::ReturnValue { value, .. } = &f.what else {
+        return None;
+    };
+    match f.method.as_str() {
+        "AddNextCertInChain" => Some(FirmwareAnswer::AddNextCertInChain(
+            AddNextCertInChainReturn::from_u32(*value),
+        )),
+        "AdminSetup" | "UpgradeClientToAdmin" => Some(FirmwareAnswer::AdminSetup(
+            AdminSetupReturn::from_u32(*value),
+        )),
+        _ => None,
     }
 }
 
@@ -856,7 +947,7 @@ impl Driver {
                     method.as_str(),
                     "AddNextCertInChain" | "AdminSetup" | "UpgradeClientToAdmin"
                 ) {
-                    diagnose_sent_chain(&seen.sent_chain, &self.machine);
+                    diagnose_sent_chain(&seen.sent_chain, &self.machine, firmware_answer(&f));
                 }
             }
             None => tracing::info!("[{exchange}] {call}: {status}"),

@@ -107,7 +107,6 @@ pub fn run(
 ) -> Result<ExitCode, AgentError> {
     let opts = RunOptions {
         dry_run: args.dry_run,
-        json: json_out,
     };
     let outcome = match &args.sub {
         ConfigureSub::AmtFeatures(a) => {
@@ -421,8 +420,8 @@ impl Target {
 }
 
 pub struct RunOptions {
+    /// Plan only: print the changes and calls, send no write.
     pub dry_run: bool,
-    pub json: bool,
 }
 
 /// What a run did, printed once at the end.
@@ -594,7 +593,6 @@ pub fn execute<C: Configure>(
     if opts.dry_run {
         return Ok(outcome(&c, Status::DryRun, plan, &state));
     }
-    let _ = opts.json;
     for (i, change) in plan.changes.iter().enumerate() {
         tracing::info!(setting = %change.setting, from = %change.current, to = %change.desired, "changing");
         for step in &change.steps {

@@ -26,7 +26,7 @@ use crate::wsman::digest::{AuthOutcome, DigestServer, NonceBook};
 use crate::wsman::envelope::{self as env, action, ns, Envelope, FaultSpec};
 use crate::wsman::http::{self, ChunkLayout, Request};
 
-pub use classes::{seed_instances, unprovision};
+pub use classes::{amt_fqdn, seed_instances, unprovision};
 pub use model::Instance;
 use model::{class_of, dispatch, next_id};
 

@@ -1,6 +1,6 @@
 //! General settings and the clock: `AMT_GeneralSettings`, `AMT_TimeSynchronizationService`.
 
-use super::super::model::{input_text, inst, ret, Instance};
+use super::super::model::{input_text, inst, prop, ret, Instance};
 use super::rules::{self, ro, rw, Kind, PropRule, PutRefusal};
 use crate::sim::profile::DeviceProfile;
 use crate::sim::FirmwareCore;
@@ -157,4 +157,22 @@ pub(super) fn invoke(
         _ => return None,
     };
     Some(r)
+}
+
+/// AMT's FQDN as configured in `AMT_GeneralSettings`: `HostName.DomainName`, the host name alone
+/// without a domain, empty when no host name is set (what the firmware sends in `tcpip-forward`;
+/// the composition and the empty case are UNCONFIRMED, docs/simulator.md).
+pub fn amt_fqdn(p: &DeviceProfile) -> String {
+    let Some(gs) = p
+        .instances
+        .get("AMT_GeneralSettings")
+        .and_then(|list| list.first())
+    else {
+        return String::new();
+    };
+    match (prop(gs, "HostName"), prop(gs, "DomainName")) {
+        (Some(h), Some(d)) if !h.is_empty() && !d.is_empty() => format!("{h}.{d}"),
+        (Some(h), _) => h.to_string(),
+        _ => String::new(),
+    }
 }

@@ -3,6 +3,7 @@
 //! its methods (`invoke`); [`super::model`] does the generic operations on the instance store.
 
 mod general;
+pub use general::amt_fqdn;
 mod keystore;
 mod network;
 mod redirection;
