@@ -381,6 +381,7 @@ fn wired_eap_tls_adds_what_amt_lacks_binds_it_and_turns_off_cleanly() {
     assert_eq!(
         amt.writes_since(n),
         [
+            "IPS_IEEE8021xSettings.Put", // off first, as rpc-go
             "AMT_PublicKeyManagementService.AddKey",
             "AMT_PublicKeyManagementService.AddCertificate",
             "IPS_IEEE8021xSettings.Put",
@@ -443,7 +444,38 @@ fn wired_peap_takes_its_password_from_the_environment_keeps_only_a_digest_and_ne
     forced.push("--force");
     let o = amt.configure_env(&forced, &[("IEE8021X_PASSWORD", "Radius-Pa56")]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(amt.writes_since(n), ["IPS_IEEE8021xSettings.Put"]);
+    assert_eq!(
+        amt.writes_since(n),
+        ["IPS_IEEE8021xSettings.Put", "IPS_IEEE8021xSettings.Put"]
+    );
+}
+
+#[test]
+fn switching_from_eap_tls_to_peap_leaves_no_certificate_bound() {
+    let amt = Amt::start("amt16.1", false, true);
+    let args = eap_tls(&amt);
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(code(&amt.configure(&a)), 0);
+    assert_eq!(amt.instances("IPS_8021xCredentialContext").len(), 2);
+    let o = amt.configure_env(
+        &[
+            "wired",
+            "--ieee8021x-profile-name",
+            "wiredPeap",
+            "--ieee8021x-authentication-protocol",
+            "PEAP-MSCHAPv2",
+            "--ieee8021x-username",
+            "alice",
+        ],
+        &[("IEEE8021X_PASSWORD", "Radius-Pa55")],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(amt.instances("IPS_8021xCredentialContext").is_empty());
+    let x = &amt.instances("IPS_IEEE8021xSettings")[0];
+    assert_eq!(
+        (prop(x, "Enabled"), prop(x, "AuthenticationProtocol")),
+        ("2", "2")
+    );
 }
 
 #[test]

@@ -13,8 +13,9 @@
 //! Bad addresses are refused before anything is sent, with rpc-go's codes: 27 address, 29 mask,
 //! 30 gateway (also one outside the address's subnet), 31 primary DNS, 32 secondary DNS.
 //!
-//! 802.1X (`--ieee8021x-profile-name` and the flags of [`super::ieee8021x`]): the key, client
-//! certificate and CA the store lacks are added (`AMT_PublicKeyManagementService`), then
+//! 802.1X (`--ieee8021x-profile-name` and the flags of [`super::ieee8021x`]): an enabled 802.1X
+//! that differs is turned off first (rpc-go does; it drops the old certificate bindings), the
+//! key, client certificate and CA the store lacks are added (`AMT_PublicKeyManagementService`), then
 //! `IPS_IEEE8021xSettings` is Put enabled and, for EAP-TLS, `SetCertificates` binds the CA and
 //! the client certificate by the handles AMT gave them. Without 802.1X flags an enabled 802.1X
 //! is turned off, as rpc-go does, and the certificates and key it used are deleted when nothing
@@ -463,7 +464,13 @@ impl Configure for Wired {
                     }
                     plan.kept.push(Kept::new("wired 802.1X", kept));
                 } else {
-                    let mut steps = s.store.add_steps(w, x);
+                    // Enabled now: off first, as rpc-go does, which also drops the old
+                    // certificate bindings (a switch to PEAP keeps no EAP-TLS certificates).
+                    let mut steps = Vec::new();
+                    if s.dot1x.is_enabled() {
+                        steps.push(Later::call(dot1x::disable_wired(&s.dot1x).checked(), x));
+                    }
+                    steps.extend(s.store.add_steps(w, x));
                     let pw = w.password.clone();
                     let request_args = (
                         s.dot1x.element_name.clone(),
