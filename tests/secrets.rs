@@ -511,7 +511,8 @@ fn network_configure_flows_leak_no_secret_at_trace_level() {
         ("AMT_PASSWORD", AMT_PW),
         ("IEEE8021X_PRIVATE_KEY", key_pem.as_str()),
     ];
-    let runs: Vec<(&str, Vec<String>, &[(&str, &str)], &str)> = vec![
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let runs: Vec<(&str, Vec<String>, Env, &str)> = vec![
         (
             "eap-tls --dry-run",
             eap_tls(&["--dry-run"], Some(&key)),
