@@ -9,7 +9,6 @@ use common::*;
 use serde_json::Value;
 
 const PW: &str = "N3w-Admin!pw";
-const WIFI_MAC: &str = "a4:bb:6d:12:34:57";
 
 /// A simulator with a state file and a WS-MAN log, activated in CCM by the agent.
 struct Amt {
@@ -21,19 +20,16 @@ impl Amt {
     /// `profile` (built-in name), with a wireless adapter when `wifi`; activated when `activate`.
     fn start(profile_name: &str, wifi: bool, activate: bool) -> Amt {
         let dir = tempfile::tempdir().unwrap();
-        let mut p = profile(profile_name);
-        if wifi {
-            p["wireless"]["mac"] = WIFI_MAC.into();
-            p["wireless"]["enabled"] = true.into();
-        }
-        let pfile = dir.path().join("profile.json");
-        std::fs::write(&pfile, serde_json::to_vec(&p).unwrap()).unwrap();
+        let pfile = write_profile(dir.path(), profile_name, |p| {
+            if wifi {
+                with_wifi(p)
+            }
+        });
         let socket = dir.path().join("sim.sock");
         let (st, log) = (
             dir.path().join("state.json").display().to_string(),
             dir.path().join("wsman.log").display().to_string(),
         );
-        let pfile = pfile.display().to_string();
         let sim = Sim::start_in(
             dir,
             socket,
@@ -290,17 +286,12 @@ fn not_activated_is_115_and_no_wired_port_is_137() {
 
     // A wireless-only machine: no wired port to configure.
     let dir = tempfile::tempdir().unwrap();
-    let mut p = profile("amt16.1");
-    p["wired"]["mac"] = "00:00:00:00:00:00".into();
-    p["wireless"]["mac"] = WIFI_MAC.into();
-    let pfile = dir.path().join("p.json");
-    std::fs::write(&pfile, serde_json::to_vec(&p).unwrap()).unwrap();
+    let pfile = write_profile(dir.path(), "amt16.1", |p| {
+        p["wired"]["mac"] = "00:00:00:00:00:00".into();
+        with_wifi(p);
+    });
     let socket = dir.path().join("sim.sock");
-    let sim = Sim::start_in(
-        dir,
-        socket,
-        &["--device-profile", &pfile.display().to_string()],
-    );
+    let sim = Sim::start_in(dir, socket, &["--device-profile", &pfile]);
     let dev = sim.device();
     let o = agent_env(
         &["--device", &dev, "activate", "--local", "--ccm"],
@@ -756,12 +747,8 @@ fn wifi_sync_and_enablewifiport_set_the_sync_and_the_port_once() {
 #[test]
 fn a_firmware_failure_is_one_line_with_the_subcommands_code() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = profile("amt16.1");
-    p["wireless"]["mac"] = WIFI_MAC.into();
-    let pfile = dir.path().join("profile.json");
-    std::fs::write(&pfile, serde_json::to_vec(&p).unwrap()).unwrap();
+    let pf = write_profile(dir.path(), "amt16.1", with_wifi);
     let socket = dir.path().join("sim.sock");
-    let pf = pfile.display().to_string();
     let sim = Sim::start_in(
         dir,
         socket,

@@ -2215,10 +2215,7 @@ fn a_profile_with_wifi_configures_the_machines_wifi_through_the_relay() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut p = profile("amt16.1");
-    p["wireless"]["mac"] = "a4:bb:6d:12:34:57".into();
-    let pfile = dir.path().join("p.json");
-    std::fs::write(&pfile, serde_json::to_vec(&p).unwrap()).unwrap();
+    let pfile = write_profile(dir.path(), "amt16.1", with_wifi);
     let socket = dir.path().join("sim.sock");
     let st = dir.path().join("state.json").display().to_string();
     let log = dir.path().join("wsman.log").display().to_string();
@@ -2227,7 +2224,7 @@ fn a_profile_with_wifi_configures_the_machines_wifi_through_the_relay() {
         socket,
         &[
             "--device-profile",
-            &pfile.display().to_string(),
+            &pfile,
             "--state",
             &st,
             "--wsman-log",

@@ -355,22 +355,10 @@ fn network_configure_flows_leak_no_secret_at_trace_level() {
     const DOT1X_PW: &str = "Kn0wn-Radius!Secret";
     const PSK: &str = "Kn0wn wifi passphrase";
     let dir = tempfile::tempdir().unwrap();
-    let mut p = profile("amt16.1");
-    p["wireless"]["mac"] = "a4:bb:6d:12:34:57".into();
-    let pfile = dir.path().join("p.json");
-    std::fs::write(&pfile, serde_json::to_vec(&p).unwrap()).unwrap();
+    let pfile = write_profile(dir.path(), "amt16.1", with_wifi);
     let socket = dir.path().join("sim.sock");
     let st = dir.path().join("state.json").display().to_string();
-    let sim = Sim::start_in(
-        dir,
-        socket,
-        &[
-            "--device-profile",
-            &pfile.display().to_string(),
-            "--state",
-            &st,
-        ],
-    );
+    let sim = Sim::start_in(dir, socket, &["--device-profile", &pfile, "--state", &st]);
     let dev = sim.device();
     let lsa = lsa(&sim);
     let o = agent_env(
@@ -420,12 +408,17 @@ fn network_configure_flows_leak_no_secret_at_trace_level() {
         fx("ca.pem").display().to_string(),
         key_path.display().to_string(),
     );
+    // `amt-agent --device D -vvv configure ARGS… EXTRA…`
+    let cmd = |args: &[&str], extra: &[&str]| -> Vec<String> {
+        ["--device", dev.as_str(), "-vvv", "configure"]
+            .iter()
+            .chain(args)
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
     let eap_tls = |extra: &[&str], key: Option<&str>| {
         let mut a = vec![
-            "--device",
-            &dev,
-            "-vvv",
-            "configure",
             "wired",
             "--dhcp",
             "--ieee8021x-profile-name",
@@ -440,68 +433,46 @@ fn network_configure_flows_leak_no_secret_at_trace_level() {
         if let Some(k) = key {
             a.extend(["--ieee8021x-private-key", k]);
         }
-        a.extend_from_slice(extra);
-        a.into_iter().map(str::to_string).collect::<Vec<_>>()
+        cmd(&a, extra)
     };
-    let peap = |extra: &[&str]| {
-        let mut a = vec![
-            "--device",
-            &dev,
-            "-vvv",
-            "configure",
-            "wired",
-            "--ieee8021x-profile-name",
-            "wiredPeap",
-            "--ieee8021x-authentication-protocol",
-            "2",
-            "--ieee8021x-username",
-            "alice",
-        ];
-        a.extend_from_slice(extra);
-        a.into_iter().map(str::to_string).collect::<Vec<_>>()
-    };
-    let wifi = |extra: &[&str]| {
-        let mut a = vec![
-            "--device",
-            &dev,
-            "-vvv",
-            "configure",
-            "wireless",
-            "--profile-name",
-            "office",
-            "--ssid",
-            "CorpNet",
-            "--priority",
-            "1",
-        ];
-        a.extend_from_slice(extra);
-        a.into_iter().map(str::to_string).collect::<Vec<_>>()
-    };
-    let wifi_peap = |extra: &[&str]| {
-        let mut a = vec![
-            "--device",
-            &dev,
-            "-vvv",
-            "configure",
-            "wireless",
-            "--profile-name",
-            "corp",
-            "--ssid",
-            "Corp8021X",
-            "--priority",
-            "2",
-            "--authentication-method",
-            "7",
-            "--ieee8021x-profile-name",
-            "corpPeap",
-            "--ieee8021x-authentication-protocol",
-            "2",
-            "--ieee8021x-username",
-            "alice",
-        ];
-        a.extend_from_slice(extra);
-        a.into_iter().map(str::to_string).collect::<Vec<_>>()
-    };
+    const PEAP: &[&str] = &[
+        "wired",
+        "--ieee8021x-profile-name",
+        "wiredPeap",
+        "--ieee8021x-authentication-protocol",
+        "2",
+        "--ieee8021x-username",
+        "alice",
+    ];
+    const WIFI: &[&str] = &[
+        "wireless",
+        "--profile-name",
+        "office",
+        "--ssid",
+        "CorpNet",
+        "--priority",
+        "1",
+    ];
+    const WIFI_PEAP: &[&str] = &[
+        "wireless",
+        "--profile-name",
+        "corp",
+        "--ssid",
+        "Corp8021X",
+        "--priority",
+        "2",
+        "--authentication-method",
+        "7",
+        "--ieee8021x-profile-name",
+        "corpPeap",
+        "--ieee8021x-authentication-protocol",
+        "2",
+        "--ieee8021x-username",
+        "alice",
+    ];
+    let peap = |extra: &[&str]| cmd(PEAP, extra);
+    let wifi = |extra: &[&str]| cmd(WIFI, extra);
+    let wifi_peap = |extra: &[&str]| cmd(WIFI_PEAP, extra);
     let env = [
         ("AMT_PASSWORD", AMT_PW),
         ("IEEE8021X_PASSWORD", DOT1X_PW),

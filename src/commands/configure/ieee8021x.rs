@@ -241,7 +241,7 @@ pub fn load_key(flag: Option<&Secret>) -> Result<Option<Key>, AgentError> {
     let bytes = match flag {
         Some(v) if Path::new(v.expose()).exists() => {
             let path = Path::new(v.expose());
-            check_private(path)?;
+            crate::cli::secrets::check_private_file(path, "802.1X private key")?;
             read_file(path, "private key file")?
         }
         Some(v) => {
@@ -279,28 +279,6 @@ pub fn load_key(flag: Option<&Secret>) -> Result<Option<Key>, AgentError> {
         pkcs1_b64: Secret::new(B64.encode(&pkcs1)),
         public_key_b64,
     }))
-}
-
-fn check_private(path: &Path) -> Result<(), AgentError> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).map_err(|e| {
-        AgentError::new(
-            ExitCode::FailedReadingConfiguration,
-            format!("cannot read the private key file {}: {e}", path.display()),
-        )
-    })?;
-    if meta.mode() & 0o077 != 0 {
-        return Err(AgentError::new(
-            ExitCode::FailedReadingConfiguration,
-            format!(
-                "the private key file {} is readable by other users (mode {:o})",
-                path.display(),
-                meta.mode() & 0o777
-            ),
-        )
-        .help(format!("chmod 600 {}", path.display())));
-    }
-    Ok(())
 }
 
 /// A profile name as AMT and rpc-go take it: 1–32 letters and digits.

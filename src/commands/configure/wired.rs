@@ -501,13 +501,11 @@ impl Configure for Wired {
                             exit: Some(x),
                             build: Box::new(move |t| {
                                 let root = handle_now(t, &ca, true)?;
-                                match &client {
-                                    Some(c) => {
-                                        let c = handle_now(t, c, false)?;
-                                        Ok(dot1x::set_certificates(&root, &c))
-                                    }
-                                    None => Ok(dot1x::set_server_certificate(&root)),
-                                }
+                                let client = match &client {
+                                    Some(c) => Some(handle_now(t, c, false)?),
+                                    None => None,
+                                };
+                                Ok(dot1x::set_certificates(&root, client.as_deref()))
                             }),
                         }));
                     }
@@ -621,69 +619,23 @@ mod tests {
 
     #[test]
     fn bad_addresses_get_rpc_go_codes() {
-        assert_eq!(
-            code(args(|a| {
-                statik(a);
-                a.ip_address = Some("300.1.1.1".into())
-            })),
-            27
-        );
-        assert_eq!(
-            code(args(|a| {
-                statik(a);
-                a.ip_address = None
-            })),
-            27
-        );
-        assert_eq!(
-            code(args(|a| {
-                statik(a);
-                a.subnet_mask = Some("255.0.255.0".into())
-            })),
-            29
-        );
-        assert_eq!(
-            code(args(|a| {
-                statik(a);
-                a.gateway = Some("10.0.0.1".into())
-            })),
-            30
-        );
-        assert_eq!(
-            code(args(|a| {
-                statik(a);
-                a.gateway = None
-            })),
-            30
-        );
-        assert_eq!(
-            code(args(|a| {
-                statik(a);
-                a.primary_dns = Some("x".into())
-            })),
-            31
-        );
-        assert_eq!(
-            code(args(|a| {
-                statik(a);
-                a.secondary_dns = Some("224.0.0.1".into())
-            })),
-            32
-        );
-        assert_eq!(
-            code(args(|a| {
-                statik(a);
-                a.dhcp = true
-            })),
-            33
-        );
-        assert_eq!(
-            code(args(|a| {
-                statik(a);
-                a.ip_sync = true
-            })),
-            33
-        );
+        type Edit = fn(&mut WiredArgs);
+        let cases: [(Edit, u8); 9] = [
+            (|a| a.ip_address = Some("300.1.1.1".into()), 27),
+            (|a| a.ip_address = None, 27),
+            (|a| a.subnet_mask = Some("255.0.255.0".into()), 29),
+            (|a| a.gateway = Some("10.0.0.1".into()), 30),
+            (|a| a.gateway = None, 30),
+            (|a| a.primary_dns = Some("x".into()), 31),
+            (|a| a.secondary_dns = Some("224.0.0.1".into()), 32),
+            (|a| a.dhcp = true, 33),
+            (|a| a.ip_sync = true, 33),
+        ];
+        for (i, (edit, want)) in cases.into_iter().enumerate() {
+            let mut a = args(statik);
+            edit(&mut a);
+            assert_eq!(code(a), want, "case {i}");
+        }
         assert_eq!(code(args(|a| a.static_ip = true)), 27);
     }
 

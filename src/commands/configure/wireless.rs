@@ -95,6 +95,18 @@ pub struct WantedProfile {
 }
 
 impl WantedProfile {
+    /// What AddWiFiSettings sends for it (the passphrase, for PSK and SAE).
+    fn new_profile(&self) -> NewProfile<'_> {
+        NewProfile {
+            name: &self.name,
+            ssid: &self.ssid,
+            priority: self.priority,
+            auth: self.auth,
+            encryption: self.encryption,
+            passphrase: self.passphrase.as_ref(),
+        }
+    }
+
     fn describe(&self) -> String {
         let mut s = format!(
             "SSID {}, priority {}, {}/{}",
@@ -503,18 +515,7 @@ impl Configure for Wireless {
 fn add_steps(w: &WantedProfile, store: &Store) -> Vec<Step> {
     let Some(d) = &w.dot1x else {
         return vec![Step::Wsman(
-            wifi::add_wifi_settings(
-                &NewProfile {
-                    name: &w.name,
-                    ssid: &w.ssid,
-                    priority: w.priority,
-                    auth: w.auth,
-                    encryption: w.encryption,
-                    passphrase: w.passphrase.as_ref(),
-                },
-                None,
-            )
-            .checked(),
+            wifi::add_wifi_settings(&w.new_profile(), None).checked(),
         )];
     };
     let mut steps = store.add_steps(d, ExitCode::Ieee8021xConfigurationFailed);
@@ -553,14 +554,7 @@ fn add_steps(w: &WantedProfile, store: &Store) -> Vec<Step> {
                 None => None,
             };
             Ok(wifi::add_wifi_settings(
-                &NewProfile {
-                    name: &w.name,
-                    ssid: &w.ssid,
-                    priority: w.priority,
-                    auth: w.auth,
-                    encryption: w.encryption,
-                    passphrase: None,
-                },
+                &w.new_profile(),
                 Some(&NewProfile8021x {
                     name: &d.profile_name,
                     protocol: d.method.value(),

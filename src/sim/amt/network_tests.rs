@@ -212,10 +212,14 @@ fn wired_eap_tls_is_enabled_without_certificates_until_they_are_bound() {
     assert_eq!(run(&f, &mut c, ieee8021x::get_wired()).unwrap().enabled, 6);
     // Root and client swapped: refused.
     assert_eq!(
-        return_value(run(&f, &mut c, ieee8021x::set_certificates(&client, &ca))),
+        return_value(run(
+            &f,
+            &mut c,
+            ieee8021x::set_certificates(&client, Some(&ca))
+        )),
         36
     );
-    run(&f, &mut c, ieee8021x::set_certificates(&ca, &client)).unwrap();
+    run(&f, &mut c, ieee8021x::set_certificates(&ca, Some(&client))).unwrap();
     assert_eq!(run(&f, &mut c, ieee8021x::get_wired()).unwrap().enabled, 2);
     let ctx = run(&f, &mut c, ieee8021x::enumerate(ieee8021x::IPS_CONTEXT)).unwrap();
     let bound: Vec<ieee8021x::CredentialContext> =

@@ -139,49 +139,30 @@ pub fn enable_wired(r: &WiredRequest<'_>) -> Call<Instance> {
 }
 
 /// `SetCertificates(ServerCertificateIssuer, ClientCertificate)`: the trusted root that issued
-/// the RADIUS server's certificate and the client certificate, by handle, as references (the
-/// go-wsman-messages form rpc-go sends).
-pub fn set_certificates(root: &str, client: &str) -> Call<()> {
-    Call::new(
+/// the RADIUS server's certificate and the client certificate (none for PEAP-MSCHAPv2), by handle,
+/// as references (the go-wsman-messages form rpc-go sends).
+pub fn set_certificates(root: &str, client: Option<&str>) -> Call<()> {
+    let reference = |name: &str, handle: &str| {
+        Arg::reference(
+            name,
+            "default",
+            super::public_key::CERTIFICATE,
+            "InstanceID",
+            handle,
+        )
+    };
+    let mut call = Call::new(
         IPS_SETTINGS,
         Op::Invoke {
             method: "SetCertificates".into(),
         },
         calls::unit_output,
     )
-    .arg(Arg::reference(
-        "ServerCertificateIssuer",
-        "default",
-        super::public_key::CERTIFICATE,
-        "InstanceID",
-        root,
-    ))
-    .arg(Arg::reference(
-        "ClientCertificate",
-        "default",
-        super::public_key::CERTIFICATE,
-        "InstanceID",
-        client,
-    ))
-}
-
-/// `SetCertificates` with the server's issuer only (PEAP-MSCHAPv2 checking the RADIUS server
-/// against a CA it was given; no client certificate).
-pub fn set_server_certificate(root: &str) -> Call<()> {
-    Call::new(
-        IPS_SETTINGS,
-        Op::Invoke {
-            method: "SetCertificates".into(),
-        },
-        calls::unit_output,
-    )
-    .arg(Arg::reference(
-        "ServerCertificateIssuer",
-        "default",
-        super::public_key::CERTIFICATE,
-        "InstanceID",
-        root,
-    ))
+    .arg(reference("ServerCertificateIssuer", root));
+    if let Some(c) = client {
+        call = call.arg(reference("ClientCertificate", c));
+    }
+    call
 }
 
 /// One certificate binding: which certificate (`ElementInContext`) serves which 802.1X settings
@@ -251,7 +232,7 @@ mod tests {
     #[test]
     fn set_certificates_is_go_wsman_messages_bytes() {
         assert_eq!(
-            body(&set_certificates("root-handle", "client-handle")),
+            body(&set_certificates("root-handle", Some("client-handle"))),
             "<h:SetCertificates_INPUT xmlns:h=\"http://intel.com/wbem/wscim/1/ips-schema/1/IPS_IEEE8021xSettings\"><h:ServerCertificateIssuer><a:Address>default</a:Address><a:ReferenceParameters><w:ResourceURI>http://intel.com/wbem/wscim/1/amt-schema/1/AMT_PublicKeyCertificate</w:ResourceURI><w:SelectorSet><w:Selector Name=\"InstanceID\">root-handle</w:Selector></w:SelectorSet></a:ReferenceParameters></h:ServerCertificateIssuer><h:ClientCertificate><a:Address>default</a:Address><a:ReferenceParameters><w:ResourceURI>http://intel.com/wbem/wscim/1/amt-schema/1/AMT_PublicKeyCertificate</w:ResourceURI><w:SelectorSet><w:Selector Name=\"InstanceID\">client-handle</w:Selector></w:SelectorSet></a:ReferenceParameters></h:ClientCertificate></h:SetCertificates_INPUT>"
         );
     }

@@ -53,7 +53,7 @@ pub(super) fn check_put(
 ) -> Result<(), rules::PutRefusal> {
     redirection::check_put(fw, class, current, body)
         .or_else(|| general::check_put(class, current, body))
-        .or_else(|| network::check_put(fw, class, current, body))
+        .or_else(|| network::check_put(class, current, body))
         .or_else(|| wifi::check_put(fw, class, current, body))
         .unwrap_or(Ok(()))
 }

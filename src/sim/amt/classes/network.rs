@@ -234,11 +234,7 @@ fn check_ethernet(current: &Instance, body: &Element) -> Result<(), PutRefusal> 
     Ok(())
 }
 
-fn check_ieee8021x(
-    fw: &FirmwareCore,
-    current: &Instance,
-    body: &Element,
-) -> Result<(), PutRefusal> {
+fn check_ieee8021x(current: &Instance, body: &Element) -> Result<(), PutRefusal> {
     rules::check_put(IEEE8021X, IEEE8021X_RULES, current, body, true)?;
     let after = |n: &str| rules::after_put(current, body, n);
     if after("Enabled") == Some("3") {
@@ -259,20 +255,18 @@ fn check_ieee8021x(
             "AuthenticationProtocol {protocol} authenticates with a password: Password is required"
         )));
     }
-    let _ = fw;
     Ok(())
 }
 
 /// This area's Put rules; `None` for another area's class.
 pub(super) fn check_put(
-    fw: &FirmwareCore,
     class: &str,
     current: &Instance,
     body: &Element,
 ) -> Option<Result<(), PutRefusal>> {
     match class {
         ETHERNET => Some(check_ethernet(current, body)),
-        IEEE8021X => Some(check_ieee8021x(fw, current, body)),
+        IEEE8021X => Some(check_ieee8021x(current, body)),
         _ => None,
     }
 }
@@ -412,19 +406,7 @@ pub(super) fn invoke(
     let contexts: Vec<Instance> = [root, client]
         .into_iter()
         .flatten()
-        .map(|h| {
-            vec![
-                (
-                    "ElementInContext".to_string(),
-                    epr(
-                        &format!("{}{}", ns::AMT_SCHEMA, keystore::CERTIFICATE),
-                        "InstanceID",
-                        &h,
-                    ),
-                ),
-                ("ElementProvidingContext".to_string(), settings.clone()),
-            ]
-        })
+        .map(|h| keystore::credential_context(&h, &settings))
         .collect();
     fw.profile.instances.insert(WIRED_CONTEXT.into(), contexts);
     // EAP-TLS waiting for its certificates is now fully enabled.

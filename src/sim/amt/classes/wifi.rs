@@ -22,7 +22,7 @@
 use sha2::Digest as _;
 
 use super::super::model::{epr, epr_parts, hidden, input_ref, inst, prop, ret, set_prop, Instance};
-use super::keystore;
+use super::keystore::{self, DUPLICATE, MAX_LIMIT_REACHED};
 use super::network::{eap_uses_certificate, password_digest, EAP_PROTOCOLS};
 use super::rules::{self, ro, rw, Kind, PropRule, PutRefusal};
 use crate::sim::profile::DeviceProfile;
@@ -49,9 +49,7 @@ pub const MAX_PROFILES: usize = 16;
 const NOT_SUPPORTED: u32 = 1;
 const INVALID_PARAMETER: u32 = 3;
 const INVALID_REFERENCE: u32 = 4;
-const DUPLICATE: u32 = 2058;
 const INVALID_PRIORITY: u32 = 2067;
-const MAX_LIMIT_REACHED: u32 = 23;
 
 /// Whether the platform has a wireless adapter.
 pub(super) fn has_wifi(p: &DeviceProfile) -> bool {
@@ -459,17 +457,7 @@ fn add_wifi_settings(fw: &mut FirmwareCore, input: Option<&Element>) -> Result<(
         );
         let list = fw.profile.instances.entry(CONTEXT.into()).or_default();
         for h in [client, ca].into_iter().flatten() {
-            list.push(vec![
-                (
-                    "ElementInContext".into(),
-                    epr(
-                        &format!("{}{}", ns::AMT_SCHEMA, keystore::CERTIFICATE),
-                        "InstanceID",
-                        &h,
-                    ),
-                ),
-                ("ElementProvidingContext".into(), providing.clone()),
-            ]);
+            list.push(keystore::credential_context(&h, &providing));
         }
     }
     fw.profile
