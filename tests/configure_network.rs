@@ -498,6 +498,16 @@ fn wired_8021x_input_is_checked_before_any_request() {
     let o = run(&open);
     assert_eq!(code(&o), 34, "{}", stderr(&o));
     assert!(stderr(&o).contains("chmod 600"), "{}", stderr(&o));
+    // A key path that is not there: 34, the path named.
+    let mut gone = base.clone();
+    gone[9] = "/nonexistent/client.key".into();
+    let o = run(&gone);
+    assert_eq!(code(&o), 34, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/nonexistent/client.key"),
+        "{}",
+        stderr(&o)
+    );
     // A client certificate where the CA belongs: 35.
     let mut ca = base.clone();
     ca[11] = fixture("client.pem");

@@ -244,6 +244,14 @@ pub fn load_key(flag: Option<&Secret>) -> Result<Option<Key>, AgentError> {
             crate::cli::secrets::check_private_file(path, "802.1X private key")?;
             read_file(path, "private key file")?
         }
+        // Shorter than any RSA key of 2048 bits in any encoding: a path that is not there.
+        Some(v) if v.expose().len() < 256 => {
+            return Err(AgentError::new(
+                ExitCode::FailedReadingConfiguration,
+                format!("the 802.1X private key file {} does not exist", v.expose()),
+            )
+            .help("check the path"));
+        }
         Some(v) => {
             tracing::warn!("the 802.1X private key was given on the command line, where other users can see it (ps, shell history); give a file (mode 600) or IEEE8021X_PRIVATE_KEY instead");
             v.expose().as_bytes().to_vec()
