@@ -24,10 +24,14 @@
 pub mod clock;
 pub mod features;
 pub mod hostname;
+pub mod ieee8021x;
 pub mod mebx;
 pub mod opstate;
 pub mod password;
 pub mod proxy;
+pub mod wifisync;
+pub mod wired;
+pub mod wireless;
 
 use std::sync::Arc;
 
@@ -81,6 +85,19 @@ pub enum ConfigureSub {
     /// Add, list or delete AMT's HTTP proxy access points.
     #[command(name = "proxy", visible_alias = "httpproxy")]
     Proxy(proxy::ProxyArgs),
+    /// The wired port: DHCP, a static address or the host's (IP sync), and 802.1X (EAP-TLS,
+    /// PEAP-MSCHAPv2).
+    #[command(name = "wired", visible_aliases = ["ethernet", "addethernetsettings", "wiredsettings"])]
+    Wired(Box<wired::WiredArgs>),
+    /// Add or replace a Wi-Fi profile (WPA/WPA2/WPA3 PSK or 802.1X), or --purge them.
+    #[command(name = "wireless", visible_alias = "addwifisettings")]
+    Wireless(Box<wireless::WirelessArgs>),
+    /// Wi-Fi profile sync with the host OS and UEFI, and AMT's Wi-Fi port on.
+    #[command(name = "wi-fi-sync", visible_aliases = ["wifisync", "wifi"])]
+    WifiSync(wifisync::WifiSyncArgs),
+    /// rpc-go v2's enablewifiport: OS and UEFI profile sync on, AMT's Wi-Fi port on.
+    #[command(name = "enablewifiport")]
+    EnableWifiPort,
 }
 
 pub fn run(
@@ -116,6 +133,17 @@ pub fn run(
             execute(device, &args.conn, hostname::Hostname::new(a)?, &opts)
         }
         ConfigureSub::Proxy(a) => execute(device, &args.conn, proxy::Proxy::new(a)?, &opts),
+        ConfigureSub::Wired(a) => execute(device, &args.conn, wired::Wired::new(a)?, &opts),
+        ConfigureSub::Wireless(a) => {
+            execute(device, &args.conn, wireless::Wireless::new(a)?, &opts)
+        }
+        ConfigureSub::WifiSync(a) => execute(device, &args.conn, wifisync::WifiSync::new(a), &opts),
+        ConfigureSub::EnableWifiPort => execute(
+            device,
+            &args.conn,
+            wifisync::WifiSync::enable_wifi_port(),
+            &opts,
+        ),
     }?;
     outcome.print(json_out);
     Ok(ExitCode::Success)
@@ -131,6 +159,30 @@ pub enum Step {
     Wsman(Call<()>),
     /// Watchdog-client SetAmtOperationalState (rpc-go.md §6.5): `true` enables AMT.
     SetAmtOperationalState(bool),
+    /// A WS-MAN call that can only be built when its turn comes ([`Later`]).
+    Later(Later),
+}
+
+/// A WS-MAN call built just before it is sent, from what earlier steps made (a handle AMT
+/// assigned to a certificate it was just given), with its own exit code when AMT refuses it
+/// (`wired`'s 802.1X steps exit 108, not the subcommand's 137).
+pub struct Later {
+    /// What `--dry-run` shows, secrets as `***`.
+    pub describe: String,
+    pub exit: Option<ExitCode>,
+    #[allow(clippy::type_complexity)]
+    pub build: Box<dyn Fn(&mut Target) -> Result<Call<()>, AgentError>>,
+}
+
+impl Later {
+    /// A call known now that takes `exit` when AMT refuses it.
+    pub fn call(call: Call<()>, exit: ExitCode) -> Step {
+        Step::Later(Later {
+            describe: call.describe(),
+            exit: Some(exit),
+            build: Box::new(move |_| Ok(call.clone())),
+        })
+    }
 }
 
 impl Step {
@@ -141,6 +193,7 @@ impl Step {
             Step::SetAmtOperationalState(on) => {
                 format!("WATCHDOG.SetAmtOperationalState({})", u8::from(*on))
             }
+            Step::Later(l) => l.describe.clone(),
         }
     }
 }
@@ -328,6 +381,14 @@ impl Target {
     fn write(&mut self, step: &Step) -> Result<(), AgentError> {
         let failure = self.failure;
         match step {
+            Step::Later(l) => {
+                let call = (l.build)(self)?;
+                let saved = self.failure;
+                self.failure = l.exit.unwrap_or(saved);
+                let r = self.write(&Step::Wsman(call));
+                self.failure = saved;
+                r
+            }
             Step::Wsman(call) => match self.session()?.try_call(call.clone())? {
                 Ok(()) => Ok(()),
                 Err(e @ crate::wsman::calls::WsmanError::Unauthorized) => Err(e.into()),

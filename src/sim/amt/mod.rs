@@ -366,4 +366,6 @@ fn html_error(status: u16, server: &str, text: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
+mod network_tests;
+#[cfg(test)]
 mod tests;

@@ -4,12 +4,14 @@
 
 mod general;
 pub use general::amt_fqdn;
+mod keystore;
 mod network;
 mod redirection;
 mod remote_access;
 mod rules;
 mod setup;
 mod tls;
+mod wifi;
 
 use super::model::Instance;
 use crate::sim::profile::DeviceProfile;
@@ -28,6 +30,8 @@ pub fn seed_instances(p: &mut DeviceProfile) {
     tls::seed(p);
     redirection::seed(p);
     remote_access::seed(p);
+    keystore::seed(p);
+    wifi::seed(p);
 }
 
 /// Computed classes: their instance reflects the firmware's state at each read.
@@ -49,7 +53,29 @@ pub(super) fn check_put(
 ) -> Result<(), rules::PutRefusal> {
     redirection::check_put(fw, class, current, body)
         .or_else(|| general::check_put(class, current, body))
+        .or_else(|| network::check_put(class, current, body))
+        .or_else(|| wifi::check_put(fw, class, current, body))
         .unwrap_or(Ok(()))
+}
+
+/// After a Put was stored (instance `at` of `class`): what the firmware derives from it.
+pub(super) fn after_put(fw: &mut FirmwareCore, class: &str, at: usize) {
+    network::after_put(fw, class, at);
+    wifi::after_put(fw, class, at);
+}
+
+/// The class's Delete rules: `Err` is the fault the firmware answers instead of deleting.
+pub(super) fn check_delete(
+    fw: &FirmwareCore,
+    class: &str,
+    doomed: &Instance,
+) -> Result<(), rules::PutRefusal> {
+    keystore::check_delete(fw, class, doomed).unwrap_or(Ok(()))
+}
+
+/// After instances were deleted: what goes with them.
+pub(super) fn after_delete(fw: &mut FirmwareCore, class: &str, removed: &[Instance]) {
+    wifi::after_delete(fw, class, removed);
 }
 
 type Invoke = fn(&mut FirmwareCore, &str, &str, Option<&Element>, &str) -> Option<Vec<Param>>;
@@ -67,6 +93,9 @@ pub(super) fn invoke(
         general::invoke,
         redirection::invoke,
         remote_access::invoke,
+        network::invoke,
+        wifi::invoke,
+        keystore::invoke,
     ];
     AREAS
         .iter()
