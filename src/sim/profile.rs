@@ -123,11 +123,6 @@ pub struct DeviceProfile {
     /// WS-MAN class instances (seeded with factory defaults at first start).
     #[serde(default)]
     pub instances: std::collections::BTreeMap<String, Vec<Vec<(String, String)>>>,
-    /// The private halves of the certificate store's key pairs (`AMT_PublicPrivateKeyPair`
-    /// InstanceID → base64 PKCS#8): firmware never reveals them; the simulated TLS server signs
-    /// with them.
-    #[serde(default)]
-    pub private_keys: std::collections::BTreeMap<String, String>,
     /// The TLS settings CommitChanges put into effect (`None`: TLS as the factory left it).
     #[serde(default)]
     pub tls_in_effect: Option<TlsInEffect>,
@@ -530,7 +525,6 @@ fn make(b: Base<'_>) -> DeviceProfile {
         platform_type: Some(platform_type(b.sku.parse().unwrap_or(0), b.mobile)),
         clock_offset_secs: 0,
         instances: Default::default(),
-        private_keys: Default::default(),
         tls_in_effect: None,
     }
 }

@@ -24,11 +24,15 @@
 pub mod clock;
 pub mod features;
 pub mod hostname;
+pub mod ieee8021x;
 pub mod mebx;
 pub mod opstate;
 pub mod password;
 pub mod proxy;
 pub mod tls;
+pub mod wifisync;
+pub mod wired;
+pub mod wireless;
 
 use std::sync::Arc;
 
@@ -86,6 +90,19 @@ pub enum ConfigureSub {
     /// afterwards the agent talks to AMT on 16993 verifying exactly that certificate.
     #[command(name = "tls", visible_alias = "configuretls")]
     Tls(tls::TlsArgs),
+    /// The wired port: DHCP, a static address or the host's (IP sync), and 802.1X (EAP-TLS,
+    /// PEAP-MSCHAPv2).
+    #[command(name = "wired", visible_aliases = ["ethernet", "addethernetsettings", "wiredsettings"])]
+    Wired(Box<wired::WiredArgs>),
+    /// Add or replace a Wi-Fi profile (WPA/WPA2/WPA3 PSK or 802.1X), or --purge them.
+    #[command(name = "wireless", visible_alias = "addwifisettings")]
+    Wireless(Box<wireless::WirelessArgs>),
+    /// Wi-Fi profile sync with the host OS and UEFI, and AMT's Wi-Fi port on.
+    #[command(name = "wi-fi-sync", visible_aliases = ["wifisync", "wifi"])]
+    WifiSync(wifisync::WifiSyncArgs),
+    /// rpc-go v2's enablewifiport: OS and UEFI profile sync on, AMT's Wi-Fi port on.
+    #[command(name = "enablewifiport")]
+    EnableWifiPort,
 }
 
 pub fn run(
@@ -122,6 +139,17 @@ pub fn run(
         }
         ConfigureSub::Proxy(a) => execute(device, &args.conn, proxy::Proxy::new(a)?, &opts),
         ConfigureSub::Tls(a) => execute(device, &args.conn, tls::Tls::new(a, &args.conn)?, &opts),
+        ConfigureSub::Wired(a) => execute(device, &args.conn, wired::Wired::new(a)?, &opts),
+        ConfigureSub::Wireless(a) => {
+            execute(device, &args.conn, wireless::Wireless::new(a)?, &opts)
+        }
+        ConfigureSub::WifiSync(a) => execute(device, &args.conn, wifisync::WifiSync::new(a), &opts),
+        ConfigureSub::EnableWifiPort => execute(
+            device,
+            &args.conn,
+            wifisync::WifiSync::enable_wifi_port(),
+            &opts,
+        ),
     }?;
     outcome.print(json_out);
     Ok(ExitCode::Success)
@@ -137,18 +165,30 @@ pub enum Step {
     Wsman(Call<()>),
     /// Watchdog-client SetAmtOperationalState (rpc-go.md §6.5): `true` enables AMT.
     SetAmtOperationalState(bool),
-    /// Calls whose arguments depend on AMT's answers to earlier ones (configure tls: the
-    /// certificate is made for the key pair GenerateKeyPair returns), run by a closure on the
-    /// target. Its description (what `--dry-run` prints) names every call, secrets as `***`.
-    Dynamic(DynamicStep),
+    /// A WS-MAN call that can only be built when its turn comes ([`Later`]).
+    Later(Later),
 }
 
-/// See [`Step::Dynamic`].
-#[derive(Clone)]
-pub struct DynamicStep {
-    pub description: String,
+/// A WS-MAN call built just before it is sent, from what earlier steps made (a handle AMT
+/// assigned to a certificate it was just given), with its own exit code when AMT refuses it
+/// (`wired`'s 802.1X steps exit 108, not the subcommand's 137).
+pub struct Later {
+    /// What `--dry-run` shows, secrets as `***`.
+    pub describe: String,
+    pub exit: Option<ExitCode>,
     #[allow(clippy::type_complexity)]
-    pub run: Arc<dyn Fn(&mut Target) -> Result<(), AgentError> + Send + Sync>,
+    pub build: Box<dyn Fn(&mut Target) -> Result<Call<()>, AgentError>>,
+}
+
+impl Later {
+    /// A call known now that takes `exit` when AMT refuses it.
+    pub fn call(call: Call<()>, exit: ExitCode) -> Step {
+        Step::Later(Later {
+            describe: call.describe(),
+            exit: Some(exit),
+            build: Box::new(move |_| Ok(call.clone())),
+        })
+    }
 }
 
 impl Step {
@@ -159,7 +199,7 @@ impl Step {
             Step::SetAmtOperationalState(on) => {
                 format!("WATCHDOG.SetAmtOperationalState({})", u8::from(*on))
             }
-            Step::Dynamic(d) => d.description.clone(),
+            Step::Later(l) => l.describe.clone(),
         }
     }
 }
@@ -347,13 +387,19 @@ impl Target {
     fn write(&mut self, step: &Step) -> Result<(), AgentError> {
         let failure = self.failure;
         match step {
+            Step::Later(l) => {
+                let call = (l.build)(self)?;
+                let saved = self.failure;
+                self.failure = l.exit.unwrap_or(saved);
+                let r = self.write(&Step::Wsman(call));
+                self.failure = saved;
+                r
+            }
             Step::Wsman(call) => match self.session()?.try_call(call.clone())? {
                 Ok(()) => Ok(()),
                 Err(e @ crate::wsman::calls::WsmanError::Unauthorized) => Err(e.into()),
                 Err(e) => Err(AgentError::from(e).exit(failure)),
             },
-            // The closure maps AMT's refusals to the subcommand's code itself.
-            Step::Dynamic(d) => (d.run.clone())(self),
             Step::SetAmtOperationalState(on) => crate::amthi::client::set_amt_operational_state(
                 self.device.as_ref(),
                 *on,
@@ -371,7 +417,7 @@ impl Target {
         }
     }
 
-    /// One write whose answer the caller needs (a [`Step::Dynamic`]'s calls): a firmware refusal
+    /// One write whose answer the caller needs (calls a [`Later`] makes before its own): a firmware refusal
     /// exits with the subcommand's code, as [`Step::Wsman`] writes do.
     pub fn write_call<T>(&mut self, call: Call<T>) -> Result<T, AgentError> {
         let failure = self.failure;

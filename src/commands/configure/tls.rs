@@ -30,15 +30,17 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
-use super::{Change, Configure, DynamicStep, Needs, Plan, Step, Target};
+use super::ieee8021x::enumerate_all;
+use super::{Change, Configure, Later, Needs, Plan, Step, Target};
 use crate::amthi::{AmthiClient, ControlMode};
 use crate::commands::session::AmtConnArgs;
 use crate::commands::tls_pin::{PinRecord, PinStore};
 use crate::error::{AgentError, ExitCode};
 use crate::tls::issue::{self, AmtPublicKey, Ca, LeafSpec};
 use crate::tls::PinAlgorithm;
-use crate::wsman::calls::{Call, PullPage};
-use crate::wsman::classes::keystore::{self, Certificate, KeyPair};
+use crate::wsman::calls::{b64, unb64, Instance};
+use crate::wsman::classes::public_key::PublicKeyCertificate;
+use crate::wsman::classes::public_key_management::{self as pkm, KeyPair};
 use crate::wsman::classes::setup_and_configuration;
 use crate::wsman::classes::tls::{self, Settings, Side};
 
@@ -135,17 +137,44 @@ pub struct TlsState {
     /// Whether an `AMT_TLSCredentialContext` exists (then a new certificate is bound with Put).
     context: bool,
     bound: Option<Bound>,
-    roots: Vec<Certificate>,
+    roots: Vec<Stored>,
     pin: Option<PinRecord>,
     pin_file: String,
     /// AMT's FQDN (GeneralSettings), the certificate's name when it has one.
     fqdn: Option<String>,
 }
 
-/// What the steps of a run made: the new certificate and its handle.
+/// A certificate in AMT's store, decoded.
+#[derive(Clone, Debug)]
+struct Stored {
+    instance_id: String,
+    der: Vec<u8>,
+    trusted_root: bool,
+}
+
+impl Stored {
+    fn from_instance(i: &Instance) -> Result<Stored, AgentError> {
+        let c = PublicKeyCertificate::from_instance(i);
+        Ok(Stored {
+            der: unb64("X509Certificate", &c.x509_certificate, "base64 DER")?,
+            instance_id: c.instance_id,
+            trusted_root: c.trusted_root,
+        })
+    }
+}
+
+fn read_store(t: &mut Target) -> Result<Vec<Stored>, AgentError> {
+    enumerate_all(t, pkm::CERTIFICATE)?
+        .iter()
+        .map(Stored::from_instance)
+        .collect()
+}
+
+/// What the steps of a run made: the new certificate, then its handle.
 #[derive(Clone, Debug, Default)]
 struct Made {
-    certificate: Option<(Vec<u8>, String)>,
+    der: Option<Vec<u8>>,
+    id: Option<String>,
 }
 
 pub struct Tls {
@@ -275,16 +304,6 @@ fn side_text(enabled: bool, accept: bool, mutual: bool) -> String {
     )
 }
 
-/// Every item of an enumeration (AMT answers in one Pull).
-fn all(
-    t: &mut Target,
-    e: Call<String>,
-    p: fn(&str) -> Call<PullPage>,
-) -> Result<PullPage, AgentError> {
-    let ctx = t.read(e)?;
-    t.read(p(&ctx))
-}
-
 fn subject_of(der: &[u8]) -> String {
     x509_parser::parse_x509_certificate(der)
         .map(|(_, c)| c.subject().to_string())
@@ -319,29 +338,20 @@ impl Configure for Tls {
             .unwrap_or_else(|| "(in memory: simulated device)".into());
         self.store = Some(store);
         self.uuid = uuid.clone();
-        let settings = Settings::from_items(&all(t, tls::enumerate(), tls::pull)?.items)?;
-        let contexts = all(t, tls::enumerate_contexts(), tls::pull_contexts)?;
-        let bound_id = contexts.items.iter().find_map(tls::context_certificate);
-        let certs: Vec<Certificate> = all(
-            t,
-            keystore::enumerate_certificates(),
-            keystore::pull_certificates,
-        )?
-        .items
-        .iter()
-        .map(Certificate::from_instance)
-        .collect::<Result<_, _>>()?;
-        let keys: Vec<KeyPair> = all(t, keystore::enumerate_key_pairs(), keystore::pull_key_pairs)?
-            .items
+        let settings = Settings::from_items(&enumerate_all(t, tls::CLASS)?)?;
+        let contexts = enumerate_all(t, tls::CREDENTIAL_CONTEXT)?;
+        let bound_id = contexts.iter().find_map(tls::context_certificate);
+        let certs = read_store(t)?;
+        let keys: Vec<KeyPair> = enumerate_all(t, pkm::KEY_PAIR)?
             .iter()
             .map(KeyPair::from_instance)
-            .collect::<Result<_, _>>()?;
+            .collect();
         let bound = bound_id.and_then(|id| {
             let c = certs.iter().find(|c| c.instance_id == id)?;
             let public = AmtPublicKey::of_certificate(&c.der);
             let key_pair = keys
                 .iter()
-                .find(|k| AmtPublicKey::from_der_key(&k.der_key).ok().as_ref() == public.as_ref())
+                .find(|k| public_key_of(k).ok().as_ref() == public.as_ref())
                 .map(|k| k.instance_id.clone());
             Some(Bound {
                 instance_id: id,
@@ -362,7 +372,7 @@ impl Configure for Tls {
         Ok(TlsState {
             uuid,
             settings,
-            context: !contexts.items.is_empty(),
+            context: !contexts.is_empty(),
             bound,
             roots: certs.into_iter().filter(|c| c.trusted_root).collect(),
             pin,
@@ -413,7 +423,7 @@ impl Configure for Tls {
                 if let Some(ca) = &self.ca {
                     if m.mutual() && !admin_root_in_amt {
                         steps.push(Step::Wsman(
-                            keystore::add_trusted_root_certificate(ca.certificate_der()).checked(),
+                            pkm::add_trusted_root_certificate(&b64(ca.certificate_der())).checked(),
                         ));
                     }
                 }
@@ -461,7 +471,8 @@ impl Configure for Tls {
     fn after_apply(&mut self, t: &mut Target) -> Result<(), AgentError> {
         let store = self.store.clone().expect("read ran first");
         let made = self.made.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some((der, id)) = &made.certificate {
+        let new = made.der.as_ref().zip(made.id.as_ref());
+        if let Some((der, id)) = new {
             store.save(&PinRecord::new(&self.uuid, der, id, self.mode().name()))?;
             tracing::info!(
                 file = %store.path(&self.uuid).map(|p| p.display().to_string()).unwrap_or_else(|| "(memory)".into()),
@@ -479,7 +490,7 @@ impl Configure for Tls {
             std::thread::sleep(Duration::from_secs(self.args.delay));
         }
         t.reconnect(&self.conn)?;
-        if let (Some((_, new_id)), Some(old)) = (&made.certificate, &self.replaced) {
+        if let (Some((_, new_id)), Some(old)) = (new, &self.replaced) {
             if &old.instance_id != new_id {
                 prune(t, old);
             }
@@ -536,7 +547,8 @@ impl Configure for Tls {
 }
 
 impl Tls {
-    /// GenerateKeyPair, the key's DERKey, a certificate for it, AddCertificate.
+    /// GenerateKeyPair, the key's DERKey, a certificate for it, AddCertificate: the certificate
+    /// is made when AMT has answered with the key.
     fn issue_step(&self, s: &TlsState) -> Step {
         let ca = self.ca.clone();
         let made = self.made.clone();
@@ -546,23 +558,22 @@ impl Tls {
             dns_names: s.fqdn.clone().into_iter().collect(),
             validity_days: 3650,
         };
-        let description = format!(
-            "{}; AMT_PublicPrivateKeyPair.Enumerate+Pull; {}.AddCertificate(CertificateBlob=<a certificate for the new key, CN={}, signed by {}>)",
-            keystore::generate_key_pair(keystore::KEY_LENGTH_2048).describe(),
-            keystore::SERVICE,
+        let describe = format!(
+            "{}; {}.Enumerate+Pull; {}.AddCertificate(CertificateBlob=<a certificate for the new key, CN={}, signed by {}>)",
+            pkm::generate_key_pair(pkm::KEY_LENGTH_2048).describe(),
+            pkm::KEY_PAIR,
+            pkm::SERVICE,
             spec.common_name,
             ca.as_ref().map(|c| c.subject().to_string()).unwrap_or_else(|| "a throwaway CA".into()),
         );
-        Step::Dynamic(DynamicStep {
-            description,
-            run: Arc::new(move |t: &mut Target| {
-                let handle =
-                    t.write_call(keystore::generate_key_pair(keystore::KEY_LENGTH_2048))?;
-                let keys = all(t, keystore::enumerate_key_pairs(), keystore::pull_key_pairs)?;
-                let key = keys
-                    .items
+        Step::Later(Later {
+            describe,
+            exit: None,
+            build: Box::new(move |t: &mut Target| {
+                let handle = t.write_call(pkm::generate_key_pair(pkm::KEY_LENGTH_2048))?;
+                let key = enumerate_all(t, pkm::KEY_PAIR)?
                     .iter()
-                    .filter_map(|i| KeyPair::from_instance(i).ok())
+                    .map(KeyPair::from_instance)
                     .find(|k| k.instance_id == handle)
                     .ok_or_else(|| {
                         failed(format!(
@@ -570,7 +581,7 @@ impl Tls {
                         ))
                         .help("retry; if it persists, capture a trace (-vvv) and report it")
                     })?;
-                let public = AmtPublicKey::from_der_key(&key.der_key).map_err(issue_error)?;
+                let public = public_key_of(&key)?;
                 tracing::debug!(key = %handle, bits = public.bits(), "AMT generated a key pair");
                 let throwaway;
                 let signer: &Ca = match &ca {
@@ -582,51 +593,67 @@ impl Tls {
                     }
                 };
                 let der = issue::issue(&public, signer, &spec).map_err(issue_error)?;
-                let id = t.write_call(keystore::add_certificate(&der))?;
-                tracing::info!(certificate = %id, "certificate for AMT's key added");
-                made.lock().unwrap_or_else(|p| p.into_inner()).certificate = Some((der, id));
-                Ok(())
+                let call = pkm::add_certificate(&b64(&der)).checked();
+                made.lock().unwrap_or_else(|p| p.into_inner()).der = Some(der);
+                Ok(call)
             }),
         })
     }
 
-    /// The credential context binds the new certificate: Create, or Put when one exists.
+    /// The credential context binds the new certificate (its handle read back from the store):
+    /// Create, or Put when one exists.
     fn bind_step(&self, context_exists: bool) -> Step {
         let made = self.made.clone();
-        let description = format!(
+        let describe = format!(
             "{}.{}(ElementInContext=<the new certificate>)",
             tls::CREDENTIAL_CONTEXT,
             if context_exists { "Put" } else { "Create" }
         );
-        Step::Dynamic(DynamicStep {
-            description,
-            run: Arc::new(move |t: &mut Target| {
-                let id = made
+        Step::Later(Later {
+            describe,
+            exit: None,
+            build: Box::new(move |t: &mut Target| {
+                let der = made
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .certificate
-                    .as_ref()
-                    .map(|c| c.1.clone())
+                    .der
+                    .clone()
                     .ok_or_else(|| failed("internal: no certificate was added before binding"))?;
-                if context_exists {
-                    t.write_call(tls::put_context(&id))
+                let id = read_store(t)?
+                    .into_iter()
+                    .find(|c| !c.trusted_root && c.der == der)
+                    .map(|c| c.instance_id)
+                    .ok_or_else(|| {
+                        failed("AMT does not list the certificate it was just given")
+                            .help("read the store with: amt-agent amtinfo --user-cert")
+                    })?;
+                tracing::info!(certificate = %id, "certificate for AMT's key added");
+                made.lock().unwrap_or_else(|p| p.into_inner()).id = Some(id.clone());
+                Ok(if context_exists {
+                    tls::put_context(&id)
                 } else {
-                    t.write_call(tls::create_context(&id))
-                }
+                    tls::create_context(&id)
+                })
             }),
         })
     }
 }
 
+/// The public key of a key pair AMT lists (`DERKey`, base64 PKCS#1 or SPKI DER).
+fn public_key_of(k: &KeyPair) -> Result<AmtPublicKey, AgentError> {
+    let der = unb64("DERKey", &k.der_key, "base64").map_err(AgentError::from)?;
+    AmtPublicKey::from_der_key(&der).map_err(issue_error)
+}
+
 /// Deletes a certificate TLS no longer uses, and its key pair; a refusal only warns (AMT keeps a
 /// spare certificate, nothing breaks).
 fn prune(t: &mut Target, old: &Bound) {
-    if let Err(e) = t.write_call(keystore::delete_certificate(&old.instance_id)) {
+    if let Err(e) = t.write_call(pkm::delete_certificate(&old.instance_id)) {
         tracing::warn!(certificate = %old.instance_id, error = %e, "the replaced TLS certificate could not be deleted");
         return;
     }
     if let Some(k) = &old.key_pair {
-        if let Err(e) = t.write_call(keystore::delete_key_pair(k)) {
+        if let Err(e) = t.write_call(pkm::delete_key(k)) {
             tracing::warn!(key = %k, error = %e, "the replaced TLS key pair could not be deleted");
         }
     }

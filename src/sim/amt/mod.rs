@@ -366,6 +366,8 @@ fn html_error(status: u16, server: &str, text: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
+mod network_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tls_tests;

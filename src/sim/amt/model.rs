@@ -58,8 +58,62 @@ pub(super) fn matches(i: &Instance, sel: &[(String, String)]) -> bool {
         .all(|(k, v)| prop(i, k).map(|x| x == v).unwrap_or(true))
 }
 
+/// An instance's properties as the firmware writes them: hidden properties ([`hidden`]) left out,
+/// endpoint references ([`epr`]) as their XML.
 pub(super) fn params(i: &Instance) -> Vec<Param> {
-    i.iter().map(|(k, v)| Param::text(k, v)).collect()
+    i.iter()
+        .filter(|(k, _)| !k.starts_with(HIDDEN))
+        .map(|(k, v)| match epr_parts(v) {
+            Some((uri, name, value)) => Param::raw(k, epr_xml(uri, name, value)),
+            None => Param::text(k, v),
+        })
+        .collect()
+}
+
+/// Marks what the firmware keeps but never returns (a hash of an 802.1X password, of a PSK):
+/// NUL cannot occur in XML, so no client can read, write or select such a property.
+const HIDDEN: char = '\0';
+const EPR_TAG: &str = "\0EPR\0";
+
+/// The name of a property the firmware keeps and never shows.
+pub(super) fn hidden(name: &str) -> String {
+    format!("{HIDDEN}{name}")
+}
+
+/// A property whose value is an endpoint reference (an association's `ElementInContext`, …),
+/// stored as text and written as `b:Address` + `b:ReferenceParameters` by [`params`].
+pub(super) fn epr(resource_uri: &str, selector: &str, value: &str) -> String {
+    format!("{EPR_TAG}{resource_uri}\0{selector}\0{value}")
+}
+
+/// (ResourceURI, selector name, selector value) of a value made by [`epr`].
+pub(super) fn epr_parts(v: &str) -> Option<(&str, &str, &str)> {
+    let mut it = v.strip_prefix(EPR_TAG)?.splitn(3, '\0');
+    Some((it.next()?, it.next()?, it.next()?))
+}
+
+/// An endpoint reference in a response, with the prefixes AMT's envelope declares (`b`
+/// addressing, `c` WS-Management).
+pub(super) fn epr_xml(resource_uri: &str, selector: &str, value: &str) -> String {
+    format!(
+        "<b:Address>{}</b:Address><b:ReferenceParameters><c:ResourceURI>{}</c:ResourceURI><c:SelectorSet><c:Selector Name=\"{}\">{}</c:Selector></c:SelectorSet></b:ReferenceParameters>",
+        ns::ANONYMOUS,
+        env::escape(resource_uri),
+        env::escape(selector),
+        env::escape(value)
+    )
+}
+
+/// The instance a method parameter names: an endpoint reference's first selector value
+/// (go-wsman-messages, rpc-go), or the bare text (Intel's wsman-messages sends handles so).
+pub(super) fn input_ref(input: Option<&Element>, name: &str) -> Option<String> {
+    let e = input?.child(name)?;
+    let v = if e.children.is_empty() {
+        e.text()
+    } else {
+        e.find("Selector")?.text()
+    };
+    (!v.is_empty()).then(|| v.to_string())
 }
 
 pub(super) fn fault(
@@ -132,7 +186,7 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
                         id,
                         &uri,
                         &class,
-                        &classes::render(&class, &i),
+                        &params(&i),
                     ))
                 }
                 None => Err(fault(
@@ -164,7 +218,7 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
                     id,
                     &uri,
                     &class,
-                    &classes::render(&class, &stored),
+                    &params(&stored),
                 ));
             }
             let Some(list) = fw.profile.instances.get(&class) else {
@@ -188,7 +242,8 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
             }
             let target = &mut fw.profile.instances.get_mut(&class).expect("found above")[at];
             apply_put(target, body, &class);
-            let mut out = target.clone();
+            classes::after_put(fw, &class, at);
+            let mut out = fw.profile.instances[&class][at].clone();
             fw.changed();
             if class == "AMT_GeneralSettings" {
                 set_prop(&mut out, "DigestRealm", &fw.profile.digest_realm.clone());
@@ -200,7 +255,7 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
                 id,
                 &uri,
                 &class,
-                &classes::render(&class, &out),
+                &params(&out),
             ))
         }
         action::ENUMERATE => {
@@ -210,7 +265,7 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
             };
             let xml: Vec<String> = items
                 .iter()
-                .map(|i| env::amt_instance_xml("h", &class, &classes::render(&class, i)))
+                .map(|i| env::amt_instance_xml("h", &class, &params(i)))
                 .collect();
             fw.web.context_counter += 1;
             let ctx = format!("{:08X}-0000-0000-0000-000000000000", fw.web.context_counter);
@@ -242,21 +297,12 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
         action::DELETE => {
             let hit =
                 |i: &Instance| sel.is_empty() || sel.iter().all(|(k, v)| prop(i, k) == Some(v));
-            let victims: Vec<Instance> = fw.profile.instances[&class]
+            let doomed: Vec<Instance> = fw.profile.instances[&class]
                 .iter()
                 .filter(|i| hit(i))
                 .cloned()
                 .collect();
-            if !victims.is_empty() {
-                if let Err(why) = classes::on_delete(fw, &class, &victims) {
-                    tracing::debug!(%class, reason = %why, "WS-MAN: Delete refused");
-                    return Err(fault(fw, &relates, (ns::WSMAN, "InvalidParameter"), &why));
-                }
-            }
-            let list = fw.profile.instances.get_mut(&class).expect("known class");
-            let before = list.len();
-            list.retain(|i| !hit(i));
-            if list.len() == before {
+            if doomed.is_empty() {
                 // Firmware answers the delete of an absent instance with a fault (rps-protocol.md §9).
                 return Err(fault(
                     fw,
@@ -265,6 +311,15 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
                     "The Selectors for the resource were not valid.",
                 ));
             }
+            for i in &doomed {
+                if let Err(refusal) = classes::check_delete(fw, &class, i) {
+                    tracing::debug!(%class, reason = %refusal.reason, "WS-MAN: Delete refused");
+                    return Err(fault(fw, &relates, refusal.subcode, &refusal.reason));
+                }
+            }
+            let list = fw.profile.instances.get_mut(&class).expect("known class");
+            list.retain(|i| !hit(i));
+            classes::after_delete(fw, &class, &doomed);
             fw.changed();
             let id = next_id(fw);
             Ok(env::amt_delete_response(&relates, id, &uri))

@@ -82,14 +82,6 @@ impl Settings {
     }
 }
 
-pub fn enumerate_contexts() -> Call<String> {
-    calls::enumerate(CREDENTIAL_CONTEXT)
-}
-
-pub fn pull_contexts(context: &str) -> Call<PullPage> {
-    calls::pull(CREDENTIAL_CONTEXT, context)
-}
-
 /// The certificate (InstanceID of an `AMT_PublicKeyCertificate`) a credential context binds.
 pub fn context_certificate(item: &Instance) -> Option<String> {
     item.properties.iter().find_map(|p| match &p.value {
@@ -176,7 +168,7 @@ mod tests {
         assert!(!s.remote.enabled && !s.remote.accept_non_secure);
         assert!(!s.local.enabled && s.local.accept_non_secure);
         assert_eq!(s.local.non_secure_supported, None);
-        let page = pull_contexts("x")
+        let page = calls::pull(CREDENTIAL_CONTEXT, "x")
             .decode_envelope(&fixture("credentialcontext/pull.xml"))
             .unwrap();
         assert_eq!(

@@ -11,6 +11,7 @@ mod remote_access;
 mod rules;
 mod setup;
 pub mod tls;
+mod wifi;
 
 use super::model::Instance;
 use crate::sim::profile::DeviceProfile;
@@ -26,10 +27,11 @@ pub(super) fn dashed_mac(mac: &str) -> String {
 pub fn seed_instances(p: &mut DeviceProfile) {
     general::seed(p);
     network::seed(p);
-    keystore::seed(p);
     tls::seed(p);
     redirection::seed(p);
     remote_access::seed(p);
+    keystore::seed(p);
+    wifi::seed(p);
 }
 
 /// Computed classes: their instance reflects the firmware's state at each read.
@@ -39,7 +41,6 @@ pub(super) fn computed(fw: &mut FirmwareCore, class: &str, read: bool) -> Option
     setup::computed(fw, class, read)
         .or_else(|| general::computed(class))
         .or_else(|| remote_access::computed(class))
-        .or_else(|| keystore::computed(class))
 }
 
 /// The class's Put rules ([`rules`]): `Err` is the fault the firmware answers instead of storing.
@@ -52,8 +53,30 @@ pub(super) fn check_put(
 ) -> Result<(), rules::PutRefusal> {
     redirection::check_put(fw, class, current, body)
         .or_else(|| general::check_put(class, current, body))
+        .or_else(|| network::check_put(class, current, body))
+        .or_else(|| wifi::check_put(fw, class, current, body))
         .or_else(|| tls::check_put(&fw.profile, class, current, body))
         .unwrap_or(Ok(()))
+}
+
+/// After a Put was stored (instance `at` of `class`): what the firmware derives from it.
+pub(super) fn after_put(fw: &mut FirmwareCore, class: &str, at: usize) {
+    network::after_put(fw, class, at);
+    wifi::after_put(fw, class, at);
+}
+
+/// The class's Delete rules: `Err` is the fault the firmware answers instead of deleting.
+pub(super) fn check_delete(
+    fw: &FirmwareCore,
+    class: &str,
+    doomed: &Instance,
+) -> Result<(), rules::PutRefusal> {
+    keystore::check_delete(fw, class, doomed).unwrap_or(Ok(()))
+}
+
+/// After instances were deleted: what goes with them.
+pub(super) fn after_delete(fw: &mut FirmwareCore, class: &str, removed: &[Instance]) {
+    wifi::after_delete(fw, class, removed);
 }
 
 type Invoke = fn(&mut FirmwareCore, &str, &str, Option<&Element>, &str) -> Option<Vec<Param>>;
@@ -71,6 +94,8 @@ pub(super) fn invoke(
         general::invoke,
         redirection::invoke,
         remote_access::invoke,
+        network::invoke,
+        wifi::invoke,
         keystore::invoke,
     ];
     AREAS
@@ -107,22 +132,6 @@ pub(super) fn put_association(
         fw.changed();
     }
     Some(r)
-}
-
-/// Before a Delete removes `victims`: `Err` refuses it (a certificate in use); the area may
-/// also drop what goes with them (a key pair's private key).
-pub(super) fn on_delete(
-    fw: &mut FirmwareCore,
-    class: &str,
-    victims: &[Instance],
-) -> Result<(), String> {
-    keystore::on_delete(&mut fw.profile, class, victims).unwrap_or(Ok(()))
-}
-
-/// The properties of an instance as the firmware writes them (endpoint references for
-/// associations).
-pub(super) fn render(class: &str, i: &Instance) -> Vec<Param> {
-    tls::render(class, i).unwrap_or_else(|| super::model::params(i))
 }
 
 /// Full unprovision: back to factory settings, user hashes gone (provisioning.md §2.7).

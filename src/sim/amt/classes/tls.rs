@@ -11,11 +11,11 @@
 //! `NonSecureConnectionsSupported` false means TLS cannot be turned off). The Put rules are the
 //! simulator's reading of those facts; the exact faults are UNCONFIRMED (docs/simulator.md).
 
-use super::super::model::{inst, prop, Instance};
+use super::super::model::{epr, epr_parts, epr_xml, input_ref, inst, prop, Instance};
 use super::keystore;
 use super::rules::{self, PutRefusal};
 use crate::sim::profile::{DeviceProfile, TlsInEffect, TlsSide};
-use crate::wsman::envelope::{escape, ns, Element, Param};
+use crate::wsman::envelope::{escape, ns, resource_uri, Element};
 
 pub const SETTING_DATA: &str = "AMT_TLSSettingData";
 pub const CREDENTIAL_CONTEXT: &str = "AMT_TLSCredentialContext";
@@ -63,37 +63,24 @@ pub(super) fn seed(p: &mut DeviceProfile) {
 pub fn bound_certificates(p: &DeviceProfile) -> Vec<String> {
     p.instances
         .get(CREDENTIAL_CONTEXT)
-        .map(|l| {
-            l.iter()
-                .filter_map(|i| prop(i, "ElementInContext").map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| prop(i, "ElementInContext").and_then(epr_parts))
+        .map(|(_, _, handle)| handle.to_string())
+        .collect()
 }
 
-fn context_epr_xml(cert: &str) -> (String, String) {
-    let cert_epr = keystore::epr(keystore::CERTIFICATE, cert);
-    let collection = format!(
-        "<b:Address>{}</b:Address><b:ReferenceParameters><c:ResourceURI>{}</c:ResourceURI>\
-         <c:SelectorSet><c:Selector Name=\"ElementName\">{COLLECTION_NAME}</c:Selector>\
-         </c:SelectorSet></b:ReferenceParameters>",
-        ns::ANONYMOUS,
-        crate::wsman::envelope::resource_uri(ENDPOINT_COLLECTION),
-    );
-    (cert_epr, collection)
-}
-
-/// How a credential context is written: its two properties are endpoint references (the
-/// go-wsman `pull.xml` fixture). `None` for other classes.
-pub(super) fn render(class: &str, i: &Instance) -> Option<Vec<Param>> {
-    if class != CREDENTIAL_CONTEXT {
-        return None;
-    }
-    let (cert, collection) = context_epr_xml(prop(i, "ElementInContext").unwrap_or_default());
-    Some(vec![
-        Param::raw("ElementInContext", cert),
-        Param::raw("ElementProvidingContext", collection),
-    ])
+/// A credential context binding `cert` to TLS (both properties endpoint references, as the
+/// go-wsman `pull.xml` fixture).
+fn context(cert: &str) -> Instance {
+    keystore::credential_context(
+        cert,
+        &epr(
+            &resource_uri(ENDPOINT_COLLECTION),
+            "ElementName",
+            COLLECTION_NAME,
+        ),
+    )
 }
 
 /// Why a Create or Put of a credential context is refused: a fault subcode and reason.
@@ -103,11 +90,11 @@ pub(super) type Refusal = ((&'static str, &'static str), String);
 /// its key pair in the store (UNCONFIRMED which fault firmware answers otherwise).
 fn usable_certificate(p: &DeviceProfile, body: &Element) -> Result<String, Refusal> {
     let invalid = |why: String| ((ns::WSMAN, "InvalidParameter"), why);
-    let cert = keystore::selector_of(body.child("ElementInContext"), "InstanceID")
+    let cert = input_ref(Some(body), "ElementInContext")
         .ok_or_else(|| invalid("ElementInContext names no AMT_PublicKeyCertificate".into()))?;
     let der = keystore::certificate_der(p, &cert)
         .ok_or_else(|| invalid(format!("no AMT_PublicKeyCertificate {cert}")))?;
-    if keystore::is_trusted_root(p, &cert) {
+    if keystore::is_trusted_root_handle(p, &cert) {
         return Err(invalid(format!(
             "{cert} is a trusted root, not a certificate AMT holds the key of"
         )));
@@ -142,11 +129,13 @@ pub(super) fn create(
     p.instances
         .entry(CREDENTIAL_CONTEXT.into())
         .or_default()
-        .push(inst(&[
-            ("ElementInContext", &cert),
-            ("ElementProvidingContext", COLLECTION_NAME),
-        ]));
-    let (cert_epr, collection) = context_epr_xml(&cert);
+        .push(context(&cert));
+    let cert_epr = epr_xml(&resource_uri(keystore::CERTIFICATE), "InstanceID", &cert);
+    let collection = epr_xml(
+        &resource_uri(ENDPOINT_COLLECTION),
+        "ElementName",
+        COLLECTION_NAME,
+    );
     Some(Ok(format!(
         "<g:ResourceCreated><b:Address>{}</b:Address><b:ReferenceParameters><c:ResourceURI>{}\
          </c:ResourceURI><c:SelectorSet><c:Selector Name=\"ElementInContext\"><b:EndpointReference>\
@@ -154,7 +143,7 @@ pub(super) fn create(
          <b:EndpointReference>{collection}</b:EndpointReference></c:Selector></c:SelectorSet>\
          </b:ReferenceParameters></g:ResourceCreated>",
         ns::ANONYMOUS,
-        escape(&crate::wsman::envelope::resource_uri(CREDENTIAL_CONTEXT)),
+        escape(&resource_uri(CREDENTIAL_CONTEXT)),
     )))
 }
 
@@ -179,10 +168,7 @@ pub(super) fn put_context(
             "The Selectors for the resource were not valid.".into(),
         )));
     };
-    *ctx = inst(&[
-        ("ElementInContext", &cert),
-        ("ElementProvidingContext", COLLECTION_NAME),
-    ]);
+    *ctx = context(&cert);
     Some(Ok(ctx.clone()))
 }
 
