@@ -618,16 +618,9 @@ pub fn new_secret(
     Ok(Some(a))
 }
 
-/// AMT's rule for the admin and MEBx passwords: 8–32 characters with a lower-case and an
-/// upper-case letter, a digit and a special character, none of `"` `,` `:`.
+/// AMT's rule for the admin and MEBx passwords ([`crate::secret::meets_amt_rules`]).
 pub fn strong_password(s: &str) -> bool {
-    (8..=32).contains(&s.chars().count())
-        && s.chars().all(|c| c.is_ascii() && !c.is_ascii_control())
-        && s.chars().any(|c| c.is_ascii_lowercase())
-        && s.chars().any(|c| c.is_ascii_uppercase())
-        && s.chars().any(|c| c.is_ascii_digit())
-        && s.chars().any(|c| !c.is_ascii_alphanumeric())
-        && !s.contains(['"', ',', ':'])
+    crate::secret::meets_amt_rules(s)
 }
 
 #[cfg(test)]
