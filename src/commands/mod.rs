@@ -5,6 +5,7 @@ pub mod amtinfo;
 pub mod cert;
 pub mod configure;
 pub mod deactivate;
+pub mod desired;
 pub mod diagnostics;
 pub mod doctor;
 pub mod local_acm;
@@ -77,6 +78,15 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, AgentError> {
             diagnostics::run(device, args, cli.json)
         }
         Command::SetupBin(args) => setupbin::run(args, cli.json),
+        Command::Profile(args) => desired::run_profile(args, cli.json),
+        Command::Plan(args) => {
+            let device = crate::heci::open(&cli.device)?;
+            desired::run_plan(device, args, cli.json)
+        }
+        Command::Apply(args) => {
+            let device = crate::heci::open(&cli.device)?;
+            desired::run_apply(device, args, cli.json)
+        }
     }
 }
 
