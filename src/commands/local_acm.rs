@@ -192,7 +192,16 @@ pub fn activate(
         return hbased::run(&device, conn, cert, &machine, password, mebx, args, out);
     }
 
-    let mut s = session::connect(device.clone(), conn)?;
+    let mut s = match given {
+        // An upgrade authenticates as admin with the password AMT has now.
+        Some(g) if upgrade => session::connect_as(
+            device.clone(),
+            conn,
+            crate::wsman::client::Credentials::new("admin", g.amt_password.clone()),
+            mode,
+        )?,
+        _ => session::connect(device.clone(), conn)?,
+    };
     let mut ids = 0u32;
     let realm = call(&mut s, &mut ids, general::get())
         .map_err(|e| {

@@ -33,7 +33,8 @@ pub struct Problem {
     pub path: String,
     pub message: String,
     pub help: Option<String>,
-    /// The exit code this problem gives `plan`/`apply` (Success: the default, 35).
+    /// FailedReadingConfiguration for a problem that makes the file untrustworthy (a plain-text
+    /// secret others can read): [`verdict`] then exits 34; Success otherwise.
     pub exit: ExitCode,
 }
 
@@ -81,6 +82,25 @@ impl Problem {
             s.push_str(&format!("\n  help: {h}"));
         }
         s
+    }
+}
+
+/// The exit code for a profile with `problems`: 0 without errors, 34 (FailedReadingConfiguration)
+/// for a plain-text secret others can read, else 35 (MissingOrInvalidConfiguration).
+pub fn verdict(problems: &[Problem]) -> ExitCode {
+    let errors: Vec<&Problem> = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .collect();
+    if errors.is_empty() {
+        ExitCode::Success
+    } else if errors
+        .iter()
+        .any(|p| p.exit == ExitCode::FailedReadingConfiguration)
+    {
+        ExitCode::FailedReadingConfiguration
+    } else {
+        ExitCode::MissingOrInvalidConfiguration
     }
 }
 
@@ -322,38 +342,22 @@ fn semantic(
     }
 
     // AMT's password rules.
-    let amt_rule =
-        |path: &str, r: &SecretRef, generated: &str, exit: ExitCode, out: &mut Vec<Problem>| {
-            if let Ok(Some(v)) = peek(r, path, ctx, generated) {
-                if !crate::secret::meets_amt_rules(&v) {
-                    out.push(
-                        Problem::error(path, "does not meet AMT's password rules")
-                            .help(AMT_RULES)
-                            .exit(exit),
-                    );
-                }
+    let amt_rule = |path: &str, r: &SecretRef, generated: &str, out: &mut Vec<Problem>| {
+        if let Ok(Some(v)) = peek(r, path, ctx, generated) {
+            if !crate::secret::meets_amt_rules(&v) {
+                out.push(
+                    Problem::error(path, "does not meet AMT's password rules").help(AMT_RULES),
+                );
             }
-        };
-    amt_rule(
-        "adminPassword",
-        &p.admin_password,
-        "amt-password",
-        ExitCode::ChangeAmtPasswordFailed,
-        out,
-    );
+        }
+    };
+    amt_rule("adminPassword", &p.admin_password, "amt-password", out);
     if let Some(m) = &p.mebx_password {
-        amt_rule(
-            "mebxPassword",
-            m,
-            "mebx-password",
-            ExitCode::SetMebxPasswordFailed,
-            out,
-        );
+        amt_rule("mebxPassword", m, "mebx-password", out);
         if p.control_mode == WantedMode::Ccm {
             out.push(
                 Problem::error("mebxPassword", "AMT sets the MEBx password only in admin control mode; this profile wants client control mode")
-                    .help("remove mebxPassword, or use controlMode: acm")
-                    .exit(ExitCode::SetMebxPasswordFailed),
+                    .help("remove mebxPassword, or use controlMode: acm"),
             );
         }
     }
@@ -376,8 +380,7 @@ fn semantic(
         if p.control_mode == WantedMode::Ccm && f.user_consent != super::Consent::All {
             out.push(
                 Problem::error("features.userConsent", "AMT requires user consent for every redirection in client control mode: only `all` is allowed")
-                    .help("use userConsent: all, or controlMode: acm")
-                    .exit(ExitCode::AmtFeaturesConfigurationFailed),
+                    .help("use userConsent: all, or controlMode: acm"),
             );
         }
     }
@@ -386,17 +389,16 @@ fn semantic(
         if let Some(n) = &h.host_name {
             if !valid_label(n) {
                 out.push(
-                    Problem::error("hostname.hostName", format!("'{n}' is not a host name AMT accepts (1–63 letters, digits or hyphens, no dots)"))
-                        .exit(ExitCode::MissingHostname),
+                    Problem::error("hostname.hostName", format!("'{n}' is not a host name AMT accepts (1–63 letters, digits or hyphens, no dots)")),
                 );
             }
         }
         if let Some(d) = &h.domain_name {
             if !valid_domain(d) {
-                out.push(
-                    Problem::error("hostname.domainName", format!("'{d}' is not a domain name"))
-                        .exit(ExitCode::MissingDnsSuffix),
-                );
+                out.push(Problem::error(
+                    "hostname.domainName",
+                    format!("'{d}' is not a domain name"),
+                ));
             }
         }
     }
@@ -405,13 +407,10 @@ fn semantic(
         let mut seen = std::collections::HashSet::new();
         for (i, x) in list.iter().enumerate() {
             if !valid_host(&x.address) {
-                out.push(
-                    Problem::error(
-                        &format!("proxies[{i}].address"),
-                        format!("'{}' is not an address or host name", x.address),
-                    )
-                    .exit(ExitCode::MissingProxyAddressAndPort),
-                );
+                out.push(Problem::error(
+                    &format!("proxies[{i}].address"),
+                    format!("'{}' is not an address or host name", x.address),
+                ));
             }
             if !seen.insert(x.address.to_ascii_lowercase()) {
                 out.push(Problem::error(
@@ -485,7 +484,7 @@ fn provisioning(pc: &super::ProvisioningCertificate, ctx: &Context, out: &mut Ve
     let cert = match crate::provisioning::load::load(&source, &|| Ok(password.clone())) {
         Ok(c) => c,
         Err(e) => {
-            let mut p = Problem::error(path, e.message.clone()).exit(e.exit);
+            let mut p = Problem::error(path, e.message.clone());
             if let Some(h) = e.help {
                 p = p.help(h);
             }
@@ -511,9 +510,7 @@ fn provisioning(pc: &super::ProvisioningCertificate, ctx: &Context, out: &mut Ve
             f.detail
         );
         let p = match f.outcome {
-            crate::provisioning::Outcome::Error => {
-                Problem::error("provisioningCertificate", msg).exit(f.rule.exit)
-            }
+            crate::provisioning::Outcome::Error => Problem::error("provisioningCertificate", msg),
             _ => Problem::warning("provisioningCertificate", msg),
         };
         out.push(p.help(f.fix()));
@@ -539,18 +536,15 @@ fn network(n: &super::Network, out: &mut Vec<Problem>) {
         match d.protocol.as_str() {
             "eap-tls" => {
                 if d.client_certificate.is_none() || d.private_key.is_none() {
-                    out.push(
-                        Problem::error(&at, "eap-tls needs clientCertificate and privateKey")
-                            .exit(ExitCode::MissingIeee8021xConfiguration),
-                    );
+                    out.push(Problem::error(
+                        &at,
+                        "eap-tls needs clientCertificate and privateKey",
+                    ));
                 }
             }
             _ => {
                 if d.password.is_none() {
-                    out.push(
-                        Problem::error(&at, "peap-mschapv2 needs a password")
-                            .exit(ExitCode::MissingIeee8021xConfiguration),
-                    );
+                    out.push(Problem::error(&at, "peap-mschapv2 needs a password"));
                 }
             }
         }
@@ -568,10 +562,10 @@ fn network(n: &super::Network, out: &mut Vec<Problem>) {
     let refers = |at: &str, name: &Option<String>, out: &mut Vec<Problem>| {
         if let Some(x) = name {
             if !names.contains(&x.as_str()) {
-                out.push(
-                    Problem::error(at, format!("no network.ieee8021x entry is named {x}"))
-                        .exit(ExitCode::MissingIeee8021xConfiguration),
-                );
+                out.push(Problem::error(
+                    at,
+                    format!("no network.ieee8021x entry is named {x}"),
+                ));
             }
         }
     };
@@ -586,31 +580,18 @@ fn network(n: &super::Network, out: &mut Vec<Problem>) {
         ] {
             if let Some(v) = v {
                 if v.parse::<std::net::Ipv4Addr>().is_err() {
-                    let exit = match k {
-                        "ipAddress" => ExitCode::MissingOrIncorrectStaticIp,
-                        "subnetMask" => ExitCode::MissingOrIncorrectNetworkMask,
-                        "gateway" => ExitCode::MissingOrIncorrectGateway,
-                        "primaryDns" => ExitCode::MissingOrIncorrectPrimaryDns,
-                        _ => ExitCode::MissingOrIncorrectSecondaryDns,
-                    };
-                    out.push(
-                        Problem::error(
-                            &format!("{at}.{k}"),
-                            format!("'{v}' is not an IPv4 address"),
-                        )
-                        .exit(exit),
-                    );
+                    out.push(Problem::error(
+                        &format!("{at}.{k}"),
+                        format!("'{v}' is not an IPv4 address"),
+                    ));
                 }
             }
         }
         if !w.dhcp && (w.ip_address.is_none() || w.subnet_mask.is_none()) {
-            out.push(
-                Problem::error(
-                    at,
-                    "dhcp: false (a static address) needs ipAddress and subnetMask",
-                )
-                .exit(ExitCode::MissingOrIncorrectStaticIp),
-            );
+            out.push(Problem::error(
+                at,
+                "dhcp: false (a static address) needs ipAddress and subnetMask",
+            ));
         }
         if w.dhcp && w.ip_address.is_some() {
             out.push(Problem::warning(
@@ -631,48 +612,39 @@ fn network(n: &super::Network, out: &mut Vec<Problem>) {
         for (i, x) in w.profiles.iter().flatten().enumerate() {
             let at = format!("network.wireless.profiles[{i}]");
             if !seen.insert(x.name.as_str()) {
-                out.push(
-                    Problem::error(&format!("{at}.name"), format!("{} is used twice", x.name))
-                        .exit(ExitCode::MissingOrIncorrectWifiProfileName),
-                );
+                out.push(Problem::error(
+                    &format!("{at}.name"),
+                    format!("{} is used twice", x.name),
+                ));
             }
             let psk = x.authentication.ends_with("-psk");
             if psk && x.psk_passphrase.is_none() {
-                out.push(
-                    Problem::error(&at, format!("{} needs pskPassphrase", x.authentication))
-                        .exit(ExitCode::WifiConfigurationFailed),
-                );
+                out.push(Problem::error(
+                    &at,
+                    format!("{} needs pskPassphrase", x.authentication),
+                ));
             }
             if psk && x.ieee8021x.is_some() {
-                out.push(
-                    Problem::error(
-                        &format!("{at}.ieee8021x"),
-                        format!("{} does not use 802.1X", x.authentication),
-                    )
-                    .exit(ExitCode::WifiConfigurationFailed),
-                );
+                out.push(Problem::error(
+                    &format!("{at}.ieee8021x"),
+                    format!("{} does not use 802.1X", x.authentication),
+                ));
             }
             if !psk && x.ieee8021x.is_none() {
-                out.push(
-                    Problem::error(
-                        &at,
-                        format!(
-                            "{} needs ieee8021x (an entry of network.ieee8021x)",
-                            x.authentication
-                        ),
-                    )
-                    .exit(ExitCode::MissingIeee8021xConfiguration),
-                );
+                out.push(Problem::error(
+                    &at,
+                    format!(
+                        "{} needs ieee8021x (an entry of network.ieee8021x)",
+                        x.authentication
+                    ),
+                ));
             }
             if let Some(SecretRef::Value(v)) = &x.psk_passphrase {
                 if !(8..=63).contains(&v.expose().len()) {
-                    out.push(
-                        Problem::error(
-                            &format!("{at}.pskPassphrase"),
-                            "a WPA passphrase has 8–63 characters",
-                        )
-                        .exit(ExitCode::WifiConfigurationFailed),
-                    );
+                    out.push(Problem::error(
+                        &format!("{at}.pskPassphrase"),
+                        "a WPA passphrase has 8–63 characters",
+                    ));
                 }
             }
             refers(&format!("{at}.ieee8021x"), &x.ieee8021x, out);

@@ -196,11 +196,7 @@ pub fn load(path: &Path, key: &KeySource, ctx: &check::Context) -> Result<Loaded
         .collect();
     if let Some(first) = errors.first() {
         let mut e = AgentError::new(
-            if first.exit == ExitCode::Success {
-                ExitCode::MissingOrInvalidConfiguration
-            } else {
-                first.exit
-            },
+            check::verdict(&problems),
             format!(
                 "the profile {} has {} problem(s)",
                 path.display(),
