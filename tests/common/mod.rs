@@ -35,9 +35,20 @@ impl Sim {
             .spawn()
             .expect("spawn amt-sim");
         let mut sim = Sim { child, dir, socket };
+        // The Unix socket is bound before any TCP listener (`--lms-listen ADDR`): the simulator is
+        // ready when every one of them accepts.
+        let tcp: Vec<&str> = args
+            .windows(2)
+            .filter(|w| w[0] == "--lms-listen")
+            .map(|w| w[1])
+            .collect();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if UnixStream::connect(&sim.socket).is_ok() {
+            if UnixStream::connect(&sim.socket).is_ok()
+                && tcp
+                    .iter()
+                    .all(|a| std::net::TcpStream::connect(a).is_ok())
+            {
                 return sim;
             }
             if let Ok(Some(status)) = sim.child.try_wait() {
