@@ -45,9 +45,7 @@ impl Sim {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if UnixStream::connect(&sim.socket).is_ok()
-                && tcp
-                    .iter()
-                    .all(|a| std::net::TcpStream::connect(a).is_ok())
+                && tcp.iter().all(|a| std::net::TcpStream::connect(a).is_ok())
             {
                 return sim;
             }
