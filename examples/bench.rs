@@ -178,6 +178,7 @@ fn main() {
     let rps = rps_bench(&agent, &sim, &tmp);
     let conf = configure_bench(&agent, &sim, &tmp);
     let net = network_bench(&agent, &sim, &tmp);
+    let desired = desired_bench(&agent, &sim, &tmp);
     let _ = std::fs::remove_dir_all(&tmp);
 
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
@@ -253,6 +254,19 @@ fn main() {
         ms(net.wifi_add),
         ms(net.wifi_unchanged),
         ms(net.wifi_purge)
+    ));
+    report.push_str("\n## Desired state (`plan`, `apply`)\n\n");
+    report.push_str(&format!(
+        "A CCM profile with amt-features, hostname, clock sync and one proxy, {} rounds. A full \
+         `apply` on the in-process simulator (`--device sim`: every process starts from a \
+         pre-provisioned machine, so each run activates and then makes all 7 changes, reading each \
+         area back): median **{}** ms. `plan` of the same profile on the in-process simulator \
+         (pre-provisioned: the control mode is read, the areas wait for activation): **{}** ms; on \
+         amt-sim over its socket after that apply (every area read, nothing to change): **{}** ms.\n",
+        desired.rounds,
+        ms(desired.apply),
+        ms(desired.plan_fresh),
+        ms(desired.plan_applied)
     ));
     print!("{report}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/performance.md");
@@ -436,6 +450,71 @@ fn network_bench(agent: &Path, sim: &Path, dir: &Path) -> NetBench {
         wifi_add: f,
         wifi_unchanged: g,
         wifi_purge: h,
+    }
+}
+
+struct DesiredBench {
+    rounds: usize,
+    apply: Duration,
+    plan_fresh: Duration,
+    plan_applied: Duration,
+}
+
+/// `apply` and `plan` of one profile: in-process (from scratch) and on amt-sim (applied).
+fn desired_bench(agent: &Path, sim: &Path, dir: &Path) -> DesiredBench {
+    const ROUNDS: usize = 30;
+    let dir = dir.join("desired");
+    std::fs::create_dir_all(&dir).expect("desired bench dir");
+    let profile = dir.join("profile.yaml");
+    std::fs::write(
+        &profile,
+        "version: 1\ncontrolMode: ccm\nadminPassword: Bench-Pa55!word\n\
+         features: {kvm: true, sol: true, ider: false, userConsent: all}\n\
+         hostname: {hostName: bench-1, domainName: bench.example.com}\nclockSync: true\n\
+         proxies: [{address: proxy.bench.example.com, port: 3128}]\n",
+    )
+    .expect("profile");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&profile, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let data = dir.join("data");
+    let run = |dev: &str, cmd: &str, ok: &[i32]| {
+        let t = Instant::now();
+        let st = Command::new(agent)
+            .args(["--device", dev, cmd])
+            .arg(&profile)
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("AMT_PASSWORD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("spawn");
+        assert!(
+            ok.contains(&st.code().unwrap_or(-1)),
+            "{cmd} on {dev}: {st}"
+        );
+        t.elapsed()
+    };
+    let (mut child, dev) = start_sim(sim, &dir, &[]);
+    run(&dev, "apply", &[0]);
+    let (mut apply, mut fresh, mut applied) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        apply.push(run("sim", "apply", &[0]));
+        fresh.push(run("sim", "plan", &[2]));
+        applied.push(run(&dev, "plan", &[0]));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let med = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    DesiredBench {
+        rounds: ROUNDS,
+        apply: med(apply),
+        plan_fresh: med(fresh),
+        plan_applied: med(applied),
     }
 }
 

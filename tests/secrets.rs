@@ -552,3 +552,88 @@ fn network_configure_flows_leak_no_secret_at_trace_level() {
         &[DOT1X_PW, PSK],
     );
 }
+
+#[test]
+fn profile_plan_and_apply_leak_no_secret_at_trace_level() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = start();
+    let dev = sim.device();
+    let lsa = lsa(&sim);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let literal = write(
+        "literal.yaml",
+        &format!("version: 1\ncontrolMode: ccm\nadminPassword: {AMT_PW}\nfeatures: {{kvm: true, userConsent: all}}\nhostname: {{hostName: wks-1}}\n"),
+    );
+    let generated = write(
+        "generated.yaml",
+        "version: 1\ncontrolMode: ccm\nadminPassword: generate\nfeatures: {kvm: true, userConsent: all}\n",
+    );
+    // The same profile as rpc-go v3's encrypted export, its key in the environment.
+    let key = "Kn0wnExportKey-0123456789abcdefg";
+    let v3 = format!(
+        "configuration:\n  amtSpecific: {{controlMode: ccmactivate, adminPassword: {AMT_PW}}}\n"
+    );
+    let blob =
+        amt_agent::profile::crypto::encrypt(&v3, &amt_agent::secret::Secret::new(key), [9; 12])
+            .unwrap();
+    let enc = write("export.enc", &blob);
+    let mut outputs = Vec::new();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut a = vec!["--device", dev.as_str(), "-vvv"];
+        a.extend_from_slice(args);
+        a.extend(["--lms", "never", "--data-dir", data]);
+        agent_env(&a, env)
+    };
+    for (what, args, env, want) in [
+        (
+            "plan before activation",
+            vec!["plan", literal.as_str()],
+            vec![],
+            2,
+        ),
+        ("apply", vec!["apply", literal.as_str()], vec![], 0),
+        (
+            "plan json",
+            vec!["--json", "plan", literal.as_str()],
+            vec![],
+            0,
+        ),
+        (
+            "encrypted plan",
+            vec!["plan", enc.as_str()],
+            vec![("CONFIG_ENCRYPTION_KEY", key)],
+            0,
+        ),
+        (
+            "rotation to a generated password",
+            vec!["apply", generated.as_str()],
+            vec![("AMT_PASSWORD", AMT_PW)],
+            0,
+        ),
+        (
+            "plan after rotation",
+            vec!["--json", "plan", generated.as_str()],
+            vec![],
+            0,
+        ),
+    ] {
+        let o = run(&args, &env);
+        assert_eq!(code(&o), want, "{what}: {}", stderr(&o));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(all.contains("TRACE"), "{what}: ran at trace level");
+        outputs.push((what, all));
+    }
+    let gen = std::fs::read_to_string(dir.path().join("data/generated/amt-password")).unwrap();
+    let gen = gen.trim();
+    for (what, all) in &outputs {
+        assert_clean(what, all, &[AMT_PW, lsa.as_str(), gen, key]);
+    }
+}

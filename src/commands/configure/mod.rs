@@ -361,6 +361,35 @@ pub struct Target {
 }
 
 impl Target {
+    /// A target without a WS-MAN session yet (the ME alone), for a caller composing several
+    /// subcommands (`apply`): [`Target::attach`] gives it one.
+    pub fn new(device: Arc<dyn MeiDevice>, control_mode: ControlMode) -> Target {
+        Target {
+            device,
+            control_mode,
+            session: None,
+            credentials: None,
+            failure: ExitCode::UnableToConfigure,
+        }
+    }
+
+    /// Uses `session`, authenticated as `credentials`, from here on.
+    pub fn attach(&mut self, session: AmtSession, credentials: Credentials) {
+        self.session = Some(session);
+        self.credentials = Some(credentials);
+    }
+
+    pub fn has_session(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// One write step of the subcommand whose refusal code is `failure` (as [`execute`] runs
+    /// them).
+    pub fn write_as(&mut self, step: &Step, failure: ExitCode) -> Result<(), AgentError> {
+        self.failure = failure;
+        self.write(step)
+    }
+
     /// The WS-MAN session (connected by [`execute`] for subcommands that use WS-MAN).
     pub fn session(&mut self) -> Result<&mut AmtSession, AgentError> {
         self.session.as_mut().ok_or_else(|| {
@@ -679,16 +708,9 @@ pub fn new_secret(
     Ok(Some(a))
 }
 
-/// AMT's rule for the admin and MEBx passwords: 8–32 characters with a lower-case and an
-/// upper-case letter, a digit and a special character, none of `"` `,` `:`.
+/// AMT's rule for the admin and MEBx passwords ([`crate::secret::meets_amt_rules`]).
 pub fn strong_password(s: &str) -> bool {
-    (8..=32).contains(&s.chars().count())
-        && s.chars().all(|c| c.is_ascii() && !c.is_ascii_control())
-        && s.chars().any(|c| c.is_ascii_lowercase())
-        && s.chars().any(|c| c.is_ascii_uppercase())
-        && s.chars().any(|c| c.is_ascii_digit())
-        && s.chars().any(|c| !c.is_ascii_alphanumeric())
-        && !s.contains(['"', ',', ':'])
+    crate::secret::meets_amt_rules(s)
 }
 
 #[cfg(test)]
