@@ -176,6 +176,7 @@ fn main() {
     let _ = server.kill();
     let _ = server.wait();
     let rps = rps_bench(&agent, &sim, &tmp);
+    let conf = configure_bench(&agent, &sim, &tmp);
     let _ = std::fs::remove_dir_all(&tmp);
 
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
@@ -222,10 +223,79 @@ fn main() {
         )),
         None => report.push_str("Skipped: node or tests/rps_peer/node_modules missing (make rps-peer-deps).\n"),
     }
+    report.push_str("\n## Configuration (`configure`)\n\n");
+    report.push_str(&format!(
+        "amt-sim over its socket, activated in CCM once; {} rounds, alternately: `configure \
+         amt-features --kvm --sol --ider` applying 3 changes (5 reads, RequestStateChange ×2, Put, \
+         then 5 reads back), `--disable-all` applying them back, and `--disable-all` again with \
+         nothing to change (5 reads, no write). Median wall time per process: apply **{}**, undo \
+         **{}**, nothing to change **{}** ms. The full configuration of issue 13 (features + wired \
+         + wireless + TLS + CIRA) is timed here once those subcommands exist.\n",
+        conf.rounds,
+        ms(conf.apply),
+        ms(conf.undo),
+        ms(conf.unchanged)
+    ));
     print!("{report}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/performance.md");
     if let Err(e) = std::fs::write(&out, &report) {
         eprintln!("could not write {}: {e}", out.display());
+    }
+}
+
+struct ConfBench {
+    rounds: usize,
+    apply: Duration,
+    undo: Duration,
+    unchanged: Duration,
+}
+
+/// `configure amt-features` applied, undone and re-run unchanged against amt-sim over its socket.
+fn configure_bench(agent: &Path, sim: &Path, dir: &Path) -> ConfBench {
+    const ROUNDS: usize = 50;
+    const PW: &str = "Bench-Pa55!word";
+    let dir = dir.join("configure");
+    std::fs::create_dir_all(&dir).expect("configure bench dir");
+    let (mut child, dev) = start_sim(sim, &dir, &[]);
+    let run = |args: &[&str]| {
+        let t = Instant::now();
+        let st = Command::new(agent)
+            .arg("--device")
+            .arg(&dev)
+            .args(args)
+            .env("AMT_PASSWORD", PW)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("spawn");
+        assert!(st.success(), "{args:?} failed: {st}");
+        t.elapsed()
+    };
+    run(&["activate", "--local", "--ccm"]);
+    let (mut apply, mut undo, mut unchanged) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        apply.push(run(&[
+            "configure",
+            "amt-features",
+            "--kvm",
+            "--sol",
+            "--ider",
+        ]));
+        undo.push(run(&["configure", "amt-features", "--disable-all"]));
+        unchanged.push(run(&["configure", "amt-features", "--disable-all"]));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let med = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    ConfBench {
+        rounds: ROUNDS,
+        apply: med(apply),
+        undo: med(undo),
+        unchanged: med(unchanged),
     }
 }
 

@@ -230,3 +230,116 @@ fn the_service_status_and_metrics_files_hold_no_secret() {
         &secrets,
     );
 }
+
+/// `configure amt-password` and `configure mebx` at trace level, planned (`--dry-run`, text and
+/// JSON) and applied: neither the current nor the new AMT password nor the MEBx password appears,
+/// in any form, nor the digest of the new password that SetAdminAclEntryEx carries.
+#[test]
+fn configure_flows_leak_no_secret_at_trace_level() {
+    const NEW_PW: &str = "Kn0wn-New!Secret";
+    let sim = start();
+    let dev = sim.device();
+    let lsa = lsa(&sim);
+    let o = agent_env(
+        &["--device", &dev, "activate", "--local", "--ccm"],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(sim.path("state.json")).unwrap()).unwrap();
+    let realm = state["digest_realm"].as_str().unwrap().to_string();
+    // SetAdminAclEntryEx's DigestPassword: as good as the password for Digest authentication.
+    let digest = {
+        use base64::Engine;
+        use md5::Digest;
+        let raw = md5::Md5::digest(format!("admin:{realm}:{NEW_PW}").as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    };
+    let secrets = [AMT_PW, NEW_PW, MEBX_PW, lsa.as_str(), digest.as_str()];
+    let env = [
+        ("AMT_PASSWORD", AMT_PW),
+        ("AMT_NEW_PASSWORD", NEW_PW),
+        ("MEBX_PASSWORD", MEBX_PW),
+    ];
+    for (what, args) in [
+        (
+            "amt-password --dry-run",
+            vec![
+                "--device",
+                &dev,
+                "-vvv",
+                "configure",
+                "amt-password",
+                "--dry-run",
+            ],
+        ),
+        (
+            "amt-password --dry-run --json",
+            vec![
+                "--device",
+                &dev,
+                "-vvv",
+                "--json",
+                "configure",
+                "amt-password",
+                "--dry-run",
+            ],
+        ),
+        (
+            "amt-password",
+            vec![
+                "--device",
+                &dev,
+                "-vvv",
+                "--json",
+                "configure",
+                "amt-password",
+            ],
+        ),
+    ] {
+        let o = agent_env(&args, &env);
+        assert_eq!(code(&o), 0, "{what}: {}", stderr(&o));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(all.contains("TRACE"), "{what}: ran at trace level");
+        assert!(
+            all.contains("SetAdminAclEntryEx"),
+            "{what}: the call is shown"
+        );
+        assert_clean(what, &all, &secrets);
+    }
+    // MEBx needs admin control mode: the same device, switched to ACM in its state file.
+    drop(sim);
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("state.json");
+    let mut state: Value = state;
+    state["control_mode"] = 2.into();
+    state["admin_ha1"] = Value::String({
+        use md5::Digest;
+        md5::Md5::digest(format!("admin:{realm}:{NEW_PW}").as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    });
+    std::fs::write(&st, serde_json::to_vec(&state).unwrap()).unwrap();
+    let socket = dir.path().join("sim.sock");
+    let stp = st.to_str().unwrap().to_string();
+    let sim = Sim::start_in(dir, socket, &["--state", &stp]);
+    let dev = sim.device();
+    let env = [("AMT_PASSWORD", NEW_PW), ("MEBX_PASSWORD", MEBX_PW)];
+    for (what, args) in [
+        (
+            "mebx --dry-run",
+            vec!["--device", &dev, "-vvv", "configure", "mebx", "--dry-run"],
+        ),
+        (
+            "mebx",
+            vec!["--device", &dev, "-vvv", "--json", "configure", "mebx"],
+        ),
+    ] {
+        let o = agent_env(&args, &env);
+        assert_eq!(code(&o), 0, "{what}: {}", stderr(&o));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(all.contains("SetMEBxPassword"), "{what}: the call is shown");
+        assert_clean(what, &all, &secrets);
+    }
+}

@@ -53,6 +53,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .map_err(|e| format!("--tls-chain-out {}: {e}", path.display()))?;
     }
     let fw = Firmware::new(profile, FaultPlan::new(faults), args.state.clone());
+    if let Some(path) = &args.wsman_log {
+        fw.lock().web.log = Some(path.clone());
+    }
 
     // Block the stop signals in every thread; the main thread waits for them.
     let mut set = nix::sys::signal::SigSet::empty();
@@ -130,7 +133,7 @@ fn main() -> std::process::ExitCode {
         .with_target(false)
         .try_init();
     let r = match cli.command {
-        Cmd::Serve(a) => serve(a),
+        Cmd::Serve(a) => serve(*a),
         Cmd::Profiles { name: None } => {
             for n in profile::BUILTIN {
                 let p = profile::builtin(n).expect("built-in");

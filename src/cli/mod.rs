@@ -93,6 +93,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Maintenance through RPS: syncclock, synchostname, syncip, changepassword, syncdeviceinfo.
     Maintenance(crate::commands::maintenance::MaintenanceArgs),
+    /// Configure AMT locally: amt-features, amt-password, mebx, enable-amt, disable-amt,
+    /// sync-clock, hostname, proxy (each reads first, changes only what differs; --dry-run).
+    Configure(crate::commands::configure::ConfigureArgs),
     /// Tools for support staff: raw WS-MAN to the local AMT.
     Diagnostics(crate::commands::diagnostics::DiagnosticsArgs),
     /// Write or decode setup.bin, the USB provisioning file MEBx reads (root hash, MEBx password).
@@ -145,12 +148,19 @@ pub struct AmtinfoArgs {
     /// Trusted root-certificate hashes.
     #[arg(long)]
     pub cert: bool,
-    /// Everything rpc-go v2 shows, certificate hashes included.
+    /// Everything rpc-go v2 shows, certificate hashes included (and the public-key certificates
+    /// when an AMT password is given, as rpc-go v2 does).
     #[arg(long)]
     pub all: bool,
+    /// The public-key certificates AMT holds (needs the AMT password on an activated device).
+    #[arg(long, alias = "userCert")]
+    pub user_cert: bool,
     /// How long to wait for an ME that answers NOT_READY (e.g. 30s, 2m).
     #[arg(long, short = 't', default_value = "30s", value_parser = parse_duration)]
     pub amt_timeout: Duration,
+    /// How to reach AMT's WS-MAN service for --user-cert.
+    #[command(flatten)]
+    pub conn: crate::commands::session::AmtConnArgs,
 }
 
 #[derive(Args, Debug, Default, Clone)]

@@ -733,7 +733,16 @@ pub fn run(
     json_out: bool,
 ) -> Result<ExitCode, AgentError> {
     let sel = Selection::from_args(args);
-    let (info, errors) = gather(device, &sel, args.amt_timeout);
+    let (info, mut errors) = gather(device.clone(), &sel, args.amt_timeout);
+    // `--userCert` (rpc-go v2): its own section and key, read over WS-MAN.
+    let user_certs = if super::user_certs::wanted(args) {
+        super::user_certs::read(device, &args.conn).unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        })
+    } else {
+        None
+    };
     if let Some(p) = &info.simulated {
         if !json_out {
             crate::cli::logging::note(&format!(
@@ -754,9 +763,24 @@ pub fn run(
     // With nothing read at all, the error alone says it better than a page of empty fields.
     if !nothing || errors.is_empty() {
         if json_out {
-            println!("{}", render_json(&info, &sel));
+            let mut out = render_json(&info, &sel);
+            // `--userCert`: rpc-go v2's `publicKeyCerts`, in its sorted place.
+            if let Some(c) = &user_certs {
+                if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&out) {
+                    let mut m: BTreeMap<String, Value> = m.into_iter().collect();
+                    m.insert("publicKeyCerts".into(), super::user_certs::json(c));
+                    let object: Map<String, Value> = m.into_iter().collect();
+                    out = go_html_escape(
+                        &serde_json::to_string_pretty(&Value::Object(object)).unwrap_or_default(),
+                    );
+                }
+            }
+            println!("{out}");
         } else {
             print!("{}", render_text(&info, &sel));
+            if let Some(c) = &user_certs {
+                print!("{}", super::user_certs::text(c));
+            }
         }
     }
     let mut errors = errors.into_iter();

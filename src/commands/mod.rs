@@ -3,6 +3,7 @@
 pub mod activate;
 pub mod amtinfo;
 pub mod cert;
+pub mod configure;
 pub mod deactivate;
 pub mod diagnostics;
 pub mod doctor;
@@ -11,6 +12,7 @@ pub mod maintenance;
 pub mod remote;
 pub mod session;
 pub mod setupbin;
+pub mod user_certs;
 
 use crate::cli::{Cli, Command};
 use crate::error::{AgentError, ExitCode};
@@ -65,6 +67,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, AgentError> {
         Command::Maintenance(args) => {
             let device = crate::heci::open(&cli.device)?;
             maintenance::run(device, args, cli.json)
+        }
+        Command::Configure(args) => {
+            let device = crate::heci::open(&cli.device)?;
+            configure::run(device, args, cli.json)
         }
         Command::Diagnostics(args) => {
             let device = crate::heci::open(&cli.device)?;

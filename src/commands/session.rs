@@ -67,6 +67,19 @@ impl AmtSession {
         Ok(call.decode_response(&r)?)
     }
 
+    /// Sends one typed call, keeping apart what the transport failed (the outer error: AMT
+    /// unreachable, timeout) and what the firmware answered (the inner result: a fault, a
+    /// ReturnValue, rejected credentials), so a caller can give the latter its own exit code.
+    pub fn try_call<T>(
+        &mut self,
+        call: crate::wsman::calls::Call<T>,
+    ) -> Result<Result<T, crate::wsman::calls::WsmanError>, AgentError> {
+        self.next_id += 1;
+        let envelope = call.render(&self.next_id.to_string());
+        let r = self.runtime.block_on(self.client.post(&envelope))?;
+        Ok(call.decode_response(&r))
+    }
+
     /// Switches the Digest user (after Setup: `admin` and the new password), keeping the nonce.
     pub fn set_credentials(&mut self, c: Credentials) {
         self.client.set_credentials(c);

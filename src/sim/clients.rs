@@ -29,13 +29,22 @@ impl ClientSession for WatchdogSession {
             }
             // SetAmtOperationalState: header echo then u32 status.
             [0x05, 0x03, 0x53, 0x10, state, ..] => {
-                let status: u32 = if fw.profile.new_interface {
-                    fw.profile.amt_enabled = *state != 0;
-                    fw.changed();
-                    0
-                } else {
-                    // Only ME 16.1+ ("new interface") supports it.
+                // Only ME 16.1+ ("new interface") supports it (3 INVALID_AMT_MODE otherwise); only
+                // in pre-provisioning and when the platform allows the transition (16
+                // NOT_PERMITTED otherwise: UNCONFIRMED, firmware's status is unpublished). A state
+                // other than 0 or 1 is INVALID_PARAMETER (36, UNCONFIRMED).
+                let status: u32 = if !fw.profile.new_interface {
                     3
+                } else if *state > 1 {
+                    36
+                } else if fw.profile.control_mode != 0 || !fw.profile.transition_allowed {
+                    16
+                } else {
+                    if fw.profile.amt_enabled != (*state != 0) {
+                        fw.profile.amt_enabled = *state != 0;
+                        fw.changed();
+                    }
+                    0
                 };
                 let mut reply = vec![0x05, 0x03, 0x53, 0x10];
                 reply.extend_from_slice(&status.to_le_bytes());

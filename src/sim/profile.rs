@@ -116,6 +116,10 @@ pub struct DeviceProfile {
     /// [`platform_type`]). Absent: derived from `Sku` for a desktop.
     #[serde(default)]
     pub platform_type: Option<u32>,
+    /// AMT's clock minus the host's, in seconds (`AMT_TimeSynchronizationService`; a test sets it
+    /// to simulate a drifted clock, SetHighAccuracyTimeSynch brings it back to about 0).
+    #[serde(default)]
+    pub clock_offset_secs: i64,
     /// WS-MAN class instances (seeded with factory defaults at first start).
     #[serde(default)]
     pub instances: std::collections::BTreeMap<String, Vec<Vec<(String, String)>>>,
@@ -496,6 +500,7 @@ fn make(b: Base<'_>) -> DeviceProfile {
         upid_oem_platform_id_type: 0,
         upid_oem_platform_id: String::new(),
         platform_type: Some(platform_type(b.sku.parse().unwrap_or(0), b.mobile)),
+        clock_offset_secs: 0,
         instances: Default::default(),
     }
 }

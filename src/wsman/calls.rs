@@ -68,7 +68,7 @@ impl WsmanError {
                     "DestinationUnreachable" | "InvalidSelectors" => "the instance or class does not exist on this firmware; list instances with: amt-agent diagnostics wsman enumerate CLASS".into(),
                     "ActionNotSupported" => "this firmware does not support that action on the class; check the AMT version with: amt-agent amtinfo".into(),
                     "AccessDenied" => "the account lacks the right for this call; use the admin account (or $$OsAdmin before activation)".into(),
-                    "SchemaValidationError" | "InvalidParameter" | "InvalidValues" => "a property or parameter value was rejected; compare the request with the class definition (run with -vvv to see it)".into(),
+                    "SchemaValidationError" | "InvalidParameter" | "InvalidValues" | "InvalidRepresentation" => "a property or parameter value was rejected; compare the request with the class definition (run with -vvv to see it)".into(),
                     _ => "the firmware refused the request; run with -vvv to see the exchange".into(),
                 }
             }
@@ -529,6 +529,46 @@ impl<T> Call<T> {
         }
     }
 
+    /// The same request with its answer checked but its value dropped: a fault, a non-zero
+    /// `ReturnValue` (methods) or an answer without the instance (Get/Put/Create) is still an
+    /// error. A plan of writes (`configure`) holds its calls this way, whatever they return.
+    pub fn checked(self) -> Call<()> {
+        Call {
+            class: self.class,
+            resource_uri: self.resource_uri,
+            op: self.op,
+            selectors: self.selectors,
+            args: self.args,
+            decoder: checked_unit,
+        }
+    }
+
+    /// One line naming the call and what it sends, secrets as `***`:
+    /// `AMT_AuthorizationService.SetAdminAclEntryEx(Username=admin, DigestPassword=***)`.
+    /// Selectors come first, after a `;` when there are arguments too.
+    pub fn describe(&self) -> String {
+        let sel: Vec<String> = self
+            .selectors
+            .iter()
+            .map(|s| format!("{}={}", s.name, s.value))
+            .collect();
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| match &a.value {
+                ArgValue::Text(t) => format!("{}={t}", a.name),
+                ArgValue::Secret(_) => format!("{}=***", a.name),
+                ArgValue::Raw(_) => format!("{}=<…>", a.name),
+            })
+            .collect();
+        let inner = match (sel.is_empty(), args.is_empty()) {
+            (true, _) => args.join(", "),
+            (false, true) => sel.join(", "),
+            (false, false) => format!("{}; {}", sel.join(", "), args.join(", ")),
+        };
+        format!("{}.{}({inner})", self.class, self.op.name())
+    }
+
     /// The request envelope with this MessageID, byte-for-byte as go-wsman-messages writes it.
     pub fn render(&self, message_id: &str) -> String {
         let uri = &self.resource_uri;
@@ -640,6 +680,16 @@ pub fn method_output(
         }
     }
     Ok(out)
+}
+
+/// [`Call::checked`]'s decoder: the operation's own success shape, its value dropped.
+fn checked_unit(ex: &Exchange<'_>) -> Result<(), WsmanError> {
+    match ex.op {
+        Op::Invoke { .. } => method_output(ex, true).map(|_| ()),
+        Op::Get | Op::Put => body_instance(ex).map(|_| ()),
+        // A CreateResponse carries the new instance's reference, not the instance.
+        Op::Create | Op::Delete | Op::Enumerate | Op::Pull { .. } => Ok(()),
+    }
 }
 
 /// A method whose only output is `ReturnValue` 0.

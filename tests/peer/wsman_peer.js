@@ -478,10 +478,49 @@ async function main () {
   await step('IPS_OptInService Get/Put', async () => {
     const o = (await call(s, 'OptInService Get', ips.OptInService.Get())).Body.IPS_OptInService
     check('OptInRequired numeric 4294967295 (all)', o.OptInRequired === 4294967295, show(o.OptInRequired))
-    const p = (await call(s, 'OptInService Put', ips.OptInService.Put({ IPS_OptInService: { ...o, OptInRequired: 0 } }))).Body.IPS_OptInService
-    check('OptInService PutResponse echoes OptInRequired 0', p !== undefined && p.OptInRequired === 0, show(p))
+    // In client control mode the firmware keeps user consent at "all" (RPS allows only "All" in
+    // CCM profiles): a Put lowering it is a fault, and nothing changes.
+    const refused = await s.post(ips.OptInService.Put({ IPS_OptInService: { ...o, OptInRequired: 0 } }))
+    const fault = refused.status === 400 ? (await parseXml(refused.body)).Envelope.Body.Fault : undefined
+    check('OptInService Put of 0 in CCM is refused with a SOAP fault', fault !== undefined &&
+      String(fault.Code.Subcode.Value).endsWith('AccessDenied'), `HTTP ${refused.status} ${show(fault)}`)
+    const bad = await s.post(ips.OptInService.Put({ IPS_OptInService: { ...o, OptInRequired: 7 } }))
+    check('OptInService Put of 7 (no such policy) is refused', bad.status === 400, `HTTP ${bad.status}`)
+    const p = (await call(s, 'OptInService Put', ips.OptInService.Put({ IPS_OptInService: { ...o, OptInRequired: 4294967295 } }))).Body.IPS_OptInService
+    check('OptInService PutResponse echoes OptInRequired 4294967295', p !== undefined && p.OptInRequired === 4294967295, show(p))
     const g = (await call(s, 'OptInService Get', ips.OptInService.Get())).Body.IPS_OptInService
-    check('OptInService Get shows OptInRequired 0', g.OptInRequired === 0, show(g.OptInRequired))
+    check('OptInService Get still shows 4294967295', g.OptInRequired === 4294967295, show(g.OptInRequired))
+  })
+
+  await step('IPS_KVMRedirectionSettingData Get/Put', async () => {
+    const k = (await call(s, 'KVMRedirectionSettingData Get', ips.KVMRedirectionSettingData.Get())).Body.IPS_KVMRedirectionSettingData
+    check('KVMRedirectionSettingData EnabledByMEBx boolean true', k !== undefined && k.EnabledByMEBx === true, show(k))
+    check('KVMRedirectionSettingData SessionTimeout numeric', typeof k.SessionTimeout === 'number', show(k))
+    const p = (await call(s, 'KVMRedirectionSettingData Put', ips.KVMRedirectionSettingData.Put({ ...k, Is5900PortEnabled: true }))).Body.IPS_KVMRedirectionSettingData
+    check('KVMRedirectionSettingData PutResponse echoes Is5900PortEnabled', p !== undefined && p.Is5900PortEnabled === true, show(p))
+    const ro = await s.post(ips.KVMRedirectionSettingData.Put({ ...k, EnabledByMEBx: false }))
+    check('KVMRedirectionSettingData EnabledByMEBx is read-only (fault)', ro.status === 400, `HTTP ${ro.status}`)
+  })
+
+  await step('IPS_HTTPProxyService AddProxyAccessPoint / IPS_HTTPProxyAccessPoint', async () => {
+    const params = { AccessInfo: 'proxy.example.com', InfoFormat: 201, Port: 3128, NetworkDnsSuffix: 'example.com' }
+    const a = (await call(s, 'AddProxyAccessPoint', ips.HTTPProxyService.AddProxyAccessPoint(params))).Body.AddProxyAccessPoint_OUTPUT
+    check('AddProxyAccessPoint ReturnValue 0', a.ReturnValue === 0, show(a))
+    const sel = a.ProxyAccessPoint && a.ProxyAccessPoint.ReferenceParameters && a.ProxyAccessPoint.ReferenceParameters.SelectorSet
+    check('AddProxyAccessPoint answers the new access point reference', sel !== undefined && show(sel).includes('HTTP Proxy Access Point'), show(a.ProxyAccessPoint))
+    const d = (await call(s, 'AddProxyAccessPoint (duplicate)', ips.HTTPProxyService.AddProxyAccessPoint(params))).Body.AddProxyAccessPoint_OUTPUT
+    check('a duplicate AddProxyAccessPoint answers 2058 (the fixture)', d.ReturnValue === 2058, show(d))
+    const pr = await enumPull(s, ips.HTTPProxyAccessPoint)
+    const aps = asArray(pr.Items && pr.Items.IPS_HTTPProxyAccessPoint)
+    check('HTTPProxyAccessPoint: one access point with its fields', aps.length === 1 && aps[0].AccessInfo === 'proxy.example.com' &&
+      aps[0].Port === 3128 && aps[0].InfoFormat === 201, show(aps))
+    if (aps.length === 1) {
+      // wsman-messages writes a selector's value only in the { name, value } form ({ Name: x }
+      // gives an empty selector).
+      await call(s, 'HTTPProxyAccessPoint Delete', ips.HTTPProxyAccessPoint.Delete({ name: 'Name', value: aps[0].Name }))
+      const after = await enumPull(s, ips.HTTPProxyAccessPoint)
+      check('HTTPProxyAccessPoint Delete by Name (as RPS does) removes it', asArray(after.Items && after.Items.IPS_HTTPProxyAccessPoint).length === 0)
+    }
   })
 
   // --- Maintenance (§5.5) --------------------------------------------------------------------

@@ -51,6 +51,8 @@ pub struct WebState {
     /// rpc-go.md §5.4) reads `conn.client_chain` here to check it against the hash recorded by
     /// START_CONFIGURATION_HBASED.
     pub conn: ConnInfo,
+    /// `amt-sim serve --wsman-log FILE`: where each authenticated request is appended.
+    pub log: Option<std::path::PathBuf>,
 }
 
 /// What the web server knows about the connection a request arrived on.
@@ -76,6 +78,7 @@ impl Default for WebState {
             chain_complete: false,
             requests: 0,
             conn: ConnInfo::default(),
+            log: None,
         }
     }
 }
@@ -253,6 +256,24 @@ fn handle_request(fw: &mut FirmwareCore, req: &Request, now: Instant) -> WebRepl
             (400, env::amt_fault_envelope("", next_id(fw), &fault))
         }
     };
+    if let Some(path) = &fw.web.log {
+        let (class, op) = match Envelope::parse(&req.body) {
+            Ok(e) => (
+                class_of(e.resource_uri().unwrap_or_default()).to_string(),
+                operation_name(e.action().unwrap_or_default()),
+            ),
+            Err(_) => ("-".into(), "-".into()),
+        };
+        let line = format!("{user}\t{class}\t{op}\t{status}\n");
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "cannot append to the WS-MAN log");
+        }
+    }
     let close = status == 400 || req.wants_close();
     let layout = if status == 200 {
         let head = http::encode_amt_soap_response(
@@ -291,6 +312,19 @@ fn handle_request(fw: &mut FirmwareCore, req: &Request, now: Instant) -> WebRepl
         close,
         delay,
         drop_after,
+    }
+}
+
+/// `Get`, `Put`, … for WS-Transfer/Enumeration actions, the method name for an invocation.
+fn operation_name(action_uri: &str) -> String {
+    match action_uri {
+        action::GET => "Get".into(),
+        action::PUT => "Put".into(),
+        action::CREATE => "Create".into(),
+        action::DELETE => "Delete".into(),
+        action::ENUMERATE => "Enumerate".into(),
+        action::PULL => "Pull".into(),
+        other => other.rsplit('/').next().unwrap_or(other).to_string(),
     }
 }
 

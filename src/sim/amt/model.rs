@@ -155,14 +155,14 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
                     "Missing instance.",
                 ));
             };
-            let Some(list) = fw.profile.instances.get_mut(&class) else {
+            let Some(list) = fw.profile.instances.get(&class) else {
                 return Err(unreachable_fault(fw, &relates));
             };
             let key = body
                 .child_text("InstanceID")
                 .map(|v| ("InstanceID".to_string(), v.to_string()));
             let sel_all: Vec<(String, String)> = sel.iter().cloned().chain(key).collect();
-            let Some(target) = list.iter_mut().find(|i| matches(i, &sel_all)) else {
+            let Some(at) = list.iter().position(|i| matches(i, &sel_all)) else {
                 return Err(fault(
                     fw,
                     &relates,
@@ -170,6 +170,11 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
                     "The Selectors for the resource were not valid.",
                 ));
             };
+            if let Err(refusal) = classes::check_put(fw, &class, &list[at], body) {
+                tracing::debug!(%class, reason = %refusal.reason, "WS-MAN: Put refused");
+                return Err(fault(fw, &relates, refusal.subcode, &refusal.reason));
+            }
+            let target = &mut fw.profile.instances.get_mut(&class).expect("found above")[at];
             apply_put(target, body, &class);
             let mut out = target.clone();
             fw.changed();

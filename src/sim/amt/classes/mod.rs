@@ -7,6 +7,7 @@ pub use general::amt_fqdn;
 mod network;
 mod redirection;
 mod remote_access;
+mod rules;
 mod setup;
 mod tls;
 
@@ -33,7 +34,22 @@ pub fn seed_instances(p: &mut DeviceProfile) {
 /// `read`: the instance is being read (Get/Enumerate): only a read draws a new ConfigurationNonce,
 /// so AddNextCertInChain and AdminSetup keep the nonce the caller read and signed.
 pub(super) fn computed(fw: &mut FirmwareCore, class: &str, read: bool) -> Option<Instance> {
-    setup::computed(fw, class, read).or_else(|| general::computed(class))
+    setup::computed(fw, class, read)
+        .or_else(|| general::computed(class))
+        .or_else(|| remote_access::computed(class))
+}
+
+/// The class's Put rules ([`rules`]): `Err` is the fault the firmware answers instead of storing.
+/// Classes without rules accept any Put of known instances.
+pub(super) fn check_put(
+    fw: &FirmwareCore,
+    class: &str,
+    current: &Instance,
+    body: &Element,
+) -> Result<(), rules::PutRefusal> {
+    redirection::check_put(fw, class, current, body)
+        .or_else(|| general::check_put(class, current, body))
+        .unwrap_or(Ok(()))
 }
 
 type Invoke = fn(&mut FirmwareCore, &str, &str, Option<&Element>, &str) -> Option<Vec<Param>>;
@@ -46,7 +62,12 @@ pub(super) fn invoke(
     input: Option<&Element>,
     user: &str,
 ) -> Option<Vec<Param>> {
-    const AREAS: &[Invoke] = &[setup::invoke, general::invoke, redirection::invoke];
+    const AREAS: &[Invoke] = &[
+        setup::invoke,
+        general::invoke,
+        redirection::invoke,
+        remote_access::invoke,
+    ];
     AREAS
         .iter()
         .find_map(|area| area(fw, class, method, input, user))
