@@ -771,11 +771,13 @@ class Session {
     }
     const proxies = asArray((await this.enumPull(this.ips.HTTPProxyAccessPoint)).IPS_HTTPProxyAccessPoint)
     for (const ap of proxies) await this.call(this.ips.HTTPProxyAccessPoint.Delete({ Name: ap.Name }))
+    // unconfiguration.ts: { name, value } selectors (wsman-messages writes { Key: value } as an
+    // empty selector).
     for (const rule of ['User Initiated', 'Alert', 'Periodic']) {
-      await this.call(this.amt.RemoteAccessPolicyRule.Delete({ PolicyRuleName: rule }), { tolerate400: true })
+      await this.call(this.amt.RemoteAccessPolicyRule.Delete({ name: 'PolicyRuleName', value: rule }), { tolerate400: true })
     }
     const saps = asArray((await this.enumPull(this.amt.ManagementPresenceRemoteSAP)).AMT_ManagementPresenceRemoteSAP)
-    for (const s of saps) await this.call(this.amt.ManagementPresenceRemoteSAP.Delete({ Name: s.Name }))
+    for (const s of saps) await this.call(this.amt.ManagementPresenceRemoteSAP.Delete({ name: 'Name', value: s.Name }))
     const tls = asArray((await this.enumPull(this.amt.TLSSettingData)).AMT_TLSSettingData)
     if (tls.length < 2) throw new FlowError('Unknown error has occured')
     const pkc = asArray((await this.enumPull(this.amt.PublicKeyCertificate)).AMT_PublicKeyCertificate)

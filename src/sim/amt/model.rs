@@ -58,8 +58,110 @@ pub(super) fn matches(i: &Instance, sel: &[(String, String)]) -> bool {
         .all(|(k, v)| prop(i, k).map(|x| x == v).unwrap_or(true))
 }
 
+/// An instance's properties as the firmware writes them: hidden properties ([`hidden`]) left out,
+/// endpoint references ([`epr`]) as their XML.
 pub(super) fn params(i: &Instance) -> Vec<Param> {
-    i.iter().map(|(k, v)| Param::text(k, v)).collect()
+    i.iter()
+        .filter(|(k, _)| !k.starts_with(HIDDEN))
+        .map(|(k, v)| match epr_parts(v) {
+            Some((uri, name, value)) => Param::raw(k, epr_xml(uri, name, value)),
+            None => match epr_set_parts(v) {
+                Some((uri, set)) => Param::raw(k, epr_set_xml(uri, &set)),
+                None => Param::text(k, v),
+            },
+        })
+        .collect()
+}
+
+const EPR_SET_TAG: &str = "\0EPRS\0";
+
+/// An endpoint reference with several selectors (an association's `ManagedElement` and
+/// `PolicySet`, which name their instance by all of its keys), stored as text and written by
+/// [`params`] as [`epr_set_xml`] does.
+pub(super) fn epr_set(resource_uri: &str, selectors: &[(&str, &str)]) -> String {
+    let mut s = format!("{EPR_SET_TAG}{resource_uri}");
+    for (n, v) in selectors {
+        s.push('\0');
+        s.push_str(n);
+        s.push('\0');
+        s.push_str(v);
+    }
+    s
+}
+
+/// (ResourceURI, selectors) of a value made by [`epr_set`].
+pub(super) fn epr_set_parts(v: &str) -> Option<(&str, Vec<(&str, &str)>)> {
+    let mut it = v.strip_prefix(EPR_SET_TAG)?.split('\0');
+    let uri = it.next()?;
+    let mut set = Vec::new();
+    while let (Some(n), Some(v)) = (it.next(), it.next()) {
+        set.push((n, v));
+    }
+    Some((uri, set))
+}
+
+/// [`epr_xml`] with several selectors, in the order given.
+pub(super) fn epr_set_xml(resource_uri: &str, selectors: &[(&str, &str)]) -> String {
+    let mut s = format!(
+        "<b:Address>{}</b:Address><b:ReferenceParameters><c:ResourceURI>{}</c:ResourceURI><c:SelectorSet>",
+        ns::ANONYMOUS,
+        env::escape(resource_uri)
+    );
+    for (n, v) in selectors {
+        s.push_str(&format!(
+            "<c:Selector Name=\"{}\">{}</c:Selector>",
+            env::escape(n),
+            env::escape(v)
+        ));
+    }
+    s.push_str("</c:SelectorSet></b:ReferenceParameters>");
+    s
+}
+
+/// Marks what the firmware keeps but never returns (a hash of an 802.1X password, of a PSK):
+/// NUL cannot occur in XML, so no client can read, write or select such a property.
+const HIDDEN: char = '\0';
+const EPR_TAG: &str = "\0EPR\0";
+
+/// The name of a property the firmware keeps and never shows.
+pub(super) fn hidden(name: &str) -> String {
+    format!("{HIDDEN}{name}")
+}
+
+/// A property whose value is an endpoint reference (an association's `ElementInContext`, …),
+/// stored as text and written as `b:Address` + `b:ReferenceParameters` by [`params`].
+pub(super) fn epr(resource_uri: &str, selector: &str, value: &str) -> String {
+    format!("{EPR_TAG}{resource_uri}\0{selector}\0{value}")
+}
+
+/// (ResourceURI, selector name, selector value) of a value made by [`epr`].
+pub(super) fn epr_parts(v: &str) -> Option<(&str, &str, &str)> {
+    let mut it = v.strip_prefix(EPR_TAG)?.splitn(3, '\0');
+    Some((it.next()?, it.next()?, it.next()?))
+}
+
+/// An endpoint reference in a response, with the prefixes AMT's envelope declares (`b`
+/// addressing, `c` WS-Management).
+pub(super) fn epr_xml(resource_uri: &str, selector: &str, value: &str) -> String {
+    format!(
+        "<b:Address>{}</b:Address><b:ReferenceParameters><c:ResourceURI>{}</c:ResourceURI><c:SelectorSet><c:Selector Name=\"{}\">{}</c:Selector></c:SelectorSet></b:ReferenceParameters>",
+        ns::ANONYMOUS,
+        env::escape(resource_uri),
+        env::escape(selector),
+        env::escape(value)
+    )
+}
+
+/// The instance a method parameter names: an endpoint reference's first selector value
+/// (go-wsman-messages, rpc-go), or the bare text (Intel's wsman-messages sends handles so).
+pub(super) fn input_ref(input: Option<&Element>, name: &str) -> Option<String> {
+    let e = input?.child(name)?;
+    let v = if e.children.is_empty() {
+        e.text()
+    } else {
+        e.find("Selector")?.text()
+    };
+    (!v.is_empty()).then(|| v.to_string())
 }
 
 pub(super) fn fault(
@@ -155,6 +257,31 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
                     "Missing instance.",
                 ));
             };
+            // An association names its instance by the references in the body, not by selectors.
+            if let Some(r) = classes::put_by_body(fw, &class, body) {
+                return match r {
+                    Ok(()) => {
+                        fw.changed();
+                        let id = next_id(fw);
+                        // Empty body, as go-wsman-messages' policyappliestomps/put.xml fixture.
+                        Ok(env::amt_response_envelope(
+                            &env::AmtResponseHeader {
+                                action: action::PUT_RESPONSE,
+                                relates_to: &relates,
+                                message_id: id,
+                                resource_uri: Some(&uri),
+                            },
+                            None,
+                            None,
+                            "",
+                        ))
+                    }
+                    Err(refusal) => {
+                        tracing::debug!(%class, reason = %refusal.reason, "WS-MAN: Put refused");
+                        Err(fault(fw, &relates, refusal.subcode, &refusal.reason))
+                    }
+                };
+            }
             let Some(list) = fw.profile.instances.get(&class) else {
                 return Err(unreachable_fault(fw, &relates));
             };
@@ -176,7 +303,8 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
             }
             let target = &mut fw.profile.instances.get_mut(&class).expect("found above")[at];
             apply_put(target, body, &class);
-            let mut out = target.clone();
+            classes::after_put(fw, &class, at);
+            let mut out = fw.profile.instances[&class][at].clone();
             fw.changed();
             if class == "AMT_GeneralSettings" {
                 set_prop(&mut out, "DigestRealm", &fw.profile.digest_realm.clone());
@@ -228,11 +356,19 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
             }
         }
         action::DELETE => {
-            let list = fw.profile.instances.get_mut(&class).expect("known class");
-            let before = list.len();
-            list.retain(|i| sel.is_empty() || !sel.iter().all(|(k, v)| prop(i, k) == Some(v)));
-            if list.len() == before {
+            let hit =
+                |i: &Instance| sel.is_empty() || sel.iter().all(|(k, v)| prop(i, k) == Some(v));
+            let doomed: Vec<Instance> = fw.profile.instances[&class]
+                .iter()
+                .filter(|i| hit(i))
+                .cloned()
+                .collect();
+            if doomed.is_empty() {
                 // Firmware answers the delete of an absent instance with a fault (rps-protocol.md §9).
+                if class == "AMT_RemoteAccessPolicyRule" {
+                    // rpc-go's RemoveRemoteAccessPolicyRules tolerates exactly this subcode.
+                    return Err(unreachable_fault(fw, &relates));
+                }
                 return Err(fault(
                     fw,
                     &relates,
@@ -240,6 +376,15 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
                     "The Selectors for the resource were not valid.",
                 ));
             }
+            for i in &doomed {
+                if let Err(refusal) = classes::check_delete(fw, &class, i) {
+                    tracing::debug!(%class, reason = %refusal.reason, "WS-MAN: Delete refused");
+                    return Err(fault(fw, &relates, refusal.subcode, &refusal.reason));
+                }
+            }
+            let list = fw.profile.instances.get_mut(&class).expect("known class");
+            list.retain(|i| !hit(i));
+            classes::after_delete(fw, &class, &doomed);
             fw.changed();
             let id = next_id(fw);
             Ok(env::amt_delete_response(&relates, id, &uri))
