@@ -54,6 +54,12 @@ const V2_FLAGS: &[(&str, &str)] = &[
     ("address", "address"),
     ("port", "port"),
     ("networkdnssuffix", "network-dns-suffix"),
+    // configure cira (rpc-go.md §1.1, §1.2).
+    ("mpsaddress", "mps-address"),
+    ("mpscert", "mps-cert"),
+    ("mpspassword", "mps-password"),
+    ("envdetection", "env-detection"),
+    ("generateRandomPassword", "generate-random-password"),
     ("help", "help"),
     ("version", "version"),
 ];

@@ -21,6 +21,7 @@
 //! `plan`/`apply` of a whole profile reuses the same pieces per setting: [`Plan`] is data, and
 //! nothing here prints while it talks to AMT.
 
+pub mod cira;
 pub mod clock;
 pub mod features;
 pub mod hostname;
@@ -81,6 +82,10 @@ pub enum ConfigureSub {
     /// Add, list or delete AMT's HTTP proxy access points.
     #[command(name = "proxy", visible_alias = "httpproxy")]
     Proxy(proxy::ProxyArgs),
+    /// Point AMT at an MPS for remote access (CIRA): MPS root certificate, server, user and
+    /// password, the periodic and user-initiated policies, environment detection domains.
+    #[command(name = "cira")]
+    Cira(cira::CiraArgs),
 }
 
 pub fn run(
@@ -117,6 +122,7 @@ pub fn run(
             execute(device, &args.conn, hostname::Hostname::new(a)?, &opts)
         }
         ConfigureSub::Proxy(a) => execute(device, &args.conn, proxy::Proxy::new(a)?, &opts),
+        ConfigureSub::Cira(a) => execute(device, &args.conn, cira::Cira::new(a)?, &opts),
     }?;
     outcome.print(json_out);
     Ok(ExitCode::Success)
@@ -132,7 +138,17 @@ pub enum Step {
     Wsman(Call<()>),
     /// Watchdog-client SetAmtOperationalState (rpc-go.md §6.5): `true` enables AMT.
     SetAmtOperationalState(bool),
+    /// WS-MAN calls whose arguments come from what AMT holds when they run: the name the
+    /// firmware gave an instance an earlier step created (CIRA's policy rules name the MPS that
+    /// AddMpServer made). `describe` is what a dry run shows; `calls` reads and answers them.
+    Deferred {
+        describe: String,
+        calls: DeferredCalls,
+    },
 }
+
+/// See [`Step::Deferred`].
+pub type DeferredCalls = Box<dyn Fn(&mut Target) -> Result<Vec<Call<()>>, AgentError>>;
 
 impl Step {
     /// One line, secrets as `***`.
@@ -142,6 +158,7 @@ impl Step {
             Step::SetAmtOperationalState(on) => {
                 format!("WATCHDOG.SetAmtOperationalState({})", u8::from(*on))
             }
+            Step::Deferred { describe, .. } => describe.clone(),
         }
     }
 }
@@ -348,6 +365,13 @@ impl Target {
                     err.exit(failure)
                 }
             }),
+            Step::Deferred { calls, .. } => {
+                for call in calls(self)? {
+                    tracing::debug!(call = %call.describe(), "→");
+                    self.write(&Step::Wsman(call))?;
+                }
+                Ok(())
+            }
         }
     }
 
