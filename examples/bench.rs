@@ -238,7 +238,7 @@ fn main() {
     ));
     report.push_str(&format!(
         "\n`configure cira` (each on a fresh simulator activated in CCM, then alternating two \
-         MPSs): the first configuration (7 reads, AddTrustedRootCertificate, AddMpServer, \
+         MPSs): the first configuration (the state in 14 requests, AddTrustedRootCertificate, AddMpServer, \
          AddRemoteAccessPolicyRule ×2, AppliesToMPS Put ×2, RequestStateChange, environment Put, \
          the reads again) **{}**, a change of server (the 2 rules and the server deleted, added \
          again) **{}**, nothing to change **{}** ms (median wall time per process).\n",
