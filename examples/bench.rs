@@ -177,6 +177,7 @@ fn main() {
     let _ = server.wait();
     let rps = rps_bench(&agent, &sim, &tmp);
     let conf = configure_bench(&agent, &sim, &tmp);
+    let net = network_bench(&agent, &sim, &tmp);
     let _ = std::fs::remove_dir_all(&tmp);
 
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
@@ -235,6 +236,23 @@ fn main() {
         ms(conf.apply),
         ms(conf.undo),
         ms(conf.unchanged)
+    ));
+    report.push_str(&format!(
+        "\nNetworks: amt-sim with a wireless adapter, activated in CCM once; {} rounds, alternately \
+         (median wall time per process): `configure wired` to a static address **{}** and back to \
+         DHCP **{}**, `--dhcp` with nothing to change **{}**; wired 802.1X EAP-TLS on (key, client \
+         certificate and CA added, Put, SetCertificates) **{}** and off (Put, three deletes) **{}**; \
+         `configure wireless` adding a WPA2-PSK profile **{}**, the same profile unchanged **{}**, \
+         `--purge` **{}** ms.\n",
+        net.rounds,
+        ms(net.wired_static),
+        ms(net.wired_dhcp),
+        ms(net.wired_unchanged),
+        ms(net.dot1x_on),
+        ms(net.dot1x_off),
+        ms(net.wifi_add),
+        ms(net.wifi_unchanged),
+        ms(net.wifi_purge)
     ));
     report.push_str(&format!(
         "\n`configure cira` (each on a fresh simulator activated in CCM, then alternating two \
@@ -369,6 +387,128 @@ fn run_on(agent: &Path, dev: &str, pw: &str, args: &[&str]) {
         .status()
         .expect("spawn");
     assert!(st.success(), "{args:?} failed: {st}");
+}
+
+struct NetBench {
+    rounds: usize,
+    wired_static: Duration,
+    wired_dhcp: Duration,
+    wired_unchanged: Duration,
+    dot1x_on: Duration,
+    dot1x_off: Duration,
+    wifi_add: Duration,
+    wifi_unchanged: Duration,
+    wifi_purge: Duration,
+}
+
+/// `configure wired` (addressing, 802.1X) and `configure wireless` applied, undone and re-run
+/// unchanged against amt-sim with a wireless adapter.
+fn network_bench(agent: &Path, sim: &Path, dir: &Path) -> NetBench {
+    use std::os::unix::fs::PermissionsExt;
+    const ROUNDS: usize = 20;
+    const PW: &str = "Bench-Pa55!word";
+    let dir = dir.join("network");
+    std::fs::create_dir_all(&dir).expect("network bench dir");
+    let out = Command::new(sim)
+        .args(["profiles", "amt16.1"])
+        .output()
+        .expect("amt-sim profiles");
+    let mut p: serde_json::Value = serde_json::from_slice(&out.stdout).expect("profile JSON");
+    p["wireless"]["mac"] = "a4:bb:6d:12:34:57".into();
+    let profile = dir.join("wifi.json");
+    std::fs::write(&profile, p.to_string()).expect("write the profile");
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ieee8021x");
+    let key = dir.join("client.key");
+    std::fs::copy(fx.join("client.key"), &key).expect("copy the key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let (cert, ca) = (fx.join("client.pem"), fx.join("ca.pem"));
+    let profile = profile.display().to_string();
+    let (mut child, dev) = start_sim(sim, &dir, &["--device-profile", &profile]);
+    let run = |args: &[&str]| {
+        let t = Instant::now();
+        let st = Command::new(agent)
+            .arg("--device")
+            .arg(&dev)
+            .args(args)
+            .env("AMT_PASSWORD", PW)
+            .env("PSK_PASSPHRASE", "Bench wifi passphrase")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("spawn");
+        assert!(st.success(), "{args:?} failed: {st}");
+        t.elapsed()
+    };
+    run(&["activate", "--local", "--ccm"]);
+    let statik = [
+        "configure",
+        "wired",
+        "--ip-address",
+        "192.168.7.50",
+        "--subnet-mask",
+        "255.255.255.0",
+        "--gateway",
+        "192.168.7.1",
+        "--primary-dns",
+        "192.168.7.2",
+    ];
+    let (cert, ca, key) = (
+        cert.display().to_string(),
+        ca.display().to_string(),
+        key.display().to_string(),
+    );
+    let dot1x = [
+        "configure",
+        "wired",
+        "--dhcp",
+        "--ieee8021x-profile-name",
+        "bench",
+        "--ieee8021x-username",
+        "amt-bench",
+        "--ieee8021x-client-cert",
+        &cert,
+        "--ieee8021x-private-key",
+        &key,
+        "--ieee8021x-ca-cert",
+        &ca,
+    ];
+    let wifi = [
+        "configure",
+        "wireless",
+        "--profile-name",
+        "bench",
+        "--ssid",
+        "BenchNet",
+    ];
+    let mut t: [Vec<Duration>; 8] = Default::default();
+    for _ in 0..ROUNDS {
+        t[0].push(run(&statik));
+        t[1].push(run(&["configure", "wired", "--dhcp"]));
+        t[2].push(run(&["configure", "wired", "--dhcp"]));
+        t[3].push(run(&dot1x));
+        t[4].push(run(&["configure", "wired", "--dhcp"]));
+        t[5].push(run(&wifi));
+        t[6].push(run(&wifi));
+        t[7].push(run(&["configure", "wireless", "--purge"]));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let [a, b, c, d, e, f, g, h] = t.map(|mut v| {
+        v.sort();
+        v[v.len() / 2]
+    });
+    NetBench {
+        rounds: ROUNDS,
+        wired_static: a,
+        wired_dhcp: b,
+        wired_unchanged: c,
+        dot1x_on: d,
+        dot1x_off: e,
+        wifi_add: f,
+        wifi_unchanged: g,
+        wifi_purge: h,
+    }
 }
 
 struct RpsBench {

@@ -896,3 +896,70 @@ fn an_answer_cut_during_a_write_keeps_the_transport_code() {
     assert!(e.contains("help:"), "{e}");
     assert!(!e.contains("panicked"), "{e}");
 }
+
+#[test]
+fn configure_works_over_tls_on_firmware_that_enforces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("sim.sock");
+    let root = dir.path().join("root.pem");
+    let log = dir.path().join("wsman.log");
+    let (rootp, logp) = (
+        root.to_str().unwrap().to_string(),
+        log.to_str().unwrap().to_string(),
+    );
+    let sim = Sim::start_in(
+        dir,
+        socket,
+        &[
+            "--device-profile",
+            "amt19",
+            "--tls-root-out",
+            &rootp,
+            "--wsman-log",
+            &logp,
+        ],
+    );
+    let dev = sim.device();
+    let env = [("AMT_PASSWORD", PW)];
+    let o = agent_env(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "--local",
+            "--ccm",
+            "--amt-ca-file",
+            &rootp,
+        ],
+        &env,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    for _ in 0..2 {
+        let o = agent_env(
+            &[
+                "--device",
+                &dev,
+                "--json",
+                "configure",
+                "amt-features",
+                "--kvm",
+                "--amt-ca-file",
+                &rootp,
+            ],
+            &env,
+        );
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_eq!(json_out(&o)["settings"]["kvm"], true);
+    }
+    let writes: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("RequestStateChange"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        writes.len(),
+        1,
+        "one KVM change, none on the second run: {writes:?}"
+    );
+}

@@ -2202,6 +2202,200 @@ fn a_port_switch_to_a_port_amt_does_not_serve_ends_in_rps_error_not_a_hang() {
     assert_eq!(state(&sim)["control_mode"], 1);
 }
 
+/// A profile with Wi-Fi (RPS's wifiConfigs, local and UEFI sync): activation through the relay
+/// configures the simulated machine's Wi-Fi — the wireless port, the sync settings, the port
+/// state, a WPA2-PSK profile and a WPA2-802.1X (PEAP-MSCHAPv2) profile whose RADIUS root RPS adds
+/// — and the final message's WirelessNetwork says so. `configure wireless` then finds the PSK
+/// profile as wanted and writes nothing: the agent reads what RPS wrote as its own. A second
+/// activation clears the profiles (RPS's unconfiguration) and adds them again; a profile AMT
+/// refuses is reported as the component's failure.
+#[test]
+fn a_profile_with_wifi_configures_the_machines_wifi_through_the_relay() {
+    if !peer_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pfile = write_profile(dir.path(), "amt16.1", with_wifi);
+    let socket = dir.path().join("sim.sock");
+    let st = dir.path().join("state.json").display().to_string();
+    let log = dir.path().join("wsman.log").display().to_string();
+    let mut sim = Sim::start_in(
+        dir,
+        socket,
+        &[
+            "--device-profile",
+            &pfile,
+            "--state",
+            &st,
+            "--wsman-log",
+            &log,
+        ],
+    );
+    let ca = repo_file("tests/fixtures/ieee8021x/ca.pem");
+    let wifi = |extra: Value| {
+        let mut w = json!([
+            {"profileName": "home", "ssid": "HomeNet", "priority": 1, "authenticationMethod": 6,
+             "encryptionMethod": 4, "pskPassphrase": "Kn0wn wifi passphrase"},
+            {"profileName": "corp", "ssid": "Corp8021X", "priority": 2, "authenticationMethod": 7,
+             "encryptionMethod": 4, "ieee8021x": {"profileName": "corpPeap", "username": "alice",
+             "password": "Kn0wn-Radius!Secret", "rootCert": ca}}
+        ]);
+        if let Value::Array(e) = extra {
+            w.as_array_mut().unwrap().extend(e);
+        }
+        w
+    };
+    let mut profiles = profiles();
+    profiles["wifi-peer"] = json!({"mode": "ccm", "password": AMT_PW, "userConsent": "All",
+        "wifiConfigs": wifi(json!([])), "localWifiSyncEnabled": true, "uefiWifiSyncEnabled": true});
+    profiles["wifi-bad"] = json!({"mode": "ccm", "password": AMT_PW, "userConsent": "All",
+        "wifiConfigs": wifi(json!([{"profileName": "guest", "ssid": "Guest", "priority": 1,
+            "authenticationMethod": 6, "encryptionMethod": 4, "pskPassphrase": "Kn0wn wifi passphrase"}])),
+        "localWifiSyncEnabled": true, "uefiWifiSyncEnabled": true});
+    let peer = Peer::start(
+        sim.dir.path(),
+        json!({"delayMs": 300, "profiles": profiles}),
+        None,
+    );
+    let dev = sim.device();
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "--json",
+            "activate",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "wifi-peer",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        j["components"]["WirelessNetwork"]["result"], "Success",
+        "{j}"
+    );
+    let st = state(&sim);
+    let names: Vec<String> = (0..2)
+        .filter_map(|i| instance_prop(&st, "CIM_WiFiEndpointSettings", i, "ElementName"))
+        .collect();
+    assert_eq!(names, ["home", "corp"]);
+    assert_eq!(
+        instance_prop(&st, "CIM_IEEE8021xSettings", 0, "Username").as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        instance_prop(&st, "AMT_PublicKeyCertificate", 0, "TrustedRootCertficate").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        instance_prop(
+            &st,
+            "AMT_WiFiPortConfigurationService",
+            0,
+            "localProfileSynchronizationEnabled"
+        )
+        .as_deref(),
+        Some("3")
+    );
+    assert_eq!(
+        instance_prop(
+            &st,
+            "AMT_WiFiPortConfigurationService",
+            0,
+            "UEFIWiFiProfileShareEnabled"
+        )
+        .as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        instance_prop(&st, "CIM_WiFiPort", 0, "EnabledState").as_deref(),
+        Some("32769")
+    );
+    // The agent reads RPS's profile as its own: nothing to write.
+    let writes = || {
+        std::fs::read_to_string(sim.path("wsman.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let before = writes();
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "configure",
+            "wireless",
+            "--profile-name",
+            "home",
+            "--ssid",
+            "HomeNet",
+            "--priority",
+            "1",
+        ],
+        &[
+            ("AMT_PASSWORD", AMT_PW),
+            ("PSK_PASSPHRASE", "Kn0wn wifi passphrase"),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("nothing to change"), "{}", stdout(&o));
+    let log = std::fs::read_to_string(sim.path("wsman.log")).unwrap();
+    assert!(
+        log.lines()
+            .skip(before)
+            .all(|l| ["Get", "Enumerate", "Pull"].contains(&l.split('\t').nth(2).unwrap_or(""))),
+        "configure wrote after RPS: {log}"
+    );
+    // Re-activation with a profile whose third Wi-Fi profile takes a priority already used: RPS's
+    // clearing deletes the old profiles, the first two are added again, the third is refused.
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "--json",
+            "activate",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "wifi-bad",
+        ],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    // A component RPS reports as failed fails the run with its code (106 for Wi-Fi); the result
+    // comes first on stdout, the error object after it.
+    assert_eq!(code(&o), 106, "{}", stderr(&o));
+    let j: Value = serde_json::Deserializer::from_slice(&o.stdout)
+        .into_iter::<Value>()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("{}\n{}", stdout(&o), stderr(&o)));
+    assert_eq!(
+        j["failedComponents"],
+        serde_json::json!(["WirelessNetwork"])
+    );
+    assert_eq!(
+        j["components"]["WirelessNetwork"]["result"], "Failure",
+        "{j}"
+    );
+    assert!(
+        j["components"]["WirelessNetwork"]["details"]
+            .as_str()
+            .unwrap_or("")
+            .contains("guest"),
+        "{j}"
+    );
+    sim.stop();
+    let st = state(&sim);
+    assert!(instance_prop(&st, "CIM_WiFiEndpointSettings", 2, "ElementName").is_none());
+    assert_eq!(
+        instance_prop(&st, "CIM_WiFiEndpointSettings", 1, "ElementName").as_deref(),
+        Some("corp")
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // CIRA through RPS (rps-protocol.md §5.1 step 7, §5.6) and a component RPS reports as failed
 

@@ -344,6 +344,215 @@ fn configure_flows_leak_no_secret_at_trace_level() {
     }
 }
 
+/// `configure wired` and `configure wireless` at trace level, planned (`--dry-run`, text and
+/// JSON) and applied: no 802.1X password, Wi-Fi passphrase or private key appears in any form —
+/// neither the key file's PEM lines nor the PKCS#1 blob AddKey carries — whether the key comes
+/// from a file (mode 600) or from IEEE8021X_PRIVATE_KEY.
+#[test]
+fn network_configure_flows_leak_no_secret_at_trace_level() {
+    use base64::Engine;
+    use std::os::unix::fs::PermissionsExt;
+    const DOT1X_PW: &str = "Kn0wn-Radius!Secret";
+    const PSK: &str = "Kn0wn wifi passphrase";
+    let dir = tempfile::tempdir().unwrap();
+    let pfile = write_profile(dir.path(), "amt16.1", with_wifi);
+    let socket = dir.path().join("sim.sock");
+    let st = dir.path().join("state.json").display().to_string();
+    let sim = Sim::start_in(dir, socket, &["--device-profile", &pfile, "--state", &st]);
+    let dev = sim.device();
+    let lsa = lsa(&sim);
+    let o = agent_env(
+        &["--device", &dev, "activate", "--local", "--ccm"],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let fx = |n: &str| repo_file(&format!("tests/fixtures/ieee8021x/{n}"));
+    let key_pem = std::fs::read_to_string(fx("client.key")).unwrap();
+    let key_file = tempfile::tempdir().unwrap();
+    let key_path = key_file.path().join("client.key");
+    std::fs::write(&key_path, &key_pem).unwrap();
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let pkcs1_pem = std::fs::read_to_string(fx("client-pkcs1.key")).unwrap();
+    // What AddKey sends: base64 of the PKCS#1 DER, one line.
+    let blob: String = pkcs1_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(&blob)
+        .expect("the PKCS#1 body is base64");
+    let mut secrets: Vec<String> = vec![
+        AMT_PW.into(),
+        DOT1X_PW.into(),
+        PSK.into(),
+        lsa.clone(),
+        blob.clone(),
+    ];
+    // Every PEM line of both encodings of the key, but those that are public: a private key
+    // file holds the modulus too, which the certificate (logged, rightly) carries as well.
+    let public: String = std::fs::read_to_string(fx("client.pem"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    secrets.extend(
+        key_pem
+            .lines()
+            .chain(pkcs1_pem.lines())
+            .filter(|l| !l.starts_with("-----") && l.len() >= 16 && !public.contains(*l))
+            .map(str::to_string),
+    );
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let (client, ca, key) = (
+        fx("client.pem").display().to_string(),
+        fx("ca.pem").display().to_string(),
+        key_path.display().to_string(),
+    );
+    // `amt-agent --device D -vvv configure ARGS… EXTRA…`
+    let cmd = |args: &[&str], extra: &[&str]| -> Vec<String> {
+        ["--device", dev.as_str(), "-vvv", "configure"]
+            .iter()
+            .chain(args)
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let eap_tls = |extra: &[&str], key: Option<&str>| {
+        let mut a = vec![
+            "wired",
+            "--dhcp",
+            "--ieee8021x-profile-name",
+            "wiredTls",
+            "--ieee8021x-username",
+            "amt-client",
+            "--ieee8021x-client-cert",
+            &client,
+            "--ieee8021x-ca-cert",
+            &ca,
+        ];
+        if let Some(k) = key {
+            a.extend(["--ieee8021x-private-key", k]);
+        }
+        cmd(&a, extra)
+    };
+    const PEAP: &[&str] = &[
+        "wired",
+        "--ieee8021x-profile-name",
+        "wiredPeap",
+        "--ieee8021x-authentication-protocol",
+        "2",
+        "--ieee8021x-username",
+        "alice",
+    ];
+    const WIFI: &[&str] = &[
+        "wireless",
+        "--profile-name",
+        "office",
+        "--ssid",
+        "CorpNet",
+        "--priority",
+        "1",
+    ];
+    const WIFI_PEAP: &[&str] = &[
+        "wireless",
+        "--profile-name",
+        "corp",
+        "--ssid",
+        "Corp8021X",
+        "--priority",
+        "2",
+        "--authentication-method",
+        "7",
+        "--ieee8021x-profile-name",
+        "corpPeap",
+        "--ieee8021x-authentication-protocol",
+        "2",
+        "--ieee8021x-username",
+        "alice",
+    ];
+    let peap = |extra: &[&str]| cmd(PEAP, extra);
+    let wifi = |extra: &[&str]| cmd(WIFI, extra);
+    let wifi_peap = |extra: &[&str]| cmd(WIFI_PEAP, extra);
+    let env = [
+        ("AMT_PASSWORD", AMT_PW),
+        ("IEEE8021X_PASSWORD", DOT1X_PW),
+        ("PSK_PASSPHRASE", PSK),
+    ];
+    let key_env = [
+        ("AMT_PASSWORD", AMT_PW),
+        ("IEEE8021X_PRIVATE_KEY", key_pem.as_str()),
+    ];
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let runs: Vec<(&str, Vec<String>, Env, &str)> = vec![
+        (
+            "eap-tls --dry-run",
+            eap_tls(&["--dry-run"], Some(&key)),
+            &env,
+            "AddKey(KeyBlob=***)",
+        ),
+        (
+            "eap-tls --json --dry-run",
+            [
+                vec!["--json".to_string()],
+                eap_tls(&["--dry-run"], Some(&key)),
+            ]
+            .concat(),
+            &env,
+            "KeyBlob=***",
+        ),
+        ("eap-tls", eap_tls(&[], Some(&key)), &env, "AddKey"),
+        (
+            "eap-tls, key from the environment",
+            eap_tls(&["--force"], None),
+            &key_env,
+            "SetCertificates",
+        ),
+        ("peap --dry-run", peap(&["--dry-run"]), &env, "Password=***"),
+        ("peap", peap(&[]), &env, "IPS_IEEE8021xSettings"),
+        (
+            "peap --force",
+            peap(&["--force"]),
+            &env,
+            "IPS_IEEE8021xSettings",
+        ),
+        (
+            "wireless --dry-run",
+            wifi(&["--dry-run"]),
+            &env,
+            "PSKPassPhrase=***",
+        ),
+        ("wireless", wifi(&[]), &env, "AddWiFiSettings"),
+        (
+            "wireless --force",
+            wifi(&["--force"]),
+            &env,
+            "AddWiFiSettings",
+        ),
+        (
+            "wireless 802.1X --dry-run",
+            wifi_peap(&["--dry-run"]),
+            &env,
+            "Password=***",
+        ),
+        ("wireless 802.1X", wifi_peap(&[]), &env, "AddWiFiSettings"),
+    ];
+    for (what, args, env, shown) in runs {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = agent_env(&a, env);
+        assert_eq!(code(&o), 0, "{what}: {}", stderr(&o));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(all.contains("TRACE"), "{what}: ran at trace level");
+        assert!(all.contains(shown), "{what}: {shown} is shown");
+        assert_clean(what, &all, &secrets);
+    }
+    // The simulator keeps digests of the passwords and passphrases, never the text.
+    assert_no_secret(
+        "the simulator's state",
+        &std::fs::read_to_string(sim.path("state.json")).unwrap(),
+        &[DOT1X_PW, PSK],
+    );
+}
+
 /// `configure cira` at trace level, planned and applied, with the MPS password from the
 /// environment and with a random one: neither password appears in any output. The random one is
 /// unknown to the test, so every 16-character window of the output is checked against the digest

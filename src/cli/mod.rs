@@ -94,7 +94,8 @@ pub enum Command {
     /// Maintenance through RPS: syncclock, synchostname, syncip, changepassword, syncdeviceinfo.
     Maintenance(crate::commands::maintenance::MaintenanceArgs),
     /// Configure AMT locally: amt-features, amt-password, mebx, enable-amt, disable-amt,
-    /// sync-clock, hostname, proxy (each reads first, changes only what differs; --dry-run).
+    /// sync-clock, hostname, proxy, wired, wireless, wi-fi-sync (each reads first, changes only
+    /// what differs; --dry-run).
     Configure(crate::commands::configure::ConfigureArgs),
     /// Tools for support staff: raw WS-MAN to the local AMT.
     Diagnostics(crate::commands::diagnostics::DiagnosticsArgs),

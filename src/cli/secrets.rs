@@ -17,8 +17,8 @@ pub struct SecretSource<'a> {
     pub env: &'a [&'a str],
 }
 
-/// Reads a secret file: the first line, without the line end. Refuses files others can read.
-pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, AgentError> {
+/// Refuses a secret's file that other users can read (or that cannot be read at all).
+pub fn check_private_file(path: &Path, what: &str) -> Result<(), AgentError> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).map_err(|e| {
         AgentError::new(
@@ -38,6 +38,12 @@ pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, AgentError> {
         )
         .help(format!("chmod 600 {}", path.display())));
     }
+    Ok(())
+}
+
+/// Reads a secret file: the first line, without the line end. Refuses files others can read.
+pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, AgentError> {
+    check_private_file(path, what)?;
     let text = std::fs::read_to_string(path).map_err(|e| {
         AgentError::new(
             ExitCode::FailedReadingConfiguration,

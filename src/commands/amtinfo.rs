@@ -617,7 +617,8 @@ fn adapter_json(a: &Adapter) -> Value {
 /// order; `<`, `>` and `&` are escaped as Go does. Added keys (`heciAvailable`,
 /// `provisioningState`, `simulated`, `tlsEnforced`, `upid`) take their sorted places too, so a
 /// diff against rpc-go's output shows only them. A key whose read failed is left out.
-pub fn render_json(info: &AmtInfo, sel: &Selection) -> String {
+/// `public_key_certs`: rpc-go v2's `publicKeyCerts` object (`--userCert`), read over WS-MAN apart.
+pub fn render_json(info: &AmtInfo, sel: &Selection, public_key_certs: Option<Value>) -> String {
     let mut m: BTreeMap<&str, Value> = BTreeMap::new();
     let mut put = |k: &'static str, v: Option<Value>| {
         if let Some(v) = v {
@@ -701,6 +702,7 @@ pub fn render_json(info: &AmtInfo, sel: &Selection) -> String {
             )
         }),
     );
+    put("publicKeyCerts", public_key_certs);
     put("heciAvailable", Some(Value::Bool(true)));
     put(
         "simulated",
@@ -763,19 +765,8 @@ pub fn run(
     // With nothing read at all, the error alone says it better than a page of empty fields.
     if !nothing || errors.is_empty() {
         if json_out {
-            let mut out = render_json(&info, &sel);
-            // `--userCert`: rpc-go v2's `publicKeyCerts`, in its sorted place.
-            if let Some(c) = &user_certs {
-                if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&out) {
-                    let mut m: BTreeMap<String, Value> = m.into_iter().collect();
-                    m.insert("publicKeyCerts".into(), super::user_certs::json(c));
-                    let object: Map<String, Value> = m.into_iter().collect();
-                    out = go_html_escape(
-                        &serde_json::to_string_pretty(&Value::Object(object)).unwrap_or_default(),
-                    );
-                }
-            }
-            println!("{out}");
+            let certs = user_certs.as_deref().map(super::user_certs::json);
+            println!("{}", render_json(&info, &sel, certs));
         } else {
             print!("{}", render_text(&info, &sel));
             if let Some(c) = &user_certs {
@@ -984,7 +975,7 @@ mod tests {
             h(0x44),
             h(0x11)
         );
-        assert_eq!(render_json(&sample(), &sel), want);
+        assert_eq!(render_json(&sample(), &sel, None), want);
     }
 
     #[test]
@@ -1035,7 +1026,7 @@ mod tests {
              ---No Certificate Hashes Found---\n"
         );
         assert_eq!(
-            render_json(&AmtInfo::default(), &sel),
+            render_json(&AmtInfo::default(), &sel, None),
             "{\n  \"heciAvailable\": true\n}"
         );
     }
@@ -1097,7 +1088,7 @@ mod tests {
             upid: true,
             ..Selection::default()
         };
-        let v: Value = serde_json::from_str(&render_json(&with_upid(), &sel)).unwrap();
+        let v: Value = serde_json::from_str(&render_json(&with_upid(), &sel, None)).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
         assert_eq!(keys, ["heciAvailable", "upid", "uuid"], "{v}");
         let u = v["upid"].as_object().unwrap();

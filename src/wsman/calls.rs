@@ -106,6 +106,12 @@ pub enum ArgValue {
     Secret(Secret),
     /// Ready-made XML (e.g. an endpoint reference).
     Raw(String),
+    /// An embedded instance of the class at `namespace` (its ResourceURI); its properties may
+    /// hold secrets, redacted like any other.
+    Instance {
+        namespace: String,
+        properties: Vec<Arg>,
+    },
 }
 
 impl fmt::Debug for ArgValue {
@@ -114,6 +120,7 @@ impl fmt::Debug for ArgValue {
             ArgValue::Text(t) => write!(f, "{t:?}"),
             ArgValue::Secret(_) => f.write_str("***"),
             ArgValue::Raw(x) => write!(f, "raw {x:?}"),
+            ArgValue::Instance { properties, .. } => f.debug_list().entries(properties).finish(),
         }
     }
 }
@@ -147,13 +154,93 @@ impl Arg {
         }
     }
 
+    /// An embedded instance of `class` (a class name or ResourceURI) with these properties.
+    pub fn instance(name: impl Into<String>, class: &str, properties: Vec<Arg>) -> Arg {
+        Arg {
+            name: name.into(),
+            value: ArgValue::Instance {
+                namespace: resource_uri(class),
+                properties,
+            },
+        }
+    }
+
+    /// An endpoint reference to the instance of `class` whose `selector` is `value`, with the
+    /// `Address` go-wsman-messages and wsman-messages write for certificate references
+    /// (`default`) or endpoints (`/wsman`).
+    pub fn reference(
+        name: impl Into<String>,
+        address: &str,
+        class: &str,
+        selector: &str,
+        value: &str,
+    ) -> Arg {
+        Arg::raw(
+            name,
+            format!(
+                "<a:Address>{}</a:Address><a:ReferenceParameters><w:ResourceURI>{}</w:ResourceURI><w:SelectorSet><w:Selector Name=\"{}\">{}</w:Selector></w:SelectorSet></a:ReferenceParameters>",
+                escape(address),
+                escape(&resource_uri(class)),
+                escape(selector),
+                escape(value)
+            ),
+        )
+    }
+
     fn to_param(&self) -> Param {
         match &self.value {
             ArgValue::Text(t) => Param::text(&self.name, t),
             ArgValue::Secret(s) => Param::text(&self.name, s.expose()),
             ArgValue::Raw(x) => Param::raw(&self.name, x.clone()),
+            ArgValue::Instance {
+                namespace,
+                properties,
+            } => Param {
+                name: self.name.clone(),
+                value: envelope::Value::Embedded {
+                    namespace: namespace.clone(),
+                    properties: properties.iter().map(Arg::to_param).collect(),
+                },
+            },
         }
     }
+
+    /// `Name=value` as [`Call::describe`] prints it, secrets as `***`.
+    fn describe(&self) -> String {
+        match &self.value {
+            // A certificate blob or the like: its start and length, not a screenful.
+            ArgValue::Text(t) if t.chars().count() > 96 => format!(
+                "{}={}…({} characters)",
+                self.name,
+                t.chars().take(24).collect::<String>(),
+                t.chars().count()
+            ),
+            ArgValue::Text(t) => format!("{}={t}", self.name),
+            ArgValue::Secret(_) => format!("{}=***", self.name),
+            ArgValue::Raw(x) => match reference_target(x) {
+                Some(v) => format!("{}=<{v}>", self.name),
+                None => format!("{}=<…>", self.name),
+            },
+            ArgValue::Instance { properties, .. } => format!(
+                "{}={{{}}}",
+                self.name,
+                properties
+                    .iter()
+                    .map(Arg::describe)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// The selector value of an endpoint reference made by [`Arg::reference`] (for describing it).
+fn reference_target(xml: &str) -> Option<&str> {
+    let start = xml.find("<w:Selector ")?;
+    let rest = &xml[start..];
+    let open = rest.find('>')? + 1;
+    let close = rest.find("</w:Selector>")?;
+    rest.get(open..close)
 }
 
 /// One property of an [`Instance`]: text, or a structured value (endpoint reference, embedded
@@ -552,15 +639,7 @@ impl<T> Call<T> {
             .iter()
             .map(|s| format!("{}={}", s.name, s.value))
             .collect();
-        let args: Vec<String> = self
-            .args
-            .iter()
-            .map(|a| match &a.value {
-                ArgValue::Text(t) => format!("{}={t}", a.name),
-                ArgValue::Secret(_) => format!("{}=***", a.name),
-                ArgValue::Raw(_) => format!("{}=<…>", a.name),
-            })
-            .collect();
+        let args: Vec<String> = self.args.iter().map(Arg::describe).collect();
         let inner = match (sel.is_empty(), args.is_empty()) {
             (true, _) => args.join(", "),
             (false, true) => sel.join(", "),

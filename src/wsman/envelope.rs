@@ -111,6 +111,13 @@ impl Selector {
 pub enum Value {
     Text(String),
     Raw(String),
+    /// An embedded instance (a method's `…Input` parameter): its properties are written with
+    /// prefix `q`, declared on the parameter element (`<h:P xmlns:q="namespace">…</h:P>`), as
+    /// wsman-messages writes `AddWiFiSettings`' `WiFiEndpointSettingsInput`.
+    Embedded {
+        namespace: String,
+        properties: Vec<Param>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,6 +147,20 @@ fn write_params(out: &mut String, prefix: &str, params: &[Param]) {
         let v = match &p.value {
             Value::Text(t) => escape(t),
             Value::Raw(x) => x.clone(),
+            Value::Embedded {
+                namespace,
+                properties,
+            } => {
+                let _ = write!(
+                    out,
+                    "<{prefix}:{n} xmlns:q=\"{}\">",
+                    escape(namespace),
+                    n = p.name
+                );
+                write_params(out, "q", properties);
+                let _ = write!(out, "</{prefix}:{n}>", n = p.name);
+                continue;
+            }
         };
         let _ = write!(out, "<{prefix}:{n}>{v}</{prefix}:{n}>", n = p.name);
     }

@@ -606,16 +606,20 @@ async function main () {
     check('state file holds the MPS', saps.length === 1, show(saps.length))
   })
 
-  await step('CIRA: cleared again as RPS clears it at activation (rules, then the server)', async () => {
+  await step('CIRA: cleared again as RPS clears it at activation (rules, the server, the certificates)', async () => {
     for (const name of ['User Initiated', 'Alert', 'Periodic']) await s.post(amt.RemoteAccessPolicyRule.Delete({ name: 'PolicyRuleName', value: name }))
     const pr = await enumPull(s, amt.ManagementPresenceRemoteSAP)
     for (const sap of asArray(pr.Items && pr.Items.AMT_ManagementPresenceRemoteSAP)) {
       await call(s, 'ManagementPresenceRemoteSAP Delete', amt.ManagementPresenceRemoteSAP.Delete({ name: 'Name', value: sap.Name }))
     }
+    // …and its certificates, as RPS's clearing deletes every AMT_PublicKeyCertificate.
+    const certs = asArray((await enumPull(s, amt.PublicKeyCertificate)).Items.AMT_PublicKeyCertificate)
+    for (const c of certs) await call(s, 'PublicKeyCertificate Delete', amt.PublicKeyCertificate.Delete({ name: 'InstanceID', value: c.InstanceID }))
     const after = await enumPull(s, amt.ManagementPresenceRemoteSAP)
     check('no server and no association left', asArray(after.Items && after.Items.AMT_ManagementPresenceRemoteSAP).length === 0 &&
       asArray((await enumPull(s, amt.RemoteAccessPolicyAppliesToMPS)).Items.AMT_RemoteAccessPolicyAppliesToMPS).length === 0)
   })
+  await networkChecks(s, amt, ips, cim, ports)
 
   // --- Maintenance (§5.5) --------------------------------------------------------------------
 
@@ -654,6 +658,150 @@ async function main () {
 
   console.log(`${passes} passed, ${failures} failed`)
   process.exit(failures === 0 ? 0 : 1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wired port's rules, the key store, wired 802.1X and Wi-Fi (RPS's wiredNetworkConfiguration,
+// wifiNetworkConfiguration and rpc-go's configure wired/wireless, rps-protocol.md §5.1 step 5).
+// Wi-Fi only where the device has a wireless adapter (the port `…Settings 1` has a MAC).
+
+const FIXTURES = require('path').join(__dirname, '..', 'fixtures', 'ieee8021x')
+const pemBody = (name) => fs.readFileSync(require('path').join(FIXTURES, name), 'utf8').replace(/-----[^-]+-----/g, '').replace(/\s+/g, '')
+// AddKey's KeyBlob: base64 of the PKCS#1 DER, as rpc-go sends it.
+const pkcs1 = (name) => crypto.createPrivateKey(fs.readFileSync(require('path').join(FIXTURES, name), 'utf8'))
+  .export({ type: 'pkcs1', format: 'der' }).toString('base64')
+const publicPkcs1 = (name) => crypto.createPublicKey(fs.readFileSync(require('path').join(FIXTURES, name), 'utf8'))
+  .export({ type: 'pkcs1', format: 'der' }).toString('base64')
+const handleOf = (ref) => ref && ref.ReferenceParameters && ref.ReferenceParameters.SelectorSet &&
+  String(ref.ReferenceParameters.SelectorSet.Selector)
+
+async function networkChecks (s, amt, ips, cim, ports) {
+  const wired = ports.find((p) => String(p.InstanceID).includes('Settings 0'))
+  const wireless = ports.find((p) => String(p.InstanceID).includes('Settings 1'))
+
+  await step('AMT_EthernetPortSettings static Put and its rules', async () => {
+    const fixed = { ...wired, DHCPEnabled: false, IpSyncEnabled: false, SharedStaticIp: false, IPAddress: '192.168.7.50', SubnetMask: '255.255.255.0', DefaultGateway: '192.168.7.1', PrimaryDNS: '192.168.7.2' }
+    const got = (await call(s, 'EthernetPortSettings Put (static)', amt.EthernetPortSettings.Put(fixed))).Body.AMT_EthernetPortSettings
+    check('static Put echoes the address and the three flags', got.IPAddress === '192.168.7.50' && got.DHCPEnabled === false &&
+      got.IpSyncEnabled === false && got.SharedStaticIp === false, show(got))
+    for (const [what, bad] of [
+      ['a gateway outside the subnet', { ...fixed, DefaultGateway: '10.9.9.9' }],
+      ['a non-contiguous mask', { ...fixed, SubnetMask: '255.0.255.0' }],
+      ['DHCP with a shared static address', { ...wired, DHCPEnabled: true, SharedStaticIp: true }],
+      ['SharedStaticIp without IpSyncEnabled', { ...wired, DHCPEnabled: false, IpSyncEnabled: false, SharedStaticIp: true }]
+    ]) {
+      const r = await s.post(amt.EthernetPortSettings.Put(bad))
+      check(`EthernetPortSettings Put with ${what} is a SOAP fault`, r.status === 400, `HTTP ${r.status}`)
+    }
+    const back = { ...wired, DHCPEnabled: true, IpSyncEnabled: true, SharedStaticIp: false }
+    for (const k of ['IPAddress', 'SubnetMask', 'DefaultGateway', 'PrimaryDNS', 'SecondaryDNS']) delete back[k]
+    const d = (await call(s, 'EthernetPortSettings Put (DHCP)', amt.EthernetPortSettings.Put(back))).Body.AMT_EthernetPortSettings
+    check('DHCP again: the lease address comes back', d.DHCPEnabled === true && d.IPAddress === wired.IPAddress, show(d.IPAddress))
+  })
+
+  const handles = {}
+  await step('AMT_PublicKeyManagementService AddKey / AddCertificate / AddTrustedRootCertificate', async () => {
+    const k = (await call(s, 'AddKey', amt.PublicKeyManagementService.AddKey(pkcs1('client.key')))).Body.AddKey_OUTPUT
+    check('AddKey ReturnValue 0 with a CreatedKey reference', k.ReturnValue === 0 && /Key: Handle/.test(handleOf(k.CreatedKey)), show(k))
+    const k2 = (await call(s, 'AddKey (again)', amt.PublicKeyManagementService.AddKey(pkcs1('client.key')))).Body.AddKey_OUTPUT
+    check('AddKey of a key AMT holds answers 2058 (rpc-go reads it as "already exists")', k2.ReturnValue === 2058, show(k2.ReturnValue))
+    const c = (await call(s, 'AddCertificate', amt.PublicKeyManagementService.AddCertificate({ CertificateBlob: pemBody('client.pem') }))).Body.AddCertificate_OUTPUT
+    check('AddCertificate ReturnValue 0 with a CreatedCertificate reference', c.ReturnValue === 0 && /Certificate: Handle/.test(handleOf(c.CreatedCertificate)), show(c))
+    handles.client = handleOf(c.CreatedCertificate)
+    const c2 = (await call(s, 'AddCertificate (no key)', amt.PublicKeyManagementService.AddCertificate({ CertificateBlob: pemBody('client2.pem') }))).Body.AddCertificate_OUTPUT
+    check('AddCertificate without its key in the store is refused (2060)', c2.ReturnValue === 2060, show(c2.ReturnValue))
+    const r = (await call(s, 'AddTrustedRootCertificate', amt.PublicKeyManagementService.AddTrustedRootCertificate({ CertificateBlob: pemBody('ca.pem') }))).Body.AddTrustedRootCertificate_OUTPUT
+    check('AddTrustedRootCertificate ReturnValue 0', r.ReturnValue === 0, show(r))
+    handles.root = handleOf(r.CreatedCertificate)
+    const nr = (await call(s, 'AddTrustedRootCertificate (a leaf)', amt.PublicKeyManagementService.AddTrustedRootCertificate({ CertificateBlob: pemBody('client.pem') }))).Body.AddTrustedRootCertificate_OUTPUT
+    check('a certificate that cannot issue is no trusted root (2063)', nr.ReturnValue === 2063, show(nr.ReturnValue))
+    const certs = asArray((await enumPull(s, amt.PublicKeyCertificate)).Items.AMT_PublicKeyCertificate)
+    check('PublicKeyCertificate lists both, TrustedRootCertficate boolean', certs.length === 2 &&
+      certs.some((x) => x.TrustedRootCertficate === true) && certs.some((x) => x.TrustedRootCertficate === false), show(certs.map((x) => x.InstanceID)))
+    check('X509Certificate is the DER sent', certs.some((x) => x.X509Certificate === pemBody('client.pem')))
+    const keys = asArray((await enumPull(s, amt.PublicPrivateKeyPair)).Items.AMT_PublicPrivateKeyPair)
+    check('PublicPrivateKeyPair DERKey is the PKCS#1 public key', keys.length === 1 && keys[0].DERKey === publicPkcs1('client.key'), show(keys))
+  })
+
+  await step('IPS_IEEE8021xSettings Put / SetCertificates / credential contexts', async () => {
+    const x = (await call(s, 'IEEE8021xSettings Get', ips.IEEE8021xSettings.Get())).Body.IPS_IEEE8021xSettings
+    const on = (await call(s, 'IEEE8021xSettings Put (EAP-TLS)', ips.IEEE8021xSettings.Put({ ElementName: x.ElementName, InstanceID: x.InstanceID, Enabled: 2, AuthenticationProtocol: 0, Username: 'peer-client', AvailableInS0: true, PxeTimeout: 120 }))).Body.IPS_IEEE8021xSettings
+    check('EAP-TLS before SetCertificates is enabled without certificates (6)', on.Enabled === 6, show(on.Enabled))
+    const noPw = await s.post(ips.IEEE8021xSettings.Put({ ElementName: x.ElementName, InstanceID: x.InstanceID, Enabled: 2, AuthenticationProtocol: 2, Username: 'alice' }))
+    check('PEAP-MSCHAPv2 without a Password is a SOAP fault', noPw.status === 400, `HTTP ${noPw.status}`)
+    // wsman-messages writes the handles as bare text; rpc-go (go-wsman-messages) as references.
+    const sc = (await call(s, 'SetCertificates', ips.IEEE8021xSettings.SetCertificates(handles.root, handles.client))).Body.SetCertificates_OUTPUT
+    check('SetCertificates ReturnValue 0', sc.ReturnValue === 0, show(sc))
+    const g = (await call(s, 'IEEE8021xSettings Get', ips.IEEE8021xSettings.Get())).Body.IPS_IEEE8021xSettings
+    check('with its certificates bound, 802.1X is enabled (2) and shows no Password', g.Enabled === 2 && !('Password' in g), show(g))
+    const ctx = asArray((await enumPull(s, ips.IEEE8021xCredentialContext)).Items.IPS_8021xCredentialContext)
+    check('two credential contexts name the certificates', ctx.length === 2 &&
+      [handles.root, handles.client].every((h) => ctx.some((c) => handleOf(c.ElementInContext) === h)), show(ctx))
+    const del = await s.post(amt.PublicKeyCertificate.Delete({ name: 'InstanceID', value: handles.client }))
+    check('a bound certificate cannot be deleted (fault)', del.status === 400, `HTTP ${del.status}`)
+    // RPS's clearing: 802.1X off (Enabled=3), then the keys and certificates go.
+    await call(s, 'IEEE8021xSettings Put (off)', ips.IEEE8021xSettings.Put({ ...g, Enabled: 3 }))
+    const keys = asArray((await enumPull(s, amt.PublicPrivateKeyPair)).Items.AMT_PublicPrivateKeyPair)
+    for (const k of keys) await call(s, 'PublicPrivateKeyPair Delete', amt.PublicPrivateKeyPair.Delete({ name: 'InstanceID', value: k.InstanceID }))
+    const certs = asArray((await enumPull(s, amt.PublicKeyCertificate)).Items.AMT_PublicKeyCertificate)
+    for (const c of certs) await call(s, 'PublicKeyCertificate Delete', amt.PublicKeyCertificate.Delete({ name: 'InstanceID', value: c.InstanceID }))
+    check('once 802.1X is off its key and certificates delete', asArray((await enumPull(s, amt.PublicKeyCertificate)).Items.AMT_PublicKeyCertificate).length === 0)
+  })
+
+  if (!wireless || /^[0-]*$/.test(String(wireless.MACAddress))) {
+    check('no wireless adapter: the Wi-Fi classes are absent', (await s.post(amt.WiFiPortConfigurationService.Get())).status === 400)
+    return
+  }
+
+  await step('Wi-Fi: the wireless port, sync settings and the port state (RPS\'s order)', async () => {
+    const w = (await call(s, 'EthernetPortSettings Put (Settings 1)', amt.EthernetPortSettings.Put({ ...wireless, ConsoleTcpMaxRetransmissions: 5 }))).Body.AMT_EthernetPortSettings
+    check('wireless port Put echoes DHCPEnabled true', w.DHCPEnabled === true, show(w))
+    const noDhcp = await s.post(amt.EthernetPortSettings.Put({ ...wireless, DHCPEnabled: false }))
+    check('the wireless port refuses a static address (fault)', noDhcp.status === 400, `HTTP ${noDhcp.status}`)
+    const svc = (await call(s, 'WiFiPortConfigurationService Get', amt.WiFiPortConfigurationService.Get())).Body.AMT_WiFiPortConfigurationService
+    check('localProfileSynchronizationEnabled numeric 0, UEFIWiFiProfileShareEnabled boolean', svc.localProfileSynchronizationEnabled === 0 &&
+      typeof svc.UEFIWiFiProfileShareEnabled === 'boolean', show(svc))
+    const boot = (await call(s, 'BootCapabilities Get', amt.BootCapabilities.Get())).Body.AMT_BootCapabilities
+    check('BootCapabilities says UEFI Wi-Fi profile share', boot.UEFIWiFiCoExistenceAndProfileShare === true, show(boot))
+    // RPS writes 3 and 1 (a number for the boolean).
+    const put = (await call(s, 'WiFiPortConfigurationService Put', amt.WiFiPortConfigurationService.Put({ ...svc, localProfileSynchronizationEnabled: 3, UEFIWiFiProfileShareEnabled: 1 }))).Body.AMT_WiFiPortConfigurationService
+    check('WiFiPortConfigurationService Put keeps 3 and true', put.localProfileSynchronizationEnabled === 3 && put.UEFIWiFiProfileShareEnabled === true, show(put))
+    const rsc = (await call(s, 'WiFiPort RequestStateChange', cim.WiFiPort.RequestStateChange(32769))).Body.RequestStateChange_OUTPUT
+    check('WiFiPort RequestStateChange(32769) ReturnValue 0', rsc.ReturnValue === 0, show(rsc))
+    const port = (await call(s, 'WiFiPort Get', cim.WiFiPort.Get())).Body.CIM_WiFiPort
+    check('WiFiPort EnabledState 32769', port.EnabledState === 32769, show(port.EnabledState))
+  })
+
+  await step('Wi-Fi: AddWiFiSettings as RPS builds it, and the profile rules', async () => {
+    const sel = { name: 'Name', value: 'WiFi Endpoint 0' }
+    const profile = (name, priority, extra) => ({ ElementName: name, InstanceID: `Intel(r) AMT:WiFi Endpoint Settings ${name}`, AuthenticationMethod: 6, EncryptionMethod: 4, SSID: 'PeerNet', Priority: priority, PSKPassPhrase: 'P&ssw<rd-peer', ...extra })
+    const add = async (label, p, x, client, ca) => (await call(s, label, amt.WiFiPortConfigurationService.AddWiFiSettings(p, sel, x, client, ca))).Body.AddWiFiSettings_OUTPUT.ReturnValue
+    check('AddWiFiSettings (WPA2-PSK) ReturnValue 0', await add('AddWiFiSettings', profile('peerHome', 1)) === 0)
+    check('a second profile with the same name: 2058', await add('AddWiFiSettings (same name)', profile('peerHome', 2)) === 2058)
+    check('a second profile with the same priority: 2067', await add('AddWiFiSettings (same priority)', profile('peerLab', 1)) === 2067)
+    check('a 7-character passphrase: 3 (Invalid Parameter)', await add('AddWiFiSettings (short PSK)', profile('peerLab', 2, { PSKPassPhrase: 'short12' })) === 3)
+    check('a name with a dash: 3', await add('AddWiFiSettings (bad name)', profile('peer-lab', 2)) === 3)
+    // 802.1X: the key and certificates into the store, then the profile with its references.
+    const k = (await call(s, 'AddKey', amt.PublicKeyManagementService.AddKey(pkcs1('client.key')))).Body.AddKey_OUTPUT
+    const c = (await call(s, 'AddCertificate', amt.PublicKeyManagementService.AddCertificate({ CertificateBlob: pemBody('client.pem') }))).Body.AddCertificate_OUTPUT
+    const r = (await call(s, 'AddTrustedRootCertificate', amt.PublicKeyManagementService.AddTrustedRootCertificate({ CertificateBlob: pemBody('ca.pem') }))).Body.AddTrustedRootCertificate_OUTPUT
+    check('the 802.1X certificates are added', k.ReturnValue === 0 && c.ReturnValue === 0 && r.ReturnValue === 0)
+    const corp = { ElementName: 'peerCorp', InstanceID: 'Intel(r) AMT:WiFi Endpoint Settings peerCorp', AuthenticationMethod: 7, EncryptionMethod: 4, SSID: 'PeerCorp', Priority: 3 }
+    const dot1x = { ElementName: 'peerTls', InstanceID: 'Intel(r) AMT: 8021X Settings peerTls', AuthenticationProtocol: 0, Username: 'peer-client' }
+    check('AddWiFiSettings (WPA2-802.1X, EAP-TLS) ReturnValue 0', await add('AddWiFiSettings (802.1X)', corp, dot1x, handleOf(c.CreatedCertificate), handleOf(r.CreatedCertificate)) === 0)
+    const profiles = asArray((await enumPull(s, cim.WiFiEndpointSettings)).Items.CIM_WiFiEndpointSettings)
+    check('WiFiEndpointSettings lists both profiles, numbers as numbers, no passphrase', profiles.length === 2 &&
+      profiles.every((p) => typeof p.Priority === 'number' && !('PSKPassPhrase' in p)), show(profiles))
+    const xs = asArray((await enumPull(s, cim.IEEE8021xSettings)).Items.CIM_IEEE8021xSettings)
+    check('the 802.1X profile\'s CIM_IEEE8021xSettings, without a Password', xs.length === 1 && xs[0].Username === 'peer-client' && !('Password' in xs[0]), show(xs))
+    // RPS's clearing deletes every profile whose Priority is not 0.
+    for (const p of profiles) {
+      if (p.Priority !== 0) await call(s, 'WiFiEndpointSettings Delete', cim.WiFiEndpointSettings.Delete({ name: 'InstanceID', value: p.InstanceID }))
+    }
+    check('profiles deleted, and the 802.1X settings with them',
+      asArray((await enumPull(s, cim.WiFiEndpointSettings)).Items.CIM_WiFiEndpointSettings).length === 0 &&
+      asArray((await enumPull(s, cim.IEEE8021xSettings)).Items.CIM_IEEE8021xSettings).length === 0)
+  })
 }
 
 main().catch((e) => {

@@ -453,6 +453,16 @@ class Session {
   final (ok, message) {
     if (this.done) return
     this.done = true
+    // Components a flow step recorded (Wi-Fi) replace the NotApplicable defaults in place.
+    if (this.componentResults) {
+      try {
+        const m = JSON.parse(message)
+        if (m.Components) {
+          Object.assign(m.Components, this.componentResults)
+          message = JSON.stringify(m)
+        }
+      } catch (_) {}
+    }
     this.send(envelope(ok ? 'success' : 'error', ok ? 'success' : 'failed', message, null))
   }
 
@@ -789,6 +799,7 @@ class Session {
     }
     if (wireless && wireless.MACAddress) {
       const w = asArray((await this.enumPull(this.cim.WiFiEndpointSettings)).CIM_WiFiEndpointSettings)
+      // RPS's unconfiguration.ts passes the { name, value } selector (wsman-messages writes no value for { InstanceID: x }).
       for (const s of w) if (s.Priority) await this.call(this.cim.WiFiEndpointSettings.Delete({ name: 'InstanceID', value: s.InstanceID }))
     }
     const proxies = asArray((await this.enumPull(this.ips.HTTPProxyAccessPoint)).IPS_HTTPProxyAccessPoint)
@@ -819,6 +830,9 @@ class Session {
       if (!r || r.DHCPEnabled !== true || r.IpSyncEnabled !== true || r.SharedStaticIp !== false) throw new FlowError('Failed to put to ethernet port settings')
     }
     this.progress('Wired network configuration completed')
+    const w1 = eps2.find((e) => String(e.InstanceID).includes('Settings 1'))
+    const wifiWanted = (profile.wifiConfigs || []).length > 0 || profile.localWifiSyncEnabled || profile.uefiWifiSyncEnabled
+    if (w1 && w1.MACAddress && !/^[0-]*$/.test(String(w1.MACAddress)) && wifiWanted) await this.configureWireless(profile, w1)
     this.progress('Configuring AMT features')
     const redir = this.body(await this.call(this.amt.RedirectionService.Get())).AMT_RedirectionService
     const optIn = this.body(await this.call(this.ips.OptInService.Get())).IPS_OptInService
@@ -893,6 +907,71 @@ class Session {
       if (e instanceof CiraFailure) return e.message
       throw e
     }
+  }
+
+  // Wi-Fi (rps-protocol.md §5.1 step 5; RPS's wifiNetworkConfiguration.ts): the wireless port's
+  // Put (DHCP, ConsoleTcpMaxRetransmissions 5), the port configuration service and, when a sync is
+  // off, AMT_BootCapabilities and its Put, CIM_WiFiPort.RequestStateChange(32769), then each
+  // profile. A PEAP-MSCHAPv2 profile's user name, password and RADIUS root come, in RPS, from the
+  // Enterprise Assistant; here from the profile's `ieee8021x` (the stand-in EA's answer), and the
+  // root is added with AddTrustedRootCertificate before AddWiFiSettings references it. EAP-TLS
+  // through the EA (GenerateKeyPair, GeneratePKCS10RequestEx) is not played. A profile AMT refuses
+  // does not stop the flow: the WirelessNetwork component reports it, as RPS does.
+  async configureWireless (profile, wireless) {
+    this.progress('Configuring wireless network')
+    const put = Object.assign({}, wireless, { ConsoleTcpMaxRetransmissions: 5 })
+    if (put.DHCPEnabled) for (const k of ['SubnetMask', 'DefaultGateway', 'IPAddress', 'PrimaryDNS', 'SecondaryDNS']) delete put[k]
+    await this.call(this.amt.EthernetPortSettings.Put(put))
+    const svc = this.body(await this.call(this.amt.WiFiPortConfigurationService.Get())).AMT_WiFiPortConfigurationService
+    if (svc.localProfileSynchronizationEnabled === 0 || svc.UEFIWiFiProfileShareEnabled === false) {
+      const boot = this.body(await this.call(this.amt.BootCapabilities.Get())).AMT_BootCapabilities
+      const next = Object.assign({}, svc, { localProfileSynchronizationEnabled: profile.localWifiSyncEnabled === false ? 0 : 3 })
+      if (boot && boot.UEFIWiFiCoExistenceAndProfileShare) next.UEFIWiFiProfileShareEnabled = profile.uefiWifiSyncEnabled ? 1 : 0
+      await this.call(this.amt.WiFiPortConfigurationService.Put(next))
+    }
+    await this.call(this.cim.WiFiPort.RequestStateChange(32769))
+    const added = []
+    const failed = []
+    let root = null
+    for (const w of profile.wifiConfigs || []) {
+      const settings = {
+        ElementName: w.profileName,
+        InstanceID: `Intel(r) AMT:WiFi Endpoint Settings ${w.profileName}`,
+        AuthenticationMethod: w.authenticationMethod ?? 6,
+        EncryptionMethod: w.encryptionMethod ?? 4,
+        SSID: w.ssid,
+        Priority: w.priority
+      }
+      let xml
+      if (w.ieee8021x) {
+        const x = w.ieee8021x
+        if (!root) {
+          const r = this.body(await this.call(this.amt.PublicKeyManagementService.AddTrustedRootCertificate({ CertificateBlob: pemToDer(fs.readFileSync(x.rootCert, 'utf8')).toString('base64') }))).AddTrustedRootCertificate_OUTPUT
+          root = r.CreatedCertificate && r.CreatedCertificate.ReferenceParameters && String(r.CreatedCertificate.ReferenceParameters.SelectorSet.Selector)
+        }
+        const ieee = { ElementName: x.profileName, InstanceID: `Intel(r) AMT: 8021X Settings ${x.profileName}`, AuthenticationProtocol: 2, Username: x.username, Password: x.password }
+        xml = this.amt.WiFiPortConfigurationService.AddWiFiSettings(settings, { name: 'Name', value: 'WiFi Endpoint 0' }, ieee, null, root)
+      } else {
+        xml = this.amt.WiFiPortConfigurationService.AddWiFiSettings(Object.assign(settings, { PSKPassPhrase: w.pskPassphrase }), { name: 'Name', value: 'WiFi Endpoint 0' })
+      }
+      const rv = this.body(await this.call(xml)).AddWiFiSettings_OUTPUT.ReturnValue
+      if (rv === 0) {
+        added.push(w.profileName)
+        this.progress(`Added wireless profile ${w.profileName}${w.ieee8021x ? ' (802.1x)' : ''}`)
+      } else {
+        failed.push(w.profileName)
+        this.progress(`Failed to add wireless profile ${w.profileName} (ReturnValue ${rv})`)
+      }
+    }
+    this.componentResults = this.componentResults || {}
+    if (failed.length) {
+      this.componentResults.WirelessNetwork = { Result: 'Failure', Details: `Failed to add wireless profiles: ${failed.join(', ')}` }
+    } else if (added.length) {
+      this.componentResults.WirelessNetwork = { Result: 'Success', Details: 'Wireless Configured' }
+    } else {
+      this.componentResults.WirelessNetwork = { Result: 'Success', Mode: 'LocalProfileSync', Details: 'Local Profile Sync Configured' }
+    }
+    this.progress(failed.length ? 'Wireless network configuration failed' : 'Wireless network configuration completed')
   }
 
   // ------------------------------------------------------------------ deactivation (§5.4)

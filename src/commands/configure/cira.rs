@@ -10,7 +10,7 @@
 //!    default), user initiated (tunnel lifetime 300 s), alert with `--alert`; each applies to the
 //!    server inside and outside the enterprise (`AMT_RemoteAccessPolicyAppliesToMPS.MpsType` 2,
 //!    as RPS and rpc-go Put it). Adding them needs the name AMT gave the new server, so these
-//!    steps read it when they run ([`Step::Deferred`]);
+//!    steps read it when they run ([`Later`]);
 //! 4. user-initiated connections from BIOS and OS (`RequestStateChange(32771)`);
 //! 5. environment detection: `--env-detection` domains; without it the domains AMT has stay, and
 //!    with none a random `<uuid>.com` is set as rpc-go and RPS do (a domain no network has, so
@@ -28,7 +28,7 @@ use base64::Engine as _;
 use clap::Args;
 use serde_json::json;
 
-use super::{Change, Configure, Kept, Needs, Plan, Step, Target};
+use super::{Change, Configure, Kept, Later, Needs, Plan, Step, Target};
 use crate::amthi::ControlMode;
 use crate::error::{AgentError, ExitCode};
 use crate::secret::Secret;
@@ -691,55 +691,59 @@ impl Configure for Cira {
                         .map(|r| Step::Wsman(cira::delete_rule(&r.name))),
                 );
             }
-            let (address, port) = (self.address.clone(), self.port);
-            let rules = self.rules.clone();
-            steps.push(Step::Deferred {
-                describe: self
-                    .rules
-                    .iter()
-                    .map(|w| {
-                        format!(
-                            "{}.AddRemoteAccessPolicyRule(Trigger={}, TunnelLifeTime={}, ExtendedData={}, MpServer=<{address}:{port}>)",
-                            cira::SERVICE,
-                            w.trigger as u32,
-                            w.lifetime,
-                            w.data
+            // The rules name the server by the `Name` AMT gave it, read when each step runs.
+            for w in &self.rules {
+                let (address, port, w2) = (self.address.clone(), self.port, w.clone());
+                steps.push(Step::Later(Later {
+                    describe: format!(
+                        "{}.AddRemoteAccessPolicyRule(Trigger={}, TunnelLifeTime={}, ExtendedData={}, MpServer=<{address}:{port}>)",
+                        cira::SERVICE,
+                        w.trigger as u32,
+                        w.lifetime,
+                        w.data
+                    ),
+                    exit: None,
+                    build: Box::new(move |t: &mut Target| {
+                        let name = server_named(t, &address, port)?;
+                        Ok(cira::add_remote_access_policy_rule(
+                            w2.trigger,
+                            w2.lifetime,
+                            &w2.data,
+                            &name,
                         )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                calls: Box::new(move |t: &mut Target| {
-                    let name = server_named(t, &address, port)?;
-                    Ok(rules
-                        .iter()
-                        .map(|w| {
-                            cira::add_remote_access_policy_rule(w.trigger, w.lifetime, &w.data, &name)
-                                .checked()
-                        })
-                        .collect())
-                }),
-            });
-            let (address, port) = (self.address.clone(), self.port);
-            steps.push(Step::Deferred {
-                describe: format!(
-                    "{}.Put(ManagedElement=<{}:{}>, MpsType=2, OrderOfAccess=0) for each policy",
-                    cira::APPLIES,
-                    self.address,
-                    self.port
-                ),
-                calls: Box::new(move |t: &mut Target| {
-                    let name = server_named(t, &address, port)?;
-                    let applies: Vec<AppliesToMps> = all(t, cira::APPLIES)?
-                        .iter()
-                        .map(AppliesToMps::from_instance)
-                        .filter(|a| a.server == name)
-                        .collect();
-                    Ok(applies
-                        .iter()
-                        .map(|a| cira::put_applies_to_mps(a, 2, 0))
-                        .collect())
-                }),
-            });
+                        .checked())
+                    }),
+                }));
+            }
+            // One association per rule: the i-th of the server's is Put inside and outside.
+            for i in 0..self.rules.len() {
+                let (address, port) = (self.address.clone(), self.port);
+                steps.push(Step::Later(Later {
+                    describe: format!(
+                        "{}.Put(ManagedElement=<{address}:{port}>, PolicySet=<policy {}>, MpsType=2, OrderOfAccess=0)",
+                        cira::APPLIES,
+                        i + 1
+                    ),
+                    exit: None,
+                    build: Box::new(move |t: &mut Target| {
+                        let name = server_named(t, &address, port)?;
+                        let mut applies: Vec<AppliesToMps> = all(t, cira::APPLIES)?
+                            .iter()
+                            .map(AppliesToMps::from_instance)
+                            .filter(|a| a.server == name)
+                            .collect();
+                        applies.sort_by(|a, b| a.rule.cmp(&b.rule));
+                        let a = applies.get(i).ok_or_else(|| {
+                            AgentError::new(
+                                ExitCode::CiraConfigurationFailed,
+                                format!("AMT lists {} policies for {address}:{port}, not {}", applies.len(), i + 1),
+                            )
+                            .help("read what AMT holds with: amt-agent diagnostics wsman enumerate AMT_RemoteAccessPolicyAppliesToMPS")
+                        })?;
+                        Ok(cira::put_applies_to_mps(a, 2, 0))
+                    }),
+                }));
+            }
             plan.changes.push(Change::new(
                 "remote access policies",
                 current_rules,
@@ -995,14 +999,23 @@ mod tests {
             calls[1],
             "AMT_RemoteAccessService.AddMpServer(AccessInfo=mps.example.com, InfoFormat=201, Port=4433, AuthMethod=2, Username=admin, Password=***, CN=)"
         );
-        assert!(calls[2].contains("AddRemoteAccessPolicyRule(Trigger=2, TunnelLifeTime=0, ExtendedData=AAAAAAAAABk=, MpServer=<mps.example.com:4433>)"));
-        assert!(calls[2].contains("Trigger=0, TunnelLifeTime=300"));
-        assert!(calls[3].starts_with("AMT_RemoteAccessPolicyAppliesToMPS.Put("));
         assert_eq!(
-            calls[4],
+            calls[2],
+            "AMT_RemoteAccessService.AddRemoteAccessPolicyRule(Trigger=2, TunnelLifeTime=0, ExtendedData=AAAAAAAAABk=, MpServer=<mps.example.com:4433>)"
+        );
+        assert!(
+            calls[3].contains("Trigger=0, TunnelLifeTime=300"),
+            "{}",
+            calls[3]
+        );
+        assert!(calls[4].starts_with("AMT_RemoteAccessPolicyAppliesToMPS.Put("));
+        assert!(calls[5].starts_with("AMT_RemoteAccessPolicyAppliesToMPS.Put("));
+        assert_eq!(
+            calls[6],
             "AMT_UserInitiatedConnectionService.RequestStateChange(RequestedState=32771)"
         );
-        assert!(calls[5].starts_with("AMT_EnvironmentDetectionSettingData.Put("));
+        assert!(calls[7].starts_with("AMT_EnvironmentDetectionSettingData.Put("));
+        assert_eq!(calls.len(), 8);
         assert!(!calls.join(" ").contains("Mps-P@ss1"));
     }
 

@@ -25,10 +25,14 @@ pub mod cira;
 pub mod clock;
 pub mod features;
 pub mod hostname;
+pub mod ieee8021x;
 pub mod mebx;
 pub mod opstate;
 pub mod password;
 pub mod proxy;
+pub mod wifisync;
+pub mod wired;
+pub mod wireless;
 
 use std::sync::Arc;
 
@@ -86,6 +90,19 @@ pub enum ConfigureSub {
     /// password, the periodic and user-initiated policies, environment detection domains.
     #[command(name = "cira")]
     Cira(cira::CiraArgs),
+    /// The wired port: DHCP, a static address or the host's (IP sync), and 802.1X (EAP-TLS,
+    /// PEAP-MSCHAPv2).
+    #[command(name = "wired", visible_aliases = ["ethernet", "addethernetsettings", "wiredsettings"])]
+    Wired(Box<wired::WiredArgs>),
+    /// Add or replace a Wi-Fi profile (WPA/WPA2/WPA3 PSK or 802.1X), or --purge them.
+    #[command(name = "wireless", visible_alias = "addwifisettings")]
+    Wireless(Box<wireless::WirelessArgs>),
+    /// Wi-Fi profile sync with the host OS and UEFI, and AMT's Wi-Fi port on.
+    #[command(name = "wi-fi-sync", visible_aliases = ["wifisync", "wifi"])]
+    WifiSync(wifisync::WifiSyncArgs),
+    /// rpc-go v2's enablewifiport: OS and UEFI profile sync on, AMT's Wi-Fi port on.
+    #[command(name = "enablewifiport")]
+    EnableWifiPort,
 }
 
 pub fn run(
@@ -95,7 +112,6 @@ pub fn run(
 ) -> Result<ExitCode, AgentError> {
     let opts = RunOptions {
         dry_run: args.dry_run,
-        json: json_out,
     };
     let outcome = match &args.sub {
         ConfigureSub::AmtFeatures(a) => {
@@ -123,6 +139,17 @@ pub fn run(
         }
         ConfigureSub::Proxy(a) => execute(device, &args.conn, proxy::Proxy::new(a)?, &opts),
         ConfigureSub::Cira(a) => execute(device, &args.conn, cira::Cira::new(a)?, &opts),
+        ConfigureSub::Wired(a) => execute(device, &args.conn, wired::Wired::new(a)?, &opts),
+        ConfigureSub::Wireless(a) => {
+            execute(device, &args.conn, wireless::Wireless::new(a)?, &opts)
+        }
+        ConfigureSub::WifiSync(a) => execute(device, &args.conn, wifisync::WifiSync::new(a), &opts),
+        ConfigureSub::EnableWifiPort => execute(
+            device,
+            &args.conn,
+            wifisync::WifiSync::enable_wifi_port(),
+            &opts,
+        ),
     }?;
     outcome.print(json_out);
     Ok(ExitCode::Success)
@@ -138,17 +165,31 @@ pub enum Step {
     Wsman(Call<()>),
     /// Watchdog-client SetAmtOperationalState (rpc-go.md §6.5): `true` enables AMT.
     SetAmtOperationalState(bool),
-    /// WS-MAN calls whose arguments come from what AMT holds when they run: the name the
-    /// firmware gave an instance an earlier step created (CIRA's policy rules name the MPS that
-    /// AddMpServer made). `describe` is what a dry run shows; `calls` reads and answers them.
-    Deferred {
-        describe: String,
-        calls: DeferredCalls,
-    },
+    /// A WS-MAN call that can only be built when its turn comes ([`Later`]).
+    Later(Later),
 }
 
-/// See [`Step::Deferred`].
-pub type DeferredCalls = Box<dyn Fn(&mut Target) -> Result<Vec<Call<()>>, AgentError>>;
+/// A WS-MAN call built just before it is sent, from what earlier steps made (a handle AMT
+/// assigned to a certificate it was just given), with its own exit code when AMT refuses it
+/// (`wired`'s 802.1X steps exit 108, not the subcommand's 137).
+pub struct Later {
+    /// What `--dry-run` shows, secrets as `***`.
+    pub describe: String,
+    pub exit: Option<ExitCode>,
+    #[allow(clippy::type_complexity)]
+    pub build: Box<dyn Fn(&mut Target) -> Result<Call<()>, AgentError>>,
+}
+
+impl Later {
+    /// A call known now that takes `exit` when AMT refuses it.
+    pub fn call(call: Call<()>, exit: ExitCode) -> Step {
+        Step::Later(Later {
+            describe: call.describe(),
+            exit: Some(exit),
+            build: Box::new(move |_| Ok(call.clone())),
+        })
+    }
+}
 
 impl Step {
     /// One line, secrets as `***`.
@@ -158,7 +199,7 @@ impl Step {
             Step::SetAmtOperationalState(on) => {
                 format!("WATCHDOG.SetAmtOperationalState({})", u8::from(*on))
             }
-            Step::Deferred { describe, .. } => describe.clone(),
+            Step::Later(l) => l.describe.clone(),
         }
     }
 }
@@ -346,6 +387,14 @@ impl Target {
     fn write(&mut self, step: &Step) -> Result<(), AgentError> {
         let failure = self.failure;
         match step {
+            Step::Later(l) => {
+                let call = (l.build)(self)?;
+                let saved = self.failure;
+                self.failure = l.exit.unwrap_or(saved);
+                let r = self.write(&Step::Wsman(call));
+                self.failure = saved;
+                r
+            }
             Step::Wsman(call) => match self.session()?.try_call(call.clone())? {
                 Ok(()) => Ok(()),
                 Err(e @ crate::wsman::calls::WsmanError::Unauthorized) => Err(e.into()),
@@ -365,13 +414,6 @@ impl Target {
                     err.exit(failure)
                 }
             }),
-            Step::Deferred { calls, .. } => {
-                for call in calls(self)? {
-                    tracing::debug!(call = %call.describe(), "→");
-                    self.write(&Step::Wsman(call))?;
-                }
-                Ok(())
-            }
         }
     }
 
@@ -384,8 +426,8 @@ impl Target {
 }
 
 pub struct RunOptions {
+    /// Plan only: print the changes and calls, send no write.
     pub dry_run: bool,
-    pub json: bool,
 }
 
 /// What a run did, printed once at the end.
@@ -557,7 +599,6 @@ pub fn execute<C: Configure>(
     if opts.dry_run {
         return Ok(outcome(&c, Status::DryRun, plan, &state));
     }
-    let _ = opts.json;
     for (i, change) in plan.changes.iter().enumerate() {
         tracing::info!(setting = %change.setting, from = %change.current, to = %change.desired, "changing");
         for step in &change.steps {

@@ -368,4 +368,6 @@ fn html_error(status: u16, server: &str, text: &str) -> Vec<u8> {
 #[cfg(test)]
 mod cira_tests;
 #[cfg(test)]
+mod network_tests;
+#[cfg(test)]
 mod tests;

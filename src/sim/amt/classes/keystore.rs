@@ -20,7 +20,7 @@
 use base64::Engine as _;
 use x509_parser::prelude::*;
 
-use super::super::model::{epr_parts, input_text, inst, prop, Instance};
+use super::super::model::{epr, epr_parts, input_text, inst, prop, Instance};
 use super::rules::PutRefusal;
 use crate::sim::profile::DeviceProfile;
 use crate::sim::FirmwareCore;
@@ -42,11 +42,11 @@ pub(super) const CREDENTIAL_CONTEXTS: &[&str] = &[
 pub const MAX_CERTIFICATES: usize = 32;
 pub const MAX_KEYS: usize = 16;
 
-const DUPLICATE: u32 = 2058;
+pub(super) const DUPLICATE: u32 = 2058;
 const PKI_MISSING_KEYS: u32 = 2060;
 const INVALID_KEY: u32 = 2062;
 const INVALID_CERT: u32 = 2063;
-const MAX_LIMIT_REACHED: u32 = 23;
+pub(super) const MAX_LIMIT_REACHED: u32 = 23;
 
 /// The service instance (fixture `amt/publickey/management/get.xml`).
 pub(super) fn seed(p: &mut DeviceProfile) {
@@ -102,6 +102,22 @@ fn can_issue(c: &X509Certificate<'_>) -> bool {
         Ok(None) => c.subject().as_raw() == c.issuer().as_raw(),
         Err(_) => false,
     }
+}
+
+/// A credential context: the certificate `handle` serves `providing` (an endpoint reference made
+/// by [`epr`] to the settings it is bound to).
+pub(super) fn credential_context(handle: &str, providing: &str) -> Instance {
+    vec![
+        (
+            "ElementInContext".to_string(),
+            epr(
+                &format!("{}{CERTIFICATE}", ns::AMT_SCHEMA),
+                "InstanceID",
+                handle,
+            ),
+        ),
+        ("ElementProvidingContext".to_string(), providing.to_string()),
+    ]
 }
 
 /// Every certificate handle some credential context binds.

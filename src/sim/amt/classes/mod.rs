@@ -13,6 +13,7 @@ mod remote_access;
 mod rules;
 mod setup;
 mod tls;
+mod wifi;
 
 use super::model::Instance;
 use crate::sim::profile::DeviceProfile;
@@ -31,8 +32,9 @@ pub fn seed_instances(p: &mut DeviceProfile) {
     tls::seed(p);
     redirection::seed(p);
     remote_access::seed(p);
-    cira::seed(p);
     keystore::seed(p);
+    wifi::seed(p);
+    cira::seed(p);
 }
 
 /// Computed classes: their instance reflects the firmware's state at each read.
@@ -55,6 +57,8 @@ pub(super) fn check_put(
 ) -> Result<(), rules::PutRefusal> {
     redirection::check_put(fw, class, current, body)
         .or_else(|| general::check_put(class, current, body))
+        .or_else(|| network::check_put(class, current, body))
+        .or_else(|| wifi::check_put(fw, class, current, body))
         .or_else(|| cira::check_put(class, current, body))
         .unwrap_or(Ok(()))
 }
@@ -70,7 +74,10 @@ pub(super) fn put_by_body(
 }
 
 /// After a Put was stored (instance `at` of `class`): what the firmware derives from it.
-pub(super) fn after_put(_fw: &mut FirmwareCore, _class: &str, _at: usize) {}
+pub(super) fn after_put(fw: &mut FirmwareCore, class: &str, at: usize) {
+    network::after_put(fw, class, at);
+    wifi::after_put(fw, class, at);
+}
 
 /// The class's Delete rules: `Err` is the fault the firmware answers instead of deleting.
 pub(super) fn check_delete(
@@ -85,6 +92,7 @@ pub(super) fn check_delete(
 
 /// After instances were deleted: what goes with them.
 pub(super) fn after_delete(fw: &mut FirmwareCore, class: &str, removed: &[Instance]) {
+    wifi::after_delete(fw, class, removed);
     cira::after_delete(fw, class, removed);
 }
 
@@ -103,6 +111,8 @@ pub(super) fn invoke(
         general::invoke,
         redirection::invoke,
         remote_access::invoke,
+        network::invoke,
+        wifi::invoke,
         keystore::invoke,
         cira::invoke,
     ];
