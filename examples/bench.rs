@@ -179,6 +179,7 @@ fn main() {
     let conf = configure_bench(&agent, &sim, &tmp);
     let tls = tls_bench();
     let net = network_bench(&agent, &sim, &tmp);
+    let desired = desired_bench(&agent, &sim, &tmp);
     let _ = std::fs::remove_dir_all(&tmp);
 
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
@@ -267,6 +268,29 @@ fn main() {
         ms(net.wifi_unchanged),
         ms(net.wifi_purge)
     ));
+    report.push_str("\n## Desired state (`plan`, `apply`)\n\n");
+    report.push_str(&format!(
+        "A CCM profile with amt-features, hostname, clock sync and one proxy, {} rounds. A full \
+         `apply` on the in-process simulator (`--device sim`: every process starts from a \
+         pre-provisioned machine, so each run activates and then makes all 7 changes, reading each \
+         area back): median **{}** ms. `plan` of the same profile on the in-process simulator \
+         (pre-provisioned: the control mode is read, the areas wait for activation): **{}** ms; on \
+         amt-sim over its socket after that apply (every area read, nothing to change): **{}** ms.\n",
+        desired.rounds,
+        ms(desired.apply),
+        ms(desired.plan_fresh),
+        ms(desired.plan_applied)
+    ));
+    report.push_str(&format!(
+        "\n`configure cira` (each on a fresh simulator activated in CCM, then alternating two \
+         MPSs): the first configuration (the state in 14 requests, AddTrustedRootCertificate, AddMpServer, \
+         AddRemoteAccessPolicyRule ×2, AppliesToMPS Put ×2, RequestStateChange, environment Put, \
+         the reads again) **{}**, a change of server (the 2 rules and the server deleted, added \
+         again) **{}**, nothing to change **{}** ms (median wall time per process).\n",
+        ms(conf.cira_first),
+        ms(conf.cira_switch),
+        ms(conf.cira_unchanged)
+    ));
     print!("{report}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/performance.md");
     if let Err(e) = std::fs::write(&out, &report) {
@@ -279,6 +303,12 @@ struct ConfBench {
     apply: Duration,
     undo: Duration,
     unchanged: Duration,
+    /// `configure cira`: a new configuration (root, server, 2 policies and their associations,
+    /// user-initiated connections, detection domains) on a fresh machine, a change of server
+    /// (rules and server deleted, added again), and a run with nothing to change.
+    cira_first: Duration,
+    cira_switch: Duration,
+    cira_unchanged: Duration,
 }
 
 /// `configure amt-features` applied, undone and re-run unchanged against amt-sim over its socket.
@@ -322,11 +352,53 @@ fn configure_bench(agent: &Path, sim: &Path, dir: &Path) -> ConfBench {
         v.sort();
         v[v.len() / 2]
     };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cira/mps-root.pem");
+    let root = root.to_str().expect("utf-8 path").to_string();
+    let cira = |dev: &str, address: &str| {
+        let t = Instant::now();
+        let st = Command::new(agent)
+            .args([
+                "--device",
+                dev,
+                "configure",
+                "cira",
+                "--mps-address",
+                address,
+            ])
+            .args(["--mps-cert", &root, "--env-detection", "corp.example.com"])
+            .env("AMT_PASSWORD", PW)
+            .env("MPS_PASSWORD", "Bench-Mps1!")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("spawn");
+        assert!(st.success(), "configure cira {address} failed: {st}");
+        t.elapsed()
+    };
+    let (mut first, mut switch, mut same) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS / 5 {
+        let d = dir.join(format!("cira-{round}"));
+        std::fs::create_dir_all(&d).expect("cira bench dir");
+        let (mut child, dev) = start_sim(sim, &d, &[]);
+        run_on(agent, &dev, PW, &["activate", "--local", "--ccm"]);
+        first.push(cira(&dev, "mps-a.example.com"));
+        for _ in 0..4 {
+            switch.push(cira(&dev, "mps-b.example.com"));
+            same.push(cira(&dev, "mps-b.example.com"));
+            switch.push(cira(&dev, "mps-a.example.com"));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     ConfBench {
         rounds: ROUNDS,
         apply: med(apply),
         undo: med(undo),
         unchanged: med(unchanged),
+        cira_first: med(first),
+        cira_switch: med(switch),
+        cira_unchanged: med(same),
     }
 }
 
@@ -398,6 +470,20 @@ fn tls_bench() -> TlsBench {
         apply: med(apply),
         unchanged: med(unchanged),
     }
+}
+
+fn run_on(agent: &Path, dev: &str, pw: &str, args: &[&str]) {
+    let st = Command::new(agent)
+        .arg("--device")
+        .arg(dev)
+        .args(args)
+        .env("AMT_PASSWORD", pw)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn");
+    assert!(st.success(), "{args:?} failed: {st}");
 }
 
 struct NetBench {
@@ -519,6 +605,71 @@ fn network_bench(agent: &Path, sim: &Path, dir: &Path) -> NetBench {
         wifi_add: f,
         wifi_unchanged: g,
         wifi_purge: h,
+    }
+}
+
+struct DesiredBench {
+    rounds: usize,
+    apply: Duration,
+    plan_fresh: Duration,
+    plan_applied: Duration,
+}
+
+/// `apply` and `plan` of one profile: in-process (from scratch) and on amt-sim (applied).
+fn desired_bench(agent: &Path, sim: &Path, dir: &Path) -> DesiredBench {
+    const ROUNDS: usize = 30;
+    let dir = dir.join("desired");
+    std::fs::create_dir_all(&dir).expect("desired bench dir");
+    let profile = dir.join("profile.yaml");
+    std::fs::write(
+        &profile,
+        "version: 1\ncontrolMode: ccm\nadminPassword: Bench-Pa55!word\n\
+         features: {kvm: true, sol: true, ider: false, userConsent: all}\n\
+         hostname: {hostName: bench-1, domainName: bench.example.com}\nclockSync: true\n\
+         proxies: [{address: proxy.bench.example.com, port: 3128}]\n",
+    )
+    .expect("profile");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&profile, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let data = dir.join("data");
+    let run = |dev: &str, cmd: &str, ok: &[i32]| {
+        let t = Instant::now();
+        let st = Command::new(agent)
+            .args(["--device", dev, cmd])
+            .arg(&profile)
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("AMT_PASSWORD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("spawn");
+        assert!(
+            ok.contains(&st.code().unwrap_or(-1)),
+            "{cmd} on {dev}: {st}"
+        );
+        t.elapsed()
+    };
+    let (mut child, dev) = start_sim(sim, &dir, &[]);
+    run(&dev, "apply", &[0]);
+    let (mut apply, mut fresh, mut applied) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        apply.push(run("sim", "apply", &[0]));
+        fresh.push(run("sim", "plan", &[2]));
+        applied.push(run(&dev, "plan", &[0]));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let med = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    DesiredBench {
+        rounds: ROUNDS,
+        apply: med(apply),
+        plan_fresh: med(fresh),
+        plan_applied: med(applied),
     }
 }
 

@@ -92,11 +92,17 @@ pub enum ExitCode {
     SyncIpFailed = 152,
     ChangePasswordFailed = 153,
     SyncDeviceInfoFailed = 154,
+    /// `plan`: changes are pending (terraform plan -detailed-exitcode's 2). It exits 2, the number
+    /// rpc-go gives HECIDriverNotDetected: `plan --json`'s `status` tells the two apart.
+    ChangesPending = 255,
 }
 
 impl ExitCode {
     pub fn code(self) -> u8 {
-        self as u8
+        match self {
+            ExitCode::ChangesPending => 2,
+            c => c as u8,
+        }
     }
 
     /// rpc-go's name for the code.
@@ -141,6 +147,7 @@ impl ExitCode {
             ExitCode::SyncIpFailed => "SyncIpFailed",
             ExitCode::ChangePasswordFailed => "ChangePasswordFailed",
             ExitCode::SyncDeviceInfoFailed => "SyncDeviceInfoFailed",
+            ExitCode::ChangesPending => "ChangesPending",
             ExitCode::IncorrectCommandLineParameters => "IncorrectCommandLineParameters",
             ExitCode::InvalidParameterCombination => "InvalidParameterCombination",
             ExitCode::FailedReadingConfiguration => "FailedReadingConfiguration",

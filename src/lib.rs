@@ -10,6 +10,8 @@
 //! `upid` (the UPID client's codec and driver) sits beside `amthi`, on `heci`; its CSME id feeds the
 //! `tls` verifier's binding of AMT's chain to this host.
 //! `rps` (the RPS websocket protocol, sans-IO) sits beside `wsman`; `commands::remote` drives it.
+//! `profile` (desired-state profiles: YAML, rpc-go v3 import and decryption, checks) sits on
+//! `provisioning` and `secret`; `commands::desired` plans and applies it with the `configure` areas.
 //! `sim` is the simulator's firmware model; it shares codecs with the agent, which byte-exact tests
 //! against the reference layouts keep honest.
 
@@ -21,6 +23,7 @@ pub mod commands;
 pub mod error;
 pub mod heci;
 pub mod os;
+pub mod profile;
 pub mod provisioning;
 pub mod rps;
 pub mod secret;

@@ -629,3 +629,173 @@ fn network_configure_flows_leak_no_secret_at_trace_level() {
         &[DOT1X_PW, PSK],
     );
 }
+
+#[test]
+fn profile_plan_and_apply_leak_no_secret_at_trace_level() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = start();
+    let dev = sim.device();
+    let lsa = lsa(&sim);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let literal = write(
+        "literal.yaml",
+        &format!("version: 1\ncontrolMode: ccm\nadminPassword: {AMT_PW}\nfeatures: {{kvm: true, userConsent: all}}\nhostname: {{hostName: wks-1}}\n"),
+    );
+    let generated = write(
+        "generated.yaml",
+        "version: 1\ncontrolMode: ccm\nadminPassword: generate\nfeatures: {kvm: true, userConsent: all}\n",
+    );
+    // The same profile as rpc-go v3's encrypted export, its key in the environment.
+    let key = "Kn0wnExportKey-0123456789abcdefg";
+    let v3 = format!(
+        "configuration:\n  amtSpecific: {{controlMode: ccmactivate, adminPassword: {AMT_PW}}}\n"
+    );
+    let blob =
+        amt_agent::profile::crypto::encrypt(&v3, &amt_agent::secret::Secret::new(key), [9; 12])
+            .unwrap();
+    let enc = write("export.enc", &blob);
+    let mut outputs = Vec::new();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut a = vec!["--device", dev.as_str(), "-vvv"];
+        a.extend_from_slice(args);
+        a.extend(["--lms", "never", "--data-dir", data]);
+        agent_env(&a, env)
+    };
+    for (what, args, env, want) in [
+        (
+            "plan before activation",
+            vec!["plan", literal.as_str()],
+            vec![],
+            2,
+        ),
+        ("apply", vec!["apply", literal.as_str()], vec![], 0),
+        (
+            "plan json",
+            vec!["--json", "plan", literal.as_str()],
+            vec![],
+            0,
+        ),
+        (
+            "encrypted plan",
+            vec!["plan", enc.as_str()],
+            vec![("CONFIG_ENCRYPTION_KEY", key)],
+            0,
+        ),
+        (
+            "rotation to a generated password",
+            vec!["apply", generated.as_str()],
+            vec![("AMT_PASSWORD", AMT_PW)],
+            0,
+        ),
+        (
+            "plan after rotation",
+            vec!["--json", "plan", generated.as_str()],
+            vec![],
+            0,
+        ),
+    ] {
+        let o = run(&args, &env);
+        assert_eq!(code(&o), want, "{what}: {}", stderr(&o));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(all.contains("TRACE"), "{what}: ran at trace level");
+        outputs.push((what, all));
+    }
+    let gen = std::fs::read_to_string(dir.path().join("data/generated/amt-password")).unwrap();
+    let gen = gen.trim();
+    for (what, all) in &outputs {
+        assert_clean(what, all, &[AMT_PW, lsa.as_str(), gen, key]);
+    }
+}
+
+/// `configure cira` at trace level, planned and applied, with the MPS password from the
+/// environment and with a random one: neither password appears in any output. The random one is
+/// unknown to the test, so every 16-character window of the output is checked against the digest
+/// of the password the simulated AMT holds.
+#[test]
+fn configure_cira_leaks_no_mps_password_at_trace_level() {
+    const MPS_PW: &str = "Kn0wn-Mps!Sec";
+    let sim = start();
+    let dev = sim.device();
+    let lsa = lsa(&sim);
+    let o = agent_env(
+        &["--device", &dev, "activate", "--local", "--ccm"],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let root = repo_file("tests/fixtures/cira/mps-root.pem");
+    let root = root.to_str().unwrap();
+    let secrets = [AMT_PW, MPS_PW, lsa.as_str()];
+    let env = [("AMT_PASSWORD", AMT_PW), ("MPS_PASSWORD", MPS_PW)];
+    let base = ["--device", dev.as_str(), "-vvv"];
+    let cira = [
+        "configure",
+        "cira",
+        "--mps-address",
+        "mps.example.com",
+        "--mps-cert",
+        root,
+    ];
+    for (what, extra, json) in [
+        ("cira --dry-run", vec!["--dry-run"], false),
+        ("cira --dry-run --json", vec!["--dry-run"], true),
+        ("cira", vec![], true),
+    ] {
+        let mut args: Vec<&str> = base.to_vec();
+        if json {
+            args.push("--json");
+        }
+        args.extend(cira);
+        args.extend(extra);
+        let o = agent_env(&args, &env);
+        assert_eq!(code(&o), 0, "{what}: {}", stderr(&o));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(
+            all.contains("TRACE") && all.contains("AddMpServer"),
+            "{what}"
+        );
+        assert_clean(what, &all, &secrets);
+    }
+    let held = |sim: &Sim| -> String {
+        let s: Value =
+            serde_json::from_str(&std::fs::read_to_string(sim.path("state.json")).unwrap())
+                .unwrap();
+        s["instances"]["AMT_MPSUsernamePassword"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|kv| kv[0].as_str().is_some_and(|k| k.ends_with("Secret")))
+            .and_then(|kv| kv[1].as_str())
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(held(&sim), amt_agent::sim::amt::secret_digest(MPS_PW));
+    // A random password, written again with --force.
+    let mut args: Vec<&str> = base.to_vec();
+    args.push("--json");
+    args.extend(cira);
+    args.extend(["--generate-random-password", "--force"]);
+    let o = agent_env(&args, &[("AMT_PASSWORD", AMT_PW)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let digest = held(&sim);
+    assert_ne!(digest, amt_agent::sim::amt::secret_digest(MPS_PW));
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert_clean("cira --generate-random-password", &all, &secrets);
+    let b = all.as_bytes();
+    for w in b.windows(16) {
+        if let Ok(s) = std::str::from_utf8(w) {
+            assert_ne!(
+                amt_agent::sim::amt::secret_digest(s),
+                digest,
+                "the random MPS password appears in the output"
+            );
+        }
+    }
+}

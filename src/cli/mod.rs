@@ -101,6 +101,14 @@ pub enum Command {
     Diagnostics(crate::commands::diagnostics::DiagnosticsArgs),
     /// Write or decode setup.bin, the USB provisioning file MEBx reads (root hash, MEBx password).
     SetupBin(crate::commands::setupbin::SetupBinArgs),
+    /// Desired-state profiles: `profile check FILE` validates one offline.
+    Profile(crate::commands::desired::ProfileArgs),
+    /// Read the machine and print, per setting, what is and what the profile wants, in apply's
+    /// order, changing nothing. Exit 0: no change; 2: changes pending (see --json's status).
+    Plan(crate::commands::desired::DesiredArgs),
+    /// Activate when needed, then make each out-of-date setting of the profile true, in a safe
+    /// order; a second run changes nothing, an interrupted one is finished by running it again.
+    Apply(crate::commands::desired::DesiredArgs),
 }
 
 #[derive(Args, Debug, Default, Clone)]

@@ -102,13 +102,7 @@ pub fn new_amt_password(conn: &AmtConnArgs) -> Result<Secret, AgentError> {
 /// digit and a special character. Setup only sees the digest, so the firmware cannot check it:
 /// a weak one would be accepted and then refused by every later password change.
 fn check_strength(p: Secret) -> Result<Secret, AgentError> {
-    let s = p.expose();
-    let ok = (8..=32).contains(&s.chars().count())
-        && s.chars().any(|c| c.is_ascii_lowercase())
-        && s.chars().any(|c| c.is_ascii_uppercase())
-        && s.chars().any(|c| c.is_ascii_digit())
-        && s.chars().any(|c| !c.is_ascii_alphanumeric())
-        && !s.contains(['"', ',', ':']);
+    let ok = crate::secret::meets_amt_rules(p.expose());
     if ok {
         Ok(p)
     } else {

@@ -21,6 +21,7 @@ use crate::error::{AgentError, ExitCode};
 use crate::heci::MeiDevice;
 use crate::provisioning::rules::{self, Finding, FirmwareAnswer, Machine, Outcome, TrustedDomain};
 use crate::provisioning::{self as prov, ProvisioningCert, SigningDigest};
+use crate::secret::Secret;
 use crate::wsman::calls::{self, Call, WsmanError};
 use crate::wsman::classes::{authorization, general, host_based_setup, setup_and_configuration};
 use crate::wsman::returns::{AddNextCertInChainReturn, AdminSetupReturn};
@@ -62,7 +63,29 @@ pub fn run(
         )
     })?;
     let cert = prov::load::load(source, &|| args.cert_password.resolve())?;
+    activate(device, &cert, args, dns_suffix, conn, None, Some(json))
+}
 
+/// Secrets a caller already holds (a desired-state profile) instead of the flags, files,
+/// environment or prompt of the command line.
+pub struct GivenSecrets {
+    /// The new admin password; in CCM (an upgrade) the one AMT has now.
+    pub amt_password: Secret,
+    pub mebx_password: Option<Secret>,
+}
+
+/// ACM activation (or the CCM → ACM upgrade) with a loaded certificate. `given` replaces the
+/// command line's secret sources; `out` is `Some(json)` to print the result, `None` for a caller
+/// that reports itself (`apply`).
+pub fn activate(
+    device: Arc<dyn MeiDevice>,
+    cert: &ProvisioningCert,
+    args: &LocalAcmArgs,
+    dns_suffix: Option<String>,
+    conn: &AmtConnArgs,
+    given: Option<&GivenSecrets>,
+    out: Option<bool>,
+) -> Result<ExitCode, AgentError> {
     let mode = AmthiClient::new(device.clone())
         .control_mode()
         .map_err(|e| AgentError::from(e).context("cannot read the control mode"))?;
@@ -83,7 +106,9 @@ pub fn run(
         file: conn.password_file.as_deref(),
         env: &["AMT_PASSWORD"],
     };
-    let early_password = if upgrade {
+    let early_password = if let Some(g) = given {
+        Some(g.amt_password.clone())
+    } else if upgrade {
         password_source.resolve(true)?
     } else {
         None
@@ -95,7 +120,7 @@ pub fn run(
     let mut machine = read_machine(device.clone(), conn, early_password.as_ref())?;
     machine.dns_suffix_flag = dns_suffix.clone();
     note_ignored_flag(&machine, dns_suffix.as_deref());
-    let findings = doctor(&cert, &machine);
+    let findings = doctor(cert, &machine);
     let errors: Vec<&Finding> = findings
         .iter()
         .filter(|f| f.outcome == Outcome::Error)
@@ -140,16 +165,20 @@ pub fn run(
             .help("set AMT_PASSWORD, or pass --password-file FILE")
         })?,
     };
-    let mebx = SecretSource {
-        what: "MEBx password",
-        flag: args
-            .mebx_password
-            .as_ref()
-            .map(crate::secret::Secret::expose),
-        file: args.mebx_password_file.as_deref(),
-        env: &["MEBX_PASSWORD"],
-    }
-    .resolve(false)?;
+    let mebx = if let Some(g) = given {
+        g.mebx_password.clone()
+    } else {
+        SecretSource {
+            what: "MEBx password",
+            flag: args
+                .mebx_password
+                .as_ref()
+                .map(crate::secret::Secret::expose),
+            file: args.mebx_password_file.as_deref(),
+            env: &["MEBX_PASSWORD"],
+        }
+        .resolve(false)?
+    };
 
     if tls_enforced(&device, &machine) {
         if upgrade {
@@ -160,10 +189,19 @@ pub fn run(
             )
             .help("deactivate it (amt-agent deactivate --local), then activate in ACM"));
         }
-        return hbased::run(&device, conn, &cert, &machine, password, mebx, args, json);
+        return hbased::run(&device, conn, cert, &machine, password, mebx, args, out);
     }
 
-    let mut s = session::connect(device.clone(), conn)?;
+    let mut s = match given {
+        // An upgrade authenticates as admin with the password AMT has now.
+        Some(g) if upgrade => session::connect_as(
+            device.clone(),
+            conn,
+            crate::wsman::client::Credentials::new("admin", g.amt_password.clone()),
+            mode,
+        )?,
+        _ => session::connect(device.clone(), conn)?,
+    };
     let mut ids = 0u32;
     let realm = call(&mut s, &mut ids, general::get())
         .map_err(|e| {
@@ -187,13 +225,13 @@ pub fn run(
             host_based_setup::add_next_cert_in_chain(&c.der, k == 0, k + 1 == n),
         );
         if let Err(e) = r {
-            return Err(firmware_refused(e, &cert, &machine, k));
+            return Err(firmware_refused(e, cert, &machine, k));
         }
         tracing::info!(certificate = %c.name(), "AddNextCertInChain accepted");
     }
 
     let key = cert.usable_key("cannot sign", ExitCode::SigningFailed)?;
-    let digest = signing_digest(&cert, &machine);
+    let digest = signing_digest(cert, &machine);
     let mc = calls::mc_nonce(&mut rand::thread_rng());
     let sig = key
         .sign(digest, &calls::signing_input(&hbs.configuration_nonce, &mc))
@@ -222,7 +260,7 @@ pub fn run(
     };
     if let Err(e) = result {
         if e.err.exit != ExitCode::AmtConnectionFailed {
-            return Err(firmware_refused(e, &cert, &machine, 0));
+            return Err(firmware_refused(e, cert, &machine, 0));
         }
         // The port stack restarts on commit: a dropped connection is judged by the control mode.
         tracing::info!("{method}: the connection dropped; reading the control mode");
@@ -266,7 +304,7 @@ pub fn run(
         ));
     }
     report(
-        json,
+        out,
         json!({
             "method": method,
             "upgradedFromCcm": upgrade,
@@ -289,10 +327,14 @@ pub fn run(
 
 /// The success of either ACM flow: the warnings, then with `--json` the status, `fields` and the
 /// warnings as JSON, else `line`.
-fn report(json: bool, fields: serde_json::Value, notes: &[String], line: &str) {
+fn report(out: Option<bool>, fields: serde_json::Value, notes: &[String], line: &str) {
     for n in notes {
         tracing::warn!("{n}");
     }
+    let Some(json) = out else {
+        tracing::info!("{line}");
+        return;
+    };
     if json {
         let mut out = json!({"status": "success", "controlMode": "ACM"});
         if let (Some(o), serde_json::Value::Object(f)) = (out.as_object_mut(), fields) {

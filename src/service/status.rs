@@ -33,6 +33,58 @@ pub struct Status {
     pub failures_by_code: BTreeMap<String, u64>,
     pub pid: u32,
     pub updated: String,
+    /// With a profile: its path, when the last plan ran, and the settings that drifted from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_plan: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<DriftEntry>,
+    /// Drifted settings fixed by the service since it started.
+    #[serde(default)]
+    pub drift_fixed: u64,
+}
+
+/// A setting that left the profile after the machine had reached it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftEntry {
+    pub area: String,
+    pub setting: String,
+    pub current: String,
+    pub desired: String,
+    /// When a plan first saw it.
+    pub since: String,
+    pub fixed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_at: Option<String>,
+    /// Fixed by this service (`drift = "fix"`), or found back in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_by: Option<String>,
+}
+
+/// Seconds since the epoch of an [`rfc3339`] time.
+fn unix_of(t: &str) -> Option<i64> {
+    let (d, rest) = t.split_once('T')?;
+    let mut ymd = d.split('-').map(|x| x.parse::<i64>());
+    let (y, m, dd) = (ymd.next()?.ok()?, ymd.next()?.ok()?, ymd.next()?.ok()?);
+    let hms: Vec<i64> = rest
+        .trim_end_matches('Z')
+        .split(':')
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if hms.len() != 3 {
+        return None;
+    }
+    // Days-from-civil (Howard Hinnant's algorithm), the inverse of rfc3339's.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2])
 }
 
 /// RFC 3339 UTC time, seconds precision, with no dependency on a date crate.
@@ -109,6 +161,35 @@ impl Status {
             Some(ControlMode::Unknown(_)) | None => -1,
         };
         s.push_str(&format!("amt_agent_control_mode {m}\n"));
+        if self.profile.is_some() {
+            let open: Vec<&DriftEntry> = self.drift.iter().filter(|d| !d.fixed).collect();
+            s.push_str("# HELP amt_agent_drift_settings Settings that drifted from the profile and are not fixed.\n# TYPE amt_agent_drift_settings gauge\n");
+            s.push_str(&format!("amt_agent_drift_settings {}\n", open.len()));
+            s.push_str("# HELP amt_agent_drift_since_timestamp_seconds When the oldest unfixed drift was first seen (0: none).\n# TYPE amt_agent_drift_since_timestamp_seconds gauge\n");
+            let since = open
+                .iter()
+                .filter_map(|d| unix_of(&d.since))
+                .min()
+                .unwrap_or(0);
+            s.push_str(&format!(
+                "amt_agent_drift_since_timestamp_seconds {since}\n"
+            ));
+            s.push_str("# HELP amt_agent_drift_fixed_total Drifted settings the service fixed.\n# TYPE amt_agent_drift_fixed_total counter\n");
+            s.push_str(&format!(
+                "amt_agent_drift_fixed_total {}\n",
+                self.drift_fixed
+            ));
+            s.push_str("# HELP amt_agent_drift One per setting that drifted (1 unfixed, 0 fixed).\n# TYPE amt_agent_drift gauge\n");
+            for d in &self.drift {
+                let esc = |x: &str| x.replace('\\', "\\\\").replace('"', "\\\"");
+                s.push_str(&format!(
+                    "amt_agent_drift{{area=\"{}\",setting=\"{}\"}} {}\n",
+                    esc(&d.area),
+                    esc(&d.setting),
+                    u8::from(!d.fixed)
+                ));
+            }
+        }
         s
     }
 }
@@ -138,6 +219,34 @@ pub fn sd_notify(msg: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drift_shows_in_the_metrics_with_its_age() {
+        let mut s = Status {
+            profile: Some("/etc/amt-agent/profile.yaml".into()),
+            ..Default::default()
+        };
+        s.drift.push(DriftEntry {
+            area: "hostname".into(),
+            setting: "host name".into(),
+            since: "2026-11-29T00:10:45Z".into(),
+            ..Default::default()
+        });
+        let m = s.metrics();
+        assert!(m.contains("amt_agent_drift_settings 1\n"), "{m}");
+        assert!(
+            m.contains("amt_agent_drift_since_timestamp_seconds 1795911045\n"),
+            "{m}"
+        );
+        assert!(
+            m.contains("amt_agent_drift{area=\"hostname\",setting=\"host name\"} 1\n"),
+            "{m}"
+        );
+        // A status file without the new keys still reads.
+        let old: Status = serde_json::from_str(r#"{"state":"activated","desired":"x","controlMode":null,"controlModeCode":null,"lastAttempt":null,"lastError":null,"nextAttempt":null,"attempts":1,"successes":1,"failuresByCode":{},"pid":1,"updated":"x"}"#).unwrap();
+        assert!(old.drift.is_empty());
+        assert!(!old.metrics().contains("drift"));
+    }
 
     #[test]
     fn rfc3339_dates() {

@@ -35,6 +35,14 @@ impl Mebx {
             new: None,
         }
     }
+
+    /// The password given by the caller (a profile), not asked for.
+    pub fn with(new: Secret) -> Mebx {
+        Mebx {
+            args: MebxArgs::default(),
+            new: Some(new),
+        }
+    }
 }
 
 impl Configure for Mebx {

@@ -21,6 +21,7 @@
 //! `plan`/`apply` of a whole profile reuses the same pieces per setting: [`Plan`] is data, and
 //! nothing here prints while it talks to AMT.
 
+pub mod cira;
 pub mod clock;
 pub mod features;
 pub mod hostname;
@@ -86,6 +87,10 @@ pub enum ConfigureSub {
     /// Add, list or delete AMT's HTTP proxy access points.
     #[command(name = "proxy", visible_alias = "httpproxy")]
     Proxy(proxy::ProxyArgs),
+    /// Point AMT at an MPS for remote access (CIRA): MPS root certificate, server, user and
+    /// password, the periodic and user-initiated policies, environment detection domains.
+    #[command(name = "cira")]
+    Cira(cira::CiraArgs),
     /// TLS on AMT's network and local interfaces, with a certificate for a key AMT generates;
     /// afterwards the agent talks to AMT on 16993 verifying exactly that certificate.
     #[command(name = "tls", visible_alias = "configuretls")]
@@ -138,6 +143,7 @@ pub fn run(
             execute(device, &args.conn, hostname::Hostname::new(a)?, &opts)
         }
         ConfigureSub::Proxy(a) => execute(device, &args.conn, proxy::Proxy::new(a)?, &opts),
+        ConfigureSub::Cira(a) => execute(device, &args.conn, cira::Cira::new(a)?, &opts),
         ConfigureSub::Tls(a) => execute(device, &args.conn, tls::Tls::new(a, &args.conn)?, &opts),
         ConfigureSub::Wired(a) => execute(device, &args.conn, wired::Wired::new(a)?, &opts),
         ConfigureSub::Wireless(a) => {
@@ -367,6 +373,35 @@ pub struct Target {
 }
 
 impl Target {
+    /// A target without a WS-MAN session yet (the ME alone), for a caller composing several
+    /// subcommands (`apply`): [`Target::attach`] gives it one.
+    pub fn new(device: Arc<dyn MeiDevice>, control_mode: ControlMode) -> Target {
+        Target {
+            device,
+            control_mode,
+            session: None,
+            credentials: None,
+            failure: ExitCode::UnableToConfigure,
+        }
+    }
+
+    /// Uses `session`, authenticated as `credentials`, from here on.
+    pub fn attach(&mut self, session: AmtSession, credentials: Credentials) {
+        self.session = Some(session);
+        self.credentials = Some(credentials);
+    }
+
+    pub fn has_session(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// One write step of the subcommand whose refusal code is `failure` (as [`execute`] runs
+    /// them).
+    pub fn write_as(&mut self, step: &Step, failure: ExitCode) -> Result<(), AgentError> {
+        self.failure = failure;
+        self.write(step)
+    }
+
     /// The WS-MAN session (connected by [`execute`] for subcommands that use WS-MAN).
     pub fn session(&mut self) -> Result<&mut AmtSession, AgentError> {
         self.session.as_mut().ok_or_else(|| {
@@ -715,16 +750,9 @@ pub fn new_secret(
     Ok(Some(a))
 }
 
-/// AMT's rule for the admin and MEBx passwords: 8–32 characters with a lower-case and an
-/// upper-case letter, a digit and a special character, none of `"` `,` `:`.
+/// AMT's rule for the admin and MEBx passwords ([`crate::secret::meets_amt_rules`]).
 pub fn strong_password(s: &str) -> bool {
-    (8..=32).contains(&s.chars().count())
-        && s.chars().all(|c| c.is_ascii() && !c.is_ascii_control())
-        && s.chars().any(|c| c.is_ascii_lowercase())
-        && s.chars().any(|c| c.is_ascii_uppercase())
-        && s.chars().any(|c| c.is_ascii_digit())
-        && s.chars().any(|c| !c.is_ascii_alphanumeric())
-        && !s.contains(['"', ',', ':'])
+    crate::secret::meets_amt_rules(s)
 }
 
 #[cfg(test)]

@@ -43,6 +43,14 @@ impl Password {
             new: None,
         }
     }
+
+    /// The new password given by the caller (a profile), not asked for.
+    pub fn with(new: Secret) -> Password {
+        Password {
+            args: PasswordArgs::default(),
+            new: Some(new),
+        }
+    }
 }
 
 /// The realm and whether the session's password is already the new one.

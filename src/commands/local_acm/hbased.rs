@@ -48,7 +48,7 @@ pub fn run(
     password: Secret,
     mebx: Option<Secret>,
     args: &LocalAcmArgs,
-    json: bool,
+    out: Option<bool>,
 ) -> Result<ExitCode, AgentError> {
     let leaf = cert.chain.first().ok_or_else(|| {
         AgentError::new(
@@ -104,7 +104,7 @@ pub fn run(
                 "activated in admin control mode (AMT 19+ secure host-based configuration, {} leaf hash)",
                 alg.name()
             );
-            super::report(json, fields, &notes, &line);
+            super::report(out, fields, &notes, &line);
             Ok(ExitCode::Success)
         }
         Err(e) => Err(roll_back(device, e, cert, machine)),

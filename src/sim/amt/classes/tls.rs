@@ -83,13 +83,13 @@ fn context(cert: &str) -> Instance {
     )
 }
 
-/// Why a Create or Put of a credential context is refused: a fault subcode and reason.
-pub(super) type Refusal = ((&'static str, &'static str), String);
-
 /// The certificate an `ElementInContext` names, checked: in the store, not a trusted root, with
 /// its key pair in the store (UNCONFIRMED which fault firmware answers otherwise).
-fn usable_certificate(p: &DeviceProfile, body: &Element) -> Result<String, Refusal> {
-    let invalid = |why: String| ((ns::WSMAN, "InvalidParameter"), why);
+fn usable_certificate(p: &DeviceProfile, body: &Element) -> Result<String, PutRefusal> {
+    let invalid = |reason: String| PutRefusal {
+        subcode: (ns::WSMAN, "InvalidParameter"),
+        reason,
+    };
     let cert = input_ref(Some(body), "ElementInContext")
         .ok_or_else(|| invalid("ElementInContext names no AMT_PublicKeyCertificate".into()))?;
     let der = keystore::certificate_der(p, &cert)
@@ -112,15 +112,15 @@ pub(super) fn create(
     p: &mut DeviceProfile,
     class: &str,
     body: &Element,
-) -> Option<Result<String, Refusal>> {
+) -> Option<Result<String, PutRefusal>> {
     if class != CREDENTIAL_CONTEXT {
         return None;
     }
     if !bound_certificates(p).is_empty() {
-        return Some(Err((
-            (ns::WSMAN, "AlreadyExists"),
-            "The sender attempted to create a resource which already exists.".into(),
-        )));
+        return Some(Err(PutRefusal {
+            subcode: (ns::WSMAN, "AlreadyExists"),
+            reason: "The sender attempted to create a resource which already exists.".into(),
+        }));
     }
     let cert = match usable_certificate(p, body) {
         Ok(c) => c,
@@ -153,7 +153,7 @@ pub(super) fn put_context(
     p: &mut DeviceProfile,
     class: &str,
     body: &Element,
-) -> Option<Result<Instance, Refusal>> {
+) -> Option<Result<Instance, PutRefusal>> {
     if class != CREDENTIAL_CONTEXT {
         return None;
     }
@@ -163,10 +163,10 @@ pub(super) fn put_context(
     };
     let list = p.instances.entry(CREDENTIAL_CONTEXT.into()).or_default();
     let Some(ctx) = list.first_mut() else {
-        return Some(Err((
-            (ns::WSMAN, "InvalidSelectors"),
-            "The Selectors for the resource were not valid.".into(),
-        )));
+        return Some(Err(PutRefusal {
+            subcode: (ns::WSMAN, "InvalidSelectors"),
+            reason: "The Selectors for the resource were not valid.".into(),
+        }));
     };
     *ctx = context(&cert);
     Some(Ok(ctx.clone()))
