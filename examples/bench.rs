@@ -244,7 +244,7 @@ fn main() {
          agent's code path alone, LME/APF to the in-process firmware), {} rounds on a freshly \
          activated AMT 16.1 each: the full run — 10 reads, GenerateKeyPair, the key pair read back, \
          a certificate made and signed by a throwaway P-256 CA, AddCertificate, \
-         AMT_TLSCredentialContext Create, 2 Puts, CommitChanges, then the reconnect to 16993 and \
+         the certificates read back for its handle, AMT_TLSCredentialContext Create, 2 Puts, CommitChanges, then the reconnect to 16993 and \
          the same reads over TLS pinned to the new certificate — median **{}** ms; the same \
          command again with nothing to change (its reads over TLS) median **{}** ms.\n",
         tls.rounds,
