@@ -187,6 +187,10 @@ fn main() {
     let _ = server.kill();
     let _ = server.wait();
     let rps = rps_bench(&agent, &sim, &tmp);
+    let conf = configure_bench(&agent, &sim, &tmp);
+    let tls = tls_bench();
+    let net = network_bench(&agent, &sim, &tmp);
+    let desired = desired_bench(&agent, &sim, &tmp);
     let _ = std::fs::remove_dir_all(&tmp);
 
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
@@ -233,6 +237,71 @@ fn main() {
         )),
         None => report.push_str("Skipped: node or tests/rps_peer/node_modules missing (make rps-peer-deps).\n"),
     }
+    report.push_str("\n## Configuration (`configure`)\n\n");
+    report.push_str(&format!(
+        "amt-sim over its socket, activated in CCM once; {} rounds, alternately: `configure \
+         amt-features --kvm --sol --ider` applying 3 changes (5 reads, RequestStateChange ×2, Put, \
+         then 5 reads back), `--disable-all` applying them back, and `--disable-all` again with \
+         nothing to change (5 reads, no write). Median wall time per process: apply **{}**, undo \
+         **{}**, nothing to change **{}** ms. The full configuration of issue 13 (features + wired \
+         + wireless + TLS + CIRA) is timed here once those subcommands exist.\n",
+        conf.rounds,
+        ms(conf.apply),
+        ms(conf.undo),
+        ms(conf.unchanged)
+    ));
+    report.push_str(&format!(
+        "\n`configure tls` on the simulator inside the process (no process start, no socket: the \
+         agent's code path alone, LME/APF to the in-process firmware), {} rounds on a freshly \
+         activated AMT 16.1 each: the full run — 10 reads, GenerateKeyPair, the key pair read back, \
+         a certificate made and signed by a throwaway P-256 CA, AddCertificate, \
+         the certificates read back for its handle, AMT_TLSCredentialContext Create, 2 Puts, CommitChanges, then the reconnect to 16993 and \
+         the same reads over TLS pinned to the new certificate — median **{}** ms; the same \
+         command again with nothing to change (its reads over TLS) median **{}** ms.\n",
+        tls.rounds,
+        ms(tls.apply),
+        ms(tls.unchanged)
+    ));
+    report.push_str(&format!(
+        "\nNetworks: amt-sim with a wireless adapter, activated in CCM once; {} rounds, alternately \
+         (median wall time per process): `configure wired` to a static address **{}** and back to \
+         DHCP **{}**, `--dhcp` with nothing to change **{}**; wired 802.1X EAP-TLS on (key, client \
+         certificate and CA added, Put, SetCertificates) **{}** and off (Put, three deletes) **{}**; \
+         `configure wireless` adding a WPA2-PSK profile **{}**, the same profile unchanged **{}**, \
+         `--purge` **{}** ms.\n",
+        net.rounds,
+        ms(net.wired_static),
+        ms(net.wired_dhcp),
+        ms(net.wired_unchanged),
+        ms(net.dot1x_on),
+        ms(net.dot1x_off),
+        ms(net.wifi_add),
+        ms(net.wifi_unchanged),
+        ms(net.wifi_purge)
+    ));
+    report.push_str("\n## Desired state (`plan`, `apply`)\n\n");
+    report.push_str(&format!(
+        "A CCM profile with amt-features, hostname, clock sync and one proxy, {} rounds. A full \
+         `apply` on the in-process simulator (`--device sim`: every process starts from a \
+         pre-provisioned machine, so each run activates and then makes all 7 changes, reading each \
+         area back): median **{}** ms. `plan` of the same profile on the in-process simulator \
+         (pre-provisioned: the control mode is read, the areas wait for activation): **{}** ms; on \
+         amt-sim over its socket after that apply (every area read, nothing to change): **{}** ms.\n",
+        desired.rounds,
+        ms(desired.apply),
+        ms(desired.plan_fresh),
+        ms(desired.plan_applied)
+    ));
+    report.push_str(&format!(
+        "\n`configure cira` (each on a fresh simulator activated in CCM, then alternating two \
+         MPSs): the first configuration (the state in 14 requests, AddTrustedRootCertificate, AddMpServer, \
+         AddRemoteAccessPolicyRule ×2, AppliesToMPS Put ×2, RequestStateChange, environment Put, \
+         the reads again) **{}**, a change of server (the 2 rules and the server deleted, added \
+         again) **{}**, nothing to change **{}** ms (median wall time per process).\n",
+        ms(conf.cira_first),
+        ms(conf.cira_switch),
+        ms(conf.cira_unchanged)
+    ));
     report.push_str("\n## Windows build under Wine\n\n");
     match windows_bench(&agent, medians[1], medians[0]) {
         Some(w) => report.push_str(&w),
@@ -245,6 +314,381 @@ fn main() {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/performance.md");
     if let Err(e) = std::fs::write(&out, &report) {
         eprintln!("could not write {}: {e}", out.display());
+    }
+}
+
+struct ConfBench {
+    rounds: usize,
+    apply: Duration,
+    undo: Duration,
+    unchanged: Duration,
+    /// `configure cira`: a new configuration (root, server, 2 policies and their associations,
+    /// user-initiated connections, detection domains) on a fresh machine, a change of server
+    /// (rules and server deleted, added again), and a run with nothing to change.
+    cira_first: Duration,
+    cira_switch: Duration,
+    cira_unchanged: Duration,
+}
+
+/// `configure amt-features` applied, undone and re-run unchanged against amt-sim over its socket.
+fn configure_bench(agent: &Path, sim: &Path, dir: &Path) -> ConfBench {
+    const ROUNDS: usize = 50;
+    const PW: &str = "Bench-Pa55!word";
+    let dir = dir.join("configure");
+    std::fs::create_dir_all(&dir).expect("configure bench dir");
+    let (mut child, dev) = start_sim(sim, &dir, &[]);
+    let run = |args: &[&str]| {
+        let t = Instant::now();
+        let st = Command::new(agent)
+            .arg("--device")
+            .arg(&dev)
+            .args(args)
+            .env("AMT_PASSWORD", PW)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("spawn");
+        assert!(st.success(), "{args:?} failed: {st}");
+        t.elapsed()
+    };
+    run(&["activate", "--local", "--ccm"]);
+    let (mut apply, mut undo, mut unchanged) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        apply.push(run(&[
+            "configure",
+            "amt-features",
+            "--kvm",
+            "--sol",
+            "--ider",
+        ]));
+        undo.push(run(&["configure", "amt-features", "--disable-all"]));
+        unchanged.push(run(&["configure", "amt-features", "--disable-all"]));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let med = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cira/mps-root.pem");
+    let root = root.to_str().expect("utf-8 path").to_string();
+    let cira = |dev: &str, address: &str| {
+        let t = Instant::now();
+        let st = Command::new(agent)
+            .args([
+                "--device",
+                dev,
+                "configure",
+                "cira",
+                "--mps-address",
+                address,
+            ])
+            .args(["--mps-cert", &root, "--env-detection", "corp.example.com"])
+            .env("AMT_PASSWORD", PW)
+            .env("MPS_PASSWORD", "Bench-Mps1!")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("spawn");
+        assert!(st.success(), "configure cira {address} failed: {st}");
+        t.elapsed()
+    };
+    let (mut first, mut switch, mut same) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS / 5 {
+        let d = dir.join(format!("cira-{round}"));
+        std::fs::create_dir_all(&d).expect("cira bench dir");
+        let (mut child, dev) = start_sim(sim, &d, &[]);
+        run_on(agent, &dev, PW, &["activate", "--local", "--ccm"]);
+        first.push(cira(&dev, "mps-a.example.com"));
+        for _ in 0..4 {
+            switch.push(cira(&dev, "mps-b.example.com"));
+            same.push(cira(&dev, "mps-b.example.com"));
+            switch.push(cira(&dev, "mps-a.example.com"));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    ConfBench {
+        rounds: ROUNDS,
+        apply: med(apply),
+        undo: med(undo),
+        unchanged: med(unchanged),
+        cira_first: med(first),
+        cira_switch: med(switch),
+        cira_unchanged: med(same),
+    }
+}
+
+struct TlsBench {
+    rounds: usize,
+    apply: Duration,
+    unchanged: Duration,
+}
+
+/// `configure tls` against the in-process simulator, through the library (no process spawn).
+fn tls_bench() -> TlsBench {
+    use amt_agent::commands::configure::{execute, tls, RunOptions};
+    use amt_agent::commands::session::AmtConnArgs;
+    use amt_agent::secret::Secret;
+    use std::sync::Arc;
+    const ROUNDS: usize = 20;
+    const PW: &str = "Bench-Pa55!word";
+    let conn = AmtConnArgs {
+        lms: amt_agent::wsman::transport::LmsMode::Never,
+        lms_port: None,
+        user: None,
+        password: Some(Secret::new(PW)),
+        password_file: None,
+        skip_amt_cert_check: false,
+        amt_ca_file: Vec::new(),
+        request_timeout: Duration::from_secs(30),
+        tls_pin_dir: PathBuf::from("/nonexistent: in memory for the in-process simulator"),
+    };
+    let args = tls::TlsArgs {
+        mode: tls::TlsMode::Server,
+        delay: 0,
+        ca_cert: None,
+        ca_key: None,
+        ca_key_password_file: None,
+    };
+    let (mut apply, mut unchanged) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let mut profile = amt_agent::sim::profile::builtin("amt16.1").expect("amt16.1");
+        profile.control_mode = 1;
+        profile.provisioning_state = 2;
+        profile.digest_realm = "Digest:0123456789ABCDEF0123456789ABCDEF".into();
+        profile.admin_ha1 =
+            amt_agent::wsman::digest::ha1("admin", &profile.digest_realm.clone(), &Secret::new(PW));
+        let fw = amt_agent::sim::Firmware::new(
+            profile,
+            amt_agent::sim::faults::FaultPlan::new(vec![]),
+            None,
+        );
+        let device: Arc<dyn amt_agent::heci::MeiDevice> =
+            Arc::new(amt_agent::sim::InProcessDevice::new(fw));
+        let opts = RunOptions { dry_run: false };
+        for times in [&mut apply, &mut unchanged] {
+            // The previous run's APF session lets go of the ME's LME client after the driver's
+            // next receive deadline: wait for that outside the timed part, as a new process would
+            // find it free.
+            std::thread::sleep(Duration::from_millis(400));
+            let t = Instant::now();
+            let c = tls::Tls::new(&args, &conn).expect("tls arguments");
+            execute(device.clone(), &conn, c, &opts).expect("configure tls");
+            times.push(t.elapsed());
+        }
+    }
+    let med = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    TlsBench {
+        rounds: ROUNDS,
+        apply: med(apply),
+        unchanged: med(unchanged),
+    }
+}
+
+fn run_on(agent: &Path, dev: &str, pw: &str, args: &[&str]) {
+    let st = Command::new(agent)
+        .arg("--device")
+        .arg(dev)
+        .args(args)
+        .env("AMT_PASSWORD", pw)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn");
+    assert!(st.success(), "{args:?} failed: {st}");
+}
+
+struct NetBench {
+    rounds: usize,
+    wired_static: Duration,
+    wired_dhcp: Duration,
+    wired_unchanged: Duration,
+    dot1x_on: Duration,
+    dot1x_off: Duration,
+    wifi_add: Duration,
+    wifi_unchanged: Duration,
+    wifi_purge: Duration,
+}
+
+/// `configure wired` (addressing, 802.1X) and `configure wireless` applied, undone and re-run
+/// unchanged against amt-sim with a wireless adapter.
+fn network_bench(agent: &Path, sim: &Path, dir: &Path) -> NetBench {
+    use std::os::unix::fs::PermissionsExt;
+    const ROUNDS: usize = 20;
+    const PW: &str = "Bench-Pa55!word";
+    let dir = dir.join("network");
+    std::fs::create_dir_all(&dir).expect("network bench dir");
+    let out = Command::new(sim)
+        .args(["profiles", "amt16.1"])
+        .output()
+        .expect("amt-sim profiles");
+    let mut p: serde_json::Value = serde_json::from_slice(&out.stdout).expect("profile JSON");
+    p["wireless"]["mac"] = "a4:bb:6d:12:34:57".into();
+    let profile = dir.join("wifi.json");
+    std::fs::write(&profile, p.to_string()).expect("write the profile");
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ieee8021x");
+    let key = dir.join("client.key");
+    std::fs::copy(fx.join("client.key"), &key).expect("copy the key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let (cert, ca) = (fx.join("client.pem"), fx.join("ca.pem"));
+    let profile = profile.display().to_string();
+    let (mut child, dev) = start_sim(sim, &dir, &["--device-profile", &profile]);
+    let run = |args: &[&str]| {
+        let t = Instant::now();
+        let st = Command::new(agent)
+            .arg("--device")
+            .arg(&dev)
+            .args(args)
+            .env("AMT_PASSWORD", PW)
+            .env("PSK_PASSPHRASE", "Bench wifi passphrase")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("spawn");
+        assert!(st.success(), "{args:?} failed: {st}");
+        t.elapsed()
+    };
+    run(&["activate", "--local", "--ccm"]);
+    let statik = [
+        "configure",
+        "wired",
+        "--ip-address",
+        "192.168.7.50",
+        "--subnet-mask",
+        "255.255.255.0",
+        "--gateway",
+        "192.168.7.1",
+        "--primary-dns",
+        "192.168.7.2",
+    ];
+    let (cert, ca, key) = (
+        cert.display().to_string(),
+        ca.display().to_string(),
+        key.display().to_string(),
+    );
+    let dot1x = [
+        "configure",
+        "wired",
+        "--dhcp",
+        "--ieee8021x-profile-name",
+        "bench",
+        "--ieee8021x-username",
+        "amt-bench",
+        "--ieee8021x-client-cert",
+        &cert,
+        "--ieee8021x-private-key",
+        &key,
+        "--ieee8021x-ca-cert",
+        &ca,
+    ];
+    let wifi = [
+        "configure",
+        "wireless",
+        "--profile-name",
+        "bench",
+        "--ssid",
+        "BenchNet",
+    ];
+    let mut t: [Vec<Duration>; 8] = Default::default();
+    for _ in 0..ROUNDS {
+        t[0].push(run(&statik));
+        t[1].push(run(&["configure", "wired", "--dhcp"]));
+        t[2].push(run(&["configure", "wired", "--dhcp"]));
+        t[3].push(run(&dot1x));
+        t[4].push(run(&["configure", "wired", "--dhcp"]));
+        t[5].push(run(&wifi));
+        t[6].push(run(&wifi));
+        t[7].push(run(&["configure", "wireless", "--purge"]));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let [a, b, c, d, e, f, g, h] = t.map(|mut v| {
+        v.sort();
+        v[v.len() / 2]
+    });
+    NetBench {
+        rounds: ROUNDS,
+        wired_static: a,
+        wired_dhcp: b,
+        wired_unchanged: c,
+        dot1x_on: d,
+        dot1x_off: e,
+        wifi_add: f,
+        wifi_unchanged: g,
+        wifi_purge: h,
+    }
+}
+
+struct DesiredBench {
+    rounds: usize,
+    apply: Duration,
+    plan_fresh: Duration,
+    plan_applied: Duration,
+}
+
+/// `apply` and `plan` of one profile: in-process (from scratch) and on amt-sim (applied).
+fn desired_bench(agent: &Path, sim: &Path, dir: &Path) -> DesiredBench {
+    const ROUNDS: usize = 30;
+    let dir = dir.join("desired");
+    std::fs::create_dir_all(&dir).expect("desired bench dir");
+    let profile = dir.join("profile.yaml");
+    std::fs::write(
+        &profile,
+        "version: 1\ncontrolMode: ccm\nadminPassword: Bench-Pa55!word\n\
+         features: {kvm: true, sol: true, ider: false, userConsent: all}\n\
+         hostname: {hostName: bench-1, domainName: bench.example.com}\nclockSync: true\n\
+         proxies: [{address: proxy.bench.example.com, port: 3128}]\n",
+    )
+    .expect("profile");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&profile, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let data = dir.join("data");
+    let run = |dev: &str, cmd: &str, ok: &[i32]| {
+        let t = Instant::now();
+        let st = Command::new(agent)
+            .args(["--device", dev, cmd])
+            .arg(&profile)
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("AMT_PASSWORD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("spawn");
+        assert!(
+            ok.contains(&st.code().unwrap_or(-1)),
+            "{cmd} on {dev}: {st}"
+        );
+        t.elapsed()
+    };
+    let (mut child, dev) = start_sim(sim, &dir, &[]);
+    run(&dev, "apply", &[0]);
+    let (mut apply, mut fresh, mut applied) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        apply.push(run("sim", "apply", &[0]));
+        fresh.push(run("sim", "plan", &[2]));
+        applied.push(run(&dev, "plan", &[0]));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let med = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    DesiredBench {
+        rounds: ROUNDS,
+        apply: med(apply),
+        plan_fresh: med(fresh),
+        plan_applied: med(applied),
     }
 }
 

@@ -27,10 +27,18 @@ pub enum ExitCode {
     ServerCertificateVerificationFailed = 22,
     MissingOrIncorrectPassword = 23,
     MissingDnsSuffix = 24,
+    MissingHostname = 25,
     MissingProxyAddressAndPort = 26,
+    MissingOrIncorrectStaticIp = 27,
     IncorrectCommandLineParameters = 28,
+    MissingOrIncorrectNetworkMask = 29,
+    MissingOrIncorrectGateway = 30,
+    MissingOrIncorrectPrimaryDns = 31,
+    MissingOrIncorrectSecondaryDns = 32,
     InvalidParameterCombination = 33,
     FailedReadingConfiguration = 34,
+    MissingOrInvalidConfiguration = 35,
+    InvalidUserInput = 36,
     InvalidUuid = 37,
     PasswordsDoNotMatch = 38,
     RpsAuthenticationFailed = 70,
@@ -40,13 +48,25 @@ pub enum ExitCode {
     AmtAuthenticationFailed = 100,
     WsmanMessageError = 101,
     ActivationFailed = 102,
+    NetworkConfigurationFailed = 103,
+    CiraConfigurationFailed = 104,
+    TlsConfigurationFailed = 105,
+    WifiConfigurationFailed = 106,
+    AmtFeaturesConfigurationFailed = 107,
+    Ieee8021xConfigurationFailed = 108,
     UnableToDeactivate = 109,
     DeactivationFailed = 110,
     UnableToActivate = 111,
     /// A message from RPS that cannot be read (not JSON, bad base64, binary, too large).
     UnmarshalMessageFailed = 113,
+    /// `configure`: the command needs an activated device (control mode 0 was read).
+    DeviceNotActivated = 115,
+    MissingOrIncorrectWifiProfileName = 116,
+    MissingIeee8021xConfiguration = 117,
     SetMebxPasswordFailed = 118,
     ChangeAmtPasswordFailed = 119,
+    /// `configure`: the firmware would refuse the change, or did not keep it.
+    UnableToConfigure = 120,
     // rpc-go's activation codes 121–135 (rpc-go.md §2); all named ActivationFailed there.
     ProvisioningCertBase64 = 121,
     ProvisioningCertPassword = 122,
@@ -63,17 +83,26 @@ pub enum ExitCode {
     ControlModeUnreadable = 134,
     InvalidControlMode = 135,
     /// The leaf's signature hash is neither SHA-256 nor SHA-384 family (AMT 19+ local ACM).
+    /// A key pair of that kind already exists (TLS / 802.1X key generation).
+    DuplicateKey = 136,
+    WiredConfigurationFailed = 137,
     LeafHashUnsupported = 138,
     SyncClockFailed = 150,
     SyncHostnameFailed = 151,
     SyncIpFailed = 152,
     ChangePasswordFailed = 153,
     SyncDeviceInfoFailed = 154,
+    /// `plan`: changes are pending (terraform plan -detailed-exitcode's 2). It exits 2, the number
+    /// rpc-go gives HECIDriverNotDetected: `plan --json`'s `status` tells the two apart.
+    ChangesPending = 255,
 }
 
 impl ExitCode {
     pub fn code(self) -> u8 {
-        self as u8
+        match self {
+            ExitCode::ChangesPending => 2,
+            c => c as u8,
+        }
     }
 
     /// rpc-go's name for the code.
@@ -91,6 +120,26 @@ impl ExitCode {
             ExitCode::MissingOrIncorrectPassword => "MissingOrIncorrectPassword",
             ExitCode::MissingDnsSuffix => "MissingDNSSuffix",
             ExitCode::MissingProxyAddressAndPort => "MissingProxyAddressAndPort",
+            ExitCode::MissingHostname => "MissingHostname",
+            ExitCode::MissingOrIncorrectStaticIp => "MissingOrIncorrectStaticIP",
+            ExitCode::MissingOrIncorrectNetworkMask => "MissingOrIncorrectNetworkMask",
+            ExitCode::MissingOrIncorrectGateway => "MissingOrIncorrectGateway",
+            ExitCode::MissingOrIncorrectPrimaryDns => "MissingOrIncorrectPrimaryDNS",
+            ExitCode::MissingOrIncorrectSecondaryDns => "MissingOrIncorrectSecondaryDNS",
+            ExitCode::MissingOrInvalidConfiguration => "MissingOrInvalidConfiguration",
+            ExitCode::InvalidUserInput => "InvalidUserInput",
+            ExitCode::NetworkConfigurationFailed => "NetworkConfigurationFailed",
+            ExitCode::CiraConfigurationFailed => "CIRAConfigurationFailed",
+            ExitCode::TlsConfigurationFailed => "TLSConfigurationFailed",
+            ExitCode::WifiConfigurationFailed => "WiFiConfigurationFailed",
+            ExitCode::AmtFeaturesConfigurationFailed => "AMTFeaturesConfigurationFailed",
+            ExitCode::Ieee8021xConfigurationFailed => "Ieee8021xConfigurationFailed",
+            ExitCode::DeviceNotActivated => "DeviceNotActivated",
+            ExitCode::MissingOrIncorrectWifiProfileName => "MissingOrIncorrectWifiProfileName",
+            ExitCode::MissingIeee8021xConfiguration => "MissingIeee8021xConfiguration",
+            ExitCode::UnableToConfigure => "UnableToConfigure",
+            ExitCode::DuplicateKey => "DuplicateKey",
+            ExitCode::WiredConfigurationFailed => "WiredConfigurationFailed",
             ExitCode::RpsAuthenticationFailed => "RPSAuthenticationFailed",
             ExitCode::OsNetworkInterfacesLookupFailed => "OSNetworkInterfacesLookupFailed",
             ExitCode::SyncClockFailed => "SyncClockFailed",
@@ -98,6 +147,7 @@ impl ExitCode {
             ExitCode::SyncIpFailed => "SyncIpFailed",
             ExitCode::ChangePasswordFailed => "ChangePasswordFailed",
             ExitCode::SyncDeviceInfoFailed => "SyncDeviceInfoFailed",
+            ExitCode::ChangesPending => "ChangesPending",
             ExitCode::IncorrectCommandLineParameters => "IncorrectCommandLineParameters",
             ExitCode::InvalidParameterCombination => "InvalidParameterCombination",
             ExitCode::FailedReadingConfiguration => "FailedReadingConfiguration",

@@ -55,6 +55,18 @@ impl<'de> serde::Deserialize<'de> for Secret {
     }
 }
 
+/// AMT's rule for the admin and MEBx passwords: 8–32 characters with a lower-case and an
+/// upper-case letter, a digit and a special character, none of `"` `,` `:`.
+pub fn meets_amt_rules(s: &str) -> bool {
+    (8..=32).contains(&s.chars().count())
+        && s.chars().all(|c| c.is_ascii() && !c.is_ascii_control())
+        && s.chars().any(|c| c.is_ascii_lowercase())
+        && s.chars().any(|c| c.is_ascii_uppercase())
+        && s.chars().any(|c| c.is_ascii_digit())
+        && s.chars().any(|c| !c.is_ascii_alphanumeric())
+        && !s.contains(['"', ',', ':'])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

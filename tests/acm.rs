@@ -3,13 +3,18 @@
 //! tripping chain the doctor's prediction (`cert check` against a running `amt-sim`) and the
 //! simulated firmware's answer (`activate --local --acm --force`) agree. Plus successful local ACM
 //! (with and without an intermediate), the CCM → ACM upgrade, PKCS#12 encodings, and `cert hash`.
+//! And the domain trap (issue 11): the domain AMT trusts is read from the firmware, `-d` never
+//! overrides it, and a leaf outside it is refused before anything is sent — on AMT 16, in a
+//! CCM → ACM upgrade and on AMT 19 — until setup.bin enrols the certificate's domain.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use amt_agent::provisioning::{self as prov, rules, Machine, Outcome, TrustedHash};
+use amt_agent::provisioning::{
+    self as prov, rules, FirmwareDomains, Machine, Outcome, TrustedHash,
+};
 use common::*;
 
 const PFX_PASSWORD: &str = "Pfx-p4ss";
@@ -464,7 +469,10 @@ fn machine(w: &World) -> Machine {
     Machine {
         amt_version: Some((16, 1)),
         hashes: Some(vec![entry(&w.root, true), entry(&w.inactive_root, false)]),
-        pki_dns_suffix: Some(SUFFIX.into()),
+        domains: Some(FirmwareDomains {
+            pki_dns_suffix: SUFFIX.into(),
+            wsman: Err("not read".into()),
+        }),
         ..Machine::default()
     }
 }
@@ -480,6 +488,21 @@ fn check_lib(file: &Path, m: &Machine) -> Vec<(String, Outcome, String)> {
     .into_iter()
     .map(|f| (f.rule.id.to_string(), f.outcome, f.certificate))
     .collect()
+}
+
+/// The fix the library gives for `rule` on `file` and machine `m`.
+fn fix_of(file: &Path, m: &Machine, rule: &str) -> String {
+    let pw = || Ok(amt_agent::secret::Secret::new(PFX_PASSWORD));
+    let cert = prov::load::load(file.to_str().unwrap(), &pw).unwrap();
+    rules::run(&rules::Input {
+        cert: &cert,
+        machine: m,
+        now: prov::now(),
+    })
+    .into_iter()
+    .find(|f| f.rule.id == rule && f.outcome == Outcome::Error)
+    .map(|f| f.fix().to_string())
+    .unwrap_or_else(|| panic!("{rule} does not fail"))
 }
 
 #[test]
@@ -586,11 +609,11 @@ fn every_rule_has_a_certificate_that_trips_it_and_one_that_passes() {
     assert!(res.iter().all(|(_, o, _)| *o != Outcome::Error), "{res:?}");
 }
 
-/// A simulator whose hash list has the test root (active) and the inactive root, and whose PKI
-/// DNS suffix is example.com; `control_mode` 1 makes it a CCM device with `AMT_PASSWORD`.
-fn sim(w: &World, control_mode: u32) -> Sim {
-    let dir = tempfile::tempdir().unwrap();
-    let mut p = profile("amt16.1");
+/// A firmware state: profile `base` whose hash list has the test root (active) and the inactive
+/// root, whose PKI DNS suffix is `pki` and whose DHCP lease gave `dhcp` (option 15);
+/// `control_mode` 1 makes it a CCM device with `AMT_PASSWORD`.
+fn firmware(w: &World, base: &str, control_mode: u32, pki: &str, dhcp: &str) -> serde_json::Value {
+    let mut p = profile(base);
     let hashes = p["cert_hashes"].as_array_mut().unwrap();
     for (c, active) in [(&w.root, true), (&w.inactive_root, false)] {
         hashes.push(serde_json::json!({
@@ -598,7 +621,8 @@ fn sim(w: &World, control_mode: u32) -> Sim {
             "is_default": false, "is_active": active,
         }));
     }
-    p["pki_dns_suffix"] = SUFFIX.into();
+    p["pki_dns_suffix"] = pki.into();
+    p["dhcp_dns_suffix"] = dhcp.into();
     if control_mode == 1 {
         use md5::Digest as _;
         let realm = "Digest:0123456789ABCDEF0123456789ABCDEF";
@@ -612,10 +636,27 @@ fn sim(w: &World, control_mode: u32) -> Sim {
         p["control_mode"] = 1.into();
         p["provisioning_state"] = 2.into();
     }
-    let state = dir.path().join("state.json");
-    std::fs::write(&state, serde_json::to_string(&p).unwrap()).unwrap();
+    p
+}
+
+/// A simulator running `state` (kept in its directory as state.json), with `extra` arguments.
+fn sim_of(state: &serde_json::Value, extra: &[&str]) -> Sim {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    std::fs::write(&path, serde_json::to_string(state).unwrap()).unwrap();
     let socket = dir.path().join("sim.sock");
-    Sim::start_in(dir, socket, &["--state", state.to_str().unwrap()])
+    let mut args = vec!["--state", path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Sim::start_in(dir, socket, &args)
+}
+
+/// A simulator whose hash list has the test root (active) and the inactive root, and whose PKI
+/// DNS suffix is example.com; `control_mode` 1 makes it a CCM device with `AMT_PASSWORD`.
+fn sim(w: &World, control_mode: u32) -> Sim {
+    sim_of(
+        &firmware(w, "amt16.1", control_mode, SUFFIX, "corp.example.com"),
+        &[],
+    )
 }
 
 fn env() -> Vec<(&'static str, &'static str)> {
@@ -657,9 +698,14 @@ fn cert_check(sim: &Sim, file: &Path) -> std::process::Output {
     )
 }
 
+/// The control mode `amtinfo --mode` prints, in rpc-go v2's words.
 fn mode(sim: &Sim) -> String {
     let dev = sim.device();
-    stdout(&agent(&["--device", &dev, "amtinfo", "--mode"]))
+    let out = stdout(&agent(&["--device", &dev, "amtinfo", "--mode"]));
+    out.strip_prefix("Control Mode\t\t: ")
+        .and_then(|m| m.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("not one Control Mode line: {out:?}"))
+        .to_string()
 }
 
 #[test]
@@ -728,12 +774,14 @@ fn the_doctor_and_the_simulated_firmware_agree_on_every_broken_chain() {
             "{}:\n{err}",
             case.rule
         );
+        // The fix for this machine (the domain rule's names AMT's suffix), as the library says.
+        let fix = fix_of(&case.file, &machine(&w), case.rule);
         assert!(
-            err.contains(&format!("help: {}", rule.fix)),
+            err.contains(&format!("help: {fix}")),
             "{}:\n{err}",
             case.rule
         );
-        assert!(mode(&s).contains("not activated"));
+        assert_eq!(mode(&s), "pre-provisioning state");
     }
 }
 
@@ -752,7 +800,7 @@ fn local_acm_succeeds_with_and_without_an_intermediate_and_in_both_pkcs12_encodi
         let o = activate(&s, &file, &[]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         assert!(stdout(&o).contains("activated in admin control mode"));
-        assert!(mode(&s).contains("admin control mode"), "{}", mode(&s));
+        assert_eq!(mode(&s), "activated in admin control mode");
         // Now in ACM: a second activation is refused.
         assert_eq!(code(&activate(&s, &file, &[])), 111);
     }
@@ -762,7 +810,7 @@ fn local_acm_succeeds_with_and_without_an_intermediate_and_in_both_pkcs12_encodi
 fn a_ccm_device_is_upgraded_to_acm() {
     let w = world();
     let s = sim(&w, 1);
-    assert!(mode(&s).contains("client control mode"), "{}", mode(&s));
+    assert_eq!(mode(&s), "activated in client control mode");
     let leaf = w.pki.leaf(&format!("amt.{SUFFIX}"), &w.root);
     let file = w.pki.pfx(&leaf, &[&w.root], false);
     let dev = s.device();
@@ -782,7 +830,7 @@ fn a_ccm_device_is_upgraded_to_acm() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["upgradedFromCcm"], true);
-    assert!(mode(&s).contains("admin control mode"), "{}", mode(&s));
+    assert_eq!(mode(&s), "activated in admin control mode");
 }
 
 #[test]
@@ -859,18 +907,14 @@ fn cert_hash_prints_amt_style_fingerprints() {
 /// An AMT 19 simulator (TLS enforced on the local ports, no AdminSetup) with the world's hashes
 /// and suffix; its TLS root goes to a file the agent trusts with --amt-ca-file.
 fn sim19(w: &World, extra: &[&str]) -> (Sim, String) {
+    sim19_of(&firmware(w, "amt19", 0, SUFFIX, "corp.example.com"), extra)
+}
+
+/// An AMT 19 simulator running `state`; its TLS root goes to a file for --amt-ca-file.
+fn sim19_of(state: &serde_json::Value, extra: &[&str]) -> (Sim, String) {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = profile("amt19");
-    let hashes = p["cert_hashes"].as_array_mut().unwrap();
-    for (c, active) in [(&w.root, true), (&w.inactive_root, false)] {
-        hashes.push(serde_json::json!({
-            "name": c.subject, "algorithm": "SHA256", "hash": sha256_hex(c),
-            "is_default": false, "is_active": active,
-        }));
-    }
-    p["pki_dns_suffix"] = SUFFIX.into();
-    let state = dir.path().join("state.json");
-    std::fs::write(&state, serde_json::to_string(&p).unwrap()).unwrap();
+    let path = dir.path().join("state.json");
+    std::fs::write(&path, serde_json::to_string(state).unwrap()).unwrap();
     let root = dir
         .path()
         .join("sim-root.pem")
@@ -878,7 +922,7 @@ fn sim19(w: &World, extra: &[&str]) -> (Sim, String) {
         .unwrap()
         .to_string();
     let socket = dir.path().join("sim.sock");
-    let mut args = vec!["--state", state.to_str().unwrap(), "--tls-root-out", &root];
+    let mut args = vec!["--state", path.to_str().unwrap(), "--tls-root-out", &root];
     args.extend_from_slice(extra);
     let sim = Sim::start_in(dir, socket, &args);
     (sim, root)
@@ -936,7 +980,7 @@ fn local_acm_on_amt19_goes_through_secure_host_based_configuration() {
         .collect();
     assert_eq!(st["admin_ha1"], ha1.as_str());
     assert_eq!(st["mebx_password_set"], true);
-    assert!(mode(&s).contains("admin control mode"), "{}", mode(&s));
+    assert_eq!(mode(&s), "activated in admin control mode");
 }
 
 #[test]
@@ -1110,7 +1154,7 @@ fn setup_bin_enrolment_then_acm_with_the_custom_root() {
     assert_eq!(code(&check), 0, "{}", stdout(&check));
     let o = activate(&s, &file, &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(mode(&s).contains("admin control mode"), "{}", mode(&s));
+    assert_eq!(mode(&s), "activated in admin control mode");
 }
 
 /// With no PKI DNS suffix in MEBx, the domain AMT trusts is the DHCP option-15 one it saw; the
@@ -1152,4 +1196,289 @@ fn the_doctor_checks_the_leaf_against_the_dhcp_domain_amt_saw() {
             assert!(stdout(&o).contains("AMT-LEAF-DOMAIN"), "{}", stdout(&o));
         }
     }
+}
+
+/// The trap of issue 11: the domain AMT trusts is its own (here the DHCP option 15 domain, no
+/// PKI DNS suffix), whatever `-d` says.
+const TRAP_CN: &str = "amt.holdout.test";
+const DHCP: &str = "corp.example.com";
+
+/// Writes a setup.bin enrolling the test root, with `suffix` as PKI DNS suffix when given; the
+/// MEBx password goes from `admin` (or `current`) to `new`.
+fn setup_bin(w: &World, out: &Path, suffix: Option<&str>, current: Option<&str>, new: &str) {
+    let mut args = vec![
+        "setup-bin",
+        "create",
+        "--root-cert",
+        w.root.crt.to_str().unwrap(),
+        "--name",
+        "Corp Root",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    if let Some(s) = suffix {
+        args.extend(["--pki-dns-suffix", s]);
+    }
+    let mut env = vec![("MEBX_PASSWORD", new)];
+    if let Some(c) = current {
+        env.push(("MEBX_CURRENT_PASSWORD", c));
+    }
+    let o = agent_env(&args, &env);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+/// A factory-fresh amt16.1 (no PKI DNS suffix, DHCP option 15 corp.example.com) whose state is
+/// kept in `state`, booted with the USB stick `usb` (MEBx consumes it).
+fn boot_with_usb(state: &Path, usb: &Path) -> Sim {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("sim.sock");
+    Sim::start_in(
+        dir,
+        socket,
+        &[
+            "--state",
+            state.to_str().unwrap(),
+            "--usb-setup",
+            usb.to_str().unwrap(),
+        ],
+    )
+}
+
+/// The one-line error, every `caused by:` and the `help:` of a failed run.
+fn error_block(err: &str) -> (String, Vec<String>, String) {
+    let line = |p: &str| {
+        err.lines()
+            .filter(|l| l.starts_with(p))
+            .map(|l| l[p.len()..].to_string())
+            .collect::<Vec<_>>()
+    };
+    (
+        line("error: ").last().cloned().unwrap_or_default(),
+        line("caused by: "),
+        line("help: ").last().cloned().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn the_domain_trap_is_refused_up_front_and_a_setup_bin_suffix_then_activates() {
+    let w = world();
+    let keep = tempfile::tempdir().unwrap();
+    let state = keep.path().join("state.json");
+    let mut p = profile("amt16.1");
+    p["dhcp_dns_suffix"] = DHCP.into();
+    std::fs::write(&state, serde_json::to_string(&p).unwrap()).unwrap();
+    // The root enrolled by setup.bin without a PKI DNS suffix; a certificate for another domain.
+    let usb1 = keep.path().join("setup-1.bin");
+    setup_bin(&w, &usb1, None, None, "N3w-MEBx!pass");
+    let mut s = boot_with_usb(&state, &usb1);
+    let leaf = w.pki.leaf(TRAP_CN, &w.root);
+    let file = w.pki.pfx(&leaf, &[&w.root], false);
+    let dev = s.device();
+
+    // cert check reads the firmware's suffixes; -d does not override them online.
+    for extra in [&[][..], &["-d", TRAP_CN][..]] {
+        let mut args = vec!["--device", &dev, "cert", "check", file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = agent_env(&args, &env());
+        let text = stdout(&o);
+        assert_eq!(code(&o), 135, "{extra:?}:\n{text}");
+        assert!(
+            text.contains(&format!(
+                "trusted domain: {DHCP}, the DHCP option 15 domain"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("error[AMT-LEAF-DOMAIN]"), "{text}");
+    }
+    // Offline, -d is all there is: it stands in (and is said to).
+    let o = agent_env(
+        &[
+            "cert",
+            "check",
+            "--offline",
+            "-d",
+            TRAP_CN,
+            file.to_str().unwrap(),
+        ],
+        &env(),
+    );
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(stdout(&o).contains("-d, standing in"), "{}", stdout(&o));
+
+    // activate: refused before anything is sent, naming AMT's suffix, its source and the fixes.
+    let o = activate(&s, &file, &["-d", TRAP_CN, "-vvv"]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 135, "{err}");
+    let (msg, causes, help) = error_block(&err);
+    assert!(msg.starts_with("refusing to activate"), "{msg}");
+    assert!(msg.contains("AMT-LEAF-DOMAIN"), "{msg}");
+    assert!(
+        causes[0].contains(&format!(
+            "CN {TRAP_CN} does not match {DHCP}, the DHCP option 15 domain AMT received"
+        )),
+        "{causes:?}"
+    );
+    for fix in [
+        "CN=amt.corp.example.com",
+        &format!("setup-bin create --root-cert ROOT.pem --pki-dns-suffix {TRAP_CN}"),
+        "MEBx → Remote Setup and Configuration → TLS PKI → PKI DNS Suffix",
+        &format!("hand out {TRAP_CN} as DHCP option 15"),
+        "--force",
+    ] {
+        assert!(help.contains(fix), "{fix}: {help}");
+    }
+    assert!(
+        err.contains(&format!("-d {TRAP_CN} is not used: AMT trusts {DHCP}")),
+        "{err}"
+    );
+    // The firmware was asked (WS-MAN, as the local system account), and nothing was sent.
+    assert!(err.contains("AMT_SetupAndConfigurationService"), "{err}");
+    assert!(!err.contains("IPS_HostBasedSetupService"), "{err}");
+    assert_eq!(mode(&s), "pre-provisioning state");
+
+    // --force: the firmware answers AUTH_FAILED, explained by the domain first.
+    let o = activate(&s, &file, &["-d", TRAP_CN, "--force"]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 135, "{err}");
+    let (msg, causes, help) = error_block(&err);
+    assert!(msg.contains("AdminSetup returned AUTH_FAILED (5)"), "{msg}");
+    assert!(
+        causes[0].starts_with(&format!(
+            "[AMT-LEAF-DOMAIN] CN={TRAP_CN}: CN {TRAP_CN} does not match {DHCP}"
+        )),
+        "{causes:?}"
+    );
+    assert!(
+        help.contains(&format!("--pki-dns-suffix {TRAP_CN}")),
+        "{help}"
+    );
+    assert_eq!(mode(&s), "pre-provisioning state");
+
+    // The fix the help names: the suffix enrolled with a second setup.bin (the MEBx password is
+    // no longer admin), consumed at the next boot; then the same certificate activates.
+    s.stop();
+    drop(s);
+    let usb2 = keep.path().join("setup-2.bin");
+    setup_bin(
+        &w,
+        &usb2,
+        Some(TRAP_CN),
+        Some("N3w-MEBx!pass"),
+        "N3w-MEBx!pass2",
+    );
+    let s = boot_with_usb(&state, &usb2);
+    let check = cert_check(&s, &file);
+    assert_eq!(code(&check), 0, "{}", stdout(&check));
+    assert!(
+        stdout(&check).contains(&format!("trusted domain: {TRAP_CN}, AMT's PKI DNS suffix")),
+        "{}",
+        stdout(&check)
+    );
+    let o = activate(&s, &file, &["-d", TRAP_CN]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(mode(&s), "activated in admin control mode");
+}
+
+/// CCM → ACM: WS-MAN needs the AMT password to read the DHCP domain; the same trap is refused
+/// before UpgradeClientToAdmin, and forced it is explained by the domain first.
+#[test]
+fn the_domain_trap_is_refused_before_a_ccm_to_acm_upgrade() {
+    let w = world();
+    let s = sim_of(&firmware(&w, "amt16.1", 1, "", DHCP), &[]);
+    let leaf = w.pki.leaf(TRAP_CN, &w.root);
+    let file = w.pki.pfx(&leaf, &[&w.root], false);
+    // cert check in CCM reads the DHCP domain as admin with AMT_PASSWORD.
+    let check = cert_check(&s, &file);
+    assert_eq!(code(&check), 135, "{}", stdout(&check));
+    assert!(
+        stdout(&check).contains(&format!("trusted domain: {DHCP}, the DHCP option 15")),
+        "{}",
+        stdout(&check)
+    );
+
+    let o = activate(&s, &file, &["-d", TRAP_CN]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 135, "{err}");
+    let (msg, causes, _) = error_block(&err);
+    assert!(msg.starts_with("refusing to activate"), "{msg}");
+    assert!(causes[0].contains(DHCP), "{causes:?}");
+
+    let o = activate(&s, &file, &["-d", TRAP_CN, "--force"]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 135, "{err}");
+    let (msg, causes, _) = error_block(&err);
+    assert!(
+        msg.contains("UpgradeClientToAdmin returned AUTH_FAILED (5)"),
+        "{msg}"
+    );
+    assert!(causes[0].starts_with("[AMT-LEAF-DOMAIN]"), "{causes:?}");
+    assert_eq!(mode(&s), "activated in client control mode");
+
+    // A certificate for the DHCP domain upgrades.
+    let good = w.pki.leaf(&format!("amt.{DHCP}"), &w.root);
+    let o = activate(&s, &w.pki.pfx(&good, &[&w.root], false), &["-d", TRAP_CN]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(mode(&s), "activated in admin control mode");
+}
+
+/// AMT 19+: the firmware's suffixes are read over TLS before START_CONFIGURATION_HBASED, so the
+/// trap is refused with nothing opened; forced, the rollback names the domain first.
+#[test]
+fn the_domain_trap_is_refused_before_secure_host_based_configuration_on_amt19() {
+    let w = world();
+    let (s, root) = sim19_of(&firmware(&w, "amt19", 0, "", DHCP), &[]);
+    let leaf = w.pki.leaf(TRAP_CN, &w.root);
+    let file = w.pki.pfx(&leaf, &[&w.root], false);
+    let base = [
+        "-d",
+        TRAP_CN,
+        "--amt-ca-file",
+        root.as_str(),
+        "--mebx-password-file",
+    ];
+    let mebx = s.path("mebx");
+    std::fs::write(&mebx, "Mebx-P4ssw0rd!\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&mebx, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut args = base.to_vec();
+    args.push(mebx.to_str().unwrap());
+    args.push("-vvv");
+
+    let o = activate(&s, &file, &args);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 135, "{err}");
+    let (msg, causes, help) = error_block(&err);
+    assert!(msg.starts_with("refusing to activate"), "{msg}");
+    assert!(
+        causes[0].contains(&format!("does not match {DHCP}, the DHCP option 15 domain")),
+        "{causes:?}"
+    );
+    assert!(
+        help.contains(&format!("--pki-dns-suffix {TRAP_CN}")),
+        "{help}"
+    );
+    assert!(!err.contains("START_CONFIGURATION_HBASED"), "{err}");
+    let st = state19(&s);
+    assert_eq!(modes(&st), (0.into(), 0.into()));
+    assert_eq!(st["hbased_server_cert_hash"], "");
+
+    args.pop();
+    args.push("--force");
+    let o = activate(&s, &file, &args);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 102, "{err}");
+    let (msg, causes, help) = error_block(&err);
+    assert!(msg.contains("rolled back"), "{msg}");
+    let domain = causes
+        .iter()
+        .position(|c| c.starts_with("[AMT-LEAF-DOMAIN]"))
+        .expect("the domain rule explains the refusal");
+    assert!(
+        causes[..domain].iter().all(|c| !c.starts_with('[')),
+        "the domain comes first: {causes:?}"
+    );
+    assert!(help.contains(DHCP), "{help}");
+    let st = state19(&s);
+    assert_eq!(modes(&st), (0.into(), 0.into()));
+    assert_eq!(st["hbased_server_cert_hash"], "");
 }

@@ -8,10 +8,10 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{repo_file, run_with_deadline, Sim};
 
@@ -33,7 +33,22 @@ fn free_port() -> u16 {
 
 #[test]
 fn wsman_messages_peer_drives_every_class_the_simulator_models() {
-    let test = "wsman_messages_peer_drives_every_class_the_simulator_models";
+    run_peer(
+        "wsman_messages_peer_drives_every_class_the_simulator_models",
+        None,
+    );
+}
+
+/// The same run on a machine with a wireless adapter: the Wi-Fi classes too.
+#[test]
+fn wsman_messages_peer_drives_the_wifi_classes() {
+    let mut p = common::profile("amt16.1");
+    p["wireless"]["mac"] = "a4:bb:6d:12:34:57".into();
+    run_peer("wsman_messages_peer_drives_the_wifi_classes", Some(p));
+}
+
+/// Runs the peer against a simulator of `profile` (the built-in amt16.1 when `None`).
+fn run_peer(test: &str, profile: Option<serde_json::Value>) {
     let Some(node) = which("node") else {
         common::skip_without_node(test, "node is not installed (CI installs nodejs)");
         return;
@@ -50,6 +65,14 @@ fn wsman_messages_peer_drives_every_class_the_simulator_models() {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("sim.sock");
     let state = dir.path().join("state.json");
+    let device_profile = match profile {
+        None => "amt16.1".to_string(),
+        Some(p) => {
+            let f = dir.path().join("profile.json");
+            std::fs::write(&f, serde_json::to_vec(&p).expect("profile JSON")).expect("write");
+            f.display().to_string()
+        }
+    };
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let state_arg = state.to_str().expect("utf-8 temp path").to_string();
@@ -58,7 +81,7 @@ fn wsman_messages_peer_drives_every_class_the_simulator_models() {
         socket,
         &[
             "--device-profile",
-            "amt16.1",
+            &device_profile,
             "--lms-listen",
             &addr,
             "--state",
@@ -66,15 +89,6 @@ fn wsman_messages_peer_drives_every_class_the_simulator_models() {
         ],
     );
     assert!(state.is_file(), "amt-sim wrote no state file");
-    // The Unix socket is bound before the TCP listener: wait for the latter too.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{addr} did not listen within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
 
     let out = run_with_deadline(
         Command::new(node)

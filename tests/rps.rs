@@ -845,10 +845,16 @@ fn hex_lower(b: &[u8]) -> String {
 
 /// A simulator whose firmware trusts `root_hash` and whose PKI DNS suffix is amt.example.test.
 fn acm_sim(root_hash: &str) -> Sim {
+    acm_sim_with(root_hash, "amt.example.test", "corp.example.com")
+}
+
+/// The same with the PKI DNS suffix `pki` and the DHCP option 15 domain `dhcp` given.
+fn acm_sim_with(root_hash: &str, pki: &str, dhcp: &str) -> Sim {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     let mut p = common::profile("amt16.1");
-    p["pki_dns_suffix"] = json!("amt.example.test");
+    p["pki_dns_suffix"] = json!(pki);
+    p["dhcp_dns_suffix"] = json!(dhcp);
     p["cert_hashes"].as_array_mut().unwrap().push(json!({
         "name": "amt-agent test provisioning root", "algorithm": "SHA256", "hash": root_hash,
         "is_default": false, "is_active": true}));
@@ -1101,6 +1107,65 @@ fn when_amt_refuses_the_chain_rps_sent_the_agent_says_which_certificate_breaks_w
         "the certificate: {err}"
     );
     assert!(err.contains("keyCertSign"), "the fix: {err}");
+    sim.stop();
+    assert_eq!(state(&sim)["control_mode"], 0, "nothing was activated");
+}
+
+/// Issue 11 through RPS: `-d` picks RPS's domain (amt.example.test), but the firmware has no PKI
+/// DNS suffix and trusts its DHCP lease's domain, so AdminSetup answers AUTH_FAILED. The diagnosis
+/// blames the domain with the firmware's suffix and where it comes from, never `-d`, and says
+/// nothing about the private key RPS holds.
+#[test]
+fn when_amt_refuses_adminsetup_for_the_domain_the_diagnosis_names_the_firmwares_suffix() {
+    if !peer_available() {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let Some((leaf, key, root, hash)) = provisioning_chain(keys.path()) else {
+        return;
+    };
+    let domains = json!({"domains": [{"suffix": "amt.example.test", "leafCert": leaf,
+        "leafKey": key, "rootCert": root}]});
+    let mut sim = acm_sim_with(&hash, "", "corp.example.com");
+    let peer = Peer::start(sim.dir.path(), config(domains), None);
+    let o = run(
+        &[
+            "--device",
+            &sim.device(),
+            "activate",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "acm-peer",
+            "-d",
+            "amt.example.test",
+        ],
+        &[],
+    );
+    let err = stderr(&o);
+    assert_ne!(code(&o), 0, "{err}");
+    assert!(
+        err.contains("-d amt.example.test picks RPS's domain, but AMT trusts corp.example.com"),
+        "warned before RPS is asked: {err}"
+    );
+    assert!(err.contains("AdminSetup returned AUTH_FAILED (5)"), "{err}");
+    let why = err
+        .split("Why AMT refused the provisioning certificate RPS sent:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no diagnosis: {err}"));
+    let first = why.lines().find(|l| l.starts_with("error[")).unwrap_or("");
+    assert!(first.starts_with("error[AMT-LEAF-DOMAIN]"), "{why}");
+    assert!(
+        why.contains(
+            "CN amt.example.test does not match corp.example.com, the DHCP option 15 domain AMT received"
+        ),
+        "{why}"
+    );
+    assert!(why.contains("--pki-dns-suffix amt.example.test"), "{why}");
+    assert!(
+        !err.contains("AMT-KEY-MATCH") && !err.contains("holds no private key"),
+        "no rule about a key the agent never had: {err}"
+    );
     sim.stop();
     assert_eq!(state(&sim)["control_mode"], 0, "nothing was activated");
 }
@@ -1844,7 +1909,7 @@ fn tls_tunnel_ccm_activation_on_amt19_over_lme() {
     assert!(log.answers().iter().any(|a| a.contains("401")));
 
     let (info, get) = firmware_after(&s, AMT_PW);
-    assert_eq!(info["controlMode"], "client control mode");
+    assert_eq!(info["controlMode"], "activated in client control mode");
     assert_eq!(code(&get), 0, "{}", stderr(&get));
     let gs: Value = serde_json::from_slice(&get.stdout).unwrap();
     s.sim.stop();
@@ -1905,7 +1970,7 @@ fn tls_tunnel_ccm_activation_over_wss_and_the_lms_listener_with_a_port_switch() 
         .iter()
         .any(|e| e["event"] == "tls session up"));
     let (info, get) = firmware_after(&s, AMT_PW);
-    assert_eq!(info["controlMode"], "client control mode");
+    assert_eq!(info["controlMode"], "activated in client control mode");
     assert_eq!(code(&get), 0, "{}", stderr(&get));
     s.sim.stop();
     let st = state(&s.sim);
@@ -1985,7 +2050,7 @@ fn tls_tunnel_acm_on_amt19_is_ccm_then_an_upgrade_after_a_port_switch() {
         .iter()
         .all(|e| e["clientCertificate"] == true));
     let (info, get) = firmware_after(&s, AMT_PW);
-    assert_eq!(info["controlMode"], "admin control mode");
+    assert_eq!(info["controlMode"], "activated in admin control mode");
     assert_eq!(code(&get), 0, "{}", stderr(&get));
     s.sim.stop();
     let st = state(&s.sim);
@@ -2039,7 +2104,7 @@ fn tls_tunnel_connection_reset_when_amt_drops_the_connection_and_rps_reconnects(
         assert_tunnelled(&log);
         assert!(out.contains("Status: Client control mode."), "{out}");
         let (info, get) = firmware_after(&s, AMT_PW);
-        assert_eq!(info["controlMode"], "client control mode");
+        assert_eq!(info["controlMode"], "activated in client control mode");
         assert_eq!(code(&get), 0, "{}", stderr(&get));
         s.sim.stop();
         let st = state(&s.sim);
@@ -2135,4 +2200,648 @@ fn a_port_switch_to_a_port_amt_does_not_serve_ends_in_rps_error_not_a_hang() {
     );
     sim.stop();
     assert_eq!(state(&sim)["control_mode"], 1);
+}
+
+// RPS TLS profiles (issue 13; rps-protocol.md §5.6, RPS's tls.ts): RPS provisions a profile's TLS
+// only when the client asks for the tunnel (`--tls-tunnel`, payload `tlsTunnel`) or AMT enforces
+// TLS. The peer then runs RPS's TLS flow through the relay: its trusted root, a key pair AMT
+// generates, a certificate for it signed by the root's key, the credential context, time sync,
+// both TLS settings, CommitChanges; on AMT 11–18 a `port_switch` moves the relay to 16993, where
+// AMT must present exactly that certificate.
+
+/// Peer profiles with TLS (`mode` is RPS's tlsMode: 1 Server, 2 ServerAndNonTLS, 3 Mutual, 4
+/// MutualAndNonTLS), signed by the RSA test CA of tests/fixtures/tls-ca.
+fn tls_profiles(cfg: &mut Value, mode: u32) {
+    let ca = repo_file("tests/fixtures/tls-ca");
+    cfg["profiles"]["ccm-tls"] = json!({"mode": "ccm", "password": AMT_PW, "userConsent": "All",
+        "tls": {"mode": mode, "rootCert": ca.join("rsa-ca.pem"), "rootKey": ca.join("rsa-ca.key")}});
+}
+
+/// The certificate the simulated firmware's TLS serves, from its state file.
+fn tls_in_effect(st: &Value) -> Option<(Value, String)> {
+    let t = st.get("tls_in_effect").filter(|t| !t.is_null())?.clone();
+    let id = t["certificate"].as_str()?.to_string();
+    let cert = st["instances"]["AMT_PublicKeyCertificate"]
+        .as_array()?
+        .iter()
+        .find(|c| c.to_string().contains(&format!(r#"["InstanceID","{id}"]"#)))?
+        .to_string();
+    Some((t, cert))
+}
+
+fn rps_tls_profile_on_amt16(via: Via) {
+    if !peer_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let lms_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let lms = format!("127.0.0.1:{lms_port}");
+    let mut args = vec![
+        "--device-profile",
+        "amt16.1",
+        "--state",
+        state.to_str().unwrap(),
+    ];
+    if let Via::Lms = via {
+        args.extend(["--lms-listen", &lms]);
+    }
+    let socket = dir.path().join("sim.sock");
+    let mut sim = Sim::start_in(dir, socket, &args);
+    let mut cfg = config(json!({"tunnel": {"resetDelayMs": 200, "responseTimeoutMs": 5000}}));
+    tls_profiles(&mut cfg, 2);
+    let peer = Peer::start(sim.dir.path(), cfg, None);
+    let dev = sim.device();
+    let url = peer.url();
+    let port = lms_port.to_string();
+    let route: Vec<&str> = match via {
+        Via::Lme => vec!["--lms", "never"],
+        Via::Lms => vec!["--lms", "only", "--lms-port", &port],
+    };
+    // Without --tls-tunnel RPS leaves TLS alone: the profile's TLS is not applied (the issue's
+    // "TLS never happens", now said by the component).
+    let mut a = vec!["--device", &dev, "--json", "activate", "-u", &url];
+    a.extend(["--profile", "ccm-tls"]);
+    a.extend(route.iter());
+    let o = run(&a, &[]);
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["components"]["TLS"]["result"], "NotApplicable", "{j}");
+    assert!(tls_in_effect(&state_of(&sim)).is_none());
+    let o = run(
+        &["--device", &dev, "deactivate", "--local"],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+
+    // -tls-tunnel (v2 spelling): the TLS flow runs, then the relay moves to 16993.
+    let mut a = vec!["--device", &dev, "-v", "-json", "activate", "-u", &url];
+    a.extend(["-profile", "ccm-tls", "-tls-tunnel"]);
+    a.extend(route.iter());
+    let o = run(&a, &[]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 0, "stdout:\n{out}\nstderr:\n{err}");
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["components"]["TLS"]["result"], "Success", "{j}");
+    assert_eq!(j["controlMode"], "client control mode", "{j}");
+    assert!(j["tunnelMessages"].as_u64().unwrap() > 0, "{j}");
+    let log = TunnelLog::of(&peer);
+    let first = log
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e["first"] == true)
+        .expect("the first message");
+    assert!(
+        first["payload_keys"].to_string().contains("tlsTunnel"),
+        "{first}"
+    );
+    assert_eq!(log.events("tls configured").len(), 1);
+    assert_eq!(log.events("port switched").len(), 1);
+    let up = log.events("tls session up");
+    assert!(
+        up.last().unwrap()["verified"]
+            .as_str()
+            .unwrap()
+            .contains("the certificate this RPS installed"),
+        "{up:?}"
+    );
+    assert!(!log.sent_by_agent("tls_data").is_empty());
+    let st = state_of(&sim);
+    let (t, cert) = tls_in_effect(&st).expect("TLS in effect");
+    assert_eq!(t["remote"]["enabled"], true);
+    assert_eq!(
+        t["remote"]["accept_non_secure"], true,
+        "mode 2: ServerAndNonTLS"
+    );
+    assert_eq!(t["local"]["enabled"], true);
+    assert!(cert.contains("CN=AMT"), "{cert}");
+    assert!(
+        cert.contains("Test TLS CA (RSA)"),
+        "issued by the profile's root: {cert}"
+    );
+
+    // deactivate -u --tls-tunnel (rpc-go v3): the payload asks for the tunnel; RPS unprovisions.
+    let mut a = vec!["--device", &dev, "deactivate", "-u", &url, "--tls-tunnel"];
+    a.extend(route.iter());
+    let o = run(&a, &[("AMT_PASSWORD", AMT_PW)]);
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    let log = TunnelLog::of(&peer);
+    let first = log
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e["first"] == true)
+        .unwrap();
+    assert!(first["method_redacted"]
+        .as_str()
+        .unwrap()
+        .starts_with("deactivate"));
+    assert!(
+        first["payload_keys"].to_string().contains("tlsTunnel"),
+        "{first}"
+    );
+    sim.stop();
+    let st = state_of(&sim);
+    assert_eq!(st["control_mode"], 0);
+    assert!(tls_in_effect(&st).is_none(), "unprovisioning forgets TLS");
+}
+
+fn state_of(sim: &Sim) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(sim.path("state.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn rps_tls_profile_with_tls_tunnel_on_amt16_over_lme() {
+    rps_tls_profile_on_amt16(Via::Lme);
+}
+
+#[test]
+fn rps_tls_profile_with_tls_tunnel_on_amt16_over_lms() {
+    rps_tls_profile_on_amt16(Via::Lms);
+}
+
+#[test]
+fn rps_tls_profile_on_amt19_configures_tls_inside_the_tunnel() {
+    if !peer_available() {
+        return;
+    }
+    let via = Via::Lme;
+    let mut s = Sim19::start(via, &[], |_| {});
+    let mut cfg = config(Sim19::tunnel(&s.root));
+    tls_profiles(&mut cfg, 1);
+    let peer = Peer::start(s.sim.dir.path(), cfg, None);
+    let o = activate_via(&s, via, &peer.url(), "ccm-tls", &[]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 0, "stdout:\n{out}\nstderr:\n{err}");
+    let log = TunnelLog::of(&peer);
+    assert_tunnelled(&log);
+    assert_eq!(log.events("tls configured").len(), 1);
+    assert_eq!(
+        log.events("port switched").len(),
+        0,
+        "AMT 19 is in the tunnel already"
+    );
+    for call in [
+        "AMT_PublicKeyManagementService.AddTrustedRootCertificate",
+        "AMT_PublicKeyManagementService.GenerateKeyPair",
+        "AMT_PublicKeyManagementService.AddCertificate",
+        "AMT_TLSCredentialContext.Create",
+    ] {
+        assert_eq!(log.requested(call), 1, "{call}");
+    }
+    let up = log.events("tls session up");
+    assert!(
+        up.last().unwrap()["verified"]
+            .as_str()
+            .unwrap()
+            .contains("the certificate this RPS installed"),
+        "{up:?}"
+    );
+    s.sim.stop();
+    let st = state(&s.sim);
+    let (t, cert) = tls_in_effect(&st).expect("TLS in effect");
+    assert_eq!(t["remote"]["accept_non_secure"], false, "mode 1: Server");
+    assert!(cert.contains("Test TLS CA (RSA)"), "{cert}");
+}
+
+/// A profile with Wi-Fi (RPS's wifiConfigs, local and UEFI sync): activation through the relay
+/// configures the simulated machine's Wi-Fi — the wireless port, the sync settings, the port
+/// state, a WPA2-PSK profile and a WPA2-802.1X (PEAP-MSCHAPv2) profile whose RADIUS root RPS adds
+/// — and the final message's WirelessNetwork says so. `configure wireless` then finds the PSK
+/// profile as wanted and writes nothing: the agent reads what RPS wrote as its own. A second
+/// activation clears the profiles (RPS's unconfiguration) and adds them again; a profile AMT
+/// refuses is reported as the component's failure.
+#[test]
+fn a_profile_with_wifi_configures_the_machines_wifi_through_the_relay() {
+    if !peer_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pfile = write_profile(dir.path(), "amt16.1", with_wifi);
+    let socket = dir.path().join("sim.sock");
+    let st = dir.path().join("state.json").display().to_string();
+    let log = dir.path().join("wsman.log").display().to_string();
+    let mut sim = Sim::start_in(
+        dir,
+        socket,
+        &[
+            "--device-profile",
+            &pfile,
+            "--state",
+            &st,
+            "--wsman-log",
+            &log,
+        ],
+    );
+    let ca = repo_file("tests/fixtures/ieee8021x/ca.pem");
+    let wifi = |extra: Value| {
+        let mut w = json!([
+            {"profileName": "home", "ssid": "HomeNet", "priority": 1, "authenticationMethod": 6,
+             "encryptionMethod": 4, "pskPassphrase": "Kn0wn wifi passphrase"},
+            {"profileName": "corp", "ssid": "Corp8021X", "priority": 2, "authenticationMethod": 7,
+             "encryptionMethod": 4, "ieee8021x": {"profileName": "corpPeap", "username": "alice",
+             "password": "Kn0wn-Radius!Secret", "rootCert": ca}}
+        ]);
+        if let Value::Array(e) = extra {
+            w.as_array_mut().unwrap().extend(e);
+        }
+        w
+    };
+    let mut profiles = profiles();
+    profiles["wifi-peer"] = json!({"mode": "ccm", "password": AMT_PW, "userConsent": "All",
+        "wifiConfigs": wifi(json!([])), "localWifiSyncEnabled": true, "uefiWifiSyncEnabled": true});
+    profiles["wifi-bad"] = json!({"mode": "ccm", "password": AMT_PW, "userConsent": "All",
+        "wifiConfigs": wifi(json!([{"profileName": "guest", "ssid": "Guest", "priority": 1,
+            "authenticationMethod": 6, "encryptionMethod": 4, "pskPassphrase": "Kn0wn wifi passphrase"}])),
+        "localWifiSyncEnabled": true, "uefiWifiSyncEnabled": true});
+    let peer = Peer::start(
+        sim.dir.path(),
+        json!({"delayMs": 300, "profiles": profiles}),
+        None,
+    );
+    let dev = sim.device();
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "--json",
+            "activate",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "wifi-peer",
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        j["components"]["WirelessNetwork"]["result"], "Success",
+        "{j}"
+    );
+    let st = state(&sim);
+    let names: Vec<String> = (0..2)
+        .filter_map(|i| instance_prop(&st, "CIM_WiFiEndpointSettings", i, "ElementName"))
+        .collect();
+    assert_eq!(names, ["home", "corp"]);
+    assert_eq!(
+        instance_prop(&st, "CIM_IEEE8021xSettings", 0, "Username").as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        instance_prop(&st, "AMT_PublicKeyCertificate", 0, "TrustedRootCertficate").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        instance_prop(
+            &st,
+            "AMT_WiFiPortConfigurationService",
+            0,
+            "localProfileSynchronizationEnabled"
+        )
+        .as_deref(),
+        Some("3")
+    );
+    assert_eq!(
+        instance_prop(
+            &st,
+            "AMT_WiFiPortConfigurationService",
+            0,
+            "UEFIWiFiProfileShareEnabled"
+        )
+        .as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        instance_prop(&st, "CIM_WiFiPort", 0, "EnabledState").as_deref(),
+        Some("32769")
+    );
+    // The agent reads RPS's profile as its own: nothing to write.
+    let writes = || {
+        std::fs::read_to_string(sim.path("wsman.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let before = writes();
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "configure",
+            "wireless",
+            "--profile-name",
+            "home",
+            "--ssid",
+            "HomeNet",
+            "--priority",
+            "1",
+        ],
+        &[
+            ("AMT_PASSWORD", AMT_PW),
+            ("PSK_PASSPHRASE", "Kn0wn wifi passphrase"),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("nothing to change"), "{}", stdout(&o));
+    let log = std::fs::read_to_string(sim.path("wsman.log")).unwrap();
+    assert!(
+        log.lines()
+            .skip(before)
+            .all(|l| ["Get", "Enumerate", "Pull"].contains(&l.split('\t').nth(2).unwrap_or(""))),
+        "configure wrote after RPS: {log}"
+    );
+    // Re-activation with a profile whose third Wi-Fi profile takes a priority already used: RPS's
+    // clearing deletes the old profiles, the first two are added again, the third is refused.
+    let o = run(
+        &[
+            "--device",
+            &dev,
+            "--json",
+            "activate",
+            "-u",
+            &peer.url(),
+            "--profile",
+            "wifi-bad",
+        ],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    // A component RPS reports as failed fails the run with its code (106 for Wi-Fi); the result
+    // comes first on stdout, the error object after it.
+    assert_eq!(code(&o), 106, "{}", stderr(&o));
+    let j: Value = serde_json::Deserializer::from_slice(&o.stdout)
+        .into_iter::<Value>()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("{}\n{}", stdout(&o), stderr(&o)));
+    assert_eq!(
+        j["failedComponents"],
+        serde_json::json!(["WirelessNetwork"])
+    );
+    assert_eq!(
+        j["components"]["WirelessNetwork"]["result"], "Failure",
+        "{j}"
+    );
+    assert!(
+        j["components"]["WirelessNetwork"]["details"]
+            .as_str()
+            .unwrap_or("")
+            .contains("guest"),
+        "{j}"
+    );
+    sim.stop();
+    let st = state(&sim);
+    assert!(instance_prop(&st, "CIM_WiFiEndpointSettings", 2, "ElementName").is_none());
+    assert_eq!(
+        instance_prop(&st, "CIM_WiFiEndpointSettings", 1, "ElementName").as_deref(),
+        Some("corp")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// CIRA through RPS (rps-protocol.md §5.1 step 7, §5.6) and a component RPS reports as failed
+
+const MPS_PW: &str = "Mps-P@ss1";
+
+/// A CCM profile with RPS's CIRA configuration for mps.example.com (the test MPS root).
+fn cira_config(extra: Value) -> Value {
+    let mut c = config(json!({}));
+    c["profiles"]["ccm-cira"] = json!({
+        "mode": "ccm", "password": AMT_PW, "userConsent": "All",
+        "cira": {
+            "mpsAddress": "mps.example.com", "mpsPort": 4433, "username": "admin",
+            "password": MPS_PW,
+            "rootCert": repo_file("tests/fixtures/cira/mps-root.pem").to_str().unwrap()
+        }
+    });
+    if let (Value::Object(c), Value::Object(e)) = (&mut c, extra) {
+        c.extend(e);
+    }
+    c
+}
+
+fn sim_with(args: &[&str]) -> Sim {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("sim.sock");
+    let st = dir.path().join("state.json").to_str().unwrap().to_string();
+    let mut all = vec!["--state", st.as_str()];
+    all.extend_from_slice(args);
+    Sim::start_in(dir, socket, &all)
+}
+
+fn activate_cira(sim: &Sim, peer: &Peer, json_out: bool) -> Output {
+    activate_cira_env(sim, peer, json_out, &[])
+}
+
+fn activate_cira_env(sim: &Sim, peer: &Peer, json_out: bool, env: &[(&str, &str)]) -> Output {
+    let dev = sim.device();
+    let mut args = vec!["--device", &dev, "-vvv"];
+    if json_out {
+        args.push("--json");
+    }
+    let url = peer.url();
+    args.extend(["activate", "-u", &url, "--profile", "ccm-cira"]);
+    run(&args, env)
+}
+
+/// The WS-MAN calls the peer sent, as `Class.Method` (from the decoded requests it logged).
+fn peer_calls(peer: &Peer) -> Vec<String> {
+    peer.log()
+        .iter()
+        .filter(|e| e["json"]["method"] == "wsman")
+        .filter_map(|e| e["decoded_payload"].as_str().map(str::to_string))
+        .filter_map(|raw| {
+            let action = raw
+                .split("<a:Action>")
+                .nth(1)?
+                .split('<')
+                .next()?
+                .to_string();
+            let uri = raw
+                .split("<w:ResourceURI>")
+                .nth(1)?
+                .split('<')
+                .next()?
+                .to_string();
+            let class = uri.rsplit('/').next()?.to_string();
+            let op = action.rsplit('/').next()?.to_string();
+            Some(format!("{class}.{op}"))
+        })
+        .collect()
+}
+
+#[test]
+fn an_rps_profile_with_cira_configures_the_mps_through_the_relay() {
+    if !peer_available() {
+        return;
+    }
+    let mut sim = sim();
+    let peer = Peer::start(sim.dir.path(), cira_config(json!({})), None);
+    let o = activate_cira(&sim, &peer, true);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 0, "stdout:\n{out}\nstderr:\n{err}");
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["status"], "success");
+    assert_eq!(
+        j["components"]["CIRAConnection"]["result"], "Success",
+        "{out}"
+    );
+    assert_eq!(j["failedComponents"], json!([]));
+    assert_eq!(j["amtErrors"], json!([]), "{out}");
+    // RPS's CIRA sequence reached AMT through the relay, in order.
+    let calls = peer_calls(&peer);
+    let cira: Vec<&str> = calls
+        .iter()
+        .map(String::as_str)
+        .skip_while(|c| *c != "AMT_PublicKeyManagementService.AddTrustedRootCertificate")
+        .collect();
+    assert_eq!(
+        cira,
+        [
+            "AMT_PublicKeyManagementService.AddTrustedRootCertificate",
+            "AMT_RemoteAccessService.AddMpServer",
+            "AMT_ManagementPresenceRemoteSAP.Enumerate",
+            "AMT_ManagementPresenceRemoteSAP.Pull",
+            "AMT_RemoteAccessService.AddRemoteAccessPolicyRule",
+            "AMT_RemoteAccessService.AddRemoteAccessPolicyRule",
+            "AMT_RemoteAccessPolicyAppliesToMPS.Enumerate",
+            "AMT_RemoteAccessPolicyAppliesToMPS.Pull",
+            "AMT_RemoteAccessPolicyAppliesToMPS.Put",
+            "AMT_RemoteAccessPolicyAppliesToMPS.Put",
+            "AMT_UserInitiatedConnectionService.RequestStateChange",
+            "AMT_EnvironmentDetectionSettingData.Get",
+            "AMT_EnvironmentDetectionSettingData.Put",
+        ],
+        "{calls:?}"
+    );
+    // The MPS password went through the relay but never into the agent's trace log.
+    assert_no_secret("activate -vvv stderr", &err, &[MPS_PW]);
+    // `amtinfo --ras` (AMTHI) names the configured MPS.
+    let dev = sim.device();
+    let ras = run(&["--device", &dev, "amtinfo", "--ras"], &[]);
+    assert!(stdout(&ras).contains("mps.example.com"), "{}", stdout(&ras));
+    sim.stop();
+    let st = state(&sim);
+    assert_eq!(st["control_mode"], 1);
+    assert_eq!(
+        instance_prop(&st, "AMT_ManagementPresenceRemoteSAP", 0, "AccessInfo").as_deref(),
+        Some("mps.example.com")
+    );
+    assert_eq!(
+        st["instances"]["AMT_RemoteAccessPolicyRule"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    for i in 0..2 {
+        assert_eq!(
+            instance_prop(&st, "AMT_RemoteAccessPolicyAppliesToMPS", i, "MpsType").as_deref(),
+            Some("2")
+        );
+    }
+    assert_eq!(
+        instance_prop(&st, "AMT_UserInitiatedConnectionService", 0, "EnabledState").as_deref(),
+        Some("32771")
+    );
+    assert!(instance_prop(
+        &st,
+        "AMT_EnvironmentDetectionSettingData",
+        0,
+        "DetectionStrings"
+    )
+    .is_some_and(|d| d.ends_with(".com")));
+    // AMT holds the password RPS chose (the simulator keeps its digest).
+    let held = st["instances"]["AMT_MPSUsernamePassword"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|kv| kv[1] == amt_agent::sim::amt::secret_digest(MPS_PW));
+    assert!(held, "{}", st["instances"]["AMT_MPSUsernamePassword"]);
+}
+
+#[test]
+fn a_component_rps_reports_failed_fails_the_activation_with_its_code() {
+    if !peer_available() {
+        return;
+    }
+    // AMT answers AddMpServer with HTTP 500: RPS's CIRA flow stops at ADD_MPS, and RPS still
+    // ends with `success`, CIRAConnection `Failure` among the components (the issue's case).
+    let mut sim = sim_with(&["--fault", "http500=AMT_RemoteAccessService"]);
+    let peer = Peer::start(sim.dir.path(), cira_config(json!({})), None);
+    let o = activate_cira(&sim, &peer, false);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 104, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(peer.last_final()["method"], "success");
+    assert!(
+        out.contains("CIRAConnection") && out.contains("Failure: Failed to add mps"),
+        "{out}"
+    );
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("CIRAConnection (Failed to add mps)") && line.contains("Client control mode"),
+        "{err}"
+    );
+    assert!(
+        err.contains("help:") && err.contains("configure cira"),
+        "{err}"
+    );
+    // Activated again (RPS re-runs the configuration): the JSON result carries the components
+    // as before, and names the failed one.
+    let peer2 = Peer::start(sim.dir.path(), cira_config(json!({})), None);
+    let o = activate_cira_env(&sim, &peer2, true, &[("AMT_PASSWORD", AMT_PW)]);
+    assert_eq!(code(&o), 104, "{}", stderr(&o));
+    // The result, then (as for every error with --json) the error object.
+    let out = stdout(&o);
+    let mut docs = serde_json::Deserializer::from_str(&out).into_iter::<Value>();
+    let j = docs.next().unwrap().unwrap();
+    let e = docs.next().unwrap().unwrap();
+    assert_eq!(e["exitCode"], 104, "{e}");
+    assert_eq!(e["exitName"], "CIRAConfigurationFailed", "{e}");
+    assert_eq!(j["status"], "failed");
+    assert_eq!(j["failedComponents"], json!(["CIRAConnection"]));
+    assert_eq!(j["components"]["CIRAConnection"]["result"], "Failure");
+    assert_eq!(j["components"]["Activation"]["result"], "Success");
+    assert_eq!(j["mode"], "CCM");
+    sim.stop();
+    let st = state(&sim);
+    assert_eq!(
+        st["control_mode"], 1,
+        "the device is activated all the same"
+    );
+    assert_eq!(
+        st["instances"]["AMT_ManagementPresenceRemoteSAP"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_failure_rps_alone_sees_is_reported_too() {
+    if !peer_available() {
+        return;
+    }
+    // RPS cannot register the device with its MPS: AMT refused nothing, RPS's word is the only
+    // evidence, and it is enough.
+    let sim = sim();
+    let peer = Peer::start(
+        sim.dir.path(),
+        cira_config(json!({"mpsUnavailable": true})),
+        None,
+    );
+    let o = activate_cira(&sim, &peer, false);
+    assert_eq!(code(&o), 104, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("CIRAConnection (Failed to save device to mps)"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -318,3 +318,133 @@ fn the_service_tells_systemd_ready_status_and_stopping() {
     }
     assert!(seen.iter().any(|m| m == "STOPPING=1"), "{seen:?}");
 }
+
+/// Runs `diagnostics wsman put` as admin, retrying (bounded) while the service holds the ME.
+fn wsman_put(device: &str, set: &str) {
+    for _ in 0..50 {
+        let o = agent_env(
+            &[
+                "--device",
+                device,
+                "diagnostics",
+                "wsman",
+                "put",
+                "AMT_GeneralSettings",
+                "--set",
+                set,
+            ],
+            &[("AMT_PASSWORD", PW)],
+        );
+        if code(&o) == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("diagnostics wsman put {set} never went through");
+}
+
+#[test]
+fn with_a_profile_the_service_applies_it_then_reports_drift_then_fixes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let _sim = start_sim(dir.path(), &[]);
+    let device = format!("sim:{}", dir.path().join("sim.sock").display());
+    let profile = dir.path().join("profile.yaml");
+    std::fs::write(
+        &profile,
+        format!("version: 1\ncontrolMode: ccm\nadminPassword: {PW}\nhostname: {{hostName: wks-0042, domainName: corp.example.com}}\nfeatures: {{kvm: true, sol: false, ider: false, userConsent: all}}\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&profile, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let metrics = dir.path().join("amt.prom");
+    let env = |drift: &'static str| -> Vec<(&'static str, String)> {
+        vec![
+            ("AMT_AGENT_PROFILE", profile.display().to_string()),
+            (
+                "AMT_AGENT_DATA_DIR",
+                dir.path().join("data").display().to_string(),
+            ),
+            ("AMT_AGENT_PLAN_INTERVAL", "300ms".into()),
+            ("AMT_AGENT_METRICS_FILE", metrics.display().to_string()),
+            ("AMT_AGENT_DRIFT", drift.into()),
+        ]
+    };
+    let as_refs = |v: &Vec<(&'static str, String)>| -> Vec<(&'static str, String)> { v.clone() };
+    let report = as_refs(&env("report"));
+    let refs: Vec<(&str, &str)> = report.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut svc = Service::start(dir.path(), &device, &refs);
+    let s = svc.wait_for("the profile applied", Duration::from_secs(30), |s| {
+        s["state"] == "activated" && s["controlModeCode"] == 1
+    });
+    assert_eq!(s["desired"], format!("profile {}", profile.display()));
+    assert!(s["lastPlan"].is_string());
+    let gs = |d: &Path| {
+        sim_state(d)["instances"]["AMT_GeneralSettings"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|kv| kv[0] == "HostName")
+            .map(|kv| kv[1].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(gs(dir.path()), "wks-0042");
+
+    // Someone renames AMT: the next plan reports exactly that, and nothing is changed.
+    wsman_put(&device, "HostName=rogue");
+    let s = svc.wait_for("the drift reported", Duration::from_secs(20), |s| {
+        s["state"] == "drifted"
+    });
+    let d = s["drift"].as_array().unwrap();
+    assert_eq!(d.len(), 1, "{s:#}");
+    assert_eq!(
+        (d[0]["area"].as_str(), d[0]["setting"].as_str()),
+        (Some("hostname"), Some("host name"))
+    );
+    assert_eq!(
+        (
+            d[0]["current"].as_str(),
+            d[0]["desired"].as_str(),
+            d[0]["fixed"].as_bool()
+        ),
+        (Some("rogue"), Some("wks-0042"), Some(false))
+    );
+    assert!(d[0]["since"].is_string());
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(gs(dir.path()), "rogue", "drift = report changed AMT");
+    let m = std::fs::read_to_string(&metrics).unwrap();
+    assert!(m.contains("amt_agent_drift_settings 1\n"), "{m}");
+    assert!(
+        m.contains("amt_agent_drift{area=\"hostname\",setting=\"host name\"} 1\n"),
+        "{m}"
+    );
+    let st = agent_env(
+        &["status", "--json"],
+        &[("AMT_AGENT_STATE_DIR", svc.state_dir.to_str().unwrap())],
+    );
+    assert_eq!(code(&st), 2, "{}", stdout(&st));
+    let st = agent_env(
+        &["status"],
+        &[("AMT_AGENT_STATE_DIR", svc.state_dir.to_str().unwrap())],
+    );
+    assert!(
+        stdout(&st).contains("drift:         hostname: host name: rogue (wanted wks-0042) since"),
+        "{}",
+        stdout(&st)
+    );
+    assert_eq!(svc.terminate(), 0);
+
+    // drift = "fix": the service applies the profile again and says so.
+    let fix = as_refs(&env("fix"));
+    let refs: Vec<(&str, &str)> = fix.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let svc = Service::start(dir.path(), &device, &refs);
+    let s = svc.wait_for("the drift fixed", Duration::from_secs(30), |s| {
+        s["state"] == "activated" && s["driftFixed"] == 1
+    });
+    assert_eq!(gs(dir.path()), "wks-0042");
+    let d = &s["drift"][0];
+    assert_eq!(d["fixed"], true, "{s:#}");
+    assert!(d["fixedAt"].is_string());
+    let m = std::fs::read_to_string(&metrics).unwrap();
+    assert!(m.contains("amt_agent_drift_settings 0\n"), "{m}");
+    assert!(m.contains("amt_agent_drift_fixed_total 1\n"), "{m}");
+}

@@ -12,7 +12,9 @@ use amt_agent::amthi::HashAlgorithm;
 use amt_agent::commands::cert::{report_json, report_text, verdict_exit};
 use amt_agent::error::{AgentError, ExitCode};
 use amt_agent::provisioning::load::{self, ProvisioningCert};
-use amt_agent::provisioning::rules::{self, Input, Machine, Outcome, TrustedHash};
+use amt_agent::provisioning::rules::{
+    self, FirmwareDomains, Input, Machine, Outcome, TrustedHash, WsmanDomains,
+};
 use amt_agent::secret::Secret;
 use libfuzzer_sys::fuzz_target;
 
@@ -50,15 +52,39 @@ fn machines(cert: &ProvisioningCert) -> Vec<Machine> {
         Machine {
             amt_version: Some((16, 1)),
             hashes: Some(trusted),
-            pki_dns_suffix: Some("amt.example.test".into()),
+            domains: Some(FirmwareDomains {
+                pki_dns_suffix: "amt.example.test".into(),
+                wsman: Err("not read".into()),
+            }),
             ..Machine::default()
         },
         Machine {
             amt_version: Some((11, 8)),
             hashes: Some(Vec::new()),
-            dhcp_dns_suffix: Some("example.com".into()),
-            override_suffix: Some(".".into()),
+            domains: Some(FirmwareDomains {
+                pki_dns_suffix: String::new(),
+                wsman: Ok(WsmanDomains {
+                    trusted_dns_suffix: ".".into(),
+                    dhcp_dns_suffix: "example.com".into(),
+                }),
+            }),
+            dns_suffix_flag: Some(".".into()),
             os_dns_suffix: Some("corp.example.co.uk".into()),
+        },
+        // The firmware trusts no domain; and one whose DHCP domain could not be read (-d stands in).
+        Machine {
+            domains: Some(FirmwareDomains {
+                pki_dns_suffix: " ".into(),
+                wsman: Ok(WsmanDomains::default()),
+            }),
+            ..Machine::default()
+        },
+        Machine {
+            domains: Some(FirmwareDomains {
+                pki_dns_suffix: String::new(),
+                wsman: Err("unreachable".into()),
+            }),
+            dns_suffix_flag: Some("example.test".into()),
             ..Machine::default()
         },
     ]

@@ -168,13 +168,24 @@ impl ControlMode {
         Ok(ControlMode::from_u32(single_u32(body, "GET_CONTROL_MODE")?))
     }
 
-    /// rpc-go's wording (rpc-go.md §1.4).
+    /// The agent's own short wording, in its messages and status file (rpc-go v3's words).
     pub fn text(self) -> &'static str {
         match self {
             ControlMode::None => "not activated",
             ControlMode::Ccm => "client control mode",
             ControlMode::Acm => "admin control mode",
             ControlMode::Unknown(_) => "unknown control mode",
+        }
+    }
+
+    /// What rpc-go v2 prints for it in `amtinfo`, text and JSON alike (rpc-go.md §1.4 "Value
+    /// vocabularies").
+    pub fn v2_text(self) -> &'static str {
+        match self {
+            ControlMode::None => "pre-provisioning state",
+            ControlMode::Ccm => "activated in client control mode",
+            ControlMode::Acm => "activated in admin control mode",
+            ControlMode::Unknown(_) => "unknown state",
         }
     }
 }
@@ -391,12 +402,13 @@ impl RemoteAccessStatus {
         v
     }
 
-    /// rpc-go's vocabularies (rpc-go.md §1.4).
+    /// rpc-go v2's vocabularies (rpc-go.md §1.4; v3 says `direct (LAN)` and `outside enterprise
+    /// (CIRA)`).
     pub fn network_text(&self) -> &'static str {
         match self.network_status {
-            0 => "direct (LAN)",
+            0 => "direct",
             1 => "vpn",
-            2 => "outside enterprise (CIRA)",
+            2 => "outside enterprise",
             _ => "unknown",
         }
     }
@@ -915,5 +927,34 @@ mod tests {
         assert_eq!(layout, HBasedLayout::MeshAgent);
         assert_eq!(d.server_hash_algorithm, 3);
         assert!(d.host_vpn_enable);
+    }
+
+    #[test]
+    fn amtinfo_vocabularies_are_rpc_go_v2s() {
+        let modes: Vec<&str> = [0, 1, 2, 7]
+            .map(|n| ControlMode::from_u32(n).v2_text())
+            .to_vec();
+        assert_eq!(
+            modes,
+            [
+                "pre-provisioning state",
+                "activated in client control mode",
+                "activated in admin control mode",
+                "unknown state"
+            ]
+        );
+        let network = |n| {
+            RemoteAccessStatus {
+                network_status: n,
+                remote_status: 0,
+                remote_trigger: 0,
+                mps_hostname: String::new(),
+            }
+            .network_text()
+        };
+        assert_eq!(
+            [0, 1, 2, 3].map(network),
+            ["direct", "vpn", "outside enterprise", "unknown"]
+        );
     }
 }

@@ -52,7 +52,10 @@ pub struct Config {
     /// Firmware role: ports announced with `tcpip-forward` once `pfwd@amt.intel.com` is
     /// accepted; incoming `forwarded-tcpip` to any other port fails with CONNECT_FAILED.
     pub advertised_ports: Vec<u32>,
-    /// Firmware role: bind address sent in `tcpip-forward` (exact firmware value UNCONFIRMED).
+    /// Firmware role: the address sent in `tcpip-forward`. LMS takes a value other than
+    /// `0.0.0.0`/`::` as a local forward and as AMT's FQDN, which it writes into the hosts file
+    /// (`intel/lms` `UNS/PortForwardingService/Protocol.cpp`, `_updateIPFQDN`); the simulator
+    /// sends the FQDN configured in `AMT_GeneralSettings`, empty when none is (docs/simulator.md).
     pub forward_bind_address: String,
     /// Channel types accepted from the peer; others fail with UNKNOWN_CHANNEL_TYPE.
     pub accept_channel_types: Vec<String>,
@@ -101,7 +104,7 @@ impl Config {
             mtu: 4160,
             services: vec![SERVICE_PFWD.into()],
             advertised_ports: ports,
-            forward_bind_address: "127.0.0.1".into(),
+            forward_bind_address: String::new(),
             accept_channel_types: vec![CHANNEL_FORWARDED_TCPIP.into()],
             auto_accept: true,
             open_timeout: Duration::from_secs(18),
@@ -242,7 +245,9 @@ pub enum Event {
         detail: String,
         closed: Vec<ChannelId>,
     },
-    /// A message that names no live channel or request (stale after a restart, or late).
+    /// A message that names no live channel or request (stale after a restart, or late), or
+    /// one this side drops on purpose (a version echo; on the firmware side an undecodable
+    /// message, or a version on an agreed session).
     Ignored {
         message: &'static str,
         recipient: Option<u32>,
@@ -513,6 +518,45 @@ impl Mux {
         });
     }
 
+    /// Firmware role: the ports it forwards change (AMT restarts its local ports when a
+    /// CommitChanges turns TLS on or off). Once the session has announced its forwards, new
+    /// ports are announced with `tcpip-forward` and dropped ones withdrawn with
+    /// `cancel-tcpip-forward`; from now on a channel to a dropped port is refused.
+    pub fn set_advertised_ports(&mut self, ports: Vec<u32>) {
+        if ports == self.config.advertised_ports {
+            return;
+        }
+        let announced = self.config.role == Role::Firmware
+            && self.agreed.is_some()
+            && !self.pending_services.iter().any(|s| s == SERVICE_PFWD);
+        if announced {
+            let address = self.config.forward_bind_address.clone();
+            for port in self.config.advertised_ports.clone() {
+                if !ports.contains(&port) {
+                    self.global_request(
+                        GlobalRequest::CancelTcpipForward {
+                            address: address.clone(),
+                            port,
+                        },
+                        true,
+                    );
+                }
+            }
+            for &port in &ports {
+                if !self.config.advertised_ports.contains(&port) {
+                    self.global_request(
+                        GlobalRequest::TcpipForward {
+                            address: address.clone(),
+                            port,
+                        },
+                        true,
+                    );
+                }
+            }
+        }
+        self.config.advertised_ports = ports;
+    }
+
     /// Ends the session with DISCONNECT(reason).
     pub fn disconnect(&mut self, reason: DisconnectReason) {
         self.fail(reason, "disconnect requested by the application".into());
@@ -520,13 +564,21 @@ impl Mux {
 
     // ---- input ------------------------------------------------------------------------------
 
-    /// Decodes one MEI message and handles it. Undecodable bytes are a protocol error: DISCONNECT
-    /// is queued and the decode error returned.
+    /// Decodes one MEI message and handles it; the decode error is returned for undecodable
+    /// bytes. A host treats them as a protocol error and queues DISCONNECT (LMS does). The
+    /// firmware drops them and keeps the session: rpc-go's answers are sometimes malformed and
+    /// real firmware serves it regardless (UNCONFIRMED which malformed answers it tolerates;
+    /// docs/simulator.md).
     pub fn handle_bytes(&mut self, bytes: &[u8], now: Instant) -> Result<(), DecodeError> {
         match Message::decode(bytes) {
             Ok(m) => {
                 self.handle_message(m, now);
                 Ok(())
+            }
+            Err(e) if self.config.role == Role::Firmware => {
+                self.last_activity = Some(now);
+                self.ignore("undecodable message", None, "dropped; the session goes on");
+                Err(e)
             }
             Err(e) => {
                 self.fail(DisconnectReason::ProtocolError, e.to_string());
@@ -837,6 +889,19 @@ impl Mux {
                 "APF_PROTOCOLVERSION",
                 None,
                 "echo of the version we answered with",
+            );
+        }
+        if self.config.role == Role::Firmware && self.session == Session::Agreed {
+            // The firmware's APF session lives as long as the MEI connection: a host version on
+            // an agreed session is neither answered nor a restart. rpc-go echoes every version
+            // it receives, and on real firmware its handshake runs once (rpc-go issue #1119's
+            // trace: version, echo, then the service request); answering or restarting loops
+            // with it forever. UNCONFIRMED beyond that trace (docs/simulator.md).
+            self.peer_version = Some(pv);
+            return self.ignore(
+                "APF_PROTOCOLVERSION",
+                None,
+                "the firmware keeps its session until the host reconnects",
             );
         }
         if self.session == Session::Agreed {

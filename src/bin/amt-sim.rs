@@ -53,6 +53,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .map_err(|e| format!("--tls-chain-out {}: {e}", path.display()))?;
     }
     let fw = Firmware::new(profile, FaultPlan::new(faults), args.state.clone());
+    if let Some(path) = &args.wsman_log {
+        fw.lock().web.log = Some(path.clone());
+    }
 
     // Block the stop signals in every thread; the main thread waits for them.
     let mut set = nix::sys::signal::SigSet::empty();

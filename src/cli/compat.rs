@@ -15,6 +15,7 @@ const V2_FLAGS: &[(&str, &str)] = &[
     ("lan", "lan"),
     ("ras", "ras"),
     ("cert", "cert"),
+    ("userCert", "user-cert"),
     ("all", "all"),
     ("json", "json"),
     ("operationalState", "operational-state"),
@@ -41,6 +42,52 @@ const V2_FLAGS: &[(&str, &str)] = &[
     ("primarydns", "primary-dns"),
     ("secondarydns", "secondary-dns"),
     ("proxy", "proxy"),
+    // configure (rpc-go.md §1.1): amtfeatures, amtpassword, mebx, proxy.
+    ("userConsent", "user-consent"),
+    ("kvm", "kvm"),
+    ("sol", "sol"),
+    ("ider", "ider"),
+    ("disableAll", "disable-all"),
+    ("newamtpassword", "new-amt-password"),
+    ("list", "list"),
+    ("delete", "delete"),
+    ("address", "address"),
+    ("port", "port"),
+    ("networkdnssuffix", "network-dns-suffix"),
+    // configure tls and the RPS TLS tunnel.
+    ("delay", "delay"),
+    ("tls-tunnel", "tls-tunnel"),
+    // configure wired / wireless / 802.1X (rpc-go.md §1.1).
+    ("dhcp", "dhcp"),
+    ("static", "static"),
+    ("ipsync", "ip-sync"),
+    ("ipaddress", "ip-address"),
+    ("subnetmask", "subnet-mask"),
+    ("profileName", "profile-name"),
+    ("ssid", "ssid"),
+    ("priority", "priority"),
+    ("authenticationMethod", "authentication-method"),
+    ("encryptionMethod", "encryption-method"),
+    ("pskPassphrase", "psk-passphrase"),
+    ("purge", "purge"),
+    ("ieee8021xProfileName", "ieee8021x-profile-name"),
+    ("username", "ieee8021x-username"),
+    ("ieee8021xPassword", "ieee8021x-password"),
+    (
+        "authenticationProtocol",
+        "ieee8021x-authentication-protocol",
+    ),
+    ("clientCert", "ieee8021x-client-cert"),
+    ("caCert", "ieee8021x-ca-cert"),
+    ("privateKey", "ieee8021x-private-key"),
+    ("oswifisync", "os-wifi-sync"),
+    ("uefiwifisync", "uefi-wifi-sync"),
+    // configure cira (rpc-go.md §1.1, §1.2).
+    ("mpsaddress", "mps-address"),
+    ("mpscert", "mps-cert"),
+    ("mpspassword", "mps-password"),
+    ("envdetection", "env-detection"),
+    ("generateRandomPassword", "generate-random-password"),
     ("help", "help"),
     ("version", "version"),
 ];
@@ -143,6 +190,66 @@ mod tests {
             ["rpc", "activate", "-u", "wss://x", "--profile", "p1"]
         );
         assert_eq!(t(&["rpc", "-profile=p1"]), ["rpc", "--profile=p1"]);
+        assert_eq!(
+            t(&["rpc", "configure", "tls", "-mode", "Mutual", "-delay=5"]),
+            ["rpc", "configure", "tls", "--mode", "Mutual", "--delay=5"]
+        );
+        assert_eq!(
+            t(&["rpc", "activate", "-tls-tunnel", "-profile", "p"]),
+            ["rpc", "activate", "--tls-tunnel", "--profile", "p"]
+        );
+    }
+
+    #[test]
+    fn v2_configure_network_flags_become_long_options() {
+        assert_eq!(
+            t(&[
+                "rpc",
+                "configure",
+                "wired",
+                "-static",
+                "-ipaddress",
+                "10.1.1.5",
+                "-subnetmask=255.255.255.0"
+            ]),
+            [
+                "rpc",
+                "configure",
+                "wired",
+                "--static",
+                "--ip-address",
+                "10.1.1.5",
+                "--subnet-mask=255.255.255.0"
+            ]
+        );
+        assert_eq!(
+            t(&[
+                "rpc",
+                "configure",
+                "wireless",
+                "-profileName",
+                "p",
+                "-authenticationMethod",
+                "WPA2PSK",
+                "-clientCert",
+                "c.pem",
+                "-username",
+                "u"
+            ]),
+            [
+                "rpc",
+                "configure",
+                "wireless",
+                "--profile-name",
+                "p",
+                "--authentication-method",
+                "WPA2PSK",
+                "--ieee8021x-client-cert",
+                "c.pem",
+                "--ieee8021x-username",
+                "u"
+            ]
+        );
     }
 
     #[test]

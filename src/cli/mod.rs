@@ -2,7 +2,6 @@
 
 pub mod compat;
 pub mod logging;
-pub mod secrets;
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -94,10 +93,22 @@ pub enum Command {
     Status(StatusArgs),
     /// Maintenance through RPS: syncclock, synchostname, syncip, changepassword, syncdeviceinfo.
     Maintenance(crate::commands::maintenance::MaintenanceArgs),
+    /// Configure AMT locally: amt-features, amt-password, mebx, enable-amt, disable-amt,
+    /// sync-clock, hostname, proxy, wired, wireless, wi-fi-sync (each reads first, changes only
+    /// what differs; --dry-run).
+    Configure(crate::commands::configure::ConfigureArgs),
     /// Tools for support staff: raw WS-MAN to the local AMT.
     Diagnostics(crate::commands::diagnostics::DiagnosticsArgs),
     /// Write or decode setup.bin, the USB provisioning file MEBx reads (root hash, MEBx password).
     SetupBin(crate::commands::setupbin::SetupBinArgs),
+    /// Desired-state profiles: `profile check FILE` validates one offline.
+    Profile(crate::commands::desired::ProfileArgs),
+    /// Read the machine and print, per setting, what is and what the profile wants, in apply's
+    /// order, changing nothing. Exit 0: no change; 2: changes pending (see --json's status).
+    Plan(crate::commands::desired::DesiredArgs),
+    /// Activate when needed, then make each out-of-date setting of the profile true, in a safe
+    /// order; a second run changes nothing, an interrupted one is finished by running it again.
+    Apply(crate::commands::desired::DesiredArgs),
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -117,12 +128,16 @@ pub struct AmtinfoArgs {
     /// Control mode.
     #[arg(long)]
     pub mode: bool,
-    /// Provisioning state.
+    /// Provisioning state (not in rpc-go v2: shown only when asked for, with or without --all).
     #[arg(long)]
     pub provisioning_state: bool,
-    /// Operational state (AMT enabled in BIOS/MEBx; ME 16.1+) and TLS enforcement.
+    /// Operational state (AMT enabled in BIOS/MEBx), where the firmware reports it (AMT 12+ with
+    /// ME 16.1's new interface).
     #[arg(long)]
     pub operational_state: bool,
+    /// Whether TLS is enforced on AMT's local ports (not in rpc-go v2: shown only when asked for).
+    #[arg(long)]
+    pub tls_enforced: bool,
     /// DNS suffix (PKI/MEBx) and the OS's DNS suffix.
     #[arg(long)]
     pub dns: bool,
@@ -135,18 +150,26 @@ pub struct AmtinfoArgs {
     /// Wired and wireless adapters.
     #[arg(long)]
     pub lan: bool,
-    /// Intel UPID (Unique Platform ID): the OEM and CSME platform ids.
+    /// Intel UPID (Unique Platform ID): the OEM and CSME platform ids (not in rpc-go v2: read and
+    /// shown only when asked for).
     #[arg(long)]
     pub upid: bool,
     /// Trusted root-certificate hashes.
     #[arg(long)]
     pub cert: bool,
-    /// Everything, certificate hashes included.
+    /// Everything rpc-go v2 shows, certificate hashes included (and the public-key certificates
+    /// when an AMT password is given, as rpc-go v2 does).
     #[arg(long)]
     pub all: bool,
+    /// The public-key certificates AMT holds (needs the AMT password on an activated device).
+    #[arg(long, alias = "userCert")]
+    pub user_cert: bool,
     /// How long to wait for an ME that answers NOT_READY (e.g. 30s, 2m).
     #[arg(long, short = 't', default_value = "30s", value_parser = parse_duration)]
     pub amt_timeout: Duration,
+    /// How to reach AMT's WS-MAN service for --user-cert.
+    #[command(flatten)]
+    pub conn: crate::commands::session::AmtConnArgs,
 }
 
 #[derive(Args, Debug, Default, Clone)]

@@ -9,10 +9,10 @@ use serde_json::json;
 
 use super::session::{self, AmtConnArgs};
 use crate::amthi::{AmthiClient, ControlMode, ProvisioningState};
-use crate::cli::secrets::{prompt_no_echo, SecretSource};
 use crate::error::{AgentError, ExitCode};
 use crate::heci::MeiDevice;
 use crate::secret::Secret;
+use crate::secret_source::{prompt_no_echo, SecretSource};
 use crate::wsman::calls::network_admin_password;
 use crate::wsman::classes::{general, host_based_setup, setup_and_configuration};
 use crate::wsman::client::Credentials;
@@ -51,6 +51,10 @@ pub struct ActivateArgs {
     /// Send this UUID instead of the firmware's (prevents the device from connecting to MPS).
     #[arg(long)]
     pub uuid: Option<String>,
+    /// Ask RPS for its TLS tunnel on AMT 11–18 (payload `tlsTunnel`): RPS then applies the
+    /// profile's TLS and moves the relay to port 16993 (rpc-go.md §3.7).
+    #[arg(long = "tls-tunnel")]
+    pub tls_tunnel: bool,
     #[command(flatten)]
     pub remote: super::remote::RpsArgs,
     #[command(flatten)]
@@ -98,13 +102,7 @@ pub fn new_amt_password(conn: &AmtConnArgs) -> Result<Secret, AgentError> {
 /// digit and a special character. Setup only sees the digest, so the firmware cannot check it:
 /// a weak one would be accepted and then refused by every later password change.
 fn check_strength(p: Secret) -> Result<Secret, AgentError> {
-    let s = p.expose();
-    let ok = (8..=32).contains(&s.chars().count())
-        && s.chars().any(|c| c.is_ascii_lowercase())
-        && s.chars().any(|c| c.is_ascii_uppercase())
-        && s.chars().any(|c| c.is_ascii_digit())
-        && s.chars().any(|c| !c.is_ascii_alphanumeric())
-        && !s.contains(['"', ',', ':']);
+    let ok = crate::secret::meets_amt_rules(p.expose());
     if ok {
         Ok(p)
     } else {
@@ -120,6 +118,11 @@ pub fn run(
 ) -> Result<ExitCode, AgentError> {
     if args.stop_config {
         return stop_config(device, json_out);
+    }
+    // A pre-provisioned AMT has no TLS configuration: a pin left from before an unprovisioning
+    // the agent did not see (MEBx, another tool) would send the new session to port 16993.
+    if AmthiClient::new(device.clone()).control_mode()? == ControlMode::None {
+        super::tls_pin::forget(&device, &args.conn);
     }
     if args.remote.url.is_some() {
         if args.local || args.ccm || args.acm {
@@ -137,6 +140,7 @@ pub fn run(
             friendly_name: args.name.clone(),
             uuid: args.uuid.clone(),
             ip: None,
+            tls_tunnel: args.tls_tunnel,
         };
         return super::remote::run(device, &args.remote, &args.conn, req, &ov, json_out);
     }

@@ -1,6 +1,7 @@
 //! `amtinfo`: what the ME says about AMT, with rpc-go's labels, order and JSON keys
 //! (rpc-go.md §1.4, §6.9).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +18,9 @@ use crate::error::{AgentError, ExitCode};
 use crate::heci::MeiDevice;
 use crate::upid::PlatformId;
 
-/// Which fields to show. No flag at all shows everything but certificate hashes (as rpc-go does).
+/// Which fields to show. No flag at all shows what rpc-go v2 shows (everything but certificate
+/// hashes); `--all` adds them. What v2 does not have — provisioning state, TLS enforcement, the
+/// UPID — is shown only when its own flag asks for it, with or without `--all`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Selection {
     pub ver: bool,
@@ -27,48 +30,49 @@ pub struct Selection {
     pub mode: bool,
     pub prov: bool,
     pub op_state: bool,
+    pub tls: bool,
     pub dns: bool,
     pub hostname: bool,
     pub ras: bool,
     pub lan: bool,
     pub upid: bool,
-    /// The UPID was not asked for by name (no flag, or `--all`): a platform without one is no error,
-    /// as in rpc-go, which leaves the key out.
-    pub upid_optional: bool,
     pub cert: bool,
 }
 
 impl Selection {
     pub fn from_args(a: &AmtinfoArgs) -> Selection {
-        let any = a.ver
+        let v2_any = a.ver
             || a.bld
             || a.sku
             || a.uuid
             || a.mode
-            || a.provisioning_state
             || a.operational_state
             || a.dns
             || a.hostname
             || a.ras
             || a.lan
-            || a.upid
             || a.cert;
-        if a.all || !any {
+        let extra_any = a.provisioning_state || a.tls_enforced || a.upid;
+        let extras = Selection {
+            prov: a.provisioning_state,
+            tls: a.tls_enforced,
+            upid: a.upid,
+            ..Selection::default()
+        };
+        if a.all || !(v2_any || extra_any) {
             return Selection {
                 ver: true,
                 bld: true,
                 sku: true,
                 uuid: true,
                 mode: true,
-                prov: true,
                 op_state: true,
                 dns: true,
                 hostname: true,
                 ras: true,
                 lan: true,
-                upid: true,
-                upid_optional: !a.upid,
                 cert: a.all || a.cert,
+                ..extras
             };
         }
         Selection {
@@ -77,15 +81,13 @@ impl Selection {
             sku: a.sku,
             uuid: a.uuid,
             mode: a.mode,
-            prov: a.provisioning_state,
             op_state: a.operational_state,
             dns: a.dns,
             hostname: a.hostname,
             ras: a.ras,
             lan: a.lan,
-            upid: a.upid,
-            upid_optional: false,
             cert: a.cert,
+            ..extras
         }
     }
 }
@@ -93,7 +95,8 @@ impl Selection {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Adapter {
     pub settings: LanInterfaceSettings,
-    pub os_ip: Option<String>,
+    /// rpc-go v2's OS IP: `0.0.0.0` for an all-zero MAC, else the interface's IPv4 or `Not Found`.
+    pub os_ip: String,
 }
 
 /// Everything amtinfo gathered; `None` where the field was not selected or could not be read.
@@ -106,8 +109,8 @@ pub struct AmtInfo {
     pub uuid: Option<String>,
     pub control_mode: Option<ControlMode>,
     pub provisioning_state: Option<ProvisioningState>,
-    /// `Some(None)`: read, but the firmware is too old to report it.
-    pub operational_state: Option<Option<bool>>,
+    /// Only where rpc-go v2 reports it: AMT major > 11 and the watchdog's new-interface bit.
+    pub operational_state: Option<bool>,
     pub tls_enforced: Option<bool>,
     pub dns_suffix: Option<String>,
     pub dns_suffix_os: Option<String>,
@@ -120,33 +123,46 @@ pub struct AmtInfo {
 }
 
 impl AmtInfo {
-    pub fn features(&self) -> Option<String> {
-        Some(features(self.amt.as_deref()?, self.sku.as_deref()?))
-    }
-
-    fn amt_major(&self) -> Option<u32> {
-        self.amt.as_deref()?.split('.').next()?.parse().ok()
+    /// The features line as rpc-go v2 prints it in text (a trailing space included); unreadable
+    /// versions decode as v2 decodes its empty strings.
+    pub fn features_text(&self) -> String {
+        features_v2(
+            self.amt.as_deref().unwrap_or_default(),
+            self.sku.as_deref().unwrap_or_default(),
+        )
     }
 }
 
-/// Decodes the features string from the AMT version and SKU (rpc-go.md §1.4).
-pub fn features(version: &str, sku: &str) -> String {
+/// The AMT major version as rpc-go v2's `GetMajorVersion` reads it (0 when it cannot).
+fn amt_major(version: &str) -> i64 {
     let mut parts = version.split('.');
-    let (Some(maj), Some(min)) = (parts.next(), parts.next()) else {
+    match (parts.next(), parts.next()) {
+        (Some(major), Some(_)) => major.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// The features string decoded from the AMT version and SKU, trimmed (rpc-go.md §1.4): what v2's
+/// JSON and the RPS payload carry.
+pub fn features(version: &str, sku: &str) -> String {
+    features_v2(version, sku).trim().to_string()
+}
+
+/// rpc-go v2's `DecodeAMT`, untrimmed: the major version is read as a float, the SKU as a Go
+/// integer literal (`0x…`, `0o…`, `0b…`, a leading `0` for octal), and every name of the ≥ 5.0
+/// table but the last ends with a space (rpc-go.md §1.4).
+pub fn features_v2(version: &str, sku: &str) -> String {
+    let parts: Vec<&str> = version.split('.').collect();
+    if parts.len() <= 1 {
         return "Invalid AMT version format".into();
-    };
-    let (Ok(major), Ok(minor)) = (maj.parse::<u32>(), min.parse::<u32>()) else {
+    }
+    let Ok(ver) = parts[0].parse::<f64>() else {
         return "Invalid AMT version".into();
     };
-    let sku_val = if let Some(h) = sku.strip_prefix("0x").or_else(|| sku.strip_prefix("0X")) {
-        u32::from_str_radix(h, 16)
-    } else {
-        sku.parse::<u32>()
-    };
-    let Ok(s) = sku_val else {
+    let Some(s) = go_parse_int(sku) else {
         return "Invalid SKU".into();
     };
-    if major < 2 || (major == 2 && minor <= 2) {
+    if ver <= 2.2 {
         return match s {
             0 => "AMT + ASF + iQST",
             1 => "ASF + iQST",
@@ -155,33 +171,119 @@ pub fn features(version: &str, sku: &str) -> String {
         }
         .into();
     }
-    let mut f: Vec<&str> = Vec::new();
-    if major < 5 {
-        for (bit, name) in [(0x02, "iQST"), (0x04, "ASF"), (0x08, "AMT")] {
-            if s & bit != 0 {
-                f.push(name);
-            }
-        }
+    let mut out = String::new();
+    let table: &[(i64, &str, f64)] = if ver < 5.0 {
+        &[
+            (0x02, "iQST ", f64::MAX),
+            (0x04, "ASF ", f64::MAX),
+            (0x08, "AMT", f64::MAX),
+        ]
     } else {
-        let table: &[(u32, &str, u32)] = &[
-            (0x02, "iQST", 7),
-            (0x04, "ASF", 6),
-            (0x08, "AMT Pro", u32::MAX),
-            (0x10, "Intel Standard Manageability", u32::MAX),
-            (0x20, "TPM", 6),
-            (0x100, "Home IT", 6),
-            (0x400, "WOX", 6),
-            (0x2000, "AT-p", u32::MAX),
-            (0x4000, "Corporate", u32::MAX),
-            (0x8000, "L3 Mgt Upgrade", 8),
-        ];
-        for (bit, name, below) in table {
-            if s & bit != 0 && major < *below {
-                f.push(name);
-            }
+        &[
+            (0x02, "iQST ", 7.0),
+            (0x04, "ASF ", 6.0),
+            (0x08, "AMT Pro ", f64::MAX),
+            (0x10, "Intel Standard Manageability ", f64::MAX),
+            (0x20, "TPM ", 6.0),
+            (0x100, "Home IT ", 6.0),
+            (0x400, "WOX ", 6.0),
+            (0x2000, "AT-p ", f64::MAX),
+            (0x4000, "Corporate ", f64::MAX),
+            (0x8000, "L3 Mgt Upgrade", 8.0),
+        ]
+    };
+    for (bit, name, below) in table {
+        if s & bit != 0 && ver < *below {
+            out.push_str(name);
         }
     }
-    f.join(" ")
+    out
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`: an optional sign, the base from the prefix (`0x`, `0o`, `0b`,
+/// a bare leading `0` for octal), and `_` only between digits (or after the prefix).
+fn go_parse_int(s: &str) -> Option<i64> {
+    let (negative, unsigned) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let b = unsigned.as_bytes();
+    if b.is_empty() {
+        return None;
+    }
+    let (radix, digits) = if b[0] == b'0' {
+        match b.get(1).map(u8::to_ascii_lowercase) {
+            Some(b'x') if b.len() >= 3 => (16, &b[2..]),
+            Some(b'o') if b.len() >= 3 => (8, &b[2..]),
+            Some(b'b') if b.len() >= 3 => (2, &b[2..]),
+            _ => (8, &b[1..]),
+        }
+    } else {
+        (10, b)
+    };
+    let mut n: u64 = 0;
+    let mut underscores = false;
+    for &c in digits {
+        if c == b'_' {
+            underscores = true;
+            continue;
+        }
+        let d = (c as char).to_digit(radix)?;
+        n = n.checked_mul(radix as u64)?.checked_add(d as u64)?;
+    }
+    if underscores && !go_underscores_ok(unsigned) {
+        return None;
+    }
+    if negative {
+        (n <= 1 << 63).then(|| (n as i64).wrapping_neg())
+    } else {
+        i64::try_from(n).ok()
+    }
+}
+
+/// Go's `underscoreOK`: every `_` follows a digit or the base prefix and precedes a digit.
+fn go_underscores_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    // 'd' after a digit or the prefix, '_' after an underscore, '!' after anything else.
+    let mut saw = '^';
+    let mut i = 0;
+    let mut hex = false;
+    if b.len() >= 2 && b[0] == b'0' && matches!(b[1].to_ascii_lowercase(), b'b' | b'o' | b'x') {
+        i = 2;
+        saw = 'd';
+        hex = b[1].eq_ignore_ascii_case(&b'x');
+    }
+    while i < b.len() {
+        let c = b[i];
+        i += 1;
+        if c.is_ascii_digit() || (hex && c.is_ascii_hexdigit()) {
+            saw = 'd';
+        } else if c == b'_' {
+            if saw != 'd' {
+                return false;
+            }
+            saw = '_';
+        } else {
+            if saw == '_' {
+                return false;
+            }
+            saw = '!';
+        }
+    }
+    saw != '_'
+}
+
+/// rpc-go v2's OS IP address for an adapter AMT reports (rpc-go.md §1.4): `0.0.0.0` when the MAC is
+/// all zeros (checked before any interface is looked at), else the first IPv4 address of the up,
+/// non-loopback interface with that MAC, else `Not Found`.
+fn os_ip_for(mac: &[u8; 6]) -> String {
+    if mac.iter().all(|&b| b == 0) {
+        return "0.0.0.0".into();
+    }
+    crate::os::ipv4_for_mac(mac)
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "Not Found".into())
 }
 
 /// Retries a read while the ME answers NOT_READY, until `deadline`.
@@ -254,10 +356,13 @@ pub fn gather(
             Err(e) => note(e, "the control mode", &mut errors),
         }
     }
-    if sel.prov {
+    // The JSON carries the provisioning state beside the control mode (an added key); the text
+    // shows it only when asked for, so only then is a failed read an error.
+    if sel.prov || sel.mode {
         match when_ready(deadline, || client.provisioning_state()) {
             Ok(s) => info.provisioning_state = Some(s),
-            Err(e) => note(e, "the provisioning state", &mut errors),
+            Err(e) if sel.prov => note(e, "the provisioning state", &mut errors),
+            Err(e) => tracing::debug!(error = %e, "no provisioning state for the JSON"),
         }
     }
     if sel.dns {
@@ -268,7 +373,7 @@ pub fn gather(
         info.dns_suffix_os = Some(crate::os::dns_suffix());
     }
     if sel.hostname {
-        info.hostname_os = Some(crate::os::hostname());
+        info.hostname_os = Some(crate::os::node_name());
     }
     if sel.ras {
         match when_ready(deadline, || client.remote_access_status()) {
@@ -284,7 +389,7 @@ pub fn gather(
             match when_ready(deadline, || client.lan_interface(iface)) {
                 Ok(s) => {
                     *slot = Some(Adapter {
-                        os_ip: crate::os::ipv4_for_mac(&s.mac).map(|ip| ip.to_string()),
+                        os_ip: os_ip_for(&s.mac),
                         settings: s,
                     })
                 }
@@ -300,59 +405,81 @@ pub fn gather(
     }
     drop(client);
     if sel.upid {
-        // Its own ME client (rpc-go.md §6.6, §6.9).
+        // Its own ME client (rpc-go.md §6.6, §6.9); read only when asked for, since v2 has no UPID
+        // and a hung UPID client would cost the deadline.
         match crate::upid::client::read_platform_id(
             device.as_ref(),
             crate::upid::client::DEFAULT_TIMEOUT,
         ) {
             Ok(id) => info.upid = Some(id),
-            Err(e) if sel.upid_optional => {
-                tracing::debug!(error = %e, "no UPID to show");
-            }
             Err(e) => errors.push(AgentError::from(e).context("could not read the Intel UPID")),
         }
     }
-    if sel.op_state {
+    // rpc-go v2 asks the watchdog client only on AMT > 11 (rpc-go.md §6.5, §6.9).
+    let v2_reads_watchdog = sel.op_state && amt_major(info.amt.as_deref().unwrap_or_default()) > 11;
+    if v2_reads_watchdog || sel.tls {
         match amt_enabled_flags(device.as_ref(), crate::amthi::client::DEFAULT_TIMEOUT) {
             Ok(flags) => {
-                // Meaningful only on AMT > 11 with the new-interface bit (rpc-go.md §6.5).
-                let meaningful = flags.new_interface() && info.amt_major().is_some_and(|m| m > 11);
-                info.operational_state = Some(meaningful.then(|| flags.amt_enabled()));
+                if v2_reads_watchdog && flags.new_interface() {
+                    info.operational_state = Some(flags.amt_enabled());
+                }
                 info.tls_enforced = Some(flags.new_interface() && flags.tls_enforced());
             }
-            Err(e) => errors.push(
-                AgentError::from(e)
-                    .context("could not read the AMT operational state (watchdog client)"),
-            ),
+            Err(e) => errors.push(AgentError::from(e).context(if sel.tls {
+                "could not read whether TLS is enforced (watchdog client)"
+            } else {
+                "could not read the AMT operational state (watchdog client)"
+            })),
         }
     }
     (info, errors)
 }
 
-fn adapter_text(out: &mut String, a: &Adapter) {
-    let s = &a.settings;
-    let _ = writeln!(out, "DHCP Enabled \t\t: {}", s.dhcp_enabled);
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "enabled"
+    } else {
+        "disabled"
+    }
+}
+
+fn dhcp_mode(s: &LanInterfaceSettings) -> &'static str {
+    if s.dhcp_ip_mode == 1 {
+        "active"
+    } else {
+        "passive"
+    }
+}
+
+fn link_status(s: &LanInterfaceSettings) -> &'static str {
+    if s.link_status == 1 {
+        "up"
+    } else {
+        "down"
+    }
+}
+
+/// One adapter's six lines; an unreadable adapter prints them with empty values.
+fn adapter_text(out: &mut String, a: Option<&Adapter>) {
+    let f = |g: &dyn Fn(&Adapter) -> String| a.map(g).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "DHCP Enabled \t\t: {}",
+        f(&|a| a.settings.dhcp_enabled.to_string())
+    );
     let _ = writeln!(
         out,
         "DHCP Mode    \t\t: {}",
-        if s.dhcp_ip_mode == 1 {
-            "active"
-        } else {
-            "passive"
-        }
+        f(&|a| dhcp_mode(&a.settings).into())
     );
     let _ = writeln!(
         out,
         "Link Status  \t\t: {}",
-        if s.link_status == 1 { "up" } else { "down" }
+        f(&|a| link_status(&a.settings).into())
     );
-    let _ = writeln!(out, "AMT IP Address\t\t: {}", s.ip_text());
-    let _ = writeln!(
-        out,
-        "OS  IP Address\t\t: {}",
-        a.os_ip.as_deref().unwrap_or("Not Found")
-    );
-    let _ = writeln!(out, "MAC Address  \t\t: {}", s.mac_text());
+    let _ = writeln!(out, "AMT IP Address\t\t: {}", f(&|a| a.settings.ip_text()));
+    let _ = writeln!(out, "OS  IP Address\t\t: {}", f(&|a| a.os_ip.clone()));
+    let _ = writeln!(out, "MAC Address  \t\t: {}", f(&|a| a.settings.mac_text()));
 }
 
 fn hash_flags(e: &CertHashEntry) -> &'static str {
@@ -364,8 +491,21 @@ fn hash_flags(e: &CertHashEntry) -> &'static str {
     }
 }
 
-/// rpc-go v2's text layout, labels and order (rpc-go.md §1.4), plus the provisioning state and TLS
-/// enforcement lines.
+/// The hash entries as rpc-go v2 keeps them, in a map by name: one entry per name (the last read
+/// wins), here in the firmware's handle order (v2's order is random).
+fn hashes_by_name(hashes: &[CertHashEntry]) -> Vec<&CertHashEntry> {
+    hashes
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| !hashes[i + 1..].iter().any(|later| later.name == e.name))
+        .map(|(_, e)| e)
+        .collect()
+}
+
+/// rpc-go v2's text, line for line (rpc-go.md §1.4): its labels, tabs, order and values, and each
+/// block only when selected. Lines v2 does not have (provisioning state, TLS enforcement, the
+/// UPID) come only with their own flags. A field that could not be read prints its line with an
+/// empty value, as v2 does; the error goes to stderr.
 pub fn render_text(info: &AmtInfo, sel: &Selection) -> String {
     let mut o = String::new();
     let v = |x: &Option<String>| x.clone().unwrap_or_default();
@@ -379,7 +519,7 @@ pub fn render_text(info: &AmtInfo, sel: &Selection) -> String {
         let _ = writeln!(o, "SKU\t\t\t: {}", v(&info.sku));
     }
     if sel.ver && sel.sku {
-        let _ = writeln!(o, "Features\t\t: {}", info.features().unwrap_or_default());
+        let _ = writeln!(o, "Features\t\t: {}", info.features_text());
     }
     if sel.uuid {
         let _ = writeln!(o, "UUID\t\t\t: {}", v(&info.uuid));
@@ -388,7 +528,7 @@ pub fn render_text(info: &AmtInfo, sel: &Selection) -> String {
         let _ = writeln!(
             o,
             "Control Mode\t\t: {}",
-            info.control_mode.map(|m| m.text()).unwrap_or_default()
+            info.control_mode.map(|m| m.v2_text()).unwrap_or_default()
         );
     }
     if sel.prov {
@@ -401,13 +541,11 @@ pub fn render_text(info: &AmtInfo, sel: &Selection) -> String {
         );
     }
     if sel.op_state {
-        if let Some(Some(on)) = info.operational_state {
-            let _ = writeln!(
-                o,
-                "Operational State\t: {}",
-                if on { "enabled" } else { "disabled" }
-            );
+        if let Some(on) = info.operational_state {
+            let _ = writeln!(o, "Operational State\t: {}", on_off(on));
         }
+    }
+    if sel.tls {
         if let Some(t) = info.tls_enforced {
             let _ = writeln!(o, "TLS Enforced\t\t: {t}");
         }
@@ -420,24 +558,21 @@ pub fn render_text(info: &AmtInfo, sel: &Selection) -> String {
         let _ = writeln!(o, "Hostname (OS)\t\t: {}", v(&info.hostname_os));
     }
     if sel.ras {
-        if let Some(r) = &info.ras {
-            let _ = writeln!(o, "RAS Network      \t: {}", r.network_text());
-            let _ = writeln!(o, "RAS Remote Status\t: {}", r.remote_text());
-            let _ = writeln!(o, "RAS Trigger      \t: {}", r.trigger_text());
-            let _ = writeln!(o, "RAS MPS Hostname \t: {}", r.mps_hostname);
-        }
+        let r = info.ras.as_ref();
+        let f = |g: fn(&RemoteAccessStatus) -> &str| r.map(g).unwrap_or_default();
+        let _ = writeln!(o, "RAS Network      \t: {}", f(|r| r.network_text()));
+        let _ = writeln!(o, "RAS Remote Status\t: {}", f(|r| r.remote_text()));
+        let _ = writeln!(o, "RAS Trigger      \t: {}", f(|r| r.trigger_text()));
+        let _ = writeln!(o, "RAS MPS Hostname \t: {}", f(|r| &r.mps_hostname));
     }
     if sel.lan {
-        if let Some(w) = &info.wired {
-            if w.settings.mac != [0; 6] {
-                o.push_str("---Wired Adapter---\n");
-                adapter_text(&mut o, w);
-            }
+        // v2 leaves out a wired adapter whose MAC is all zeros, and always shows the wireless one.
+        if info.wired.as_ref().is_none_or(|w| w.settings.mac != [0; 6]) {
+            o.push_str("---Wired Adapter---\n");
+            adapter_text(&mut o, info.wired.as_ref());
         }
-        if let Some(w) = &info.wireless {
-            o.push_str("---Wireless Adapter---\n");
-            adapter_text(&mut o, w);
-        }
+        o.push_str("---Wireless Adapter---\n");
+        adapter_text(&mut o, info.wireless.as_ref());
     }
     if sel.upid {
         if let Some(id) = &info.upid {
@@ -448,16 +583,15 @@ pub fn render_text(info: &AmtInfo, sel: &Selection) -> String {
         }
     }
     if sel.cert {
-        match &info.cert_hashes {
-            Some(h) if !h.is_empty() => {
-                o.push_str("---Certificate Hashes---\n");
-                for e in h {
-                    let _ = writeln!(o, "{}{}", e.name, hash_flags(e));
-                    let _ = writeln!(o, "   {}: {}", e.algorithm.name(), e.hash_hex());
-                }
-            }
-            Some(_) => o.push_str("---No Certificate Hashes Found---\n"),
-            None => {}
+        let hashes = info.cert_hashes.as_deref().unwrap_or_default();
+        o.push_str(if hashes.is_empty() {
+            "---No Certificate Hashes Found---\n"
+        } else {
+            "---Certificate Hashes---\n"
+        });
+        for e in hashes_by_name(hashes) {
+            let _ = writeln!(o, "{}{}", e.name, hash_flags(e));
+            let _ = writeln!(o, "   {}: {}", e.algorithm.name(), e.hash_hex());
         }
     }
     o
@@ -465,33 +599,47 @@ pub fn render_text(info: &AmtInfo, sel: &Selection) -> String {
 
 fn adapter_json(a: &Adapter) -> Value {
     let s = &a.settings;
+    // Go's struct field order (rpc-go's InterfaceSettings), not alphabetical.
     json!({
         "isEnable": s.enabled,
-        "linkStatus": if s.link_status == 1 { "up" } else { "down" },
+        "linkStatus": link_status(s),
         "dhcpEnabled": s.dhcp_enabled,
-        "dhcpMode": if s.dhcp_ip_mode == 1 { "active" } else { "passive" },
+        "dhcpMode": dhcp_mode(s),
         "ipAddress": s.ip_text(),
-        "osIpAddress": a.os_ip.clone().unwrap_or_else(|| "Not Found".into()),
+        "osIpAddress": a.os_ip,
         "macAddress": s.mac_text(),
     })
 }
 
-/// rpc-go's JSON keys, in rpc-go v3's order (rpc-go.md §1.4).
-pub fn render_json(info: &AmtInfo) -> Value {
-    let mut m = Map::new();
-    let mut put = |k: &str, v: Option<Value>| {
+/// rpc-go v2's JSON, byte for byte for the keys v2 has (rpc-go.md §1.4): a Go map printed by
+/// `json.MarshalIndent` with two spaces, so the top-level keys and the certificate names are
+/// sorted; the values inside `ras`, the adapters and each hash entry keep Go's struct field
+/// order; `<`, `>` and `&` are escaped as Go does. Added keys (`heciAvailable`,
+/// `provisioningState`, `simulated`, `tlsEnforced`, `upid`) take their sorted places too, so a
+/// diff against rpc-go's output shows only them. A key whose read failed is left out.
+/// `public_key_certs`: rpc-go v2's `publicKeyCerts` object (`--userCert`), read over WS-MAN apart.
+pub fn render_json(info: &AmtInfo, sel: &Selection, public_key_certs: Option<Value>) -> String {
+    let mut m: BTreeMap<&str, Value> = BTreeMap::new();
+    let mut put = |k: &'static str, v: Option<Value>| {
         if let Some(v) = v {
-            m.insert(k.to_string(), v);
+            m.insert(k, v);
         }
     };
-    put("amt", info.amt.clone().map(Value::from));
-    put("buildNumber", info.build.clone().map(Value::from));
-    put("sku", info.sku.clone().map(Value::from));
-    put("features", info.features().map(Value::from));
+    // One read gives all three versions; each key only when its flag selected it.
+    put("amt", info.amt.clone().filter(|_| sel.ver).map(Value::from));
+    put(
+        "buildNumber",
+        info.build.clone().filter(|_| sel.bld).map(Value::from),
+    );
+    put("sku", info.sku.clone().filter(|_| sel.sku).map(Value::from));
+    put(
+        "features",
+        (sel.ver && sel.sku).then(|| Value::from(info.features_text().trim())),
+    );
     put("uuid", info.uuid.clone().map(Value::from));
     put(
         "controlMode",
-        info.control_mode.map(|c| Value::from(c.text())),
+        info.control_mode.map(|c| Value::from(c.v2_text())),
     );
     put(
         "provisioningState",
@@ -499,9 +647,7 @@ pub fn render_json(info: &AmtInfo) -> Value {
     );
     put(
         "operationalState",
-        info.operational_state
-            .flatten()
-            .map(|on| Value::from(if on { "enabled" } else { "disabled" })),
+        info.operational_state.map(|on| Value::from(on_off(on))),
     );
     put("tlsEnforced", info.tls_enforced.map(Value::from));
     put("dnsSuffix", info.dns_suffix.clone().map(Value::from));
@@ -533,27 +679,54 @@ pub fn render_json(info: &AmtInfo) -> Value {
     put(
         "certificateHashes",
         info.cert_hashes.as_ref().map(|hs| {
-            let mut o = Map::new();
-            for e in hs {
-                o.insert(
-                    e.name.clone(),
-                    json!({
-                        "Hash": e.hash_hex(),
-                        "Name": e.name,
-                        "Algorithm": e.algorithm.name(),
-                        "IsActive": e.is_active,
-                        "IsDefault": e.is_default,
-                    }),
-                );
-            }
-            Value::Object(o)
+            let by_name: BTreeMap<&str, Value> = hashes_by_name(hs)
+                .into_iter()
+                .map(|e| {
+                    (
+                        e.name.as_str(),
+                        json!({
+                            "Hash": e.hash_hex(),
+                            "Name": e.name,
+                            "Algorithm": e.algorithm.name(),
+                            "IsActive": e.is_active,
+                            "IsDefault": e.is_default,
+                        }),
+                    )
+                })
+                .collect();
+            Value::Object(
+                by_name
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            )
         }),
     );
-    m.insert("heciAvailable".into(), Value::Bool(true));
-    if let Some(p) = &info.simulated {
-        m.insert("simulated".into(), json!({ "profile": p }));
+    put("publicKeyCerts", public_key_certs);
+    put("heciAvailable", Some(Value::Bool(true)));
+    put(
+        "simulated",
+        info.simulated.as_ref().map(|p| json!({ "profile": p })),
+    );
+    let object: Map<String, Value> = m.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    go_html_escape(&serde_json::to_string_pretty(&Value::Object(object)).unwrap_or_default())
+}
+
+/// Go's encoding/json escapes `<`, `>`, `&`, U+2028 and U+2029 inside strings; serde_json does
+/// not. None of them can appear in JSON outside a string, so replacing them everywhere is exact.
+fn go_html_escape(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
     }
-    Value::Object(m)
+    out
 }
 
 pub fn run(
@@ -562,7 +735,16 @@ pub fn run(
     json_out: bool,
 ) -> Result<ExitCode, AgentError> {
     let sel = Selection::from_args(args);
-    let (info, errors) = gather(device, &sel, args.amt_timeout);
+    let (info, mut errors) = gather(device.clone(), &sel, args.amt_timeout);
+    // `--userCert` (rpc-go v2): its own section and key, read over WS-MAN.
+    let user_certs = if super::user_certs::wanted(args) {
+        super::user_certs::read(device, &args.conn).unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        })
+    } else {
+        None
+    };
     if let Some(p) = &info.simulated {
         if !json_out {
             crate::cli::logging::note(&format!(
@@ -578,16 +760,18 @@ pub fn run(
         && info.ras.is_none()
         && info.wired.is_none()
         && info.upid.is_none()
+        && info.tls_enforced.is_none()
         && info.cert_hashes.is_none();
     // With nothing read at all, the error alone says it better than a page of empty fields.
     if !nothing || errors.is_empty() {
         if json_out {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&render_json(&info)).unwrap_or_default()
-            );
+            let certs = user_certs.as_deref().map(super::user_certs::json);
+            println!("{}", render_json(&info, &sel, certs));
         } else {
             print!("{}", render_text(&info, &sel));
+            if let Some(c) = &user_certs {
+                print!("{}", super::user_certs::text(c));
+            }
         }
     }
     let mut errors = errors.into_iter();
@@ -605,80 +789,308 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::amthi::HashAlgorithm;
 
     #[test]
-    fn features_decode_as_rpc_go_does() {
+    fn features_decode_as_rpc_go_v2_does_trailing_space_included() {
+        assert_eq!(features_v2("16.1.27", "16392"), "AMT Pro Corporate ");
         assert_eq!(features("16.1.27", "16392"), "AMT Pro Corporate");
-        assert_eq!(features("16.1.27", "0x4008"), "AMT Pro Corporate");
+        assert_eq!(features_v2("16.1.27", "0x4008"), "AMT Pro Corporate ");
         assert_eq!(
-            features("16.1.27", "16400"),
-            "Intel Standard Manageability Corporate"
+            features_v2("16.1.27", "16400"),
+            "Intel Standard Manageability Corporate "
         );
-        assert_eq!(features("5.2.1", "0x0126"), "iQST ASF TPM Home IT");
-        assert_eq!(features("4.0.0", "14"), "iQST ASF AMT");
-        assert_eq!(features("2.1.0", "1"), "ASF + iQST");
-        assert_eq!(features("x", "1"), "Invalid AMT version format");
-        assert_eq!(features("a.b", "1"), "Invalid AMT version");
-        assert_eq!(features("16.1", "zz"), "Invalid SKU");
+        assert_eq!(features_v2("5.2.1", "0x0126"), "iQST ASF TPM Home IT ");
+        assert_eq!(features_v2("7.0.0", "0x8000"), "L3 Mgt Upgrade");
+        assert_eq!(features_v2("4.0.0", "14"), "iQST ASF AMT");
+        assert_eq!(features_v2("2.1.0", "1"), "ASF + iQST");
+        // The major alone is compared with 2.2, so every 2.x takes the oldest table.
+        assert_eq!(features_v2("2.6.0", "1"), "ASF + iQST");
+        // The minor is never parsed.
+        assert_eq!(features_v2("16.x", "8"), "AMT Pro ");
+        // A leading 0 is octal for Go: 010 is 8.
+        assert_eq!(features_v2("16.1.27", "010"), "AMT Pro ");
+        assert_eq!(features_v2("x", "1"), "Invalid AMT version format");
+        assert_eq!(features_v2("", ""), "Invalid AMT version format");
+        assert_eq!(features_v2("a.b", "1"), "Invalid AMT version");
+        assert_eq!(features_v2("16.1", "zz"), "Invalid SKU");
+        assert_eq!(features_v2("16.1", ""), "Invalid SKU");
     }
 
     #[test]
-    fn no_flag_selects_everything_but_certificates() {
+    fn sku_literals_parse_as_gos_parse_int_with_base_0() {
+        for (s, want) in [
+            ("16392", Some(16392)),
+            ("0x4008", Some(0x4008)),
+            ("0X4008", Some(0x4008)),
+            ("0o17", Some(15)),
+            ("0b101", Some(5)),
+            ("017", Some(15)),
+            ("0", Some(0)),
+            ("+8", Some(8)),
+            ("-1", Some(-1)),
+            ("1_000", Some(1000)),
+            ("0x_40_08", Some(0x4008)),
+            ("-9223372036854775808", Some(i64::MIN)),
+            ("9223372036854775808", None),
+            ("1__0", None),
+            ("_1", None),
+            ("1_", None),
+            ("0x", None),
+            ("08", None),
+            ("", None),
+            ("-", None),
+            (" 1", None),
+        ] {
+            assert_eq!(go_parse_int(s), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn the_major_version_reads_as_v2s_get_major_version() {
+        assert_eq!(amt_major("16.1.27"), 16);
+        assert_eq!(amt_major("11.8.50"), 11);
+        assert_eq!(amt_major("16"), 0);
+        assert_eq!(amt_major("x.1"), 0);
+        assert_eq!(amt_major(""), 0);
+    }
+
+    #[test]
+    fn no_flag_selects_what_v2_shows_and_extras_need_their_own_flags() {
         let s = Selection::from_args(&AmtinfoArgs::default());
-        assert!(s.ver && s.lan && s.ras && !s.cert);
+        assert!(s.ver && s.lan && s.ras && s.op_state && !s.cert);
+        assert!(!s.prov && !s.tls && !s.upid, "{s:?}");
         let s = Selection::from_args(&AmtinfoArgs {
             all: true,
             ..Default::default()
         });
-        assert!(s.cert && s.ver);
+        assert!(s.cert && s.ver && !s.prov && !s.tls && !s.upid);
+        let s = Selection::from_args(&AmtinfoArgs {
+            all: true,
+            upid: true,
+            tls_enforced: true,
+            ..Default::default()
+        });
+        assert!(s.cert && s.ver && s.upid && s.tls && !s.prov);
         let s = Selection::from_args(&AmtinfoArgs {
             cert: true,
             ..Default::default()
         });
         assert!(s.cert && !s.ver);
-    }
-
-    #[test]
-    fn the_upid_is_shown_by_default_optionally_and_by_its_flag_as_required() {
-        let s = Selection::from_args(&AmtinfoArgs::default());
-        assert!(s.upid && s.upid_optional);
-        let s = Selection::from_args(&AmtinfoArgs {
-            all: true,
-            ..Default::default()
-        });
-        assert!(s.upid && s.upid_optional);
         let s = Selection::from_args(&AmtinfoArgs {
             upid: true,
             ..Default::default()
         });
-        assert!(s.upid && !s.upid_optional && !s.ver && !s.cert);
+        assert_eq!(
+            s,
+            Selection {
+                upid: true,
+                ..Selection::default()
+            }
+        );
+    }
+
+    fn entry(name: &str, byte: u8, default: bool, active: bool) -> CertHashEntry {
+        CertHashEntry {
+            is_default: default,
+            is_active: active,
+            hash: [byte; 64],
+            algorithm: HashAlgorithm::Sha256,
+            name: name.into(),
+        }
+    }
+
+    fn sample() -> AmtInfo {
+        AmtInfo {
+            amt: Some("16.1.27".into()),
+            sku: Some("16392".into()),
+            control_mode: Some(ControlMode::Ccm),
+            provisioning_state: Some(ProvisioningState::Post),
+            ras: Some(RemoteAccessStatus {
+                network_status: 2,
+                remote_status: 2,
+                remote_trigger: 1,
+                mps_hostname: "mps.example".into(),
+            }),
+            cert_hashes: Some(vec![
+                entry("zeta <&> root", 0x11, true, true),
+                entry("Alpha", 0x22, false, true),
+                entry("Alpha", 0x33, true, false),
+                entry("beta", 0x44, false, false),
+            ]),
+            ..AmtInfo::default()
+        }
+    }
+
+    #[test]
+    fn json_is_a_go_map_sorted_with_struct_order_inside_and_go_escaping() {
+        let sel = Selection {
+            ver: true,
+            sku: true,
+            mode: true,
+            ras: true,
+            cert: true,
+            ..Selection::default()
+        };
+        let h = |b: u8| format!("{b:02x}").repeat(32);
+        let want = format!(
+            r#"{{
+  "amt": "16.1.27",
+  "certificateHashes": {{
+    "Alpha": {{
+      "Hash": "{}",
+      "Name": "Alpha",
+      "Algorithm": "SHA256",
+      "IsActive": false,
+      "IsDefault": true
+    }},
+    "beta": {{
+      "Hash": "{}",
+      "Name": "beta",
+      "Algorithm": "SHA256",
+      "IsActive": false,
+      "IsDefault": false
+    }},
+    "zeta \u003c\u0026\u003e root": {{
+      "Hash": "{}",
+      "Name": "zeta \u003c\u0026\u003e root",
+      "Algorithm": "SHA256",
+      "IsActive": true,
+      "IsDefault": true
+    }}
+  }},
+  "controlMode": "activated in client control mode",
+  "features": "AMT Pro Corporate",
+  "heciAvailable": true,
+  "provisioningState": "post-provisioning",
+  "ras": {{
+    "networkStatus": "outside enterprise",
+    "remoteStatus": "connected",
+    "remoteTrigger": "alert",
+    "mpsHostname": "mps.example"
+  }},
+  "sku": "16392"
+}}"#,
+            h(0x33),
+            h(0x44),
+            h(0x11)
+        );
+        assert_eq!(render_json(&sample(), &sel, None), want);
+    }
+
+    #[test]
+    fn text_is_v2s_with_one_line_per_hash_name_and_the_features_trailing_space() {
+        let sel = Selection {
+            ver: true,
+            sku: true,
+            mode: true,
+            ras: true,
+            cert: true,
+            ..Selection::default()
+        };
+        let h = |b: u8| format!("{b:02x}").repeat(32);
+        assert_eq!(
+            render_text(&sample(), &sel),
+            format!(
+                "Version\t\t\t: 16.1.27\nSKU\t\t\t: 16392\nFeatures\t\t: AMT Pro Corporate \n\
+                 Control Mode\t\t: activated in client control mode\n\
+                 RAS Network      \t: outside enterprise\nRAS Remote Status\t: connected\n\
+                 RAS Trigger      \t: alert\nRAS MPS Hostname \t: mps.example\n\
+                 ---Certificate Hashes---\n\
+                 zeta <&> root  (Default, Active)\n   SHA256: {}\n\
+                 Alpha  (Default)\n   SHA256: {}\n\
+                 beta\n   SHA256: {}\n",
+                h(0x11),
+                h(0x33),
+                h(0x44)
+            )
+        );
+    }
+
+    #[test]
+    fn unreadable_blocks_print_v2s_lines_with_empty_values() {
+        let sel = Selection {
+            ras: true,
+            lan: true,
+            cert: true,
+            ..Selection::default()
+        };
+        let text = render_text(&AmtInfo::default(), &sel);
+        assert_eq!(
+            text,
+            "RAS Network      \t: \nRAS Remote Status\t: \nRAS Trigger      \t: \nRAS MPS Hostname \t: \n\
+             ---Wired Adapter---\nDHCP Enabled \t\t: \nDHCP Mode    \t\t: \nLink Status  \t\t: \n\
+             AMT IP Address\t\t: \nOS  IP Address\t\t: \nMAC Address  \t\t: \n\
+             ---Wireless Adapter---\nDHCP Enabled \t\t: \nDHCP Mode    \t\t: \nLink Status  \t\t: \n\
+             AMT IP Address\t\t: \nOS  IP Address\t\t: \nMAC Address  \t\t: \n\
+             ---No Certificate Hashes Found---\n"
+        );
+        assert_eq!(
+            render_json(&AmtInfo::default(), &sel, None),
+            "{\n  \"heciAvailable\": true\n}"
+        );
+    }
+
+    #[test]
+    fn a_zero_mac_has_os_ip_0_0_0_0_and_hides_only_the_wired_block() {
+        assert_eq!(os_ip_for(&[0; 6]), "0.0.0.0");
+        // A locally administered MAC no interface here carries.
+        assert_eq!(
+            os_ip_for(&[0x02, 0xde, 0xad, 0xbe, 0xef, 0x01]),
+            "Not Found"
+        );
+        let zero = Adapter {
+            settings: LanInterfaceSettings {
+                enabled: false,
+                ipv4: 0,
+                dhcp_enabled: true,
+                dhcp_ip_mode: 2,
+                link_status: 0,
+                mac: [0; 6],
+            },
+            os_ip: os_ip_for(&[0; 6]),
+        };
+        let info = AmtInfo {
+            wired: Some(zero.clone()),
+            wireless: Some(zero),
+            ..AmtInfo::default()
+        };
+        let sel = Selection {
+            lan: true,
+            ..Selection::default()
+        };
+        assert_eq!(
+            render_text(&info, &sel),
+            "---Wireless Adapter---\nDHCP Enabled \t\t: true\nDHCP Mode    \t\t: passive\n\
+             Link Status  \t\t: down\nAMT IP Address\t\t: 0.0.0.0\nOS  IP Address\t\t: 0.0.0.0\n\
+             MAC Address  \t\t: 00:00:00:00:00:00\n"
+        );
     }
 
     fn with_upid() -> AmtInfo {
         let mut csme = [0u8; 32];
         csme[0] = 0xab;
         AmtInfo {
-            wireless: None,
             upid: Some(PlatformId {
                 oem_platform_id_type: crate::upid::OemPlatformIdType::NotSet,
                 oem_platform_id: [0; 32],
                 csme_platform_id: csme,
             }),
-            cert_hashes: Some(Vec::new()),
             uuid: Some("u".into()),
             ..AmtInfo::default()
         }
     }
 
     #[test]
-    fn upid_json_is_rpc_go_v3s_object_between_the_adapters_and_the_hashes() {
-        let v = render_json(&with_upid());
+    fn upid_json_is_rpc_go_v3s_object_in_its_sorted_place() {
+        let sel = Selection {
+            uuid: true,
+            upid: true,
+            ..Selection::default()
+        };
+        let v: Value = serde_json::from_str(&render_json(&with_upid(), &sel, None)).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-        assert_eq!(
-            keys,
-            ["uuid", "upid", "certificateHashes", "heciAvailable"],
-            "{v}"
-        );
+        assert_eq!(keys, ["heciAvailable", "upid", "uuid"], "{v}");
         let u = v["upid"].as_object().unwrap();
         assert_eq!(
             u.keys().map(|k| k.as_str()).collect::<Vec<_>>(),

@@ -8,12 +8,15 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::cli::secrets::SecretSource;
+use super::session::AmtConnArgs;
+use crate::amthi::{AmthiClient, ControlMode};
 use crate::error::{AgentError, ExitCode};
 use crate::heci::MeiDevice;
-use crate::provisioning::rules::{self, Finding, Machine, Outcome};
+use crate::provisioning::rules::{self, Finding, Machine, Outcome, WsmanDomains};
 use crate::provisioning::{self as prov, ProvisioningCert};
 use crate::secret::Secret;
+use crate::secret_source::SecretSource;
+use crate::wsman::client::Credentials;
 
 #[derive(Args, Debug)]
 pub struct CertArgs {
@@ -68,11 +71,15 @@ pub struct CertCheckArgs {
     /// The AMT version to check for (e.g. 16.1); default: this machine's, or the newest rules.
     #[arg(long, value_name = "V")]
     pub amt_version: Option<String>,
-    /// The DNS suffix the leaf's CN must match (as rpc-go's -d); the PKI suffix in MEBx wins.
+    /// With --offline: the DNS suffix AMT trusts (its PKI DNS suffix, else the DHCP option 15
+    /// domain of its wired LAN). Online AMT's own suffixes are read and -d never overrides them; it
+    /// only stands in when AMT cannot tell.
     #[arg(short = 'd', long = "dns-suffix", value_name = "DNS_SUFFIX")]
     pub dns_suffix: Option<String>,
     #[command(flatten)]
     pub password: CertPasswordArgs,
+    #[command(flatten)]
+    pub conn: AmtConnArgs,
 }
 
 #[derive(Args, Debug)]
@@ -98,7 +105,16 @@ pub fn run(
                         .context("cannot read this machine's AMT (hashes, PKI DNS suffix, version)")
                         .help("run as root on the AMT machine, or check the file alone with --offline")
                 })?;
-                read_machine(dev)?
+                // In CCM, WS-MAN needs the AMT password: from a file or the environment, never a
+                // prompt just for the check.
+                let admin = SecretSource {
+                    what: "AMT password",
+                    flag: a.conn.password.as_ref().map(Secret::expose),
+                    file: a.conn.password_file.as_deref(),
+                    env: &["AMT_PASSWORD"],
+                }
+                .resolve(false)?;
+                read_machine(dev, &a.conn, admin.as_ref())?
             };
             check(a, machine, json)
         }
@@ -106,8 +122,13 @@ pub fn run(
     }
 }
 
-/// Reads the machine over AMTHI (exit 127 when the hash list cannot be read).
-pub fn read_machine(dev: Arc<dyn MeiDevice>) -> Result<Machine, AgentError> {
+/// Reads the machine: version, hashes and PKI DNS suffix over AMTHI (exit 127 when the hash list
+/// cannot be read), then the firmware's TrustedDNSSuffix and DhcpDNSSuffix over WS-MAN.
+pub fn read_machine(
+    dev: Arc<dyn MeiDevice>,
+    conn: &AmtConnArgs,
+    admin_password: Option<&Secret>,
+) -> Result<Machine, AgentError> {
     let mut m = prov::read_machine(dev.clone()).map_err(|e| {
         let mut err = AgentError::from(e)
             .context("cannot read AMT's trusted hashes, PKI DNS suffix or version over AMTHI");
@@ -116,38 +137,59 @@ pub fn read_machine(dev: Arc<dyn MeiDevice>) -> Result<Machine, AgentError> {
         }
         err.help("check the file alone with --offline (and --amt-version, -d)")
     })?;
-    m.dhcp_dns_suffix = dhcp_dns_suffix(dev);
+    let wsman = read_wsman_domains(dev, conn, admin_password);
+    match &wsman {
+        Ok(w) => tracing::debug!(
+            trusted_dns_suffix = %w.trusted_dns_suffix,
+            dhcp_dns_suffix = %w.dhcp_dns_suffix,
+            "AMT_SetupAndConfigurationService: the domains AMT trusts"
+        ),
+        Err(e) => tracing::info!("AMT's DHCP and trusted DNS suffixes could not be read: {e}"),
+    }
+    if let Some(d) = m.domains.as_mut() {
+        d.wsman = wsman;
+    }
     Ok(m)
 }
 
-/// The DHCP option-15 domain AMT itself saw (`AMT_SetupAndConfigurationService.DhcpDNSSuffix`),
-/// read over WS-MAN as the local system account before activation. Best effort: `None` when AMT
-/// cannot be reached that way (activated already, LME busy) — the OS suffix then stands in.
-fn dhcp_dns_suffix(dev: Arc<dyn MeiDevice>) -> Option<String> {
-    let conn = super::session::AmtConnArgs {
-        lms: Default::default(),
-        request_timeout: std::time::Duration::from_secs(10),
-        ..Default::default()
+/// The domains AMT itself reports over WS-MAN (`AMT_SetupAndConfigurationService`:
+/// `TrustedDNSSuffix`, the PKI DNS suffix; `DhcpDNSSuffix`, option 15 of AMT's own DHCP lease),
+/// read as the local system account before activation, as `admin` with `admin_password` in CCM.
+/// `Err` says why not (the caller decides what stands in).
+pub fn read_wsman_domains(
+    dev: Arc<dyn MeiDevice>,
+    conn: &AmtConnArgs,
+    admin_password: Option<&Secret>,
+) -> Result<WsmanDomains, String> {
+    let mut amthi = AmthiClient::new(dev.clone());
+    let mode = amthi
+        .control_mode()
+        .map_err(|e| format!("the control mode is unreadable: {e}"))?;
+    let creds = match (mode, admin_password) {
+        (ControlMode::None, _) => {
+            let lsa = amthi
+                .local_system_account()
+                .map_err(|e| format!("the local system account is unreadable: {e}"))?;
+            Credentials::new(lsa.username, lsa.password)
+        }
+        (_, Some(p)) => Credentials::new("admin", p.clone()),
+        (m, None) => {
+            return Err(format!(
+                "AMT is in {} and WS-MAN needs the AMT password (AMT_PASSWORD or --password-file)",
+                m.text()
+            ))
+        }
     };
-    let mut amthi = crate::amthi::AmthiClient::new(dev.clone());
-    if amthi.control_mode().ok()? != crate::amthi::ControlMode::None {
-        return None;
-    }
-    let lsa = amthi.local_system_account().ok()?;
     drop(amthi);
-    let mut s = super::session::connect_as(
-        dev,
-        &conn,
-        crate::wsman::client::Credentials::new(lsa.username, lsa.password),
-        crate::amthi::ControlMode::None,
-    )
-    .ok()?;
+    let mut s = super::session::connect_as(dev, conn, creds, mode).map_err(|e| e.to_string())?;
     let sc = s
         .call(crate::wsman::classes::setup_and_configuration::get())
-        .ok()?;
-    let d = sc.dhcp_dns_suffix?;
-    tracing::debug!(suffix = %d, "AMT's DHCP option-15 domain");
-    Some(d).filter(|d| !d.trim().is_empty())
+        .map_err(|e| format!("AMT_SetupAndConfigurationService Get failed: {e}"))?;
+    // Firmware leaves an unset property out of the instance: absent is empty.
+    Ok(WsmanDomains {
+        trusted_dns_suffix: sc.trusted_dns_suffix.unwrap_or_default(),
+        dhcp_dns_suffix: sc.dhcp_dns_suffix.unwrap_or_default(),
+    })
 }
 
 fn load(file: &str, pw: &CertPasswordArgs) -> Result<ProvisioningCert, AgentError> {
@@ -168,7 +210,7 @@ fn apply_flags(
         })?);
     }
     if let Some(d) = suffix {
-        machine.override_suffix = Some(d.to_string());
+        machine.dns_suffix_flag = Some(d.to_string());
     }
     Ok(())
 }
@@ -218,22 +260,10 @@ pub fn describe_machine(m: &Machine) -> String {
         ),
         None => "hash list not read (offline)".into(),
     };
-    let suffix = m
-        .pki_dns_suffix
-        .as_deref()
-        .map(|s| format!("PKI DNS suffix {s}"))
-        .or_else(|| {
-            m.override_suffix
-                .as_deref()
-                .map(|s| format!("DNS suffix {s} (-d)"))
-        })
-        .or_else(|| {
-            m.os_dns_suffix
-                .as_deref()
-                .map(|s| format!("OS DNS suffix {s}"))
-        })
-        .unwrap_or_else(|| "no DNS suffix known".into());
-    format!("{v}; {hashes}; {suffix}")
+    format!(
+        "{v}; {hashes}; trusted domain: {}",
+        m.trusted_domain().text()
+    )
 }
 
 pub fn report_text(
@@ -307,6 +337,7 @@ pub fn report_json(
         "chain": certs,
         "unused": unused,
         "machine": describe_machine(m),
+        "trustedDomain": m.trusted_domain().to_json(),
         "results": findings.iter().map(Finding::to_json).collect::<Vec<_>>(),
         "wouldPass": rules::first_error(findings).is_none(),
         "exitCode": exit.code(),

@@ -16,11 +16,12 @@ use serde_json::json;
 use super::cert::{read_machine, CertPasswordArgs};
 use super::session::{self, AmtConnArgs, AmtSession};
 use crate::amthi::{AmthiClient, ControlMode};
-use crate::cli::secrets::SecretSource;
 use crate::error::{AgentError, ExitCode};
 use crate::heci::MeiDevice;
-use crate::provisioning::rules::{self, Finding, FirmwareAnswer, Machine, Outcome};
+use crate::provisioning::rules::{self, Finding, FirmwareAnswer, Machine, Outcome, TrustedDomain};
 use crate::provisioning::{self as prov, ProvisioningCert, SigningDigest};
+use crate::secret::Secret;
+use crate::secret_source::SecretSource;
 use crate::wsman::calls::{self, Call, WsmanError};
 use crate::wsman::classes::{authorization, general, host_based_setup, setup_and_configuration};
 use crate::wsman::returns::{AddNextCertInChainReturn, AdminSetupReturn};
@@ -62,7 +63,29 @@ pub fn run(
         )
     })?;
     let cert = prov::load::load(source, &|| args.cert_password.resolve())?;
+    activate(device, &cert, args, dns_suffix, conn, None, Some(json))
+}
 
+/// Secrets a caller already holds (a desired-state profile) instead of the flags, files,
+/// environment or prompt of the command line.
+pub struct GivenSecrets {
+    /// The new admin password; in CCM (an upgrade) the one AMT has now.
+    pub amt_password: Secret,
+    pub mebx_password: Option<Secret>,
+}
+
+/// ACM activation (or the CCM → ACM upgrade) with a loaded certificate. `given` replaces the
+/// command line's secret sources; `out` is `Some(json)` to print the result, `None` for a caller
+/// that reports itself (`apply`).
+pub fn activate(
+    device: Arc<dyn MeiDevice>,
+    cert: &ProvisioningCert,
+    args: &LocalAcmArgs,
+    dns_suffix: Option<String>,
+    conn: &AmtConnArgs,
+    given: Option<&GivenSecrets>,
+    out: Option<bool>,
+) -> Result<ExitCode, AgentError> {
     let mode = AmthiClient::new(device.clone())
         .control_mode()
         .map_err(|e| AgentError::from(e).context("cannot read the control mode"))?;
@@ -75,11 +98,29 @@ pub fn run(
     }
     let upgrade = mode == ControlMode::Ccm;
 
-    // The doctor, on what AMT will see.
-    let mut machine = read_machine(device.clone())?;
-    // `-d`: the DNS suffix the network hands out, for the doctor's CN check (the PKI suffix wins).
-    machine.override_suffix = dns_suffix;
-    let findings = doctor(&cert, &machine);
+    // The AMT password: the new one for AdminSetup; in CCM the current one, which WS-MAN needs
+    // for the firmware's DHCP domain and the upgrade, so it is read before the doctor there.
+    let password_source = SecretSource {
+        what: "AMT password",
+        flag: conn.password.as_ref().map(crate::secret::Secret::expose),
+        file: conn.password_file.as_deref(),
+        env: &["AMT_PASSWORD"],
+    };
+    let early_password = if let Some(g) = given {
+        Some(g.amt_password.clone())
+    } else if upgrade {
+        password_source.resolve(true)?
+    } else {
+        None
+    };
+
+    // The doctor, on what AMT will see: the domain AMT trusts is read from the firmware (PKI DNS
+    // suffix over AMTHI, TrustedDNSSuffix and DhcpDNSSuffix over WS-MAN); `-d` stands in only
+    // when AMT cannot tell.
+    let mut machine = read_machine(device.clone(), conn, early_password.as_ref())?;
+    machine.dns_suffix_flag = dns_suffix.clone();
+    note_ignored_flag(&machine, dns_suffix.as_deref());
+    let findings = doctor(cert, &machine);
     let errors: Vec<&Finding> = findings
         .iter()
         .filter(|f| f.outcome == Outcome::Error)
@@ -89,7 +130,7 @@ pub fn run(
             eprint!("{}", f.render());
         }
         if !args.force {
-            return Err(AgentError::new(
+            let mut err = AgentError::new(
                 first.rule.exit,
                 format!(
                     "refusing to activate: the provisioning certificate breaks {} firmware rule(s); {} ({} on {})",
@@ -98,8 +139,11 @@ pub fn run(
                     first.rule.id,
                     first.certificate
                 ),
-            )
-            .help(format!("{} (or pass --force to try anyway)", first.rule.fix)));
+            );
+            for f in &errors {
+                err = err.cause(format!("[{}] {}", f.rule.id, f.detail));
+            }
+            return Err(err.help(format!("{} (or pass --force to try anyway)", first.fix())));
         }
         tracing::warn!(
             "--force: activating although the doctor predicts {}",
@@ -107,30 +151,34 @@ pub fn run(
         );
     }
 
-    let password = SecretSource {
-        what: "AMT password",
-        flag: conn.password.as_ref().map(crate::secret::Secret::expose),
-        file: conn.password_file.as_deref(),
-        env: &["AMT_PASSWORD"],
-    }
-    .resolve(true)?
-    .ok_or_else(|| {
-        AgentError::new(
-            ExitCode::MissingOrIncorrectPassword,
-            "the new AMT password is needed",
-        )
-        .help("set AMT_PASSWORD, or pass --password-file FILE")
-    })?;
-    let mebx = SecretSource {
-        what: "MEBx password",
-        flag: args
-            .mebx_password
-            .as_ref()
-            .map(crate::secret::Secret::expose),
-        file: args.mebx_password_file.as_deref(),
-        env: &["MEBX_PASSWORD"],
-    }
-    .resolve(false)?;
+    let password = match early_password {
+        Some(p) => p,
+        None => password_source.resolve(true)?.ok_or_else(|| {
+            AgentError::new(
+                ExitCode::MissingOrIncorrectPassword,
+                if upgrade {
+                    "the AMT password is needed (the device is in client control mode)"
+                } else {
+                    "the new AMT password is needed"
+                },
+            )
+            .help("set AMT_PASSWORD, or pass --password-file FILE")
+        })?,
+    };
+    let mebx = if let Some(g) = given {
+        g.mebx_password.clone()
+    } else {
+        SecretSource {
+            what: "MEBx password",
+            flag: args
+                .mebx_password
+                .as_ref()
+                .map(crate::secret::Secret::expose),
+            file: args.mebx_password_file.as_deref(),
+            env: &["MEBX_PASSWORD"],
+        }
+        .resolve(false)?
+    };
 
     if tls_enforced(&device, &machine) {
         if upgrade {
@@ -141,10 +189,19 @@ pub fn run(
             )
             .help("deactivate it (amt-agent deactivate --local), then activate in ACM"));
         }
-        return hbased::run(&device, conn, &cert, password, mebx, args, json);
+        return hbased::run(&device, conn, cert, &machine, password, mebx, args, out);
     }
 
-    let mut s = session::connect(device.clone(), conn)?;
+    let mut s = match given {
+        // An upgrade authenticates as admin with the password AMT has now.
+        Some(g) if upgrade => session::connect_as(
+            device.clone(),
+            conn,
+            crate::wsman::client::Credentials::new("admin", g.amt_password.clone()),
+            mode,
+        )?,
+        _ => session::connect(device.clone(), conn)?,
+    };
     let mut ids = 0u32;
     let realm = call(&mut s, &mut ids, general::get())
         .map_err(|e| {
@@ -168,13 +225,13 @@ pub fn run(
             host_based_setup::add_next_cert_in_chain(&c.der, k == 0, k + 1 == n),
         );
         if let Err(e) = r {
-            return Err(firmware_refused(e, &cert, &machine, k));
+            return Err(firmware_refused(e, cert, &machine, k));
         }
         tracing::info!(certificate = %c.name(), "AddNextCertInChain accepted");
     }
 
     let key = cert.usable_key("cannot sign", ExitCode::SigningFailed)?;
-    let digest = signing_digest(&cert, &machine);
+    let digest = signing_digest(cert, &machine);
     let mc = calls::mc_nonce(&mut rand::thread_rng());
     let sig = key
         .sign(digest, &calls::signing_input(&hbs.configuration_nonce, &mc))
@@ -203,7 +260,7 @@ pub fn run(
     };
     if let Err(e) = result {
         if e.err.exit != ExitCode::AmtConnectionFailed {
-            return Err(firmware_refused(e, &cert, &machine, 0));
+            return Err(firmware_refused(e, cert, &machine, 0));
         }
         // The port stack restarts on commit: a dropped connection is judged by the control mode.
         tracing::info!("{method}: the connection dropped; reading the control mode");
@@ -247,7 +304,7 @@ pub fn run(
         ));
     }
     report(
-        json,
+        out,
         json!({
             "method": method,
             "upgradedFromCcm": upgrade,
@@ -270,10 +327,14 @@ pub fn run(
 
 /// The success of either ACM flow: the warnings, then with `--json` the status, `fields` and the
 /// warnings as JSON, else `line`.
-fn report(json: bool, fields: serde_json::Value, notes: &[String], line: &str) {
+fn report(out: Option<bool>, fields: serde_json::Value, notes: &[String], line: &str) {
     for n in notes {
         tracing::warn!("{n}");
     }
+    let Some(json) = out else {
+        tracing::info!("{line}");
+        return;
+    };
     if json {
         let mut out = json!({"status": "success", "controlMode": "ACM"});
         if let (Some(o), serde_json::Value::Object(f)) = (out.as_object_mut(), fields) {
@@ -298,7 +359,25 @@ fn tls_enforced(device: &Arc<dyn MeiDevice>, machine: &Machine) -> bool {
     flags || machine.amt_version.is_some_and(|(major, _)| major >= 19)
 }
 
-fn doctor(cert: &ProvisioningCert, machine: &Machine) -> Vec<Finding> {
+/// `-d` names a domain, but AMT reports the one it trusts: say that the flag is not used.
+fn note_ignored_flag(machine: &Machine, flag: Option<&str>) {
+    let Some(d) = flag else { return };
+    if let TrustedDomain::Suffix {
+        suffix,
+        source,
+        stand_in_because: None,
+    } = machine.trusted_domain()
+    {
+        if !d.trim().trim_end_matches('.').eq_ignore_ascii_case(&suffix) {
+            tracing::warn!(
+                "-d {d} is not used: AMT trusts {suffix}, {}, and the certificate's CN is checked against that",
+                source.text()
+            );
+        }
+    }
+}
+
+pub(crate) fn doctor(cert: &ProvisioningCert, machine: &Machine) -> Vec<Finding> {
     rules::run(&rules::Input {
         cert,
         machine,
@@ -391,28 +470,14 @@ fn firmware_refused(
         }
         _ => FirmwareAnswer::AdminSetup(AdminSetupReturn::from_u32(value)),
     };
-    // The rules, run again on the chain that was sent.
+    // The rules, run again on the chain that was sent; for AUTH_FAILED the domain first.
     let all = doctor(cert, machine);
     let subject = if method == "AddNextCertInChain" {
         cert.chain.get(k).map(|c| c.name().to_string())
     } else {
         cert.chain.first().map(|c| c.name().to_string())
     };
-    let matching: Vec<&Finding> = all
-        .iter()
-        .filter(|f| f.is_failure() && f.rule.firmware == answer)
-        .collect();
-    // Prefer the rules broken by the certificate of the refused call.
-    let on_this: Vec<&Finding> = matching
-        .iter()
-        .copied()
-        .filter(|f| Some(&f.certificate) == subject.as_ref())
-        .collect();
-    let explain = if on_this.is_empty() {
-        matching
-    } else {
-        on_this
-    };
+    let explain = rules::explain(&all, answer, subject.as_deref());
     let returned = format!(
         "{method} returned {}",
         answer.text().split(" returns ").nth(1).unwrap_or("")
@@ -433,6 +498,13 @@ fn firmware_refused(
             }
         ),
     );
+    if answer.method() == Some("AdminSetup") {
+        if let Some(why) = domain_unchecked(&all) {
+            err = err.cause(format!(
+                "the leaf's domain could not be checked: {why}; AdminSetup also answers AUTH_FAILED when the CN is outside the domain AMT trusts"
+            ));
+        }
+    }
     if explain.is_empty() {
         err = err.cause(
             "no certificate rule predicts this answer; the firmware's checks are not all published",
@@ -453,7 +525,15 @@ fn firmware_refused(
             f.rule.id, f.certificate, f.detail, f.rule.description
         ));
     }
-    err.help(explain[0].rule.fix)
+    err.help(explain[0].fix().to_string())
+}
+
+/// Why the domain rule did not run, when it did not.
+pub(crate) fn domain_unchecked(findings: &[Finding]) -> Option<&str> {
+    findings
+        .iter()
+        .find(|f| f.rule.id == rules::DOMAIN_RULE && f.outcome == Outcome::NotApplicable)
+        .map(|f| f.detail.as_str())
 }
 
 /// Reads the control mode over AMTHI, a few times: the ME may be busy right after commit.

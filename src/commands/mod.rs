@@ -3,7 +3,9 @@
 pub mod activate;
 pub mod amtinfo;
 pub mod cert;
+pub mod configure;
 pub mod deactivate;
+pub mod desired;
 pub mod diagnostics;
 pub mod doctor;
 pub mod local_acm;
@@ -11,6 +13,8 @@ pub mod maintenance;
 pub mod remote;
 pub mod session;
 pub mod setupbin;
+pub mod tls_pin;
+pub mod user_certs;
 
 use crate::cli::{Cli, Command};
 use crate::error::{AgentError, ExitCode};
@@ -70,11 +74,24 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, AgentError> {
             let device = crate::device::open(&cli.device)?;
             maintenance::run(device, args, cli.json)
         }
+        Command::Configure(args) => {
+            let device = crate::device::open(&cli.device)?;
+            configure::run(device, args, cli.json)
+        }
         Command::Diagnostics(args) => {
             let device = crate::device::open(&cli.device)?;
             diagnostics::run(device, args, cli.json)
         }
         Command::SetupBin(args) => setupbin::run(args, cli.json),
+        Command::Profile(args) => desired::run_profile(args, cli.json),
+        Command::Plan(args) => {
+            let device = crate::device::open(&cli.device)?;
+            desired::run_plan(device, args, cli.json)
+        }
+        Command::Apply(args) => {
+            let device = crate::device::open(&cli.device)?;
+            desired::run_apply(device, args, cli.json)
+        }
     }
 }
 
@@ -108,11 +125,26 @@ fn status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode, AgentErro
             s.next_attempt.as_deref().unwrap_or("-")
         );
         println!("attempts:      {} ({} succeeded)", s.attempts, s.successes);
+        if let Some(p) = &s.profile {
+            println!("profile:       {p}");
+            println!("last plan:     {}", s.last_plan.as_deref().unwrap_or("-"));
+            for d in &s.drift {
+                let fixed = match (&d.fixed_at, &d.fixed_by) {
+                    (Some(at), Some(by)) if d.fixed => format!("fixed at {at} ({by})"),
+                    _ => "not fixed".to_string(),
+                };
+                println!(
+                    "drift:         {}: {}: {} (wanted {}) since {}, {fixed}",
+                    d.area, d.setting, d.current, d.desired, d.since
+                );
+            }
+        }
         println!("updated:       {}", s.updated);
     }
-    Ok(if s.state == "activated" {
-        ExitCode::Success
-    } else {
-        ExitCode::GenericFailure
+    // 0 at the desired state; 2 (as plan) when drift is reported and left as it is.
+    Ok(match s.state.as_str() {
+        "activated" => ExitCode::Success,
+        "drifted" => ExitCode::ChangesPending,
+        _ => ExitCode::GenericFailure,
     })
 }

@@ -16,12 +16,12 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::session::{self, AmtConnArgs};
 use crate::amthi::{AmthiClient, ControlMode};
-use crate::cli::secrets::SecretSource;
 use crate::error::{AgentError, ExitCode};
 use crate::heci::MeiDevice;
 use crate::rps::message::{self, Command, Identity, IpConfiguration, Outcome, Payload};
 use crate::rps::session::{Action, RelaySession, SessionError};
 use crate::secret::Secret;
+use crate::secret_source::SecretSource;
 use crate::wsman::client::{Credentials, WsmanClient, WsmanOptions};
 use crate::wsman::transport::{AmtStream, Route, RouteOptions};
 
@@ -90,6 +90,8 @@ pub struct Overrides {
     pub friendly_name: Option<String>,
     pub uuid: Option<String>,
     pub ip: Option<IpConfiguration>,
+    /// `--tls-tunnel`: payload `tlsTunnel` (rpc-go.md §3.3).
+    pub tls_tunnel: bool,
 }
 
 fn fail(code: ExitCode, msg: impl Into<String>) -> AgentError {
@@ -107,6 +109,45 @@ fn failure_code(req: &Request) -> ExitCode {
             MaintenanceKind::ChangePassword => ExitCode::ChangePasswordFailed,
             MaintenanceKind::SyncDeviceInfo => ExitCode::SyncDeviceInfoFailed,
         },
+    }
+}
+
+/// The components RPS's final `success` reports as failed, in RPS's order of configuration
+/// (activation, wired, wireless, TLS, CIRA proxy, CIRA connection), any others after them.
+fn failed_components(o: &Outcome) -> Vec<&crate::rps::message::Component> {
+    const ORDER: [&str; 6] = [
+        "Activation",
+        "WiredNetwork",
+        "WirelessNetwork",
+        "TLS",
+        "CIRAProxy",
+        "CIRAConnection",
+    ];
+    let mut failed: Vec<&crate::rps::message::Component> = o
+        .components
+        .iter()
+        .filter(|c| c.result.eq_ignore_ascii_case("Failure"))
+        .collect();
+    failed.sort_by_key(|c| {
+        ORDER
+            .iter()
+            .position(|n| *n == c.name)
+            .unwrap_or(ORDER.len())
+    });
+    failed
+}
+
+/// rpc-go's code for a component that failed (rpc-go.md §2): 102 activation, 103 wired network,
+/// 106 wireless, 105 TLS, 104 CIRA (proxy or connection), 107 AMT features, else 10.
+fn component_code(name: &str) -> ExitCode {
+    match name {
+        "Activation" => ExitCode::ActivationFailed,
+        "WiredNetwork" => ExitCode::NetworkConfigurationFailed,
+        "WirelessNetwork" => ExitCode::WifiConfigurationFailed,
+        "TLS" => ExitCode::TlsConfigurationFailed,
+        "CIRAProxy" | "CIRAConnection" => ExitCode::CiraConfigurationFailed,
+        n if n.contains("Feature") => ExitCode::AmtFeaturesConfigurationFailed,
+        _ => ExitCode::GenericFailure,
     }
 }
 
@@ -207,7 +248,7 @@ fn gather(
         hostname_os: hostname,
         friendly_name: ov.friendly_name.clone(),
         tls_enforced,
-        tls_tunnel: false,
+        tls_tunnel: ov.tls_tunnel,
         lms_installed: false,
     };
     Ok((payload, mode, tls_enforced))
@@ -313,6 +354,14 @@ pub fn run(
         tenant_id: rps.tenant.clone().unwrap_or_default(),
     };
 
+    // Before the route holds the LME client: what the certificate rules need, should AMT refuse
+    // the chain RPS sends.
+    let machine = if matches!(req, Request::Activate { .. }) {
+        relay_machine(&device, conn, &payload, mode, ov)
+    } else {
+        crate::provisioning::Machine::default()
+    };
+
     // The route to AMT. The relay carries RPS's own Digest, so these credentials are never used.
     let runtime = session::runtime()?;
     let opts = RouteOptions {
@@ -334,8 +383,6 @@ pub fn run(
             request_timeout: conn.request_timeout,
         },
     );
-    let mut machine = crate::provisioning::read_machine(device.clone()).unwrap_or_default();
-    machine.override_suffix = ov.dns_suffix.clone();
     let driver = Driver {
         rps: rps.clone(),
         url: parsed,
@@ -372,7 +419,10 @@ pub fn run(
         // of the way (Setup done, the final message lost).
         Err(e) => return Err(with_device_state(e, device, mode)),
     };
-    let after = AmthiClient::new(device).control_mode()?;
+    let after = AmthiClient::new(device.clone()).control_mode()?;
+    if after == ControlMode::None {
+        super::tls_pin::forget(&device, conn);
+    }
     finish(&req, outcome, after, json_out)
 }
 
@@ -472,7 +522,10 @@ fn finish(
         )),
         _ => None,
     };
-    let success = ok && mismatch.is_none();
+    // RPS's `success` also covers an activation whose configuration partly failed: a component
+    // it reports as `Failure` fails the run (with that component's code), as it should have.
+    let failed = if ok { failed_components(o) } else { Vec::new() };
+    let success = ok && mismatch.is_none() && failed.is_empty();
     if json_out {
         let components: serde_json::Map<String, Value> = o
             .components
@@ -493,6 +546,7 @@ fn finish(
                 "rpsStatus": o.status,
                 "components": components,
                 "message": o.raw,
+                "failedComponents": failed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
                 "amtErrors": r.seen.amt_failures,
                 "exchanges": r.exchanges,
                 "tunnelMessages": r.tunnel_messages,
@@ -517,7 +571,9 @@ fn finish(
     if success {
         return Ok(ExitCode::Success);
     }
-    let code = if ok {
+    let code = if let Some(first) = failed.first().filter(|_| mismatch.is_none()) {
+        component_code(&first.name)
+    } else if ok {
         failure_code(req)
     } else if r.seen.rejected_user.is_some() && o.structured {
         // RPS's "Unable to authenticate with AMT": the password RPS used is not AMT's.
@@ -525,10 +581,24 @@ fn finish(
     } else {
         error_code(req, o)
     };
-    let mut e = fail(
-        code,
-        mismatch.unwrap_or_else(|| format!("RPS: {}", o.status)),
-    );
+    let what = match (&mismatch, failed.is_empty()) {
+        (Some(m), _) => m.clone(),
+        (None, false) => format!(
+            "RPS reports success ({}), but {} of its configuration failed: {}",
+            o.status.trim_end_matches('.'),
+            if failed.len() == 1 { "a part" } else { "parts" },
+            failed
+                .iter()
+                .map(|c| match &c.details {
+                    Some(d) => format!("{} ({d})", c.name),
+                    None => c.name.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        (None, true) => format!("RPS: {}", o.status),
+    };
+    let mut e = fail(code, what);
     for f in &r.seen.amt_failures {
         e = e.cause(format!("AMT: {f}"));
     }
@@ -550,6 +620,20 @@ fn finish(
         ExitCode::MissingDnsSuffix => {
             e.help("give the domain RPS has a provisioning certificate for: -d amt.example.com")
         }
+        _ if !failed.is_empty() => e.help(format!(
+            "the device is activated ({}); fix {}, then run the same activate again (RPS configures an activated device anew){}",
+            after.text(),
+            if r.seen.amt_failures.is_empty() {
+                "what RPS names"
+            } else {
+                "what AMT refused (the causes above)"
+            },
+            if failed.iter().any(|c| c.name.starts_with("CIRA")) {
+                ", or configure CIRA locally: amt-agent configure cira --help"
+            } else {
+                ""
+            }
+        )),
         _ => e.help("see RPS's message above; -vv shows every relayed exchange"),
     };
     // The summary was printed already; the error line says why the exit status is not 0.
@@ -557,6 +641,45 @@ fn finish(
 }
 
 /// The websocket side.
+/// What the certificate rules need to diagnose a chain RPS sends: the firmware's hashes, version
+/// and the domains it trusts (AMTHI, then WS-MAN with the payload's credentials, before the relay
+/// starts). `-d` is RPS's fqdn here, never a stand-in for the firmware's domain, nor is the OS's.
+fn relay_machine(
+    device: &Arc<dyn MeiDevice>,
+    conn: &AmtConnArgs,
+    payload: &Payload,
+    mode: ControlMode,
+    ov: &Overrides,
+) -> crate::provisioning::Machine {
+    let mut machine = match crate::provisioning::read_machine(device.clone()) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::info!("the certificate rules will lack this machine's facts: {e}");
+            return crate::provisioning::Machine::default();
+        }
+    };
+    machine.os_dns_suffix = None;
+    let admin = (mode != ControlMode::None).then_some(&payload.password);
+    let wsman = super::cert::read_wsman_domains(device.clone(), conn, admin);
+    if let Err(e) = &wsman {
+        tracing::info!("AMT's DHCP and trusted DNS suffixes could not be read: {e}");
+    }
+    if let Some(d) = machine.domains.as_mut() {
+        d.wsman = wsman;
+    }
+    if let (Some(d), crate::provisioning::TrustedDomain::Suffix { suffix, source, .. }) =
+        (&ov.dns_suffix, machine.trusted_domain())
+    {
+        if !crate::provisioning::rules::cn_matches_suffix(d, &suffix) {
+            tracing::warn!(
+                "-d {d} picks RPS's domain, but AMT trusts {suffix}, {}: an ACM profile's certificate must be for a name in {suffix}, or AdminSetup answers AUTH_FAILED",
+                source.text()
+            );
+        }
+    }
+    machine
+}
+
 struct Driver {
     rps: RpsArgs,
     url: url::Url,
@@ -570,8 +693,14 @@ struct Driver {
 }
 
 /// Runs the certificate rules on the chain RPS sent, and prints which certificate broke which
-/// rule and the fix (the firmware only says CERT_VERIFY_FAILED or AUTH_FAILED).
-fn diagnose_sent_chain(chain: &[Vec<u8>], machine: &crate::provisioning::Machine) {
+/// rule and the fix (the firmware only says CERT_VERIFY_FAILED or AUTH_FAILED): the rules that
+/// predict `answer` first, the domain leading for AdminSetup's; never a rule about the private
+/// key, which RPS holds.
+fn diagnose_sent_chain(
+    chain: &[Vec<u8>],
+    machine: &crate::provisioning::Machine,
+    answer: Option<crate::provisioning::rules::FirmwareAnswer>,
+) {
     use crate::provisioning::load::{order, CertFacts, ProvisioningCert};
     use crate::provisioning::rules::{self, Input, Outcome};
     let facts: Vec<CertFacts> = chain
@@ -586,6 +715,7 @@ fn diagnose_sent_chain(chain: &[Vec<u8>], machine: &crate::provisioning::Machine
         chain: ordered,
         unrelated,
         key: None,
+        key_held_by: Some("RPS"),
         format: "the chain RPS sent",
     };
     let findings = rules::run(&Input {
@@ -593,17 +723,56 @@ fn diagnose_sent_chain(chain: &[Vec<u8>], machine: &crate::provisioning::Machine
         machine,
         now: crate::provisioning::now(),
     });
-    let errors: Vec<_> = findings
-        .iter()
+    let mut errors: Vec<_> = answer
+        .map(|a| rules::explain(&findings, a, None))
+        .unwrap_or_default()
+        .into_iter()
         .filter(|f| f.outcome == Outcome::Error)
         .collect();
+    // Then any other broken rule: the firmware's checks are not all published.
+    for f in findings.iter().filter(|f| f.outcome == Outcome::Error) {
+        if !errors.iter().any(|e| std::ptr::eq(*e, f)) {
+            errors.push(f);
+        }
+    }
+    let auth = answer.is_some_and(|a| a.method() == Some("AdminSetup"));
+    let unchecked = findings
+        .iter()
+        .find(|f| f.rule.id == rules::DOMAIN_RULE && f.outcome == Outcome::NotApplicable);
     if errors.is_empty() {
         step("The certificate rules find nothing wrong with the chain RPS sent (the firmware's reason is one the rules do not know)");
-        return;
+    } else {
+        step("Why AMT refused the provisioning certificate RPS sent:");
+        for f in errors {
+            eprintln!("{}", f.render());
+        }
     }
-    step("Why AMT refused the provisioning certificate RPS sent:");
-    for f in errors {
-        eprintln!("{}", f.render());
+    if let (true, Some(f)) = (auth, unchecked) {
+        step(&format!(
+            "The leaf's domain could not be checked: {}; AUTH_FAILED also comes from a CN outside the domain AMT trusts",
+            f.detail
+        ));
+    }
+}
+
+/// The refusal as the rules name firmware answers: AddNextCertInChain's own map, AdminSetup's
+/// (UpgradeClientToAdmin shares it, provisioning.md §1.2).
+fn firmware_answer(
+    f: &crate::rps::AmtFailure,
+) -> Option<crate::provisioning::rules::FirmwareAnswer> {
+    use crate::provisioning::rules::FirmwareAnswer;
+    use crate::wsman::returns::{AddNextCertInChainReturn, AdminSetupReturn};
+    let crate::rps::AmtFailureKind::ReturnValue { value, .. } = &f.what else {
+        return None;
+    };
+    match f.method.as_str() {
+        "AddNextCertInChain" => Some(FirmwareAnswer::AddNextCertInChain(
+            AddNextCertInChainReturn::from_u32(*value),
+        )),
+        "AdminSetup" | "UpgradeClientToAdmin" => Some(FirmwareAnswer::AdminSetup(
+            AdminSetupReturn::from_u32(*value),
+        )),
+        _ => None,
     }
 }
 
@@ -843,9 +1012,11 @@ impl Driver {
         match crate::rps::amt_failure(request, raw) {
             // Firmware answers deletes of absent instances with a fault; RPS clears what may be
             // there and tolerates it (rps-protocol.md §9 item 12).
+            // (An absent remote access policy rule answers DestinationUnreachable.)
             Some(f)
                 if f.method == "Delete"
-                    && matches!(&f.what, crate::rps::AmtFailureKind::Fault(s) if s.contains("InvalidSelectors")) =>
+                    && matches!(&f.what, crate::rps::AmtFailureKind::Fault(s) if s.contains("InvalidSelectors")
+                        || (f.class == "AMT_RemoteAccessPolicyRule" && s.contains("DestinationUnreachable"))) =>
             {
                 tracing::info!("[{exchange}] {call}: {status} (nothing to delete)");
             }
@@ -856,7 +1027,7 @@ impl Driver {
                     method.as_str(),
                     "AddNextCertInChain" | "AdminSetup" | "UpgradeClientToAdmin"
                 ) {
-                    diagnose_sent_chain(&seen.sent_chain, &self.machine);
+                    diagnose_sent_chain(&seen.sent_chain, &self.machine, firmware_answer(&f));
                 }
             }
             None => tracing::info!("[{exchange}] {call}: {status}"),
@@ -914,7 +1085,7 @@ impl Driver {
         let mut request =
             tungstenite::client::IntoClientRequest::into_client_request(self.url.as_str())
                 .map_err(|e| fail(ExitCode::MissingOrIncorrectUrl, format!("bad RPS URL: {e}")))?;
-        let token = crate::cli::secrets::SecretSource {
+        let token = crate::secret_source::SecretSource {
             what: "RPS token",
             flag: self.rps.token.as_ref().map(|t| t.expose()),
             file: self.rps.token_file.as_deref(),
@@ -1232,6 +1403,41 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_components_come_in_rpss_order_with_their_codes() {
+        // Re-activation order (trace 02): WiredNetwork first, Activation last.
+        let o = Outcome::parse(
+            r#"{"Status":"already enabled in client mode.","Components":{"WiredNetwork":{"Result":"Success"},"TLS":{"Result":"NotApplicable"},"CIRAConnection":{"Result":"Failure","Details":"Failed to add mps"},"WirelessNetwork":{"Result":"Failure","Details":"Failed to add home"},"Activation":{"Result":"Success","Mode":"CCM"}}}"#,
+        );
+        let f = failed_components(&o);
+        let names: Vec<&str> = f.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["WirelessNetwork", "CIRAConnection"]);
+        assert_eq!(component_code(names[0]), ExitCode::WifiConfigurationFailed);
+        assert_eq!(
+            component_code("CIRAConnection"),
+            ExitCode::CiraConfigurationFailed
+        );
+        assert_eq!(
+            component_code("CIRAProxy"),
+            ExitCode::CiraConfigurationFailed
+        );
+        assert_eq!(component_code("TLS"), ExitCode::TlsConfigurationFailed);
+        assert_eq!(
+            component_code("WiredNetwork"),
+            ExitCode::NetworkConfigurationFailed
+        );
+        assert_eq!(
+            component_code("AMTFeatures"),
+            ExitCode::AmtFeaturesConfigurationFailed
+        );
+        assert_eq!(component_code("Something"), ExitCode::GenericFailure);
+        // Nothing failed: nothing to report.
+        let ok = Outcome::parse(
+            r#"{"Status":"Client control mode.","Components":{"Activation":{"Result":"Success"},"CIRAConnection":{"Result":"NotApplicable"}}}"#,
+        );
+        assert!(failed_components(&ok).is_empty());
+    }
 
     #[test]
     fn no_proxy_lists_match_hosts_and_suffixes() {

@@ -10,12 +10,12 @@ use serde_json::json;
 
 use crate::amthi::codec::hex;
 use crate::amthi::HashAlgorithm;
-use crate::cli::secrets::{read_secret_file, SecretSource};
 use crate::error::{AgentError, ExitCode};
 use crate::provisioning::setupbin::{
     guid_text, mebx_password_problem, CertHash, RootEnrolment, SetupBin,
 };
 use crate::secret::Secret;
+use crate::secret_source::{read_secret_file, SecretSource};
 
 #[derive(Args, Debug)]
 pub struct SetupBinArgs {

@@ -10,7 +10,8 @@ use windows_sys::Win32::NetworkManagement::IpHelper::{
 use windows_sys::Win32::NetworkManagement::Ndis::IfOperStatusUp;
 use windows_sys::Win32::Networking::WinSock::{AF_INET, SOCKADDR_IN};
 use windows_sys::Win32::System::SystemInformation::{
-    ComputerNameDnsDomain, ComputerNameDnsHostname, GetComputerNameExW, COMPUTER_NAME_FORMAT,
+    ComputerNameDnsDomain, ComputerNameDnsHostname, ComputerNamePhysicalDnsHostname,
+    GetComputerNameExW, COMPUTER_NAME_FORMAT,
 };
 
 use super::acl::Ace;
@@ -48,6 +49,12 @@ fn computer_name(format: COMPUTER_NAME_FORMAT) -> String {
         }
         String::from_utf16_lossy(&buf[..(n as usize).min(buf.len())])
     }
+}
+
+/// The host name as Go's `os.Hostname()` gives it on Windows, and so rpc-go's `Hostname (OS)`:
+/// `ComputerNamePhysicalDnsHostname`.
+pub fn node_name() -> String {
+    computer_name(ComputerNamePhysicalDnsHostname)
 }
 
 /// The DNS host name of this computer (its first label).

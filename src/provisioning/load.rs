@@ -278,6 +278,9 @@ pub struct ProvisioningCert {
     pub unrelated: Vec<CertFacts>,
     /// The private key, when it could be read: `Ok` usable, `Err` why not.
     pub key: Option<Result<SigningKey, String>>,
+    /// `Some(who)` when another party holds the private key and signs (RPS, for the chain it
+    /// relays): the agent never had the key, so no rule about it applies.
+    pub key_held_by: Option<&'static str>,
     /// What the file was (`PKCS#12`, `PEM`, `base64 PKCS#12`).
     pub format: &'static str,
 }
@@ -442,6 +445,7 @@ fn assemble(
         chain,
         unrelated,
         key,
+        key_held_by: None,
         format,
     })
 }

@@ -11,7 +11,10 @@ use crate::amthi::{AmthiClient, AmthiError};
 use crate::heci::MeiDevice;
 
 pub use load::{CertFacts, ProvisioningCert, SigningDigest, SigningKey};
-pub use rules::{Finding, Machine, Outcome, TrustedHash};
+pub use rules::{
+    Finding, FirmwareDomains, Machine, Outcome, SuffixSource, TrustedDomain, TrustedHash,
+    WsmanDomains,
+};
 
 /// Parses `16.1.27` (or `16`) into (major, minor).
 pub fn parse_amt_version(s: &str) -> Option<(u16, u16)> {
@@ -21,7 +24,9 @@ pub fn parse_amt_version(s: &str) -> Option<(u16, u16)> {
     Some((major, minor))
 }
 
-/// Reads what the rules need from this machine's AMT: version, trusted hashes, PKI DNS suffix.
+/// Reads what the rules need from this machine's AMT over AMTHI: version, trusted hashes, PKI DNS
+/// suffix. The WS-MAN half of the domains (TrustedDNSSuffix, DhcpDNSSuffix) is left unread: the
+/// caller reads it with the credentials it has (`commands::cert::read_wsman_domains`).
 pub fn read_machine(device: Arc<dyn MeiDevice>) -> Result<Machine, AmthiError> {
     let mut amthi = AmthiClient::new(device);
     let versions = amthi.code_versions()?;
@@ -45,10 +50,12 @@ pub fn read_machine(device: Arc<dyn MeiDevice>) -> Result<Machine, AmthiError> {
     Ok(Machine {
         amt_version,
         hashes: Some(hashes),
-        pki_dns_suffix: Some(pki).filter(|s| !s.trim().is_empty()),
-        dhcp_dns_suffix: None,
+        domains: Some(FirmwareDomains {
+            pki_dns_suffix: pki.trim().to_string(),
+            wsman: Err("AMT_SetupAndConfigurationService was not read".into()),
+        }),
+        dns_suffix_flag: None,
         os_dns_suffix: Some(os).filter(|s| !s.trim().is_empty()),
-        override_suffix: None,
     })
 }
 

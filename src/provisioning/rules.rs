@@ -105,14 +105,174 @@ pub struct Machine {
     pub amt_version: Option<(u16, u16)>,
     /// The trusted hash list; `None` offline.
     pub hashes: Option<Vec<TrustedHash>>,
-    /// PKI DNS suffix from MEBx/setup.bin (AMTHI), the one AMT trusts first.
-    pub pki_dns_suffix: Option<String>,
-    /// DHCP option 15 as AMT saw it (WS-MAN), when known.
-    pub dhcp_dns_suffix: Option<String>,
-    /// The OS's DNS suffix (a stand-in for DHCP's when AMT's is unknown).
+    /// The domains the firmware reports; `None` when it was not asked (`cert check --offline`).
+    pub domains: Option<FirmwareDomains>,
+    /// `-d`: stands in for the domain AMT trusts only where the firmware cannot tell (offline,
+    /// or its DHCP domain unreadable); never over what the firmware reports.
+    pub dns_suffix_flag: Option<String>,
+    /// The OS's DNS suffix: the last stand-in, where the firmware cannot tell and `-d` is absent.
     pub os_dns_suffix: Option<String>,
-    /// `-d`: the suffix the user says the network hands out.
-    pub override_suffix: Option<String>,
+}
+
+/// The domains as this machine's firmware reports them (provisioning.md §1.2, §2.4).
+#[derive(Clone, Debug)]
+pub struct FirmwareDomains {
+    /// GET_PKI_FQDN_SUFFIX over AMTHI: the PKI DNS suffix (`""` when none is set).
+    pub pki_dns_suffix: String,
+    /// `AMT_SetupAndConfigurationService` over WS-MAN, or why it could not be read.
+    pub wsman: Result<WsmanDomains, String>,
+}
+
+/// The domain properties of `AMT_SetupAndConfigurationService`.
+#[derive(Clone, Debug, Default)]
+pub struct WsmanDomains {
+    /// `TrustedDNSSuffix`: the PKI DNS suffix configured in MEBx (or by setup.bin).
+    pub trusted_dns_suffix: String,
+    /// `DhcpDNSSuffix`: the domain AMT received with its own DHCP lease (option 15).
+    pub dhcp_dns_suffix: String,
+}
+
+/// Where the suffix the leaf's CN is compared with comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SuffixSource {
+    /// AMT's PKI DNS suffix, set in MEBx or by a USB setup.bin: trusted first.
+    Pki,
+    /// The domain of AMT's own DHCP lease (option 15): trusted when no PKI DNS suffix is set.
+    Dhcp,
+    /// `-d`, standing in where the firmware cannot tell.
+    Flag,
+    /// The OS's DNS suffix, standing in where the firmware cannot tell and `-d` is absent.
+    Os,
+}
+
+impl SuffixSource {
+    /// Where the suffix comes from, for people.
+    pub fn text(self) -> &'static str {
+        match self {
+            SuffixSource::Pki => "AMT's PKI DNS suffix (set in MEBx or by a USB setup.bin)",
+            SuffixSource::Dhcp => {
+                "the DHCP option 15 domain AMT received (AMT has no PKI DNS suffix)"
+            }
+            SuffixSource::Flag => "-d, standing in for the domain AMT trusts",
+            SuffixSource::Os => "the OS's DNS suffix, standing in for the domain AMT trusts",
+        }
+    }
+}
+
+/// The domain AMT trusts, as far as it is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrustedDomain {
+    /// A suffix, where it comes from, and for a stand-in (`-d`, the OS) why the firmware could
+    /// not tell.
+    Suffix {
+        suffix: String,
+        source: SuffixSource,
+        stand_in_because: Option<String>,
+    },
+    /// AMT has no PKI DNS suffix and its DHCP lease gave no domain: it trusts none.
+    Nothing,
+    /// Not known, and why.
+    Unknown(String),
+}
+
+impl TrustedDomain {
+    /// One line for reports: `corp.example.com, the DHCP option 15 domain AMT received …`.
+    pub fn text(&self) -> String {
+        match self {
+            TrustedDomain::Suffix {
+                suffix,
+                source,
+                stand_in_because,
+            } => match stand_in_because {
+                None => format!("{suffix}, {}", source.text()),
+                Some(why) => format!("{suffix}, {}: {why}", source.text()),
+            },
+            TrustedDomain::Nothing => {
+                "none (AMT has no PKI DNS suffix and its DHCP lease gave no domain)".into()
+            }
+            TrustedDomain::Unknown(why) => format!("unknown ({why})"),
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            TrustedDomain::Suffix {
+                suffix,
+                source,
+                stand_in_because,
+            } => json!({
+                "suffix": suffix,
+                "source": source,
+                "from": source.text(),
+                "standInBecause": stand_in_because,
+            }),
+            TrustedDomain::Nothing => json!({"suffix": null, "source": "none",
+                "from": "AMT has no PKI DNS suffix and its DHCP lease gave no domain"}),
+            TrustedDomain::Unknown(why) => {
+                json!({"suffix": null, "source": "unknown", "from": why})
+            }
+        }
+    }
+}
+
+fn clean_suffix(s: &str) -> Option<String> {
+    let t = s.trim().trim_end_matches('.');
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+impl Machine {
+    /// The domain AMT trusts (provisioning.md §2.4): its PKI DNS suffix (AMTHI, or WS-MAN's
+    /// TrustedDNSSuffix), else the domain of its own DHCP lease. `-d` and then the OS's suffix
+    /// stand in only where the firmware cannot tell: offline, or its DHCP domain unreadable.
+    pub fn trusted_domain(&self) -> TrustedDomain {
+        let stand_in = |why: String| {
+            let flag = self.dns_suffix_flag.as_deref().and_then(clean_suffix);
+            let os = self.os_dns_suffix.as_deref().and_then(clean_suffix);
+            match (flag, os) {
+                (Some(suffix), _) => TrustedDomain::Suffix {
+                    suffix,
+                    source: SuffixSource::Flag,
+                    stand_in_because: Some(why),
+                },
+                (None, Some(suffix)) => TrustedDomain::Suffix {
+                    suffix,
+                    source: SuffixSource::Os,
+                    stand_in_because: Some(why),
+                },
+                (None, None) => TrustedDomain::Unknown(why),
+            }
+        };
+        let Some(fw) = &self.domains else {
+            return stand_in("the firmware was not asked (offline)".into());
+        };
+        let pki = |suffix| TrustedDomain::Suffix {
+            suffix,
+            source: SuffixSource::Pki,
+            stand_in_because: None,
+        };
+        if let Some(p) = clean_suffix(&fw.pki_dns_suffix) {
+            return pki(p);
+        }
+        match &fw.wsman {
+            Ok(w) => {
+                if let Some(p) = clean_suffix(&w.trusted_dns_suffix) {
+                    pki(p)
+                } else if let Some(d) = clean_suffix(&w.dhcp_dns_suffix) {
+                    TrustedDomain::Suffix {
+                        suffix: d,
+                        source: SuffixSource::Dhcp,
+                        stand_in_because: None,
+                    }
+                } else {
+                    TrustedDomain::Nothing
+                }
+            }
+            Err(e) => stand_in(format!(
+                "AMT has no PKI DNS suffix and its DHCP domain could not be read: {e}"
+            )),
+        }
+    }
 }
 
 /// What the rules look at.
@@ -127,6 +287,8 @@ pub struct Input<'a> {
 pub struct Check {
     pub certificate: String,
     pub status: Status,
+    /// The fix for this machine and certificate, when the rule's own is too general.
+    pub fix: Option<String>,
 }
 
 pub enum Status {
@@ -139,6 +301,7 @@ fn pass(c: &CertFacts) -> Check {
     Check {
         certificate: c.name().to_string(),
         status: Status::Pass,
+        fix: None,
     }
 }
 
@@ -146,6 +309,15 @@ fn fail(c: &CertFacts, why: impl Into<String>) -> Check {
     Check {
         certificate: c.name().to_string(),
         status: Status::Fail(why.into()),
+        fix: None,
+    }
+}
+
+/// A failure whose fix depends on the machine (the domain AMT trusts).
+fn fail_with_fix(c: &CertFacts, why: impl Into<String>, fix: String) -> Check {
+    Check {
+        fix: Some(fix),
+        ..fail(c, why)
     }
 }
 
@@ -153,6 +325,7 @@ fn na(certificate: impl Into<String>, why: impl Into<String>) -> Check {
     Check {
         certificate: certificate.into(),
         status: Status::NotApplicable(why.into()),
+        fix: None,
     }
 }
 
@@ -180,11 +353,18 @@ pub struct Finding {
     pub outcome: Outcome,
     pub certificate: String,
     pub detail: String,
+    /// A fix for this case, replacing the rule's general one.
+    pub specific_fix: Option<String>,
 }
 
 impl Finding {
     pub fn is_failure(&self) -> bool {
         matches!(self.outcome, Outcome::Error | Outcome::Warn)
+    }
+
+    /// The fix: this case's when the rule has one, else the rule's.
+    pub fn fix(&self) -> &str {
+        self.specific_fix.as_deref().unwrap_or(self.rule.fix)
     }
 
     /// cargo-style text: `error[ID]: …`, `--> certificate: …`, `= firmware: …`, `= help: …`.
@@ -209,7 +389,7 @@ impl Finding {
                 r.source,
                 r.applies.text()
             );
-            s += &format!("  = help: {}\n", r.fix);
+            s += &format!("  = help: {}\n", self.fix());
         }
         s
     }
@@ -228,7 +408,7 @@ impl Finding {
             "firmwareMethod": r.firmware.method(),
             "firmwareReturnValue": r.firmware.value(),
             "explanation": r.explanation,
-            "fix": r.fix,
+            "fix": self.fix(),
             "exitCode": r.exit.code(),
         })
     }
@@ -252,6 +432,7 @@ pub fn run(input: &Input<'_>) -> Vec<Finding> {
                 rule,
                 outcome: Outcome::NotApplicable,
                 certificate: "every certificate".into(),
+                specific_fix: None,
                 detail: format!(
                     "applies to {}; this is AMT {}",
                     rule.applies.text(),
@@ -281,6 +462,7 @@ pub fn run(input: &Input<'_>) -> Vec<Finding> {
                 outcome,
                 certificate: c.certificate,
                 detail,
+                specific_fix: c.fix,
             });
         }
     }
@@ -492,18 +674,48 @@ pub static RULES: &[Rule] = &[
         check: check_key_match,
     },
     Rule {
-        id: "AMT-LEAF-DOMAIN",
+        id: DOMAIN_RULE,
         description: "the leaf's CN matches the DNS suffix AMT trusts",
-        source: "provisioning.md §2.4 (PKI DNS suffix from MEBx/setup.bin, else DHCP option 15; matching by MeshCentral's TLD rule; exact firmware rule UNCONFIRMED)",
+        source: "provisioning.md §2.4 (AMT trusts its PKI DNS suffix from MEBx/setup.bin, else the DHCP option 15 domain of its own lease, read over AMTHI and WS-MAN; matching by MeshCentral's TLD rule; exact firmware rule UNCONFIRMED)",
         applies: Applies::Always,
         severity: Severity::Error,
         firmware: AUTH,
-        explanation: "\"the domain suffix in the leaf certificate must match the domain suffix of the DNS entry associated with the host platform\" (Intel); otherwise AdminSetup fails",
-        fix: "issue the leaf for a name in the trusted domain (CN=amt.<suffix> in csr.conf), or set the PKI DNS suffix in MEBx (Remote Setup and Configuration → TLS PKI → PKI DNS Suffix) or in a USB setup.bin to the certificate's domain",
+        explanation: "\"the domain suffix in the leaf certificate must match the domain suffix of the DNS entry associated with the host platform\" (Intel); AMT compares the CN with its PKI DNS suffix, or without one with the domain of its own DHCP lease, never with what the host is told; otherwise AdminSetup fails",
+        fix: "issue the leaf for a name in the domain AMT trusts (amt-agent amtinfo --dns shows its PKI DNS suffix; without one it is the DHCP option 15 domain of AMT's wired LAN), or make AMT trust the certificate's domain: amt-agent setup-bin create --root-cert ROOT.pem --pki-dns-suffix DOMAIN -o setup.bin (USB stick, read by MEBx at boot), MEBx → Remote Setup and Configuration → TLS PKI → PKI DNS Suffix, or DHCP option 15 on AMT's wired LAN",
         exit: ExitCode::InvalidControlMode,
         check: check_domain,
     },
 ];
+
+/// The id of the domain rule: the one cause of AUTH_FAILED the certificate file alone cannot show.
+pub const DOMAIN_RULE: &str = "AMT-LEAF-DOMAIN";
+
+/// The broken rules that explain `answer` from AMT, most likely first: those broken by the
+/// certificate of the refused call (`subject`) when there are any, else all; for AdminSetup's
+/// answers the domain rule leads, since it depends on the machine, not on the file.
+pub fn explain<'a>(
+    findings: &'a [Finding],
+    answer: FirmwareAnswer,
+    subject: Option<&str>,
+) -> Vec<&'a Finding> {
+    let matching: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.is_failure() && f.rule.firmware == answer)
+        .collect();
+    let on_this: Vec<&Finding> = matching
+        .iter()
+        .copied()
+        .filter(|f| Some(f.certificate.as_str()) == subject)
+        .collect();
+    let mut out = if on_this.is_empty() {
+        matching
+    } else {
+        on_this
+    };
+    // Errors before warnings, the domain first among them; otherwise registry order.
+    out.sort_by_key(|f| (f.outcome != Outcome::Error, f.rule.id != DOMAIN_RULE));
+    out
+}
 
 fn leaf<'a>(i: &'a Input<'_>) -> Option<&'a CertFacts> {
     i.cert.chain.first()
@@ -856,6 +1068,12 @@ fn check_key_match(i: &Input<'_>) -> Vec<Check> {
     let Some(l) = leaf(i) else {
         return no_chain();
     };
+    if let Some(who) = i.cert.key_held_by {
+        return vec![na(
+            l.name(),
+            format!("{who} holds the private key and signs; the agent never has it"),
+        )];
+    }
     match &i.cert.key {
         None => vec![fail(l, "the file holds no private key")],
         Some(Err(e)) => vec![fail(l, format!("the private key cannot be used: {e}"))],
@@ -886,27 +1104,51 @@ fn labels_for_tld(tld: &str) -> Option<usize> {
     }
 }
 
-/// Whether a leaf CN matches a trusted DNS suffix (provisioning.md §2.4, MeshCentral's rule):
-/// strip `*.`, shorten the CN to its registrable part by TLD, then match when equal or when the
-/// suffix ends with `.` + that part. Case-insensitive; a trailing dot is ignored.
-pub fn cn_matches_suffix(cn: &str, suffix: &str) -> bool {
+/// The part of a CN that is compared (provisioning.md §2.4, MeshCentral's rule): without `*.`,
+/// lower case, shortened to its registrable part by TLD (the whole CN for TLDs outside the
+/// table). A suffix equal to it, or ending with `.` + it, matches.
+pub fn cn_domain(cn: &str) -> String {
     let cn = cn
         .trim()
         .trim_start_matches("*.")
         .trim_end_matches('.')
         .to_ascii_lowercase();
-    let suffix = suffix.trim().trim_end_matches('.').to_ascii_lowercase();
-    if cn.is_empty() || suffix.is_empty() {
-        return false;
-    }
     let labels: Vec<&str> = cn.split('.').collect();
     let keep = labels
         .last()
         .and_then(|t| labels_for_tld(t))
         .unwrap_or(labels.len())
         .min(labels.len());
-    let short = labels[labels.len() - keep..].join(".");
+    labels[labels.len() - keep..].join(".")
+}
+
+/// Whether a leaf CN matches a trusted DNS suffix (provisioning.md §2.4, MeshCentral's rule):
+/// strip `*.`, shorten the CN to its registrable part by TLD, then match when equal or when the
+/// suffix ends with `.` + that part. Case-insensitive; a trailing dot is ignored.
+pub fn cn_matches_suffix(cn: &str, suffix: &str) -> bool {
+    let short = cn_domain(cn);
+    let suffix = suffix.trim().trim_end_matches('.').to_ascii_lowercase();
+    if short.is_empty() || suffix.is_empty() {
+        return false;
+    }
     short == suffix || suffix.ends_with(&format!(".{short}"))
+}
+
+/// A CN that the suffix matches: `amt.` + it when the rule allows, else the suffix itself.
+fn cn_under(suffix: &str) -> String {
+    let candidate = format!("amt.{suffix}");
+    if cn_matches_suffix(&candidate, suffix) {
+        candidate
+    } else {
+        suffix.to_string()
+    }
+}
+
+/// How to make AMT trust `want` (the certificate's domain) instead.
+fn enrol_fixes(want: &str) -> String {
+    format!(
+        "amt-agent setup-bin create --root-cert ROOT.pem --pki-dns-suffix {want} -o setup.bin (USB stick, read by MEBx at boot; add --current-mebx-password-file once the MEBx password is no longer admin), or MEBx → Remote Setup and Configuration → TLS PKI → PKI DNS Suffix = {want}"
+    )
 }
 
 fn check_domain(i: &Input<'_>) -> Vec<Check> {
@@ -916,38 +1158,56 @@ fn check_domain(i: &Input<'_>) -> Vec<Check> {
     let Some(cn) = l.common_name.as_deref() else {
         return vec![fail(l, "the leaf has no CN")];
     };
-    let m = i.machine;
-    let nonempty = |s: &Option<String>| {
-        s.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty() && *s != ".")
-            .map(str::to_string)
+    let want = cn_domain(cn);
+    let (suffix, source, stand_in_because) = match i.machine.trusted_domain() {
+        TrustedDomain::Unknown(why) => {
+            return vec![na(
+                l.name(),
+                format!("the domain AMT trusts is not known ({why}); pass -d SUFFIX: its PKI DNS suffix (amt-agent amtinfo --dns), else the DHCP option 15 domain of AMT's wired LAN"),
+            )]
+        }
+        TrustedDomain::Nothing => {
+            return vec![fail_with_fix(
+                l,
+                format!("AMT has no PKI DNS suffix and its DHCP lease gave no domain (option 15): it trusts no domain, so no CN matches (this one is {cn})"),
+                format!(
+                    "give AMT the certificate's domain {want}: {}, or DHCP option 15 = {want} on AMT's wired LAN",
+                    enrol_fixes(&want)
+                ),
+            )]
+        }
+        TrustedDomain::Suffix {
+            suffix,
+            source,
+            stand_in_because,
+        } => (suffix, source, stand_in_because),
     };
-    // AMT trusts the PKI DNS suffix first; without one, the domain from its own DHCP lease, for
-    // which the DHCP suffix AMT reported, -d and the OS's suffix stand in.
-    let (trusted, from): (Vec<String>, &str) = if let Some(p) = nonempty(&m.pki_dns_suffix) {
-        (vec![p], "PKI DNS suffix (MEBx)")
-    } else {
-        let v: Vec<String> = [&m.dhcp_dns_suffix, &m.override_suffix, &m.os_dns_suffix]
-            .into_iter()
-            .filter_map(nonempty)
-            .collect();
-        (v, "DHCP/-d/OS DNS suffix")
+    if cn_matches_suffix(cn, &suffix) {
+        return vec![pass(l)];
+    }
+    let detail = match &stand_in_because {
+        None => format!(
+            "CN {cn} does not match {suffix}, {}; AMT trusts only that",
+            source.text()
+        ),
+        Some(why) => format!("CN {cn} does not match {suffix}, {} ({why})", source.text()),
     };
-    if trusted.is_empty() {
-        return vec![na(
-            l.name(),
-            "no DNS suffix is known (offline without -d, or AMT has no PKI suffix and none was found); pass -d SUFFIX",
-        )];
-    }
-    if trusted.iter().any(|s| cn_matches_suffix(cn, s)) {
-        vec![pass(l)]
-    } else {
-        vec![fail(
-            l,
-            format!("CN {cn} does not match the {from}: {}", trusted.join(", ")),
-        )]
-    }
+    let good_cn = cn_under(&suffix);
+    let fix = match source {
+        SuffixSource::Pki => format!(
+            "AMT trusts {suffix}, its PKI DNS suffix: issue the leaf for a name in it (CN={good_cn} in csr.conf), or change the PKI DNS suffix to the certificate's domain: {}",
+            enrol_fixes(&want)
+        ),
+        SuffixSource::Dhcp => format!(
+            "AMT has no PKI DNS suffix and trusts {suffix}, the domain of its own DHCP lease: issue the leaf for a name in it (CN={good_cn} in csr.conf), or enrol the certificate's domain as AMT's PKI DNS suffix: {}; or hand out {want} as DHCP option 15 on AMT's wired LAN",
+            enrol_fixes(&want)
+        ),
+        SuffixSource::Flag | SuffixSource::Os => format!(
+            "{suffix} only stands in for the domain AMT trusts: check its PKI DNS suffix (amt-agent amtinfo --dns; without one, the DHCP option 15 domain of AMT's wired LAN) and issue the leaf for a name in it, or enrol {want}: {}",
+            enrol_fixes(&want)
+        ),
+    };
+    vec![fail_with_fix(l, detail, fix)]
 }
 
 #[cfg(test)]
@@ -967,6 +1227,248 @@ mod tests {
         // Unknown TLD: the whole CN.
         assert!(cn_matches_suffix("amt.example.io", "x.amt.example.io"));
         assert!(!cn_matches_suffix("amt.example.io", "example.io"));
+    }
+
+    /// A leaf for `cn` (self-signed will do: only the domain rule is looked at).
+    fn leaf_for(cn: &str) -> ProvisioningCert {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let der = p.self_signed(&key).unwrap().der().to_vec();
+        ProvisioningCert {
+            chain: vec![CertFacts::from_der(&der).unwrap()],
+            unrelated: Vec::new(),
+            key: None,
+            key_held_by: None,
+            format: "test",
+        }
+    }
+
+    fn firmware(pki: &str, wsman: Result<(&str, &str), &str>) -> Option<FirmwareDomains> {
+        Some(FirmwareDomains {
+            pki_dns_suffix: pki.into(),
+            wsman: wsman
+                .map(|(t, d)| WsmanDomains {
+                    trusted_dns_suffix: t.into(),
+                    dhcp_dns_suffix: d.into(),
+                })
+                .map_err(str::to_string),
+        })
+    }
+
+    fn domain_finding(cert: &ProvisioningCert, m: &Machine) -> (Outcome, String, String) {
+        let f = run(&Input {
+            cert,
+            machine: m,
+            now: 0,
+        })
+        .into_iter()
+        .find(|f| f.rule.id == DOMAIN_RULE)
+        .unwrap();
+        (f.outcome, f.detail.clone(), f.fix().to_string())
+    }
+
+    fn suffix(s: &str, source: SuffixSource) -> TrustedDomain {
+        TrustedDomain::Suffix {
+            suffix: s.into(),
+            source,
+            stand_in_because: None,
+        }
+    }
+
+    #[test]
+    fn the_trusted_domain_is_the_firmwares_and_the_flag_only_stands_in() {
+        let m = |domains, flag: Option<&str>, os: Option<&str>| Machine {
+            domains,
+            dns_suffix_flag: flag.map(str::to_string),
+            os_dns_suffix: os.map(str::to_string),
+            ..Machine::default()
+        };
+        // The PKI DNS suffix (AMTHI) first, then WS-MAN's TrustedDNSSuffix, then the DHCP domain.
+        let fw = firmware("pki.example.com", Ok(("", "corp.example.com")));
+        assert_eq!(
+            m(fw, Some("amt.holdout.test"), None).trusted_domain(),
+            suffix("pki.example.com", SuffixSource::Pki)
+        );
+        let fw = firmware("", Ok(("mebx.example.com.", "corp.example.com")));
+        assert_eq!(
+            m(fw, None, None).trusted_domain(),
+            suffix("mebx.example.com", SuffixSource::Pki)
+        );
+        // The trap: -d names another domain, AMT trusts its DHCP lease's.
+        let fw = firmware("", Ok(("", "corp.example.com")));
+        assert_eq!(
+            m(fw, Some("amt.holdout.test"), Some("os.example.org")).trusted_domain(),
+            suffix("corp.example.com", SuffixSource::Dhcp)
+        );
+        // Neither: AMT trusts no domain, whatever -d says.
+        let fw = firmware(" ", Ok(("", ".")));
+        assert_eq!(
+            m(fw, Some("amt.holdout.test"), None).trusted_domain(),
+            TrustedDomain::Nothing
+        );
+        // AMT cannot tell: -d stands in, else the OS's suffix, else unknown.
+        let unread = || firmware("", Err("LME busy"));
+        match m(unread(), Some("amt.holdout.test"), Some("os.example.org")).trusted_domain() {
+            TrustedDomain::Suffix {
+                suffix,
+                source: SuffixSource::Flag,
+                stand_in_because: Some(why),
+            } => {
+                assert_eq!(suffix, "amt.holdout.test");
+                assert!(why.contains("LME busy"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            m(unread(), None, Some("os.example.org")).trusted_domain(),
+            TrustedDomain::Suffix {
+                source: SuffixSource::Os,
+                ..
+            }
+        ));
+        assert!(matches!(
+            m(unread(), None, None).trusted_domain(),
+            TrustedDomain::Unknown(_)
+        ));
+        // Offline: -d is all there is.
+        assert!(matches!(
+            m(None, Some("example.com"), None).trusted_domain(),
+            TrustedDomain::Suffix {
+                source: SuffixSource::Flag,
+                ..
+            }
+        ));
+        assert!(matches!(
+            m(None, None, None).trusted_domain(),
+            TrustedDomain::Unknown(_)
+        ));
+    }
+
+    #[test]
+    fn the_domain_rule_names_the_suffix_its_source_and_fixes_that_work() {
+        let cert = leaf_for("amt.holdout.test");
+        // The trap of issue 11: no PKI DNS suffix, DHCP option 15 corp.example.com, -d the CN's.
+        let trap = Machine {
+            domains: firmware("", Ok(("", "corp.example.com"))),
+            dns_suffix_flag: Some("amt.holdout.test".into()),
+            ..Machine::default()
+        };
+        let (outcome, detail, fix) = domain_finding(&cert, &trap);
+        assert_eq!(outcome, Outcome::Error);
+        assert!(detail.contains("corp.example.com"), "{detail}");
+        assert!(detail.contains("DHCP option 15"), "{detail}");
+        for f in [
+            "CN=amt.corp.example.com",
+            "--pki-dns-suffix amt.holdout.test",
+            "MEBx",
+            "option 15",
+        ] {
+            assert!(fix.contains(f), "{f}: {fix}");
+        }
+        // The fixes it names work: the suggested CN under AMT's suffix, and the CN's domain
+        // enrolled as the PKI DNS suffix.
+        assert!(cn_matches_suffix(
+            "amt.corp.example.com",
+            "corp.example.com"
+        ));
+        let enrolled = Machine {
+            domains: firmware(
+                "amt.holdout.test",
+                Ok(("amt.holdout.test", "corp.example.com")),
+            ),
+            ..Machine::default()
+        };
+        assert_eq!(domain_finding(&cert, &enrolled).0, Outcome::Pass);
+
+        // A PKI suffix that does not match: named as such.
+        let pki = Machine {
+            domains: firmware("example.org", Ok(("example.org", ""))),
+            ..Machine::default()
+        };
+        let (outcome, detail, fix) = domain_finding(&cert, &pki);
+        assert_eq!(outcome, Outcome::Error);
+        assert!(
+            detail.contains("example.org, AMT's PKI DNS suffix"),
+            "{detail}"
+        );
+        assert!(fix.contains("CN=amt.example.org"), "{fix}");
+
+        // Nothing trusted: an error, with the ways to give AMT a domain.
+        let none = Machine {
+            domains: firmware("", Ok(("", ""))),
+            ..Machine::default()
+        };
+        let (outcome, detail, fix) = domain_finding(&cert, &none);
+        assert_eq!(outcome, Outcome::Error);
+        assert!(detail.contains("trusts no domain"), "{detail}");
+        assert!(fix.contains("--pki-dns-suffix amt.holdout.test"), "{fix}");
+
+        // Offline without -d: not applicable, saying what to pass.
+        let (outcome, detail, _) = domain_finding(&cert, &Machine::default());
+        assert_eq!(outcome, Outcome::NotApplicable);
+        assert!(detail.contains("-d SUFFIX"), "{detail}");
+        // Offline with -d: the stand-in is named as one.
+        let offline = Machine {
+            dns_suffix_flag: Some("example.org".into()),
+            ..Machine::default()
+        };
+        let (outcome, detail, fix) = domain_finding(&cert, &offline);
+        assert_eq!(outcome, Outcome::Error);
+        assert!(detail.contains("-d, standing in"), "{detail}");
+        assert!(fix.contains("amtinfo --dns"), "{fix}");
+    }
+
+    #[test]
+    fn the_key_rules_do_not_apply_to_a_key_another_party_holds() {
+        let mut cert = leaf_for("amt.example.com");
+        let m = Machine::default();
+        let key_match = |c: &ProvisioningCert| {
+            run(&Input {
+                cert: c,
+                machine: &m,
+                now: 0,
+            })
+            .into_iter()
+            .find(|f| f.rule.id == "AMT-KEY-MATCH")
+            .map(|f| f.outcome)
+        };
+        assert_eq!(key_match(&cert), Some(Outcome::Error));
+        cert.key_held_by = Some("RPS");
+        assert_eq!(key_match(&cert), Some(Outcome::NotApplicable));
+    }
+
+    #[test]
+    fn auth_failed_is_explained_by_the_domain_first() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        // No extensions at all and a CN outside the trusted domain: two AUTH_FAILED rules.
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "amt.holdout.test");
+        let der = p.self_signed(&key).unwrap().der().to_vec();
+        let cert = ProvisioningCert {
+            chain: vec![CertFacts::from_der(&der).unwrap()],
+            unrelated: Vec::new(),
+            key: None,
+            key_held_by: Some("RPS"),
+            format: "test",
+        };
+        let m = Machine {
+            domains: firmware("", Ok(("", "corp.example.com"))),
+            ..Machine::default()
+        };
+        let findings = run(&Input {
+            cert: &cert,
+            machine: &m,
+            now: 0,
+        });
+        let ids: Vec<&str> = explain(&findings, AUTH, Some("CN=amt.holdout.test"))
+            .iter()
+            .map(|f| f.rule.id)
+            .collect();
+        assert_eq!(ids.first(), Some(&DOMAIN_RULE), "{ids:?}");
+        assert!(ids.contains(&"AMT-LEAF-NO-EXTENSIONS"), "{ids:?}");
+        assert!(!ids.contains(&"AMT-KEY-MATCH"), "{ids:?}");
     }
 
     #[test]

@@ -92,6 +92,17 @@ pub enum Method {
     Rps,
 }
 
+/// What the service does with drift (a setting that left the profile after it was reached).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Drift {
+    /// Report it (status, status file, metrics) and change nothing.
+    #[default]
+    Report,
+    /// Apply the profile again.
+    Fix,
+}
+
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -138,6 +149,17 @@ pub struct Config {
     pub maintenance: Vec<String>,
     #[serde(with = "humantime_secs")]
     pub maintenance_interval: Duration,
+    /// A desired-state profile (README, "Desired state") instead of `mode`/`method`: the service
+    /// applies it until the machine matches, then plans every `plan_interval`.
+    pub profile: Option<PathBuf>,
+    /// With a profile: "report" or "fix" a setting that drifted away from it.
+    pub drift: Drift,
+    #[serde(with = "humantime_secs")]
+    pub plan_interval: Duration,
+    /// With a profile: where generated passwords and apply's records live (outlives reboots).
+    pub data_dir: PathBuf,
+    /// With an encrypted rpc-go v3 export as the profile: the file holding its key.
+    pub profile_key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -164,6 +186,11 @@ impl Default for Config {
             mebx_password_file: None,
             maintenance: Vec::new(),
             maintenance_interval: Duration::from_secs(86_400),
+            profile: None,
+            drift: Drift::Report,
+            plan_interval: Duration::from_secs(900),
+            data_dir: PathBuf::from(crate::profile::secrets::DEFAULT_DATA_DIR),
+            profile_key_file: None,
         }
     }
 }
@@ -320,6 +347,25 @@ impl Config {
         if let Some(v) = get("AMT_AGENT_MAINTENANCE_INTERVAL") {
             self.maintenance_interval = dur("AMT_AGENT_MAINTENANCE_INTERVAL", &v)?;
         }
+        if let Some(v) = path("AMT_AGENT_PROFILE") {
+            self.profile = Some(v);
+        }
+        if let Some(v) = get("AMT_AGENT_DRIFT") {
+            self.drift = match v.as_str() {
+                "report" => Drift::Report,
+                "fix" => Drift::Fix,
+                _ => return Err(bad("AMT_AGENT_DRIFT", &v, "report or fix".into())),
+            };
+        }
+        if let Some(v) = get("AMT_AGENT_PLAN_INTERVAL") {
+            self.plan_interval = dur("AMT_AGENT_PLAN_INTERVAL", &v)?;
+        }
+        if let Some(v) = path("AMT_AGENT_DATA_DIR") {
+            self.data_dir = v;
+        }
+        if let Some(v) = path("AMT_AGENT_PROFILE_KEY_FILE") {
+            self.profile_key_file = Some(v);
+        }
         Ok(())
     }
 }
@@ -388,5 +434,12 @@ mod tests {
             toml::from_str::<Config>("nonsense = 1").is_err(),
             "unknown keys are refused"
         );
+        let c: Config = toml::from_str(
+            "profile = \"/etc/amt-agent/profile.yaml\"\ndrift = \"fix\"\nplan_interval = \"5m\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.drift, Drift::Fix);
+        assert_eq!(c.plan_interval, Duration::from_secs(300));
+        assert!(toml::from_str::<Config>("drift = \"ignore\"").is_err());
     }
 }

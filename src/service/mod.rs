@@ -19,8 +19,8 @@ use crate::amthi::{AmthiClient, ControlMode, ProvisioningState};
 use crate::commands::session::AmtConnArgs;
 use crate::device::DeviceSpec;
 use crate::error::{AgentError, ExitCode};
-use config::{Config, Method, Mode};
-use status::{rfc3339, sd_notify, LastError, Status};
+use config::{Config, Drift, Method, Mode};
+use status::{rfc3339, sd_notify, DriftEntry, LastError, Status};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -157,6 +157,8 @@ pub struct Service {
     status_path: PathBuf,
     status: Status,
     watchdog: Option<Duration>,
+    /// Profile mode: drift was found and left as it is (`drift = "report"`).
+    drifted: bool,
 }
 
 impl Service {
@@ -168,10 +170,12 @@ impl Service {
             .map(Duration::from_micros);
         let status = Status {
             state: "starting".into(),
-            desired: match config.mode {
-                Mode::Ccm => "client control mode".into(),
-                Mode::Acm => "admin control mode".into(),
+            desired: match (&config.profile, config.mode) {
+                (Some(p), _) => format!("profile {}", p.display()),
+                (None, Mode::Ccm) => "client control mode".into(),
+                (None, Mode::Acm) => "admin control mode".into(),
             },
+            profile: config.profile.as_ref().map(|p| p.display().to_string()),
             pid: std::process::id(),
             ..Status::default()
         };
@@ -181,6 +185,7 @@ impl Service {
             status_path,
             status,
             watchdog,
+            drifted: false,
         }
     }
 
@@ -218,11 +223,15 @@ impl Service {
             request_timeout: self.config.request_timeout,
             skip_amt_cert_check: false,
             amt_ca_file: Vec::new(),
+            tls_pin_dir: crate::commands::tls_pin::DEFAULT_DIR.into(),
         })
     }
 
     /// One pass: read the mode; act when it is not the desired one. Ok(true) = desired state.
     fn pass(&mut self) -> Result<bool, AgentError> {
+        if let Some(p) = self.config.profile.clone() {
+            return self.profile_pass(&p);
+        }
         let spec = DeviceSpec::parse(&self.config.device).map_err(|e| {
             AgentError::new(
                 ExitCode::FailedReadingConfiguration,
@@ -234,7 +243,7 @@ impl Service {
         let mode = amthi.control_mode()?;
         let state = amthi.provisioning_state()?;
         drop(amthi);
-        self.status.control_mode = Some(mode.text().into());
+        self.status.set_control_mode(mode);
         let want = match self.config.mode {
             Mode::Ccm => ControlMode::Ccm,
             Mode::Acm => ControlMode::Acm,
@@ -267,7 +276,7 @@ impl Service {
                     AgentError::new(ExitCode::MissingOrIncorrectPassword, "password_file is not set")
                         .help("set password_file in agent.toml to a file holding the AMT password (mode 600)")
                 })?;
-                let password = crate::cli::secrets::read_secret_file(&file, "AMT password")?;
+                let password = crate::secret_source::read_secret_file(&file, "AMT password")?;
                 crate::commands::activate::ccm_flow(
                     device.clone(),
                     &conn,
@@ -331,8 +340,143 @@ impl Service {
         }
         // The firmware's word, not the flow's.
         let now = AmthiClient::new(device).control_mode()?;
-        self.status.control_mode = Some(now.text().into());
+        self.status.set_control_mode(now);
         Ok(now == want)
+    }
+
+    /// Profile mode: plan; apply until the machine first matches the profile (or after the profile
+    /// changed); afterwards a difference is drift, reported or fixed as `drift` says.
+    fn profile_pass(&mut self, path: &std::path::Path) -> Result<bool, AgentError> {
+        let data = crate::profile::secrets::DataDir(self.config.data_dir.clone());
+        let key = crate::profile::KeySource {
+            flag: None,
+            file: self.config.profile_key_file.clone(),
+        };
+        let ctx = crate::profile::check::Context {
+            data_dir: Some(data.clone()),
+        };
+        let loaded = crate::profile::load(path, &key, &ctx)?;
+        let spec = DeviceSpec::parse(&self.config.device).map_err(|e| {
+            AgentError::new(
+                ExitCode::FailedReadingConfiguration,
+                format!("device = {}: {e}", self.config.device),
+            )
+        })?;
+        let device = crate::device::open(&spec)?;
+        let conn = self.conn_args()?;
+        let engine = crate::commands::desired::engine::Engine {
+            device: device.clone(),
+            conn: &conn,
+            data: &data,
+            profile: &loaded.profile,
+        };
+        let plan = engine.plan()?;
+        let now = rfc3339(SystemTime::now());
+        self.status.last_plan = Some(now.clone());
+        self.status.set_control_mode(plan.control_mode);
+        let record = data.0.join("profile-applied.json");
+        let reached = std::fs::read_to_string(&record)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| v["fingerprint"] == loaded.fingerprint.as_str());
+        let pending: Vec<(String, String, String, String)> = plan
+            .areas
+            .iter()
+            .flat_map(|a| {
+                a.changes.iter().map(move |c| {
+                    (
+                        a.area.to_string(),
+                        c.setting.clone(),
+                        c.current.clone(),
+                        c.desired.clone(),
+                    )
+                })
+            })
+            .collect();
+        let mark_reached = || {
+            let v = serde_json::json!({"fingerprint": loaded.fingerprint, "reachedAt": rfc3339(SystemTime::now())});
+            crate::profile::secrets::write_private(&record, v.to_string().as_bytes())
+        };
+        // Drift that is no longer there was put back by someone else.
+        let still = |d: &DriftEntry| pending.iter().any(|p| p.0 == d.area && p.1 == d.setting);
+        for d in self.status.drift.iter_mut().filter(|d| !d.fixed) {
+            if !still(d) {
+                d.fixed = true;
+                d.fixed_at = Some(now.clone());
+                d.fixed_by = Some("found back in place".into());
+            }
+        }
+        if pending.is_empty() && plan.pending() == 0 {
+            self.drifted = false;
+            if !reached {
+                mark_reached()?;
+            }
+            return Ok(true);
+        }
+        if !reached {
+            // Not yet where the profile wants it (first run, or a changed profile): apply.
+            self.publish("activating");
+            engine.apply(&mut |line| tracing::info!("{line}"))?;
+            mark_reached()?;
+            self.drifted = false;
+            let after = engine.plan()?;
+            self.status.set_control_mode(after.control_mode);
+            return Ok(after.pending() == 0);
+        }
+        for (area, setting, current, desired) in &pending {
+            let known = self
+                .status
+                .drift
+                .iter_mut()
+                .find(|d| !d.fixed && &d.area == area && &d.setting == setting);
+            match known {
+                Some(d) => {
+                    d.current = current.clone();
+                    d.desired = desired.clone();
+                }
+                None => {
+                    tracing::warn!(area = %area, setting = %setting, "drift: {current} (the profile wants {desired})");
+                    self.status.drift.push(DriftEntry {
+                        area: area.clone(),
+                        setting: setting.clone(),
+                        current: current.clone(),
+                        desired: desired.clone(),
+                        since: now.clone(),
+                        fixed: false,
+                        fixed_at: None,
+                        fixed_by: None,
+                    });
+                }
+            }
+        }
+        // Keep the history short: the open entries and the latest fixed ones.
+        while self.status.drift.len() > 32 {
+            match self.status.drift.iter().position(|d| d.fixed) {
+                Some(i) => {
+                    self.status.drift.remove(i);
+                }
+                None => break,
+            }
+        }
+        match self.config.drift {
+            Drift::Report => {
+                self.drifted = true;
+                Ok(true)
+            }
+            Drift::Fix => {
+                self.publish("fixing drift");
+                engine.apply(&mut |line| tracing::info!("{line}"))?;
+                let fixed_at = rfc3339(SystemTime::now());
+                for d in self.status.drift.iter_mut().filter(|d| !d.fixed) {
+                    d.fixed = true;
+                    d.fixed_at = Some(fixed_at.clone());
+                    d.fixed_by = Some("amt-agent service (drift = \"fix\")".into());
+                    self.status.drift_fixed += 1;
+                }
+                self.drifted = false;
+                Ok(true)
+            }
+        }
     }
 
     /// The configured maintenance tasks through RPS, when due. Failures are logged and counted; they
@@ -437,10 +581,14 @@ impl Service {
                     failures = 0;
                     self.status.last_error = None;
                     self.maintenance();
-                    self.status.next_attempt =
-                        Some(rfc3339(SystemTime::now() + self.config.check_interval));
-                    self.publish("activated");
-                    self.config.check_interval
+                    let every = if self.config.profile.is_some() {
+                        self.config.plan_interval
+                    } else {
+                        self.config.check_interval
+                    };
+                    self.status.next_attempt = Some(rfc3339(SystemTime::now() + every));
+                    self.publish(if self.drifted { "drifted" } else { "activated" });
+                    every
                 }
                 Ok(false) => {
                     self.status.attempts += 1;

@@ -73,6 +73,11 @@ pub struct ServeArgs {
     /// to this file. Its certificate at index 3 is the CSME ROM CA the UPID CSME id is bound to.
     #[arg(long, value_name = "FILE")]
     pub tls_chain_out: Option<PathBuf>,
+    /// Append one line per authenticated WS-MAN request to this file: user, class, operation
+    /// (Get, Put, Enumerate, Pull, Create, Delete or the method) and the HTTP status answered,
+    /// tab-separated. Tests read it to prove what a command sent (a second run sends no write).
+    #[arg(long, value_name = "FILE")]
+    pub wsman_log: Option<PathBuf>,
     /// Boot with this setup.bin "on a USB stick": before serving, consume it as MEBx does (MEBx
     /// password, PKI DNS suffix, root hashes; see docs/simulator.md). A malformed file is an error.
     #[arg(long, value_name = "FILE")]

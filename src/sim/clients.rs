@@ -29,13 +29,22 @@ impl ClientSession for WatchdogSession {
             }
             // SetAmtOperationalState: header echo then u32 status.
             [0x05, 0x03, 0x53, 0x10, state, ..] => {
-                let status: u32 = if fw.profile.new_interface {
-                    fw.profile.amt_enabled = *state != 0;
-                    fw.changed();
-                    0
-                } else {
-                    // Only ME 16.1+ ("new interface") supports it.
+                // Only ME 16.1+ ("new interface") supports it (3 INVALID_AMT_MODE otherwise); only
+                // in pre-provisioning and when the platform allows the transition (16
+                // NOT_PERMITTED otherwise: UNCONFIRMED, firmware's status is unpublished). A state
+                // other than 0 or 1 is INVALID_PARAMETER (36, UNCONFIRMED).
+                let status: u32 = if !fw.profile.new_interface {
                     3
+                } else if *state > 1 {
+                    36
+                } else if fw.profile.control_mode != 0 || !fw.profile.transition_allowed {
+                    16
+                } else {
+                    if fw.profile.amt_enabled != (*state != 0) {
+                        fw.profile.amt_enabled = *state != 0;
+                        fw.changed();
+                    }
+                    0
                 };
                 let mut reply = vec![0x05, 0x03, 0x53, 0x10];
                 reply.extend_from_slice(&status.to_le_bytes());
@@ -49,7 +58,15 @@ impl ClientSession for WatchdogSession {
     }
 }
 
-/// MKHI: GET_FW_VERSION and FWCAPS GET_RULE, which LMS needs before it starts.
+/// FWCAPS rule ids (transport.md §3.2; LMS `GetFWCapsCommand.h`, `GetPlatformTypeCommand.h`).
+const RULE_FEATURES_CAPABLE: u32 = 0;
+const RULE_PLATFORM_TYPE: u32 = 0x1D;
+const RULE_FEATURES_ENABLED: u32 = 0x20;
+const RULE_FEATURES_AVAILABLE: u32 = 0x27;
+
+/// MKHI: GET_FW_VERSION and FWCAPS GET_RULE, which LMS needs before it starts. The rule answers
+/// follow the profile: the features bitmaps from its `Sku` and AMT state, the platform type from
+/// `platform_type` (see [`super::profile::platform_type`] for both layouts and their sources).
 pub struct MkhiSession;
 
 impl ClientSession for MkhiSession {
@@ -78,22 +95,12 @@ impl ClientSession for MkhiSession {
             }
             (0x03, 0x02) if msg.len() >= 8 => {
                 let rule = u32::from_le_bytes([msg[4], msg[5], msg[6], msg[7]]);
-                let sku: u32 = fw
-                    .profile
-                    .version("Sku")
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
                 let data: u32 = match rule {
-                    0 => sku,
-                    // feature enable / available features: AMT present when the SKU has it
-                    0x20 | 0x27 => {
-                        if sku & 0x08 != 0 || sku & 0x10 != 0 {
-                            0x04
-                        } else {
-                            0
-                        }
+                    RULE_FEATURES_CAPABLE => fw.profile.mkhi_features(false),
+                    RULE_FEATURES_ENABLED | RULE_FEATURES_AVAILABLE => {
+                        fw.profile.mkhi_features(true)
                     }
-                    0x1D => 1,
+                    RULE_PLATFORM_TYPE => fw.profile.mkhi_platform_type(),
                     _ => {
                         reply[3] = 1;
                         out.push(Outgoing {
@@ -222,5 +229,113 @@ impl ClientSession for SilentSession {
         _out: &mut Vec<Outgoing>,
     ) {
         tracing::debug!(len = msg.len(), "message to an unmodelled client ignored");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::super::profile::{self, BRAND_AMT, BRAND_NONE, BRAND_STANDARD_MANAGEABILITY};
+    use super::super::Firmware;
+    use crate::heci::guid;
+
+    /// FWCAPS GET_RULE `rule` over the simulated MKHI client, as LMS sends it: the rule's data.
+    fn rule(fw: &Firmware, rule: u32) -> u32 {
+        let h = fw.connect(guid::MKHI).expect("MKHI connects");
+        let mut req = vec![0x03, 0x02, 0x00, 0x00];
+        req.extend_from_slice(&rule.to_le_bytes());
+        h.write(&req).unwrap();
+        let r = h
+            .read(Some(Instant::now() + Duration::from_secs(1)), false)
+            .unwrap();
+        h.close();
+        assert_eq!(
+            &r[..4],
+            [0x03, 0x82, 0x00, 0x00],
+            "rule {rule:#x}: {r:02x?}"
+        );
+        assert_eq!(&r[4..8], rule.to_le_bytes());
+        assert_eq!(r[8], 4, "rule data length");
+        u32::from_le_bytes(r[9..13].try_into().unwrap())
+    }
+
+    /// What LMS's Configurator decides from rules 0x1D and 0x20 (intel/lms
+    /// `UNS/Configurator/Configurator.cpp`): port forwarding (the AMT port service) needs image
+    /// type 4; the manageability services need brand 1–3 and the AMT bit of rule 0x20.
+    fn lms_decision(platform: u32, enabled: u32) -> (bool, bool) {
+        let image = (platform >> 8) & 0xF;
+        let brand = (platform >> 12) & 0xF;
+        let full_me = image == 4;
+        (
+            full_me,
+            full_me && (1..=3).contains(&brand) && enabled & (1 << 2) != 0,
+        )
+    }
+
+    #[test]
+    fn platform_type_answers_per_profile_as_lms_reads_them() {
+        for name in profile::BUILTIN {
+            let fw = Firmware::from_profile_name(Some(name)).unwrap();
+            let platform = rule(&fw, 0x1D);
+            let (image, brand) = ((platform >> 8) & 0xF, (platform >> 12) & 0xF);
+            let mobile = platform & 1 != 0;
+            let desktop = platform & 2 != 0;
+            assert!(mobile != desktop, "{name}: exactly one form factor");
+            let laptop = fw.lock().profile.description.contains("laptop");
+            assert_eq!(mobile, laptop, "{name}: form factor");
+            let (full, manageability) = lms_decision(platform, rule(&fw, 0x20));
+            match *name {
+                "consumer" => {
+                    assert_eq!((image, brand), (3, BRAND_NONE), "{name}");
+                    assert_eq!((full, manageability), (false, false), "{name}");
+                    assert_eq!(rule(&fw, 0), 0, "{name}: no features");
+                }
+                "ism" => {
+                    assert_eq!((image, brand), (4, BRAND_STANDARD_MANAGEABILITY), "{name}");
+                    assert_eq!((full, manageability), (true, true), "{name}");
+                }
+                _ => {
+                    assert_eq!((image, brand), (4, BRAND_AMT), "{name}");
+                    assert_eq!((full, manageability), (true, true), "{name}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn amt_disabled_in_mebx_clears_the_enabled_bit_but_not_the_capability() {
+        let mut p = profile::builtin("amt16.1").unwrap();
+        p.amt_enabled = false;
+        let fw = Firmware::new(p, super::super::faults::FaultPlan::new(Vec::new()), None);
+        assert_ne!(rule(&fw, 0) & 4, 0, "capable of AMT");
+        assert_eq!(rule(&fw, 0x20) & 4, 0, "AMT not enabled");
+        assert_eq!(rule(&fw, 0x27) & 4, 0, "AMT not available");
+        assert_eq!(
+            lms_decision(rule(&fw, 0x1D), rule(&fw, 0x20)),
+            (true, false)
+        );
+    }
+
+    #[test]
+    fn a_state_file_without_a_platform_type_derives_it_from_the_sku() {
+        let mut p = profile::builtin("ism").unwrap();
+        p.platform_type = None;
+        assert_eq!(p.mkhi_platform_type(), profile::platform_type(16400, false));
+        assert_eq!(
+            (p.mkhi_platform_type() >> 12) & 0xF,
+            BRAND_STANDARD_MANAGEABILITY
+        );
+    }
+
+    #[test]
+    fn an_unknown_rule_answers_a_failure_result() {
+        let fw = Firmware::from_profile_name(None).unwrap();
+        let h = fw.connect(guid::MKHI).unwrap();
+        h.write(&[0x03, 0x02, 0x00, 0x00, 0x07, 0, 0, 0]).unwrap();
+        let r = h
+            .read(Some(Instant::now() + Duration::from_secs(1)), false)
+            .unwrap();
+        assert_eq!(r, [0x03, 0x82, 0x00, 0x01]);
     }
 }

@@ -1,7 +1,10 @@
 //! The simulated LME client: the firmware's side of APF (transport.md §5, mei-clients.md). It
 //! starts the APF session itself as firmware does for LMS (protocol version, `pfwd` service
 //! request, `tcpip-forward` for the HTTP ports), answers a host that starts it (rpc-go), and serves
-//! each forwarded channel with the AMT web server of [`super::amt`].
+//! each forwarded channel with the AMT web server of [`super::amt`]. The session lasts as long as
+//! the MEI connection: a host's later version (rpc-go's echo), an unanswered `tcpip-forward`
+//! (rpc-go leaves 623 unanswered) and undecodable messages neither end nor restart it
+//! (docs/simulator.md, "The LME client").
 //!
 //! On a profile with TLS enforced on the local ports (AMT 19+) the session advertises 16993/664
 //! instead of 16992/623, so a channel to 16992 is refused by the multiplexer; each channel to 16993
@@ -23,7 +26,9 @@ use super::amt::ConnInfo;
 use super::profile::DeviceProfile;
 use super::tls::{ClientCertMode, ServerIdentity};
 use super::{ClientSession, FirmwareCore, Outgoing};
-use crate::apf::mux::{ChannelId, Config, Event, Mux, PORT_HTTPS};
+use crate::apf::mux::{
+    ChannelId, Config, Event, Mux, PORT_HTTP, PORT_HTTPS, PORT_REDIRECTION, PORT_REDIRECTION_TLS,
+};
 use crate::wsman::http::RequestParser;
 
 struct HttpConn {
@@ -46,6 +51,39 @@ pub(crate) fn tls_config(identity: ServerIdentity) -> Arc<ServerConfig> {
         .clone()
 }
 
+/// The server config of the local port 16993 now, `None` when it serves no TLS: the certificate
+/// CommitChanges bound (`AMT_TLSCredentialContext`), else on a device that enforces TLS its
+/// factory identity (the On-Die-CA-shaped chain before activation, its self-signed certificate
+/// after).
+pub(crate) fn local_tls_config(p: &DeviceProfile) -> Option<Arc<ServerConfig>> {
+    let ports = super::amt::classes::tls::local_ports(p);
+    if !ports.tls {
+        return None;
+    }
+    match ports.certificate {
+        Some((cert, key)) => super::tls::configured_server_config(&cert, &key),
+        None => Some(tls_config(if p.control_mode == 0 {
+            ServerIdentity::OdcaChain
+        } else {
+            ServerIdentity::SelfSigned
+        })),
+    }
+}
+
+/// The ports the firmware forwards over LME: the management and redirection pair of each
+/// protocol the local interface serves (plain 16992 + 623, TLS 16993 + 664).
+pub(crate) fn forwarded_ports(p: &DeviceProfile) -> Vec<u32> {
+    let ports = super::amt::classes::tls::local_ports(p);
+    let mut v = Vec::new();
+    if ports.plain {
+        v.extend([PORT_HTTP, PORT_REDIRECTION]);
+    }
+    if ports.tls {
+        v.extend([PORT_HTTPS, PORT_REDIRECTION_TLS]);
+    }
+    v
+}
+
 pub struct LmeSession {
     mux: Mux,
     conns: HashMap<ChannelId, HttpConn>,
@@ -56,7 +94,14 @@ pub struct LmeSession {
 impl LmeSession {
     pub fn new(p: &DeviceProfile, mtu: u32) -> LmeSession {
         let mut config = Config::firmware(p.tls_enforced);
+        config.advertised_ports = forwarded_ports(p);
         config.mtu = mtu as usize;
+        // Real firmware's version carries the platform UUID (rpc-go issue #1119 logs it as the
+        // SystemId); the bytes are those AMTHI GET_UUID answers.
+        if let Some(uuid) = crate::amthi::messages::AmtUuid::parse(&p.uuid) {
+            config.version.uuid = uuid.0;
+        }
+        config.forward_bind_address = super::amt::amt_fqdn(p);
         LmeSession {
             mux: Mux::new(config),
             conns: HashMap::new(),
@@ -83,15 +128,17 @@ impl LmeSession {
                     incoming: true,
                 } => {
                     let tls = if port == PORT_HTTPS {
-                        let identity = if fw.profile.control_mode == 0 {
-                            ServerIdentity::OdcaChain
-                        } else {
-                            ServerIdentity::SelfSigned
-                        };
-                        match ServerConnection::new(tls_config(identity)) {
-                            Ok(c) => Some(Box::new(c)),
-                            Err(e) => {
+                        match local_tls_config(&fw.profile).map(ServerConnection::new) {
+                            Some(Ok(c)) => Some(Box::new(c)),
+                            Some(Err(e)) => {
                                 tracing::error!(error = %e, "LME: cannot start TLS; closing the channel");
+                                let _ = self.mux.close(channel);
+                                continue;
+                            }
+                            None => {
+                                tracing::debug!(
+                                    "LME: no TLS on the local interface; closing the channel"
+                                );
                                 let _ = self.mux.close(channel);
                                 continue;
                             }
@@ -273,6 +320,145 @@ impl ClientSession for LmeSession {
             tracing::debug!(error = %e, "LME: undecodable APF message");
         }
         self.events(fw, now);
+        // A CommitChanges that turned TLS on or off changes the ports the firmware forwards.
+        self.mux.set_advertised_ports(forwarded_ports(&fw.profile));
         self.flush(now, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::super::{profile, Firmware, SimHandle};
+    use crate::apf::codec::{GlobalRequest, Message, ProtocolVersion, TriggerReason};
+    use crate::heci::guid;
+
+    fn next(h: &SimHandle) -> Option<Message> {
+        h.read(Some(Instant::now() + Duration::from_millis(200)), false)
+            .ok()
+            .map(|b| Message::decode(&b).expect("the firmware sends decodable APF"))
+    }
+
+    fn drain(h: &SimHandle) -> Vec<Message> {
+        std::iter::from_fn(|| next(h)).collect()
+    }
+
+    fn send(h: &SimHandle, m: &Message) {
+        h.write(&m.encode()).unwrap();
+    }
+
+    /// rpc-go v2's handshake: its version first, then answer one message at a time, echoing the
+    /// firmware's version and leaving the 623 forward unanswered.
+    #[test]
+    fn rpc_go_s_echo_and_unanswered_forward_leave_one_session() {
+        let fw = Firmware::from_profile_name(Some("amt16.1")).unwrap();
+        let h = fw.connect(guid::LME).unwrap();
+        send(&h, &Message::ProtocolVersion(ProtocolVersion::rpc_go()));
+        let Some(Message::ProtocolVersion(pv)) = next(&h) else {
+            panic!("the firmware's version comes first");
+        };
+        assert_eq!((pv.major, pv.minor), (1, 0));
+        assert_eq!(pv.trigger, TriggerReason::LmeRequest);
+        let uuid = crate::amthi::messages::AmtUuid(pv.uuid).text();
+        assert_eq!(
+            uuid,
+            fw.lock().profile.uuid,
+            "the version carries the platform UUID"
+        );
+        send(&h, &Message::ProtocolVersion(pv)); // the echo
+        let rest = drain(&h);
+        let kinds: Vec<&str> = rest.iter().map(Message::name).collect();
+        assert_eq!(kinds, ["APF_SERVICE_REQUEST"], "the echo restarts nothing");
+        send(
+            &h,
+            &Message::ServiceAccept {
+                service: "pfwd@amt.intel.com".into(),
+            },
+        );
+        let forwards = drain(&h);
+        let ports: Vec<u32> = forwards
+            .iter()
+            .map(|m| match m {
+                Message::GlobalRequest {
+                    want_reply: true,
+                    request: GlobalRequest::TcpipForward { address, port },
+                } => {
+                    assert_eq!(address, "", "no AMT host name is configured yet");
+                    *port
+                }
+                other => panic!("expected tcpip-forward, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(ports, [16992, 623]);
+        send(&h, &Message::RequestSuccess { port: Some(16992) });
+        // 623 is never answered; a garbage message and a late echo change nothing either.
+        h.write(&[0x51, 0x00]).unwrap();
+        send(&h, &Message::ProtocolVersion(pv));
+        assert!(
+            drain(&h).is_empty(),
+            "nothing answers garbage or a late echo"
+        );
+        send(
+            &h,
+            &Message::ChannelOpen(crate::apf::codec::ChannelOpen {
+                channel_type: "forwarded-tcpip".into(),
+                sender: 2,
+                window: 4096,
+                connected_address: "::1".into(),
+                connected_port: 16992,
+                originator_address: "::1".into(),
+                originator_port: 123,
+            }),
+        );
+        assert!(matches!(
+            next(&h),
+            Some(Message::ChannelOpenConfirmation { recipient: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn the_forward_address_is_amt_s_configured_fqdn() {
+        let mut p = profile::builtin("amt16.1").unwrap();
+        super::super::amt::seed_instances(&mut p);
+        let gs = &mut p.instances.get_mut("AMT_GeneralSettings").unwrap()[0];
+        for (k, v) in gs.iter_mut() {
+            match k.as_str() {
+                "HostName" => *v = "wks-0042".into(),
+                "DomainName" => *v = "corp.example.com".into(),
+                _ => {}
+            }
+        }
+        assert_eq!(super::super::amt::amt_fqdn(&p), "wks-0042.corp.example.com");
+        let fw = Firmware::new(p, super::super::faults::FaultPlan::new(Vec::new()), None);
+        let h = fw.connect(guid::LME).unwrap();
+        // LMS style: the firmware speaks first; the host answers its version and the service.
+        let Some(Message::ProtocolVersion(_)) = next(&h) else {
+            panic!("the firmware starts the session");
+        };
+        send(
+            &h,
+            &Message::ProtocolVersion(ProtocolVersion {
+                trigger: TriggerReason::LmeRequest,
+                ..ProtocolVersion::rpc_go()
+            }),
+        );
+        assert!(matches!(next(&h), Some(Message::ServiceRequest { .. })));
+        send(
+            &h,
+            &Message::ServiceAccept {
+                service: "pfwd@amt.intel.com".into(),
+            },
+        );
+        for m in drain(&h) {
+            let Message::GlobalRequest {
+                request: GlobalRequest::TcpipForward { address, .. },
+                ..
+            } = m
+            else {
+                panic!("expected tcpip-forward, got {m:?}");
+            };
+            assert_eq!(address, "wks-0042.corp.example.com");
+        }
     }
 }

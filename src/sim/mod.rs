@@ -117,8 +117,13 @@ impl Firmware {
         if profile.digest_realm.is_empty() {
             profile.digest_realm = amt::new_realm(&mut rand::thread_rng());
         }
-        if profile.instances.is_empty() {
-            amt::seed_instances(&mut profile);
+        // A state written before a class existed gets that class's factory instances; the
+        // classes it has keep what it holds.
+        let mut factory = profile.clone();
+        factory.instances.clear();
+        amt::seed_instances(&mut factory);
+        for (class, instances) in factory.instances {
+            profile.instances.entry(class).or_insert(instances);
         }
         let mut core = FirmwareCore {
             profile,
@@ -445,11 +450,17 @@ impl SimHandle {
 /// The simulator inside this process (`--device sim`).
 pub struct InProcessDevice {
     fw: Firmware,
+    /// Tells instances apart within one process (see [`MeiDevice::ephemeral`]).
+    instance: u64,
 }
 
 impl InProcessDevice {
     pub fn new(fw: Firmware) -> InProcessDevice {
-        InProcessDevice { fw }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        InProcessDevice {
+            fw,
+            instance: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
     }
 }
 
@@ -464,6 +475,10 @@ impl MeiDevice for InProcessDevice {
 
     fn simulator_tls_root(&self) -> Option<Vec<u8>> {
         Some(tls::odca_chain().root_der().to_vec())
+    }
+
+    fn ephemeral(&self) -> Option<String> {
+        Some(format!("in-process simulator #{}", self.instance))
     }
 
     fn connect_once(&self, client: Guid) -> Result<Box<dyn MeiConnection>, HeciError> {

@@ -112,9 +112,40 @@ pub struct DeviceProfile {
     pub upid_oem_platform_id_type: u32,
     #[serde(default)]
     pub upid_oem_platform_id: String,
+    /// The MKHI FWCAPS rule 0x1D answer (platform type: image type, brand, form factor; layout in
+    /// [`platform_type`]). Absent: derived from `Sku` for a desktop.
+    #[serde(default)]
+    pub platform_type: Option<u32>,
+    /// AMT's clock minus the host's, in seconds (`AMT_TimeSynchronizationService`; a test sets it
+    /// to simulate a drifted clock, SetHighAccuracyTimeSynch brings it back to about 0).
+    #[serde(default)]
+    pub clock_offset_secs: i64,
     /// WS-MAN class instances (seeded with factory defaults at first start).
     #[serde(default)]
     pub instances: std::collections::BTreeMap<String, Vec<Vec<(String, String)>>>,
+    /// The TLS settings CommitChanges put into effect (`None`: TLS as the factory left it).
+    #[serde(default)]
+    pub tls_in_effect: Option<TlsInEffect>,
+}
+
+/// What the firmware's TLS servers do after the last CommitChanges: `AMT_TLSSettingData` as it
+/// was committed, and the certificate `AMT_TLSCredentialContext` bound then.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsInEffect {
+    /// The network (802.3) interface.
+    pub remote: TlsSide,
+    /// The local (LMS) interface: ports 16992/16993 over LME and through LMS.
+    pub local: TlsSide,
+    /// InstanceID of the `AMT_PublicKeyCertificate` the TLS servers present.
+    pub certificate: String,
+}
+
+/// One `AMT_TLSSettingData` instance as committed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsSide {
+    pub enabled: bool,
+    pub accept_non_secure: bool,
+    pub mutual: bool,
 }
 
 impl DeviceProfile {
@@ -153,6 +184,40 @@ impl DeviceProfile {
             .find(|c| c.name.eq_ignore_ascii_case(name))
     }
 
+    /// The AMTHI code-version `Sku` (rpc-go's features bits: 0x08 AMT Pro, 0x10 Intel Standard
+    /// Manageability).
+    pub fn sku(&self) -> u32 {
+        self.version("Sku")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// MKHI FWCAPS rule 0x1D, the platform type LMS reads before it starts any AMT service.
+    pub fn mkhi_platform_type(&self) -> u32 {
+        self.platform_type
+            .unwrap_or_else(|| platform_type(self.sku(), false))
+    }
+
+    /// MKHI FWCAPS feature bitmaps: rule 0 (capable) with `enabled_only` false; rules 0x20
+    /// (enabled) and 0x27 (available) with it true, where AMT disabled in MEBx clears the AMT bit.
+    /// Layout: LMS `MEFWCAPS_SKU_MKHI` (`intel/lms` `MEIClient/MKHIClient/Include/GetFWCapsCommand.h`):
+    /// bit 0 full manageability, 1 standard manageability, 2 AMT, 18 KVM, 21 TLS. Which further
+    /// bits real firmware sets is UNCONFIRMED; these are the ones LMS reads.
+    pub fn mkhi_features(&self, enabled_only: bool) -> u32 {
+        let sku = self.sku();
+        let mut bits = if sku & SKU_AMT_PRO != 0 {
+            FEAT_MNG_FULL | FEAT_AMT | FEAT_KVM | FEAT_TLS
+        } else if sku & SKU_ISM != 0 {
+            FEAT_MNG_STD | FEAT_AMT | FEAT_TLS
+        } else {
+            0
+        };
+        if enabled_only && !self.amt_enabled {
+            bits &= !FEAT_AMT;
+        }
+        bits
+    }
+
     pub fn watchdog_flags(&self) -> u8 {
         let mut f = 0u8;
         if self.transition_allowed {
@@ -169,6 +234,41 @@ impl DeviceProfile {
         }
         f
     }
+}
+
+const SKU_AMT_PRO: u32 = 0x08;
+const SKU_ISM: u32 = 0x10;
+const FEAT_MNG_FULL: u32 = 1 << 0;
+const FEAT_MNG_STD: u32 = 1 << 1;
+const FEAT_AMT: u32 = 1 << 2;
+const FEAT_KVM: u32 = 1 << 18;
+const FEAT_TLS: u32 = 1 << 21;
+
+/// MKHI platform type image types and brands (LMS `GetPlatformTypeCommand.h`).
+pub const IMAGE_TYPE_CONSUMER: u32 = 3;
+pub const IMAGE_TYPE_CORPORATE: u32 = 4;
+pub const BRAND_NONE: u32 = 0;
+pub const BRAND_AMT: u32 = 1;
+pub const BRAND_STANDARD_MANAGEABILITY: u32 = 2;
+
+/// The FWCAPS rule 0x1D value for a firmware with this AMTHI `Sku`. Layout (LMS
+/// `MKHI_PLATFORM_TYPE`, `intel/lms` `MEIClient/MKHIClient/Include/GetPlatformTypeCommand.h`):
+/// bit 0 mobile, 1 desktop, 2 server, 3 workstation, 7 production-signed, bits 8–11 image type
+/// (4 full/corporate, 3 small/consumer), bits 12–15 brand (1 AMT, 2 Standard Manageability, 0 none),
+/// then CPU type, chipset, CPU brand class and PCH fuses, left 0 here (UNCONFIRMED values). LMS
+/// starts its port-forwarding service only for image type 4 and, for its manageability services,
+/// brand 1–3 with AMT enabled (`UNS/Configurator/Configurator.cpp`, `ScanConfiguration`).
+pub fn platform_type(sku: u32, mobile: bool) -> u32 {
+    let (image, brand) = if sku & SKU_AMT_PRO != 0 {
+        (IMAGE_TYPE_CORPORATE, BRAND_AMT)
+    } else if sku & SKU_ISM != 0 {
+        (IMAGE_TYPE_CORPORATE, BRAND_STANDARD_MANAGEABILITY)
+    } else {
+        (IMAGE_TYPE_CONSUMER, BRAND_NONE)
+    };
+    let form = if mobile { 1 << 0 } else { 1 << 1 };
+    let production_signed = 1 << 7;
+    form | production_signed | (image << 8) | (brand << 12)
 }
 
 fn h(name: &str, sha256: &str) -> HashEntry {
@@ -362,6 +462,8 @@ struct Base<'a> {
     hashes: Vec<HashEntry>,
     tls_enforced: bool,
     new_interface: bool,
+    /// A laptop (MKHI platform type: mobile) rather than a desktop.
+    mobile: bool,
 }
 
 fn make(b: Base<'_>) -> DeviceProfile {
@@ -420,7 +522,10 @@ fn make(b: Base<'_>) -> DeviceProfile {
         hbased_server_hash_algorithm: 0,
         upid_oem_platform_id_type: 0,
         upid_oem_platform_id: String::new(),
+        platform_type: Some(platform_type(b.sku.parse().unwrap_or(0), b.mobile)),
+        clock_offset_secs: 0,
         instances: Default::default(),
+        tls_in_effect: None,
     }
 }
 
@@ -443,6 +548,7 @@ pub fn builtin(name: &str) -> Option<DeviceProfile> {
             hashes: hashes_amt11(),
             tls_enforced: false,
             new_interface: false,
+            mobile: false,
         }),
         "amt12" => make(Base {
             name: "amt12",
@@ -455,6 +561,7 @@ pub fn builtin(name: &str) -> Option<DeviceProfile> {
             hashes: hashes_amt12(),
             tls_enforced: false,
             new_interface: false,
+            mobile: false,
         }),
         "amt15" => make(Base {
             name: "amt15",
@@ -467,6 +574,7 @@ pub fn builtin(name: &str) -> Option<DeviceProfile> {
             hashes: hashes_amt15(),
             tls_enforced: false,
             new_interface: false,
+            mobile: true,
         }),
         "amt16.1" => make(Base {
             name: "amt16.1",
@@ -479,6 +587,7 @@ pub fn builtin(name: &str) -> Option<DeviceProfile> {
             hashes: hashes_amt15(),
             tls_enforced: false,
             new_interface: true,
+            mobile: false,
         }),
         "amt18" => make(Base {
             name: "amt18",
@@ -491,6 +600,7 @@ pub fn builtin(name: &str) -> Option<DeviceProfile> {
             hashes: hashes_amt15(),
             tls_enforced: false,
             new_interface: true,
+            mobile: true,
         }),
         "amt19" => make(Base {
             name: "amt19",
@@ -503,6 +613,7 @@ pub fn builtin(name: &str) -> Option<DeviceProfile> {
             hashes: hashes_amt15(),
             tls_enforced: true,
             new_interface: true,
+            mobile: true,
         }),
         "ism" => make(Base {
             name: "ism",
@@ -515,6 +626,7 @@ pub fn builtin(name: &str) -> Option<DeviceProfile> {
             hashes: hashes_amt15(),
             tls_enforced: false,
             new_interface: true,
+            mobile: false,
         }),
         "consumer" => {
             let mut p = make(Base {
@@ -528,6 +640,7 @@ pub fn builtin(name: &str) -> Option<DeviceProfile> {
                 hashes: Vec::new(),
                 tls_enforced: false,
                 new_interface: true,
+                mobile: false,
             });
             p.clients.retain(|c| c.name == "mkhi");
             p.amt_enabled = false;
@@ -541,6 +654,19 @@ pub fn builtin(name: &str) -> Option<DeviceProfile> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_types_and_feature_bitmaps_have_the_documented_values() {
+        let v = |name: &str| {
+            let p = builtin(name).unwrap();
+            (p.mkhi_platform_type(), p.mkhi_features(false))
+        };
+        // docs/simulator.md, "MKHI: what LMS decides from".
+        assert_eq!(v("amt16.1"), (0x1482, 0x24_0005));
+        assert_eq!(v("amt19"), (0x1481, 0x24_0005));
+        assert_eq!(v("ism"), (0x2482, 0x20_0006));
+        assert_eq!(v("consumer"), (0x0382, 0));
+    }
 
     #[test]
     fn every_builtin_profile_builds_and_round_trips_as_json() {

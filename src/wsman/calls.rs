@@ -68,7 +68,7 @@ impl WsmanError {
                     "DestinationUnreachable" | "InvalidSelectors" => "the instance or class does not exist on this firmware; list instances with: amt-agent diagnostics wsman enumerate CLASS".into(),
                     "ActionNotSupported" => "this firmware does not support that action on the class; check the AMT version with: amt-agent amtinfo".into(),
                     "AccessDenied" => "the account lacks the right for this call; use the admin account (or $$OsAdmin before activation)".into(),
-                    "SchemaValidationError" | "InvalidParameter" | "InvalidValues" => "a property or parameter value was rejected; compare the request with the class definition (run with -vvv to see it)".into(),
+                    "SchemaValidationError" | "InvalidParameter" | "InvalidValues" | "InvalidRepresentation" => "a property or parameter value was rejected; compare the request with the class definition (run with -vvv to see it)".into(),
                     _ => "the firmware refused the request; run with -vvv to see the exchange".into(),
                 }
             }
@@ -106,6 +106,12 @@ pub enum ArgValue {
     Secret(Secret),
     /// Ready-made XML (e.g. an endpoint reference).
     Raw(String),
+    /// An embedded instance of the class at `namespace` (its ResourceURI); its properties may
+    /// hold secrets, redacted like any other.
+    Instance {
+        namespace: String,
+        properties: Vec<Arg>,
+    },
 }
 
 impl fmt::Debug for ArgValue {
@@ -114,6 +120,7 @@ impl fmt::Debug for ArgValue {
             ArgValue::Text(t) => write!(f, "{t:?}"),
             ArgValue::Secret(_) => f.write_str("***"),
             ArgValue::Raw(x) => write!(f, "raw {x:?}"),
+            ArgValue::Instance { properties, .. } => f.debug_list().entries(properties).finish(),
         }
     }
 }
@@ -147,13 +154,93 @@ impl Arg {
         }
     }
 
+    /// An embedded instance of `class` (a class name or ResourceURI) with these properties.
+    pub fn instance(name: impl Into<String>, class: &str, properties: Vec<Arg>) -> Arg {
+        Arg {
+            name: name.into(),
+            value: ArgValue::Instance {
+                namespace: resource_uri(class),
+                properties,
+            },
+        }
+    }
+
+    /// An endpoint reference to the instance of `class` whose `selector` is `value`, with the
+    /// `Address` go-wsman-messages and wsman-messages write for certificate references
+    /// (`default`) or endpoints (`/wsman`).
+    pub fn reference(
+        name: impl Into<String>,
+        address: &str,
+        class: &str,
+        selector: &str,
+        value: &str,
+    ) -> Arg {
+        Arg::raw(
+            name,
+            format!(
+                "<a:Address>{}</a:Address><a:ReferenceParameters><w:ResourceURI>{}</w:ResourceURI><w:SelectorSet><w:Selector Name=\"{}\">{}</w:Selector></w:SelectorSet></a:ReferenceParameters>",
+                escape(address),
+                escape(&resource_uri(class)),
+                escape(selector),
+                escape(value)
+            ),
+        )
+    }
+
     fn to_param(&self) -> Param {
         match &self.value {
             ArgValue::Text(t) => Param::text(&self.name, t),
             ArgValue::Secret(s) => Param::text(&self.name, s.expose()),
             ArgValue::Raw(x) => Param::raw(&self.name, x.clone()),
+            ArgValue::Instance {
+                namespace,
+                properties,
+            } => Param {
+                name: self.name.clone(),
+                value: envelope::Value::Embedded {
+                    namespace: namespace.clone(),
+                    properties: properties.iter().map(Arg::to_param).collect(),
+                },
+            },
         }
     }
+
+    /// `Name=value` as [`Call::describe`] prints it, secrets as `***`.
+    fn describe(&self) -> String {
+        match &self.value {
+            // A certificate blob or the like: its start and length, not a screenful.
+            ArgValue::Text(t) if t.chars().count() > 96 => format!(
+                "{}={}…({} characters)",
+                self.name,
+                t.chars().take(24).collect::<String>(),
+                t.chars().count()
+            ),
+            ArgValue::Text(t) => format!("{}={t}", self.name),
+            ArgValue::Secret(_) => format!("{}=***", self.name),
+            ArgValue::Raw(x) => match reference_target(x) {
+                Some(v) => format!("{}=<{v}>", self.name),
+                None => format!("{}=<…>", self.name),
+            },
+            ArgValue::Instance { properties, .. } => format!(
+                "{}={{{}}}",
+                self.name,
+                properties
+                    .iter()
+                    .map(Arg::describe)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// The selector value of an endpoint reference made by [`Arg::reference`] (for describing it).
+fn reference_target(xml: &str) -> Option<&str> {
+    let start = xml.find("<w:Selector ")?;
+    let rest = &xml[start..];
+    let open = rest.find('>')? + 1;
+    let close = rest.find("</w:Selector>")?;
+    rest.get(open..close)
 }
 
 /// One property of an [`Instance`]: text, or a structured value (endpoint reference, embedded
@@ -529,6 +616,38 @@ impl<T> Call<T> {
         }
     }
 
+    /// The same request with its answer checked but its value dropped: a fault, a non-zero
+    /// `ReturnValue` (methods) or an answer without the instance (Get/Put/Create) is still an
+    /// error. A plan of writes (`configure`) holds its calls this way, whatever they return.
+    pub fn checked(self) -> Call<()> {
+        Call {
+            class: self.class,
+            resource_uri: self.resource_uri,
+            op: self.op,
+            selectors: self.selectors,
+            args: self.args,
+            decoder: checked_unit,
+        }
+    }
+
+    /// One line naming the call and what it sends, secrets as `***`:
+    /// `AMT_AuthorizationService.SetAdminAclEntryEx(Username=admin, DigestPassword=***)`.
+    /// Selectors come first, after a `;` when there are arguments too.
+    pub fn describe(&self) -> String {
+        let sel: Vec<String> = self
+            .selectors
+            .iter()
+            .map(|s| format!("{}={}", s.name, s.value))
+            .collect();
+        let args: Vec<String> = self.args.iter().map(Arg::describe).collect();
+        let inner = match (sel.is_empty(), args.is_empty()) {
+            (true, _) => args.join(", "),
+            (false, true) => sel.join(", "),
+            (false, false) => format!("{}; {}", sel.join(", "), args.join(", ")),
+        };
+        format!("{}.{}({inner})", self.class, self.op.name())
+    }
+
     /// The request envelope with this MessageID, byte-for-byte as go-wsman-messages writes it.
     pub fn render(&self, message_id: &str) -> String {
         let uri = &self.resource_uri;
@@ -640,6 +759,16 @@ pub fn method_output(
         }
     }
     Ok(out)
+}
+
+/// [`Call::checked`]'s decoder: the operation's own success shape, its value dropped.
+fn checked_unit(ex: &Exchange<'_>) -> Result<(), WsmanError> {
+    match ex.op {
+        Op::Invoke { .. } => method_output(ex, true).map(|_| ()),
+        Op::Get | Op::Put => body_instance(ex).map(|_| ()),
+        // A CreateResponse carries the new instance's reference, not the instance.
+        Op::Create | Op::Delete | Op::Enumerate | Op::Pull { .. } => Ok(()),
+    }
 }
 
 /// A method whose only output is `ReturnValue` 0.

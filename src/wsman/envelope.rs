@@ -111,6 +111,13 @@ impl Selector {
 pub enum Value {
     Text(String),
     Raw(String),
+    /// An embedded instance (a method's `…Input` parameter): its properties are written with
+    /// prefix `q`, declared on the parameter element (`<h:P xmlns:q="namespace">…</h:P>`), as
+    /// wsman-messages writes `AddWiFiSettings`' `WiFiEndpointSettingsInput`.
+    Embedded {
+        namespace: String,
+        properties: Vec<Param>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,6 +147,20 @@ fn write_params(out: &mut String, prefix: &str, params: &[Param]) {
         let v = match &p.value {
             Value::Text(t) => escape(t),
             Value::Raw(x) => x.clone(),
+            Value::Embedded {
+                namespace,
+                properties,
+            } => {
+                let _ = write!(
+                    out,
+                    "<{prefix}:{n} xmlns:q=\"{}\">",
+                    escape(namespace),
+                    n = p.name
+                );
+                write_params(out, "q", properties);
+                let _ = write!(out, "</{prefix}:{n}>", n = p.name);
+                continue;
+            }
         };
         let _ = write!(out, "<{prefix}:{n}>{v}</{prefix}:{n}>", n = p.name);
     }
@@ -946,6 +967,23 @@ pub fn amt_delete_response(relates_to: &str, message_id: u64, resource_uri: &str
         resource_uri: Some(resource_uri),
     };
     amt_response_envelope(&h, None, None, "")
+}
+
+/// Transfer CreateResponse: `created` is the `g:ResourceCreated` element (prefix `g` is the
+/// transfer namespace, as in go-wsman's `tls/credentialcontext/create.xml` fixture).
+pub fn amt_created_response(
+    relates_to: &str,
+    message_id: u64,
+    resource_uri: &str,
+    created: &str,
+) -> String {
+    let h = AmtResponseHeader {
+        action: action::CREATE_RESPONSE,
+        relates_to,
+        message_id,
+        resource_uri: Some(resource_uri),
+    };
+    amt_response_envelope(&h, Some(ns::TRANSFER), None, created)
 }
 
 /// A fault to write with [`amt_fault_envelope`].

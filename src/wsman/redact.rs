@@ -9,6 +9,9 @@ pub const SECRET_ELEMENTS: &[&str] = &[
     "NewPassword",
     "MEBxPassword",
     "PrivateKey",
+    // AddKey's RSA private key, a Wi-Fi profile's passphrase (802.1X passwords are `Password`).
+    "KeyBlob",
+    "PSKPassPhrase",
 ];
 
 /// Replaces the contents of every [`SECRET_ELEMENTS`] element with `***`. An element whose end

@@ -69,6 +69,19 @@ return_map! {
     }
 }
 
+return_map! {
+    /// `AMT_WiFiPortConfigurationService.AddWiFiSettings`'s own values 0–4 (go-wsman-messages
+    /// `wifiportconfiguration.ReturnValue`); the firmware answers PT_STATUS values above 2048
+    /// (duplicate, priority) as well, read with [`PtStatus`] by [`describe`].
+    AddWiFiSettingsReturn {
+        CompletedNoError = 0 => "COMPLETED_NO_ERROR", "the profile was added";
+        NotSupported = 1 => "NOT_SUPPORTED", "this platform has no Wi-Fi AMT can use";
+        Failed = 2 => "FAILED", "the firmware could not add the profile";
+        InvalidParameter = 3 => "INVALID_PARAMETER", "a profile field is out of range (name, SSID, priority, method, passphrase, 802.1X settings)";
+        InvalidReference = 4 => "INVALID_REFERENCE", "a referenced endpoint or certificate is not there or not usable (client certificate without its key, CA not a trusted root)";
+    }
+}
+
 /// `IPS_HostBasedSetupService` ResourceURI class name.
 pub const HOST_BASED_SETUP_SERVICE: &str = "IPS_HostBasedSetupService";
 
@@ -94,6 +107,10 @@ pub fn describe(class: &str, method: &str, value: u32) -> (&'static str, &'stati
             }
             _ => {}
         }
+    }
+    if class == "AMT_WiFiPortConfigurationService" && method == "AddWiFiSettings" && value < 2048 {
+        let r = AddWiFiSettingsReturn::from_u32(value);
+        return (r.name(), r.meaning());
     }
     if class.starts_with("CIM_") {
         return if value == 0 {

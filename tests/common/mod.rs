@@ -35,9 +35,18 @@ impl Sim {
             .spawn()
             .expect("spawn amt-sim");
         let mut sim = Sim { child, dir, socket };
+        // The Unix socket is bound before any TCP listener (`--lms-listen ADDR`): the simulator is
+        // ready when every one of them accepts.
+        let tcp: Vec<&str> = args
+            .windows(2)
+            .filter(|w| w[0] == "--lms-listen")
+            .map(|w| w[1])
+            .collect();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if UnixStream::connect(&sim.socket).is_ok() {
+            if UnixStream::connect(&sim.socket).is_ok()
+                && tcp.iter().all(|a| std::net::TcpStream::connect(a).is_ok())
+            {
                 return sim;
             }
             if let Ok(Some(status)) = sim.child.try_wait() {
@@ -184,6 +193,24 @@ pub fn profile(name: &str) -> serde_json::Value {
         stderr(&o)
     );
     serde_json::from_slice(&o.stdout).expect("profile JSON")
+}
+
+/// The wireless MAC tests give a machine with Wi-Fi (every built-in profile is wired-only).
+pub const WIFI_MAC: &str = "a4:bb:6d:12:34:57";
+
+/// The built-in profile `name`, edited, written to `dir/profile.json`; the path for
+/// `--device-profile`.
+pub fn write_profile(dir: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut p = profile(name);
+    edit(&mut p);
+    let f = dir.join("profile.json");
+    std::fs::write(&f, serde_json::to_vec(&p).expect("profile JSON")).expect("write the profile");
+    f.display().to_string()
+}
+
+/// `edit` for [`write_profile`]: a wireless adapter.
+pub fn with_wifi(p: &mut serde_json::Value) {
+    p["wireless"]["mac"] = WIFI_MAC.into();
 }
 
 pub fn profile_names() -> Vec<String> {

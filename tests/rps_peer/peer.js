@@ -15,6 +15,15 @@
 // checks it against Intel's ODCA roots. A `connection_reset` drops the tunnel; the next request
 // waits `config.tunnel.resetDelayMs` (RPS's delay_tls_timer) and re-handshakes.
 //
+// TLS profiles (rps-protocol.md §5.6, RPS's src/stateMachines/tls.ts): when a profile has `tls`
+// and the client asked for the tunnel (`tlsTunnel`, AMT 11–18) or AMT enforces TLS (19+), the
+// peer runs RPS's TLS flow after the network and features: PublicKeyCertificate E+P,
+// AddTrustedRootCertificate (the profile's root), GenerateKeyPair, PublicPrivateKeyPair E+P, a
+// certificate for AMT's key made with node-forge and signed by the root's key (as RPS's
+// CertManager does), AddCertificate, TLSCredentialContext Create, time sync, TLSSettingData E+P,
+// Put 802.3, a pause, Put LMS, CommitChanges. On AMT 11–18 it then sends `port_switch` and
+// reads AMT once more through the tunnel, checking that AMT now presents that certificate.
+//
 // Usage: node peer.js --config FILE [--listen 127.0.0.1:0] [--tls-cert PEM --tls-key PEM]
 //                     [--log FILE] [--once]
 // Prints `listening PORT` on stdout once it accepts connections.
@@ -29,6 +38,7 @@ const { Duplex } = require('stream')
 const { WebSocketServer } = require('ws')
 const xml2js = require('xml2js')
 const { AMT, IPS, CIM } = require('@device-management-toolkit/wsman-messages')
+const forge = require('node-forge')
 
 const RPS_APP_VERSION = '2.40.0'
 const MAX_PAYLOAD = 102400
@@ -71,30 +81,36 @@ const NA = {
   CIRAConnection: { Result: 'NotApplicable', Details: 'CIRA connection not part of this configuration' }
 }
 
-function successComponents (activation) {
+// `cira`: the CIRA flow's status message ('Configured' or the failing state's), when the profile
+// has CIRA. RPS records it as the flat CIRAConnection and as the component (Details normalized).
+function successComponents (activation, cira) {
   return {
     Activation: activation,
     WiredNetwork: { Result: 'Success', Details: 'Wired Network Configured' },
     WirelessNetwork: { Result: 'NotApplicable', Details: 'Wireless network not part of this configuration' },
     TLS: NA.TLS,
     CIRAProxy: NA.CIRAProxy,
-    CIRAConnection: NA.CIRAConnection
+    CIRAConnection: cira === undefined ? NA.CIRAConnection : { Result: cira === 'Configured' ? 'Success' : 'Failure', Details: cira }
   }
 }
 
-// Fresh activations: Status, Components (Activation first), Network.
-function activationSuccess (status, mode, details) {
-  return JSON.stringify({ Status: status, Components: successComponents({ Result: 'Success', Mode: mode, Details: details }), Network: 'Wired Network Configured' })
+// Fresh activations: Status, Components (Activation first), Network[, CIRAConnection].
+function activationSuccess (status, mode, details, cira) {
+  const m = { Status: status, Components: successComponents({ Result: 'Success', Mode: mode, Details: details }, cira), Network: 'Wired Network Configured' }
+  if (cira !== undefined) m.CIRAConnection = cira
+  return JSON.stringify(m)
 }
 
 // Re-activations: Status, Network, Components with WiredNetwork first (trace 02, 11).
-function reactivationSuccess (status, mode, details) {
-  const c = successComponents({ Result: 'Success', Mode: mode, Details: details })
-  return JSON.stringify({
+function reactivationSuccess (status, mode, details, cira) {
+  const c = successComponents({ Result: 'Success', Mode: mode, Details: details }, cira)
+  const m = {
     Status: status,
     Network: 'Wired Network Configured',
     Components: { WiredNetwork: c.WiredNetwork, WirelessNetwork: c.WirelessNetwork, TLS: c.TLS, CIRAProxy: c.CIRAProxy, CIRAConnection: c.CIRAConnection, Activation: c.Activation }
-  })
+  }
+  if (cira !== undefined) m.CIRAConnection = cira
+  return JSON.stringify(m)
 }
 
 function flowError (status) {
@@ -103,6 +119,20 @@ function flowError (status) {
 
 class FlowError extends Error {
   constructor (message, json = true) { super(message); this.json = json }
+}
+
+// The CIRA flow stopped in a state: RPS records the state's message and still ends in `success`.
+class CiraFailure extends Error {}
+
+// RPS's PasswordHelper: 16 characters from A–Z a–z 0–9 !@#$%^*(), with one of each kind.
+function randomMpsPassword () {
+  const sets = ['ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz', '0123456789', '!@#$%^*()']
+  const all = sets.join('')
+  const pick = (set) => set[crypto.randomInt(set.length)]
+  const chars = sets.map(pick)
+  while (chars.length < 16) chars.push(pick(all))
+  for (let i = chars.length - 1; i > 0; i--) { const j = crypto.randomInt(i + 1); [chars[i], chars[j]] = [chars[j], chars[i]] }
+  return chars.join('')
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -369,6 +399,11 @@ class Session {
 
   verifyAmt (sock) {
     const chain = presentedChain(sock)
+    if (this.amtTlsCert) {
+      const fp = new crypto.X509Certificate(this.amtTlsCert).fingerprint256
+      if (chain.length > 0 && chain[0].fingerprint256 === fp) return { ok: true, reason: 'AMT presents the certificate this RPS installed' }
+      return { ok: false, reason: `AMT presents ${chain.length ? chain[0].subject.replace(/\n/g, ', ') : 'nothing'}, not the certificate this RPS installed` }
+    }
     if (this.activated) {
       return { ok: true, reason: `activated: AMT's certificate (${chain.length} presented) accepted without a trust anchor` }
     }
@@ -433,6 +468,19 @@ class Session {
   final (ok, message) {
     if (this.done) return
     this.done = true
+    // Components a flow step recorded (Wi-Fi, TLS) replace the NotApplicable defaults in place;
+    // a TLS flow that ran is also RPS's flat TLSConfiguration.
+    if (this.componentResults) {
+      try {
+        const m = JSON.parse(message)
+        if (m.Components) {
+          Object.assign(m.Components, this.componentResults)
+          const tls = this.componentResults.TLS
+          if (tls && tls.Result !== 'NotApplicable') m.TLSConfiguration = tls.Result === 'Success' ? 'Configured' : 'Failed'
+          message = JSON.stringify(m)
+        }
+      } catch (_) {}
+    }
     this.send(envelope(ok ? 'success' : 'error', ok ? 'success' : 'failed', message, null))
   }
 
@@ -671,9 +719,11 @@ class Session {
       }
       if (profile.mode === 'acm') await this.setMebx(profile)
       await this.configure(profile)
-      if (profile.mode === 'ccm') return this.final(true, activationSuccess('Client control mode.', 'CCM', 'Client control mode'))
-      if (shbc) return this.final(true, activationSuccess('Upgraded to admin control mode.', 'ACM', 'Upgraded to admin control mode'))
-      return this.final(true, activationSuccess('Activated to admin control mode.', 'ACM', 'Activated to admin control mode'))
+      await this.maybeTls(profile)
+      const cira = await this.cira(profile)
+      if (profile.mode === 'ccm') return this.final(true, activationSuccess('Client control mode.', 'CCM', 'Client control mode', cira))
+      if (shbc) return this.final(true, activationSuccess('Upgraded to admin control mode.', 'ACM', 'Upgraded to admin control mode', cira))
+      return this.final(true, activationSuccess('Activated to admin control mode.', 'ACM', 'Activated to admin control mode', cira))
     }
     // Already activated (§5.3): the swallowed probe, then GeneralSettings 401 → admin.
     this.user = 'admin'
@@ -697,9 +747,11 @@ class Session {
     stored[p.uuid] = profile.password
     if (profile.mode === 'acm') await this.setMebx(profile)
     await this.configure(profile)
-    if (profile.mode === 'acm' && mode === 1) return this.final(true, activationSuccess('Upgraded to admin control mode.', 'ACM', 'Upgraded to admin control mode'))
-    if (profile.mode === 'acm') return this.final(true, reactivationSuccess('already enabled in admin mode.', 'ACM', 'Already enabled in admin mode'))
-    return this.final(true, reactivationSuccess('already enabled in client mode.', 'CCM', 'Already enabled in client mode'))
+    await this.maybeTls(profile)
+    const cira = await this.cira(profile)
+    if (profile.mode === 'acm' && mode === 1) return this.final(true, activationSuccess('Upgraded to admin control mode.', 'ACM', 'Upgraded to admin control mode', cira))
+    if (profile.mode === 'acm') return this.final(true, reactivationSuccess('already enabled in admin mode.', 'ACM', 'Already enabled in admin mode', cira))
+    return this.final(true, reactivationSuccess('already enabled in client mode.', 'CCM', 'Already enabled in client mode', cira))
   }
 
   // `make bench`: the same request relayed through the agent and sent straight to the simulator's
@@ -767,19 +819,22 @@ class Session {
     }
     if (wireless && wireless.MACAddress) {
       const w = asArray((await this.enumPull(this.cim.WiFiEndpointSettings)).CIM_WiFiEndpointSettings)
-      for (const s of w) if (s.Priority) await this.call(this.cim.WiFiEndpointSettings.Delete({ InstanceID: s.InstanceID }))
+      // RPS's unconfiguration.ts passes the { name, value } selector (wsman-messages writes no value for { InstanceID: x }).
+      for (const s of w) if (s.Priority) await this.call(this.cim.WiFiEndpointSettings.Delete({ name: 'InstanceID', value: s.InstanceID }))
     }
     const proxies = asArray((await this.enumPull(this.ips.HTTPProxyAccessPoint)).IPS_HTTPProxyAccessPoint)
-    for (const ap of proxies) await this.call(this.ips.HTTPProxyAccessPoint.Delete({ Name: ap.Name }))
+    for (const ap of proxies) await this.call(this.ips.HTTPProxyAccessPoint.Delete({ name: 'Name', value: ap.Name }))
+    // unconfiguration.ts: { name, value } selectors (wsman-messages writes { Key: value } as an
+    // empty selector).
     for (const rule of ['User Initiated', 'Alert', 'Periodic']) {
-      await this.call(this.amt.RemoteAccessPolicyRule.Delete({ PolicyRuleName: rule }), { tolerate400: true })
+      await this.call(this.amt.RemoteAccessPolicyRule.Delete({ name: 'PolicyRuleName', value: rule }), { tolerate400: true })
     }
     const saps = asArray((await this.enumPull(this.amt.ManagementPresenceRemoteSAP)).AMT_ManagementPresenceRemoteSAP)
-    for (const s of saps) await this.call(this.amt.ManagementPresenceRemoteSAP.Delete({ Name: s.Name }))
+    for (const s of saps) await this.call(this.amt.ManagementPresenceRemoteSAP.Delete({ name: 'Name', value: s.Name }))
     const tls = asArray((await this.enumPull(this.amt.TLSSettingData)).AMT_TLSSettingData)
     if (tls.length < 2) throw new FlowError('Unknown error has occured')
     const pkc = asArray((await this.enumPull(this.amt.PublicKeyCertificate)).AMT_PublicKeyCertificate)
-    for (const c of pkc) await this.call(this.amt.PublicKeyCertificate.Delete({ InstanceID: c.InstanceID }))
+    for (const c of pkc) await this.call(this.amt.PublicKeyCertificate.Delete({ name: 'InstanceID', value: c.InstanceID }))
     await this.call(this.amt.EnvironmentDetectionSettingData.Get())
     this.progress('Configuring network settings')
     const gs = this.generalSettings
@@ -795,6 +850,9 @@ class Session {
       if (!r || r.DHCPEnabled !== true || r.IpSyncEnabled !== true || r.SharedStaticIp !== false) throw new FlowError('Failed to put to ethernet port settings')
     }
     this.progress('Wired network configuration completed')
+    const w1 = eps2.find((e) => String(e.InstanceID).includes('Settings 1'))
+    const wifiWanted = (profile.wifiConfigs || []).length > 0 || profile.localWifiSyncEnabled || profile.uefiWifiSyncEnabled
+    if (w1 && w1.MACAddress && !/^[0-]*$/.test(String(w1.MACAddress)) && wifiWanted) await this.configureWireless(profile, w1)
     this.progress('Configuring AMT features')
     const redir = this.body(await this.call(this.amt.RedirectionService.Get())).AMT_RedirectionService
     const optIn = this.body(await this.call(this.ips.OptInService.Get())).IPS_OptInService
@@ -811,6 +869,210 @@ class Session {
       await this.call(this.ips.OptInService.Put({ IPS_OptInService: Object.assign({}, optIn, { OptInRequired: want }) }))
     }
     this.progress(`AMT features completed: KVM, SOL, IDER (User Consent: ${profile.userConsent || 'All'})`)
+  }
+
+  // ------------------------------------------------------------------ TLS (§5.6, tls.ts)
+  // RPS provisions a profile's TLS only with the tunnel: asked for (tlsTunnel) or enforced.
+  // The TLS component goes to the final message with the other components a flow step recorded.
+  async maybeTls (profile) {
+    if (!profile.tls) return
+    this.componentResults = this.componentResults || {}
+    if (!this.payload.tlsTunnel && !this.payload.tlsEnforced) {
+      this.componentResults.TLS = { Result: 'NotApplicable', Details: 'TLS not applicable: the client did not ask for the TLS tunnel' }
+      return
+    }
+    this.progress('Configuring TLS')
+    try {
+      await this.configureTls(profile.tls)
+      this.componentResults.TLS = { Result: 'Success', Details: 'Configured' }
+    } catch (e) {
+      this.componentResults.TLS = { Result: 'Failure', Details: e.message }
+      throw e
+    }
+  }
+
+  // ------------------------------------------------------------------ CIRA (§5.1 step 7, §5.6)
+  // ciraConfiguration.ts, state by state. Its only ReturnValue check is the user-initiated
+  // connection service's; any other call fails the flow only by an HTTP error or a fault, as in
+  // RPS. Answers the status message: 'Configured', or the failing state's. `profile.cira`:
+  // { mpsAddress, mpsPort, username, password (else random), rootCert (PEM file),
+  //   serverAddressFormat (3 IPv4, 201 FQDN; default from the address), commonName }.
+  async cira (profile) {
+    const c = profile.cira
+    if (!c) return undefined
+    const state = (fail, fn) => fn().catch((e) => {
+      if (!(e instanceof FlowError)) throw e
+      log({ event: 'cira failed', state: fail, error: e.message })
+      throw new CiraFailure(fail)
+    })
+    try {
+      const password = c.password || randomMpsPassword()
+      const pem = fs.readFileSync(c.rootCert, 'utf8')
+      await state('Failed to add trusted root certificate', () => this.call(this.amt.PublicKeyManagementService.AddTrustedRootCertificate({
+        CertificateBlob: pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '')
+      })))
+      // SAVE_MPS_PASSWORD_TO_SECRET_PROVIDER, SAVE_DEVICE_TO_MPS: RPS's own stores.
+      if (config.mpsUnavailable) throw new CiraFailure('Failed to save device to mps')
+      const format = c.serverAddressFormat || (/^[0-9.]+$/.test(c.mpsAddress) ? 3 : 201)
+      const server = { AccessInfo: c.mpsAddress, InfoFormat: format, Port: c.mpsPort || 4433, AuthMethod: 2, Username: c.username || 'admin', Password: password }
+      if (format === 3 && c.commonName) server.CommonName = c.commonName
+      await state('Failed to add mps', () => this.call(this.amt.RemoteAccessService.AddMPS(server)))
+      const sapPull = await state('Failed to Pull Management Presence Remote SAP', async () => {
+        const e = await this.call(this.amt.ManagementPresenceRemoteSAP.Enumerate())
+        return this.call(this.amt.ManagementPresenceRemoteSAP.Pull(e.Envelope.Body.EnumerateResponse.EnumerationContext))
+      })
+      const selector = { name: 'Name', value: sapPull.Envelope.Body.PullResponse.Items.AMT_ManagementPresenceRemoteSAP.Name }
+      await state('Failed to add remote policy access rule', () => this.call(this.amt.RemoteAccessService.AddRemoteAccessPolicyRule({ Trigger: 2, TunnelLifeTime: 0, ExtendedData: 'AAAAAAAAABk=' }, selector)))
+      await state('Failed to add User Initiated remote policy access rule', () => this.call(this.amt.RemoteAccessService.AddRemoteAccessPolicyRule({ Trigger: 0, TunnelLifeTime: 300, ExtendedData: '' }, selector)))
+      const applies = await state('Failed to pull AMT_RemoteAccessPolicyAppliesToMPS', async () => {
+        const e = await this.call(this.amt.RemoteAccessPolicyAppliesToMPS.Enumerate())
+        return this.call(this.amt.RemoteAccessPolicyAppliesToMPS.Pull(e.Envelope.Body.EnumerateResponse.EnumerationContext))
+      })
+      for (const data of asArray(applies.Envelope.Body.PullResponse.Items.AMT_RemoteAccessPolicyAppliesToMPS)) {
+        data.MpsType = 2
+        data.OrderOfAccess = 0
+        // RPS's own header selectors: server 0, and the rule's name lost with xml2js's
+        // ignoreAttrs ("undefined").
+        const custom = `</w:OperationTimeout><wsman:SelectorSet xmlns:wsman="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><wsman:Selector Name="ManagedElement"><EndpointReference xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing"><Address xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</Address><ReferenceParameters xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing"><ResourceURI xmlns="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">http://intel.com/wbem/wscim/1/amt-schema/1/AMT_ManagementPresenceRemoteSAP</ResourceURI><SelectorSet xmlns="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><Selector Name="CreationClassName">AMT_ManagementPresenceRemoteSAP</Selector><Selector Name="Name">Intel(r) AMT:Management Presence Server 0</Selector><Selector Name="SystemCreationClassName">CIM_ComputerSystem</Selector><Selector Name="SystemName">Intel(r) AMT</Selector></SelectorSet></ReferenceParameters></EndpointReference></wsman:Selector><wsman:Selector Name="PolicySet"><EndpointReference xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing"><Address xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</Address><ReferenceParameters xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing"><ResourceURI xmlns="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">http://intel.com/wbem/wscim/1/amt-schema/1/AMT_RemoteAccessPolicyRule</ResourceURI><SelectorSet xmlns="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><Selector Name="CreationClassName">AMT_RemoteAccessPolicyRule</Selector><Selector Name="PolicyRuleName">undefined</Selector><Selector Name="SystemCreationClassName">CIM_ComputerSystem</Selector><Selector Name="SystemName">Intel(r) AMT</Selector></SelectorSet></ReferenceParameters></EndpointReference></wsman:Selector></wsman:SelectorSet>`
+        await state('Failed to put AMT_RemoteAccessPolicyAppliesToMPS', () => this.call(this.amt.RemoteAccessPolicyAppliesToMPS.Put(data).replace('</w:OperationTimeout>', custom)))
+      }
+      const uic = await state('Failed to set user initiated connection service', () => this.call(this.amt.UserInitiatedConnectionService.RequestStateChange(32771)))
+      if (uic.Envelope.Body?.RequestStateChange_OUTPUT?.ReturnValue !== 0) throw new CiraFailure('Failed to set user initiated connection service')
+      const env = await state('Failed to get user initiated connection service', () => this.call(this.amt.EnvironmentDetectionSettingData.Get()))
+      const settings = env.Envelope.Body.AMT_EnvironmentDetectionSettingData
+      settings.DetectionStrings = [config.disableCiraDomainName || `${crypto.randomUUID()}.com`]
+      await state('Failed to set user initiated connection service', () => this.call(this.amt.EnvironmentDetectionSettingData.Put(settings)))
+      return 'Configured'
+    } catch (e) {
+      if (e instanceof CiraFailure) return e.message
+      throw e
+    }
+  }
+
+  async configureTls (t) {
+    const rootPem = fs.readFileSync(t.rootCert, 'utf8')
+    const rootKey = forge.pki.privateKeyFromPem(fs.readFileSync(t.rootKey, 'utf8'))
+    const rootCert = forge.pki.certificateFromPem(rootPem)
+    await this.enumPull(this.amt.PublicKeyCertificate)
+    const rootB64 = pemToDer(rootPem).toString('base64')
+    const added = this.body(await this.call(this.amt.PublicKeyManagementService.AddTrustedRootCertificate({ CertificateBlob: rootB64 }))).AddTrustedRootCertificate_OUTPUT
+    // A root added by an earlier run answers DUPLICATE (2058): it is there, which is what counts.
+    if (added.ReturnValue !== 0 && added.ReturnValue !== 2058) throw new FlowError('Failed to add trusted root certificates')
+    const gen = this.body(await this.call(this.amt.PublicKeyManagementService.GenerateKeyPair({ KeyAlgorithm: 0, KeyLength: 2048 }))).GenerateKeyPair_OUTPUT
+    if (gen.ReturnValue !== 0) throw new FlowError('Failed to generate key pair')
+    const handle = selectorText(gen.KeyPair)
+    const pairs = asArray((await this.enumPull(this.amt.PublicPrivateKeyPair)).AMT_PublicPrivateKeyPair)
+    const pair = pairs.find((k) => k.InstanceID === handle)
+    if (!pair) throw new FlowError('Failed to pull public private key pair')
+    // CertManager.amtCertSignWithCAKey: subject CN=AMT, O/ST/C None; issuer CN=<device uuid>;
+    // extKeyUsage serverAuth; SHA-256 by the root's key.
+    const cert = forge.pki.createCertificate()
+    cert.publicKey = rsaPublicFromDer(String(pair.DERKey))
+    cert.serialNumber = '01' + crypto.randomBytes(8).toString('hex')
+    cert.validity.notBefore = new Date(Date.now() - 86400000)
+    cert.validity.notAfter = new Date(Date.now() + 10 * 365 * 86400000)
+    cert.setSubject([{ name: 'commonName', value: 'AMT' }, { name: 'organizationName', value: 'None' }, { name: 'stateOrProvinceName', value: 'None' }, { name: 'countryName', value: 'None' }])
+    cert.setIssuer(rootCert.subject.attributes)
+    cert.setExtensions([{ name: 'extKeyUsage', serverAuth: true }])
+    cert.sign(rootKey, forge.md.sha256.create())
+    const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), 'binary')
+    const addc = this.body(await this.call(this.amt.PublicKeyManagementService.AddCertificate({ CertificateBlob: der.toString('base64') }))).AddCertificate_OUTPUT
+    if (addc.ReturnValue !== 0) throw new FlowError('Failed to add certificate')
+    const certHandle = selectorText(addc.CreatedCertificate)
+    // AlreadyExists is tolerated, as RPS's alreadyExists guard does.
+    await this.call(this.amt.TLSCredentialContext.Create(certHandle), { tolerate400: true })
+    const ta = this.body(await this.call(this.amt.TimeSynchronizationService.GetLowAccuracyTimeSynch())).GetLowAccuracyTimeSynch_OUTPUT
+    const now = Math.floor(Date.now() / 1000)
+    await this.call(this.amt.TimeSynchronizationService.SetHighAccuracyTimeSynch(ta.Ta0, now, now))
+    const items = asArray((await this.enumPull(this.amt.TLSSettingData)).AMT_TLSSettingData)
+    if (items.length < 2) throw new FlowError('Failed to pull TLS data')
+    const remote = Object.assign({}, items[0], { Enabled: true })
+    if (!('NonSecureConnectionsSupported' in items[0]) || items[0].NonSecureConnectionsSupported === true) {
+      remote.AcceptNonSecureConnections = t.mode !== 1 && t.mode !== 3
+    }
+    remote.MutualAuthentication = t.mode === 3 || t.mode === 4
+    await this.call(this.amt.TLSSettingData.Put(remote))
+    await sleep(t.putDelayMs ?? 0)
+    await this.call(this.amt.TLSSettingData.Put(Object.assign({}, items[1], { Enabled: true })))
+    const c = this.body(await this.call(this.amt.SetupAndConfigurationService.CommitChanges())).CommitChanges_OUTPUT
+    if (c.ReturnValue !== 0) throw new FlowError('Failed to commit changes')
+    // From now on AMT's TLS presents the certificate made above.
+    this.amtTlsCert = der
+    log({ event: 'tls configured', certificate: new crypto.X509Certificate(der).fingerprint256 })
+    if (this.tunnelMode) {
+      // AMT restarts its TLS stack: the next request needs a new TLS session.
+      if (this.tunnel) this.tunnel.kill()
+      this.tunnel = null
+    } else {
+      await this.portSwitch({ port: 16993, delay: t.portSwitchDelay ?? 0 })
+    }
+    // One read through the tunnel proves AMT serves the new certificate.
+    await this.call(this.amt.GeneralSettings.Get())
+  }
+
+  // Wi-Fi (rps-protocol.md §5.1 step 5; RPS's wifiNetworkConfiguration.ts): the wireless port's
+  // Put (DHCP, ConsoleTcpMaxRetransmissions 5), the port configuration service and, when a sync is
+  // off, AMT_BootCapabilities and its Put, CIM_WiFiPort.RequestStateChange(32769), then each
+  // profile. A PEAP-MSCHAPv2 profile's user name, password and RADIUS root come, in RPS, from the
+  // Enterprise Assistant; here from the profile's `ieee8021x` (the stand-in EA's answer), and the
+  // root is added with AddTrustedRootCertificate before AddWiFiSettings references it. EAP-TLS
+  // through the EA (GenerateKeyPair, GeneratePKCS10RequestEx) is not played. A profile AMT refuses
+  // does not stop the flow: the WirelessNetwork component reports it, as RPS does.
+  async configureWireless (profile, wireless) {
+    this.progress('Configuring wireless network')
+    const put = Object.assign({}, wireless, { ConsoleTcpMaxRetransmissions: 5 })
+    if (put.DHCPEnabled) for (const k of ['SubnetMask', 'DefaultGateway', 'IPAddress', 'PrimaryDNS', 'SecondaryDNS']) delete put[k]
+    await this.call(this.amt.EthernetPortSettings.Put(put))
+    const svc = this.body(await this.call(this.amt.WiFiPortConfigurationService.Get())).AMT_WiFiPortConfigurationService
+    if (svc.localProfileSynchronizationEnabled === 0 || svc.UEFIWiFiProfileShareEnabled === false) {
+      const boot = this.body(await this.call(this.amt.BootCapabilities.Get())).AMT_BootCapabilities
+      const next = Object.assign({}, svc, { localProfileSynchronizationEnabled: profile.localWifiSyncEnabled === false ? 0 : 3 })
+      if (boot && boot.UEFIWiFiCoExistenceAndProfileShare) next.UEFIWiFiProfileShareEnabled = profile.uefiWifiSyncEnabled ? 1 : 0
+      await this.call(this.amt.WiFiPortConfigurationService.Put(next))
+    }
+    await this.call(this.cim.WiFiPort.RequestStateChange(32769))
+    const added = []
+    const failed = []
+    let root = null
+    for (const w of profile.wifiConfigs || []) {
+      const settings = {
+        ElementName: w.profileName,
+        InstanceID: `Intel(r) AMT:WiFi Endpoint Settings ${w.profileName}`,
+        AuthenticationMethod: w.authenticationMethod ?? 6,
+        EncryptionMethod: w.encryptionMethod ?? 4,
+        SSID: w.ssid,
+        Priority: w.priority
+      }
+      let xml
+      if (w.ieee8021x) {
+        const x = w.ieee8021x
+        if (!root) {
+          const r = this.body(await this.call(this.amt.PublicKeyManagementService.AddTrustedRootCertificate({ CertificateBlob: pemToDer(fs.readFileSync(x.rootCert, 'utf8')).toString('base64') }))).AddTrustedRootCertificate_OUTPUT
+          root = r.CreatedCertificate && r.CreatedCertificate.ReferenceParameters && String(r.CreatedCertificate.ReferenceParameters.SelectorSet.Selector)
+        }
+        const ieee = { ElementName: x.profileName, InstanceID: `Intel(r) AMT: 8021X Settings ${x.profileName}`, AuthenticationProtocol: 2, Username: x.username, Password: x.password }
+        xml = this.amt.WiFiPortConfigurationService.AddWiFiSettings(settings, { name: 'Name', value: 'WiFi Endpoint 0' }, ieee, null, root)
+      } else {
+        xml = this.amt.WiFiPortConfigurationService.AddWiFiSettings(Object.assign(settings, { PSKPassPhrase: w.pskPassphrase }), { name: 'Name', value: 'WiFi Endpoint 0' })
+      }
+      const rv = this.body(await this.call(xml)).AddWiFiSettings_OUTPUT.ReturnValue
+      if (rv === 0) {
+        added.push(w.profileName)
+        this.progress(`Added wireless profile ${w.profileName}${w.ieee8021x ? ' (802.1x)' : ''}`)
+      } else {
+        failed.push(w.profileName)
+        this.progress(`Failed to add wireless profile ${w.profileName} (ReturnValue ${rv})`)
+      }
+    }
+    this.componentResults = this.componentResults || {}
+    if (failed.length) {
+      this.componentResults.WirelessNetwork = { Result: 'Failure', Details: `Failed to add wireless profiles: ${failed.join(', ')}` }
+    } else if (added.length) {
+      this.componentResults.WirelessNetwork = { Result: 'Success', Details: 'Wireless Configured' }
+    } else {
+      this.componentResults.WirelessNetwork = { Result: 'Success', Mode: 'LocalProfileSync', Details: 'Local Profile Sync Configured' }
+    }
+    this.progress(failed.length ? 'Wireless network configuration failed' : 'Wireless network configuration completed')
   }
 
   // ------------------------------------------------------------------ deactivation (§5.4)
@@ -885,6 +1147,25 @@ function directExchange (port, raw) {
     sock.on('end', () => { sock.destroy(); resolve(Buffer.concat(chunks)) })
     sock.on('error', reject)
   })
+}
+
+// The InstanceID selector of an endpoint reference xml2js parsed (`<Selector Name=…>text`).
+function selectorText (epr) {
+  const sel = epr && epr.ReferenceParameters && epr.ReferenceParameters.SelectorSet && epr.ReferenceParameters.SelectorSet.Selector
+  const one = Array.isArray(sel) ? sel[0] : sel
+  return one && typeof one === 'object' ? one._ : one
+}
+
+// AMT's DERKey (PKCS#1 RSAPublicKey, or a SubjectPublicKeyInfo) as a forge public key.
+function rsaPublicFromDer (b64) {
+  const asn = forge.asn1.fromDer(forge.util.decode64(b64))
+  try {
+    return forge.pki.publicKeyFromAsn1(asn)
+  } catch (e) {
+    const n = new forge.jsbn.BigInteger(forge.util.bytesToHex(asn.value[0].value), 16)
+    const ex = new forge.jsbn.BigInteger(forge.util.bytesToHex(asn.value[1].value), 16)
+    return forge.pki.setRsaPublicKey(n, ex)
+  }
 }
 
 function asArray (x) {

@@ -15,12 +15,13 @@ use serde_json::json;
 use super::{call, ExitAs, LocalAcmArgs};
 use crate::amthi::messages::StartConfigurationHBased;
 use crate::amthi::{AmthiClient, ControlMode, ProvisioningState};
-use crate::cli::secrets::SecretSource;
 use crate::commands::session::{self, AmtConnArgs, AmtSession, ExtraTls};
 use crate::error::{AgentError, ExitCode};
 use crate::heci::MeiDevice;
+use crate::provisioning::rules::{self, Finding, Machine, Outcome};
 use crate::provisioning::ProvisioningCert;
 use crate::secret::Secret;
+use crate::secret_source::SecretSource;
 use crate::tls::{ClientCert, LeafPin, PinAlgorithm};
 use crate::wsman::calls;
 use crate::wsman::classes::{authorization, general, setup_and_configuration};
@@ -38,14 +39,16 @@ pub fn leaf_hash_algorithm(signature_digest: &str) -> Option<PinAlgorithm> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     device: &Arc<dyn MeiDevice>,
     conn: &AmtConnArgs,
     cert: &ProvisioningCert,
+    machine: &Machine,
     password: Secret,
     mebx: Option<Secret>,
     args: &LocalAcmArgs,
-    json: bool,
+    out: Option<bool>,
 ) -> Result<ExitCode, AgentError> {
     let leaf = cert.chain.first().ok_or_else(|| {
         AgentError::new(
@@ -101,10 +104,10 @@ pub fn run(
                 "activated in admin control mode (AMT 19+ secure host-based configuration, {} leaf hash)",
                 alg.name()
             );
-            super::report(json, fields, &notes, &line);
+            super::report(out, fields, &notes, &line);
             Ok(ExitCode::Success)
         }
-        Err(e) => Err(roll_back(device, e)),
+        Err(e) => Err(roll_back(device, e, cert, machine)),
     }
 }
 
@@ -309,8 +312,14 @@ fn commit(
     }
 }
 
-/// STOP_CONFIGURATION after an irrecoverable failure: exit 102, saying whether the rollback worked.
-fn roll_back(device: &Arc<dyn MeiDevice>, e: AgentError) -> AgentError {
+/// STOP_CONFIGURATION after an irrecoverable failure: exit 102, saying whether the rollback worked
+/// and, when AMT refused the provisioning certificate, which rule explains it (the domain first).
+fn roll_back(
+    device: &Arc<dyn MeiDevice>,
+    e: AgentError,
+    cert: &ProvisioningCert,
+    machine: &Machine,
+) -> AgentError {
     let stopped = AmthiClient::new(device.clone()).stop_configuration();
     let mut out = AgentError::new(
         ExitCode::ActivationFailed,
@@ -330,10 +339,27 @@ fn roll_back(device: &Arc<dyn MeiDevice>, e: AgentError) -> AgentError {
     }
     if e.message.contains("HTTP 403") || e.causes.iter().any(|c| c.contains("HTTP 403")) {
         // The simulator's answer to a client certificate it does not accept (UNCONFIRMED for
-        // real firmware): say what the firmware checks.
-        return out
-            .cause("AMT refused the provisioning certificate presented as the TLS client certificate")
-            .help("AMT 19+ accepts it only when its leaf is the one announced to START_CONFIGURATION_HBASED, its root's hash is active in AMT's trusted list and the leaf has the AMT activation usage and the trusted domain: run amt-agent cert check FILE");
+        // real firmware): the doctor's rules say why, the domain first.
+        out = out.cause(
+            "AMT refused the provisioning certificate presented as the TLS client certificate",
+        );
+        let findings = super::doctor(cert, machine);
+        let mut broken: Vec<&Finding> = findings
+            .iter()
+            .filter(|f| f.outcome == Outcome::Error)
+            .collect();
+        broken.sort_by_key(|f| f.rule.id != rules::DOMAIN_RULE);
+        if let Some(why) = super::domain_unchecked(&findings) {
+            out = out.cause(format!("the leaf's domain could not be checked: {why}"));
+        }
+        if let Some(first) = broken.first() {
+            for f in &broken {
+                eprint!("{}", f.render());
+                out = out.cause(format!("[{}] {}: {}", f.rule.id, f.certificate, f.detail));
+            }
+            return out.help(first.fix().to_string());
+        }
+        return out.help("AMT 19+ accepts it only when its leaf is the one announced to START_CONFIGURATION_HBASED, its root's hash is active in AMT's trusted list and the leaf has the AMT activation usage and the trusted domain: run amt-agent cert check FILE");
     }
     let help = e.help.clone().unwrap_or_else(|| {
         "check the provisioning certificate with amt-agent cert check, then retry; -vvv shows the exchange".into()

@@ -17,10 +17,10 @@ pub struct SecretSource<'a> {
     pub env: &'a [&'a str],
 }
 
-/// Reads a secret file: the first line, without the line end. Refuses files others can read: on
-/// Unix by the mode, on Windows by the ACL (an allow entry for Everyone, Users, Authenticated Users
-/// and the like).
-pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, AgentError> {
+/// Refuses a secret's file that other users can read (or that cannot be read at all): on Unix by
+/// the mode, on Windows by the ACL (an allow entry for Everyone, Users, Authenticated Users and the
+/// like).
+pub fn check_private_file(path: &Path, what: &str) -> Result<(), AgentError> {
     let meta = std::fs::metadata(path).map_err(|e| {
         AgentError::new(
             ExitCode::FailedReadingConfiguration,
@@ -45,6 +45,12 @@ pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, AgentError> {
     let _ = meta;
     #[cfg(windows)]
     windows_acl_check(path, what)?;
+    Ok(())
+}
+
+/// Reads a secret file: the first line, without the line end. Refuses files others can read.
+pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, AgentError> {
+    check_private_file(path, what)?;
     let text = std::fs::read_to_string(path).map_err(|e| {
         AgentError::new(
             ExitCode::FailedReadingConfiguration,

@@ -1,0 +1,278 @@
+//! A profile's areas, each the `configure` subcommand of its setting (read → pure plan → steps),
+//! behind one object-safe trait so `plan` and `apply` can walk them in order. Nothing here
+//! re-implements an area: [`Wrap`] runs a [`Configure`] as `configure` does; [`Proxies`] and
+//! [`MebxOnce`] compose `configure proxy` and `configure mebx` for what a whole profile needs (a
+//! complete proxy list; a password AMT never reveals, set once per value).
+
+use serde::{Deserialize, Serialize};
+
+use crate::amthi::ControlMode;
+use crate::commands::configure::{self, proxy, Configure, Kept, Plan, Target};
+use crate::error::{AgentError, ExitCode};
+use crate::profile::secrets::{write_private, DataDir};
+use crate::secret::Secret;
+
+/// One area of a profile, planned and applied on a [`Target`].
+pub trait Area {
+    /// The area's name in plans (`amt-features`).
+    fn name(&self) -> &'static str;
+    /// What the profile wants, in one line (shown while the area cannot be read yet).
+    fn wanted(&self) -> String;
+    /// rpc-go's code when AMT refuses one of the area's writes.
+    fn failure(&self) -> ExitCode;
+    /// Reads the area and plans it.
+    fn plan(&mut self, t: &mut Target) -> Result<Plan, AgentError>;
+    /// After the area's steps succeeded, before it is read again.
+    fn after_apply(&mut self, _t: &mut Target) -> Result<(), AgentError> {
+        Ok(())
+    }
+}
+
+/// A `configure` subcommand as an area.
+pub struct Wrap<C: Configure> {
+    pub c: C,
+    pub wanted: String,
+}
+
+impl<C: Configure> Area for Wrap<C> {
+    fn name(&self) -> &'static str {
+        self.c.name()
+    }
+
+    fn wanted(&self) -> String {
+        self.wanted.clone()
+    }
+
+    fn failure(&self) -> ExitCode {
+        self.c.failure()
+    }
+
+    fn plan(&mut self, t: &mut Target) -> Result<Plan, AgentError> {
+        let mode = t.control_mode;
+        self.c.precheck(mode)?;
+        let state = self.c.read(t)?;
+        self.c.plan(mode, &state)
+    }
+
+    fn after_apply(&mut self, t: &mut Target) -> Result<(), AgentError> {
+        self.c.after_apply(t)
+    }
+}
+
+/// `proxies:`, the complete list: each wanted proxy is `configure proxy --address …` (added, or
+/// replaced when its port or suffix differ), each other one `configure proxy --delete`.
+pub struct Proxies {
+    pub want: Vec<crate::profile::Proxy>,
+}
+
+impl Area for Proxies {
+    fn name(&self) -> &'static str {
+        "proxies"
+    }
+
+    fn wanted(&self) -> String {
+        if self.want.is_empty() {
+            return "none".into();
+        }
+        self.want
+            .iter()
+            .map(|p| format!("{}:{}", p.address, p.port))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn failure(&self) -> ExitCode {
+        ExitCode::UnableToConfigure
+    }
+
+    fn plan(&mut self, t: &mut Target) -> Result<Plan, AgentError> {
+        let list = proxy::ProxyArgs {
+            list: true,
+            ..Default::default()
+        };
+        let have = proxy::Proxy::new(&list)?.read(t)?;
+        let mode = t.control_mode;
+        let mut plan = Plan::default();
+        for w in &self.want {
+            let add = proxy::Proxy::new(&proxy::ProxyArgs {
+                address: Some(w.address.clone()),
+                port: Some(w.port),
+                network_dns_suffix: w.network_dns_suffix.clone(),
+                ..Default::default()
+            })?;
+            merge(&mut plan, add.plan(mode, &have)?);
+        }
+        let mut gone: Vec<String> = Vec::new();
+        for h in &have {
+            let wanted = self
+                .want
+                .iter()
+                .any(|w| w.address.eq_ignore_ascii_case(&h.address));
+            if !wanted && !gone.iter().any(|g| g.eq_ignore_ascii_case(&h.address)) {
+                gone.push(h.address.clone());
+                let del = proxy::Proxy::new(&proxy::ProxyArgs {
+                    delete: true,
+                    address: Some(h.address.clone()),
+                    ..Default::default()
+                })?;
+                merge(&mut plan, del.plan(mode, &have)?);
+            }
+        }
+        Ok(plan)
+    }
+}
+
+fn merge(into: &mut Plan, p: Plan) {
+    into.changes.extend(p.changes);
+    into.kept.extend(p.kept);
+}
+
+/// The MEBx password: AMT never reveals it, so `configure mebx` writes on every run. A profile
+/// sets it once per value: after AMT accepted it, a salted PBKDF2-HMAC-SHA256 verifier (never the
+/// password) is kept in `DATA_DIR/mebx-password.json` with the device's UUID, and a later plan
+/// with the same password on the same device keeps it.
+pub struct MebxOnce {
+    pub inner: Wrap<configure::mebx::Mebx>,
+    pub password: Secret,
+    pub data: DataDir,
+    pub uuid: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MebxRecord {
+    uuid: String,
+    salt: String,
+    iterations: u32,
+    verifier: String,
+    set_at: String,
+}
+
+const PBKDF2_ITERATIONS: u32 = 100_000;
+
+impl MebxOnce {
+    fn path(&self) -> std::path::PathBuf {
+        self.data.0.join("mebx-password.json")
+    }
+
+    fn record(&self) -> Option<MebxRecord> {
+        let text = std::fs::read_to_string(self.path()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// When AMT took this password on this device, as recorded.
+    fn set_at(&self) -> Option<String> {
+        use base64::Engine;
+        let r = self.record()?;
+        if r.uuid != self.uuid {
+            return None;
+        }
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let salt = b64.decode(&r.salt).ok()?;
+        let verifier = b64.decode(&r.verifier).ok()?;
+        let iterations = std::num::NonZeroU32::new(r.iterations)?;
+        ring::pbkdf2::verify(
+            ring::pbkdf2::PBKDF2_HMAC_SHA256,
+            iterations,
+            &salt,
+            self.password.expose().as_bytes(),
+            &verifier,
+        )
+        .ok()
+        .map(|_| r.set_at)
+    }
+
+    fn write_record(&self) -> Result<(), AgentError> {
+        use base64::Engine;
+        use rand::RngCore;
+        let mut salt = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut salt);
+        let mut verifier = [0u8; 32];
+        ring::pbkdf2::derive(
+            ring::pbkdf2::PBKDF2_HMAC_SHA256,
+            std::num::NonZeroU32::new(PBKDF2_ITERATIONS).expect("non-zero"),
+            &salt,
+            self.password.expose().as_bytes(),
+            &mut verifier,
+        );
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let r = MebxRecord {
+            uuid: self.uuid.clone(),
+            salt: b64.encode(salt),
+            iterations: PBKDF2_ITERATIONS,
+            verifier: b64.encode(verifier),
+            set_at: crate::service::status::rfc3339(std::time::SystemTime::now()),
+        };
+        let json = serde_json::to_vec_pretty(&r).unwrap_or_default();
+        write_private(&self.path(), &json)
+    }
+}
+
+impl Area for MebxOnce {
+    fn name(&self) -> &'static str {
+        "mebx"
+    }
+
+    fn wanted(&self) -> String {
+        "***".into()
+    }
+
+    fn failure(&self) -> ExitCode {
+        ExitCode::SetMebxPasswordFailed
+    }
+
+    fn plan(&mut self, t: &mut Target) -> Result<Plan, AgentError> {
+        if t.control_mode != ControlMode::Acm {
+            return Err(AgentError::new(
+                ExitCode::SetMebxPasswordFailed,
+                format!(
+                    "mebx: AMT sets the MEBx password only in admin control mode; the device is in {}",
+                    t.control_mode.text()
+                ),
+            )
+            .help("remove mebxPassword from the profile, or use controlMode: acm"));
+        }
+        if let Some(at) = self.set_at() {
+            return Ok(Plan {
+                changes: vec![],
+                kept: vec![Kept::new(
+                    "MEBx password",
+                    format!("*** (set by amt-agent at {at}; AMT does not reveal it)"),
+                )],
+            });
+        }
+        self.inner.plan(t)
+    }
+
+    fn after_apply(&mut self, t: &mut Target) -> Result<(), AgentError> {
+        self.write_record()?;
+        self.inner.after_apply(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mebx_record_verifies_the_same_password_on_the_same_device_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let make = |pw: &str, uuid: &str| MebxOnce {
+            inner: Wrap {
+                c: configure::mebx::Mebx::with(Secret::new(pw)),
+                wanted: String::new(),
+            },
+            password: Secret::new(pw),
+            data: DataDir(dir.path().to_path_buf()),
+            uuid: uuid.into(),
+        };
+        let a = make("Mebx!Pass1", "U1");
+        assert!(a.set_at().is_none());
+        a.write_record().unwrap();
+        assert!(a.set_at().is_some());
+        assert!(make("Mebx!Pass2", "U1").set_at().is_none());
+        assert!(make("Mebx!Pass1", "U2").set_at().is_none());
+        let text = std::fs::read_to_string(a.path()).unwrap();
+        assert!(!text.contains("Mebx!Pass1"), "{text}");
+    }
+}

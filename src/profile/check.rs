@@ -1,0 +1,653 @@
+//! `amt-agent profile check`: every problem of a profile, each with its path in the file, offline.
+//! First the schema (docs/profile.schema.json, the one the README documents), then the firmware's
+//! rules: AMT's password rules, the control mode's limits (user consent, the MEBx password), the
+//! certificate doctor on the provisioning certificate, addresses, references between entries,
+//! and plain-text secrets in a file other users can read.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::{Document, Profile, SecretRef, WantedMode};
+use crate::error::ExitCode;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl Severity {
+    pub fn word(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// One problem: where (the file's own path, `features.userConsent`), what, and the fix.
+#[derive(Clone, Debug)]
+pub struct Problem {
+    pub severity: Severity,
+    pub path: String,
+    pub message: String,
+    pub help: Option<String>,
+    /// FailedReadingConfiguration for a problem that makes the file untrustworthy (a plain-text
+    /// secret others can read): [`verdict`] then exits 34; Success otherwise.
+    pub exit: ExitCode,
+}
+
+impl Problem {
+    fn error(path: &str, message: impl Into<String>) -> Problem {
+        Problem {
+            severity: Severity::Error,
+            path: path.to_string(),
+            message: message.into(),
+            help: None,
+            exit: ExitCode::Success,
+        }
+    }
+
+    fn warning(path: &str, message: impl Into<String>) -> Problem {
+        Problem {
+            severity: Severity::Warning,
+            ..Problem::error(path, message)
+        }
+    }
+
+    fn help(mut self, h: impl Into<String>) -> Problem {
+        self.help = Some(h.into());
+        self
+    }
+
+    fn exit(mut self, e: ExitCode) -> Problem {
+        self.exit = e;
+        self
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "severity": self.severity.word(),
+            "path": self.path,
+            "message": self.message,
+            "help": self.help,
+        })
+    }
+
+    /// `error: PATH: message` and, when there is one, `  help: fix`.
+    pub fn render(&self) -> String {
+        let mut s = format!("{}: {}: {}", self.severity.word(), self.path, self.message);
+        if let Some(h) = &self.help {
+            s.push_str(&format!("\n  help: {h}"));
+        }
+        s
+    }
+}
+
+/// The exit code for a profile with `problems`: 0 without errors, 34 (FailedReadingConfiguration)
+/// for a plain-text secret others can read, else 35 (MissingOrInvalidConfiguration).
+pub fn verdict(problems: &[Problem]) -> ExitCode {
+    let errors: Vec<&Problem> = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .collect();
+    if errors.is_empty() {
+        ExitCode::Success
+    } else if errors
+        .iter()
+        .any(|p| p.exit == ExitCode::FailedReadingConfiguration)
+    {
+        ExitCode::FailedReadingConfiguration
+    } else {
+        ExitCode::MissingOrInvalidConfiguration
+    }
+}
+
+/// What a check may use besides the file.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// Where generated passwords live: a `generate` already made is checked too.
+    pub data_dir: Option<super::secrets::DataDir>,
+}
+
+const AMT_RULES: &str = "use 8–32 ASCII characters with upper and lower case, a digit and a special character (not \" , or :), or `generate`";
+
+/// Every problem of `doc`; `file` (when it is one) is checked for being readable by others.
+pub fn check(doc: &Document, file: Option<&Path>, ctx: &Context) -> Vec<Problem> {
+    let mut out: Vec<Problem> = doc.conversion.clone();
+    let mut ours = Vec::new();
+    schema(&doc.value, &mut ours);
+    if ours.is_empty() {
+        match serde_json::from_value::<Profile>(doc.value.clone()) {
+            Ok(p) => semantic(&p, doc, file, ctx, &mut ours),
+            Err(e) => ours.push(Problem::error("", format!("{e}"))),
+        }
+    }
+    for mut p in ours {
+        p.path = doc.origin(&p.path);
+        if p.path.is_empty() {
+            p.path = "(top level)".into();
+        }
+        out.push(p);
+    }
+    out
+}
+
+fn compiled() -> &'static jsonschema::JSONSchema {
+    static C: std::sync::OnceLock<jsonschema::JSONSchema> = std::sync::OnceLock::new();
+    C.get_or_init(|| {
+        let schema: Value =
+            serde_json::from_str(super::SCHEMA).expect("docs/profile.schema.json is JSON");
+        jsonschema::JSONSchema::compile(&schema).expect("docs/profile.schema.json compiles")
+    })
+}
+
+/// JSON pointer `/network/wired/0/x` → `network.wired[0].x`.
+fn dotted(pointer: &str) -> String {
+    let mut s = String::new();
+    for part in pointer.split('/').skip(1) {
+        let part = part.replace("~1", "/").replace("~0", "~");
+        if part.parse::<usize>().is_ok() {
+            s.push_str(&format!("[{part}]"));
+        } else {
+            if !s.is_empty() {
+                s.push('.');
+            }
+            s.push_str(&part);
+        }
+    }
+    s
+}
+
+fn schema(v: &Value, out: &mut Vec<Problem>) {
+    if let Err(errors) = compiled().validate(v) {
+        for e in errors {
+            let path = dotted(&e.instance_path.to_string());
+            let msg = e.to_string();
+            // A oneOf failure names the whole object: say what it wants.
+            let msg = if msg.contains("is not valid under any of the given schemas")
+                || msg.contains("is valid under more than one")
+            {
+                "give exactly one of file and base64".to_string()
+            } else {
+                msg
+            };
+            out.push(
+                Problem::error(&path, msg)
+                    .help("see docs/profile.schema.json and the README's example profile"),
+            );
+        }
+    }
+}
+
+fn valid_label(l: &str) -> bool {
+    (1..=63).contains(&l.len())
+        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+}
+
+fn valid_domain(d: &str) -> bool {
+    d.len() <= 253 && d.split('.').all(valid_label)
+}
+
+fn valid_host(h: &str) -> bool {
+    h.parse::<std::net::IpAddr>().is_ok() || valid_domain(h)
+}
+
+fn pem_or_file(v: &str) -> Result<(), String> {
+    if v.contains("-----BEGIN") {
+        return Ok(());
+    }
+    match std::fs::metadata(v) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(format!("{v} is not a file")),
+        Err(e) => Err(format!("{v}: {e}")),
+    }
+}
+
+/// Every secret field of the profile: (path, reference).
+fn secrets(p: &Profile) -> Vec<(String, &SecretRef)> {
+    let mut v: Vec<(String, &SecretRef)> = vec![("adminPassword".into(), &p.admin_password)];
+    if let Some(m) = &p.mebx_password {
+        v.push(("mebxPassword".into(), m));
+    }
+    if let Some(pc) = &p.provisioning_certificate {
+        if let Some(b) = &pc.base64 {
+            v.push(("provisioningCertificate.base64".into(), b));
+        }
+        if let Some(pw) = &pc.password {
+            v.push(("provisioningCertificate.password".into(), pw));
+        }
+    }
+    if let Some(n) = &p.network {
+        for (i, w) in n
+            .wireless
+            .as_ref()
+            .and_then(|w| w.profiles.as_ref())
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if let Some(s) = &w.psk_passphrase {
+                v.push((format!("network.wireless.profiles[{i}].pskPassphrase"), s));
+            }
+        }
+        for (i, d) in n.ieee8021x.iter().flatten().enumerate() {
+            if let Some(s) = &d.password {
+                v.push((format!("network.ieee8021x[{i}].password"), s));
+            }
+            if let Some(s) = &d.private_key {
+                v.push((format!("network.ieee8021x[{i}].privateKey"), s));
+            }
+        }
+    }
+    if let Some(s) = p.cira.as_ref().and_then(|c| c.mps_password.as_ref()) {
+        v.push(("cira.mpsPassword".into(), s));
+    }
+    v
+}
+
+/// The value of a secret when it can be had here (a literal, a set variable, a readable file,
+/// a password generated before); `Err` says why not.
+fn peek(
+    r: &SecretRef,
+    path: &str,
+    ctx: &Context,
+    generated: &str,
+) -> Result<Option<String>, String> {
+    match r {
+        SecretRef::Generate => match &ctx.data_dir {
+            Some(d) => d
+                .existing_generated(generated)
+                .map(|s| s.map(|s| s.expose().to_string()))
+                .map_err(|e| e.message),
+            None => Ok(None),
+        },
+        other => other
+            .resolve(path)
+            .map(|s| Some(s.expose().to_string()))
+            .map_err(|e| e.message),
+    }
+}
+
+fn semantic(
+    p: &Profile,
+    doc: &Document,
+    file: Option<&Path>,
+    ctx: &Context,
+    out: &mut Vec<Problem>,
+) {
+    // A plain-text secret in a file others can read (an encrypted export is not plain text).
+    if let (Some(f), true) = (file, doc.format != super::Format::RpcGoV3Encrypted) {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = std::fs::metadata(f) {
+            if m.mode() & 0o004 != 0 {
+                for (path, r) in secrets(p) {
+                    if r.is_literal() {
+                        out.push(
+                            Problem::error(
+                                &path,
+                                format!(
+                                    "a plain-text secret in {}, which every user can read (mode {:o})",
+                                    f.display(),
+                                    m.mode() & 0o777
+                                ),
+                            )
+                            .help(format!(
+                                "chmod 600 {}, or give it as env:NAME or file:PATH (a file only its owner may read)",
+                                f.display()
+                            ))
+                            .exit(ExitCode::FailedReadingConfiguration),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    // generate: only for the AMT, MEBx and MPS passwords.
+    for (path, r) in secrets(p) {
+        let may_generate = matches!(
+            path.as_str(),
+            "adminPassword" | "mebxPassword" | "cira.mpsPassword"
+        );
+        if *r == SecretRef::Generate && !may_generate {
+            out.push(
+                Problem::error(
+                    &path,
+                    "generate is only for the AMT, MEBx and MPS passwords",
+                )
+                .help("give the value, env:NAME or file:PATH"),
+            );
+        }
+        if matches!(r, SecretRef::Env(n) if n.is_empty()) {
+            out.push(Problem::error(
+                &path,
+                "env: needs a variable name (env:NAME)",
+            ));
+            continue;
+        }
+        if matches!(r, SecretRef::Env(_) | SecretRef::File(_)) {
+            if let Err(why) = peek(r, &path, ctx, "") {
+                out.push(
+                    Problem::warning(&path, format!("cannot be read here: {why}")).help(format!(
+                        "plan and apply need {} where they run",
+                        r.describe()
+                    )),
+                );
+            }
+        }
+    }
+
+    // AMT's password rules.
+    let amt_rule = |path: &str, r: &SecretRef, generated: &str, out: &mut Vec<Problem>| {
+        if let Ok(Some(v)) = peek(r, path, ctx, generated) {
+            if !crate::secret::meets_amt_rules(&v) {
+                out.push(
+                    Problem::error(path, "does not meet AMT's password rules").help(AMT_RULES),
+                );
+            }
+        }
+    };
+    amt_rule("adminPassword", &p.admin_password, "amt-password", out);
+    if let Some(m) = &p.mebx_password {
+        amt_rule("mebxPassword", m, "mebx-password", out);
+        if p.control_mode == WantedMode::Ccm {
+            out.push(
+                Problem::error("mebxPassword", "AMT sets the MEBx password only in admin control mode; this profile wants client control mode")
+                    .help("remove mebxPassword, or use controlMode: acm"),
+            );
+        }
+    }
+
+    // Control mode and its certificate.
+    match (p.control_mode, &p.provisioning_certificate) {
+        (WantedMode::Acm, None) => out.push(
+            Problem::error("provisioningCertificate", "controlMode acm needs a provisioning certificate")
+                .help("add provisioningCertificate: {file: /etc/amt-agent/provisioning.pfx, password: file:/etc/amt-agent/pfx-password}"),
+        ),
+        (WantedMode::Ccm, Some(_)) => out.push(Problem::warning(
+            "provisioningCertificate",
+            "not used: controlMode is ccm",
+        )),
+        (WantedMode::Acm, Some(pc)) => provisioning(pc, ctx, out),
+        _ => {}
+    }
+
+    if let Some(f) = &p.features {
+        if p.control_mode == WantedMode::Ccm && f.user_consent != super::Consent::All {
+            out.push(
+                Problem::error("features.userConsent", "AMT requires user consent for every redirection in client control mode: only `all` is allowed")
+                    .help("use userConsent: all, or controlMode: acm"),
+            );
+        }
+    }
+
+    if let Some(h) = &p.hostname {
+        if let Some(n) = &h.host_name {
+            if !valid_label(n) {
+                out.push(
+                    Problem::error("hostname.hostName", format!("'{n}' is not a host name AMT accepts (1–63 letters, digits or hyphens, no dots)")),
+                );
+            }
+        }
+        if let Some(d) = &h.domain_name {
+            if !valid_domain(d) {
+                out.push(Problem::error(
+                    "hostname.domainName",
+                    format!("'{d}' is not a domain name"),
+                ));
+            }
+        }
+    }
+
+    if let Some(list) = &p.proxies {
+        let mut seen = std::collections::HashSet::new();
+        for (i, x) in list.iter().enumerate() {
+            if !valid_host(&x.address) {
+                out.push(Problem::error(
+                    &format!("proxies[{i}].address"),
+                    format!("'{}' is not an address or host name", x.address),
+                ));
+            }
+            if !seen.insert(x.address.to_ascii_lowercase()) {
+                out.push(Problem::error(
+                    &format!("proxies[{i}].address"),
+                    format!(
+                        "{} is listed twice: AMT keeps one entry per address",
+                        x.address
+                    ),
+                ));
+            }
+        }
+    }
+
+    if let Some(n) = &p.network {
+        network(n, out);
+    }
+
+    if let Some(c) = &p.cira {
+        if !valid_host(&c.mps_address) {
+            out.push(Problem::error(
+                "cira.mpsAddress",
+                format!("'{}' is not an address or host name", c.mps_address),
+            ));
+        }
+        if let Err(why) = pem_or_file(&c.mps_certificate.to_string_lossy()) {
+            out.push(
+                Problem::error("cira.mpsCertificate", why)
+                    .help("give the MPS's root CA as a PEM file path"),
+            );
+        }
+        if let Some(r) = &c.mps_password {
+            if let Ok(Some(v)) = peek(r, "cira.mpsPassword", ctx, "mps-password") {
+                let ok =
+                    (8..=16).contains(&v.chars().count()) && crate::secret::meets_amt_rules(&v);
+                if !ok {
+                    out.push(Problem::error("cira.mpsPassword", "does not meet MPS's password rules (8–16 characters, upper and lower case, a digit, a special character)").help("or use generate"));
+                }
+            }
+        }
+    }
+
+    if let Some(t) = &p.tls {
+        if !t.mode.starts_with("mutual") && !t.trusted_cn.is_empty() {
+            out.push(Problem::warning(
+                "tls.trustedCn",
+                "only used by the mutual modes",
+            ));
+        }
+    }
+}
+
+fn provisioning(pc: &super::ProvisioningCertificate, ctx: &Context, out: &mut Vec<Problem>) {
+    let (source, path) = match (&pc.file, &pc.base64) {
+        (Some(f), _) => (f.display().to_string(), "provisioningCertificate.file"),
+        (None, Some(b)) => match peek(b, "provisioningCertificate.base64", ctx, "") {
+            Ok(Some(v)) => (v, "provisioningCertificate.base64"),
+            _ => return,
+        },
+        (None, None) => return,
+    };
+    let password = match &pc.password {
+        None => Ok(crate::secret::Secret::default()),
+        Some(r) => match peek(r, "provisioningCertificate.password", ctx, "") {
+            Ok(Some(v)) => Ok(crate::secret::Secret::new(v)),
+            _ => Err(()),
+        },
+    };
+    let Ok(password) = password else {
+        return; // said above: the reference cannot be read here
+    };
+    let cert = match crate::provisioning::load::load(&source, &|| Ok(password.clone())) {
+        Ok(c) => c,
+        Err(e) => {
+            let mut p = Problem::error(path, e.message.clone());
+            if let Some(h) = e.help {
+                p = p.help(h);
+            }
+            out.push(p);
+            return;
+        }
+    };
+    let machine = crate::provisioning::Machine {
+        dns_suffix_flag: pc.dns_suffix.clone(),
+        ..Default::default()
+    };
+    let findings = crate::provisioning::rules::run(&crate::provisioning::rules::Input {
+        cert: &cert,
+        machine: &machine,
+        now: crate::provisioning::now(),
+    });
+    for f in findings.iter().filter(|f| f.is_failure()) {
+        let msg = format!(
+            "[{}] {} ({}): {}",
+            f.rule.id,
+            f.rule.firmware.text(),
+            f.certificate,
+            f.detail
+        );
+        let p = match f.outcome {
+            crate::provisioning::Outcome::Error => Problem::error("provisioningCertificate", msg),
+            _ => Problem::warning("provisioningCertificate", msg),
+        };
+        out.push(p.help(f.fix()));
+    }
+}
+
+fn network(n: &super::Network, out: &mut Vec<Problem>) {
+    let names: Vec<&str> = n
+        .ieee8021x
+        .iter()
+        .flatten()
+        .map(|d| d.name.as_str())
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for (i, d) in n.ieee8021x.iter().flatten().enumerate() {
+        let at = format!("network.ieee8021x[{i}]");
+        if !seen.insert(d.name.as_str()) {
+            out.push(Problem::error(
+                &format!("{at}.name"),
+                format!("{} is used twice", d.name),
+            ));
+        }
+        match d.protocol.as_str() {
+            "eap-tls" => {
+                if d.client_certificate.is_none() || d.private_key.is_none() {
+                    out.push(Problem::error(
+                        &at,
+                        "eap-tls needs clientCertificate and privateKey",
+                    ));
+                }
+            }
+            _ => {
+                if d.password.is_none() {
+                    out.push(Problem::error(&at, "peap-mschapv2 needs a password"));
+                }
+            }
+        }
+        for (k, v) in [
+            ("clientCertificate", &d.client_certificate),
+            ("caCertificate", &d.ca_certificate),
+        ] {
+            if let Some(v) = v {
+                if let Err(why) = pem_or_file(&v.to_string_lossy()) {
+                    out.push(Problem::error(&format!("{at}.{k}"), why));
+                }
+            }
+        }
+    }
+    let refers = |at: &str, name: &Option<String>, out: &mut Vec<Problem>| {
+        if let Some(x) = name {
+            if !names.contains(&x.as_str()) {
+                out.push(Problem::error(
+                    at,
+                    format!("no network.ieee8021x entry is named {x}"),
+                ));
+            }
+        }
+    };
+    if let Some(w) = &n.wired {
+        let at = "network.wired";
+        for (k, v) in [
+            ("ipAddress", &w.ip_address),
+            ("subnetMask", &w.subnet_mask),
+            ("gateway", &w.gateway),
+            ("primaryDns", &w.primary_dns),
+            ("secondaryDns", &w.secondary_dns),
+        ] {
+            if let Some(v) = v {
+                if v.parse::<std::net::Ipv4Addr>().is_err() {
+                    out.push(Problem::error(
+                        &format!("{at}.{k}"),
+                        format!("'{v}' is not an IPv4 address"),
+                    ));
+                }
+            }
+        }
+        if !w.dhcp && (w.ip_address.is_none() || w.subnet_mask.is_none()) {
+            out.push(Problem::error(
+                at,
+                "dhcp: false (a static address) needs ipAddress and subnetMask",
+            ));
+        }
+        if w.dhcp && w.ip_address.is_some() {
+            out.push(Problem::warning(
+                &format!("{at}.ipAddress"),
+                "ignored: dhcp is true",
+            ));
+        }
+        if !w.dhcp && w.ip_sync {
+            out.push(Problem::warning(
+                &format!("{at}.ipSync"),
+                "a static address with ipSync: AMT takes the OS's address, not ipAddress",
+            ));
+        }
+        refers(&format!("{at}.ieee8021x"), &w.ieee8021x, out);
+    }
+    if let Some(w) = &n.wireless {
+        let mut seen = std::collections::HashSet::new();
+        for (i, x) in w.profiles.iter().flatten().enumerate() {
+            let at = format!("network.wireless.profiles[{i}]");
+            if !seen.insert(x.name.as_str()) {
+                out.push(Problem::error(
+                    &format!("{at}.name"),
+                    format!("{} is used twice", x.name),
+                ));
+            }
+            let psk = x.authentication.ends_with("-psk");
+            if psk && x.psk_passphrase.is_none() {
+                out.push(Problem::error(
+                    &at,
+                    format!("{} needs pskPassphrase", x.authentication),
+                ));
+            }
+            if psk && x.ieee8021x.is_some() {
+                out.push(Problem::error(
+                    &format!("{at}.ieee8021x"),
+                    format!("{} does not use 802.1X", x.authentication),
+                ));
+            }
+            if !psk && x.ieee8021x.is_none() {
+                out.push(Problem::error(
+                    &at,
+                    format!(
+                        "{} needs ieee8021x (an entry of network.ieee8021x)",
+                        x.authentication
+                    ),
+                ));
+            }
+            if let Some(SecretRef::Value(v)) = &x.psk_passphrase {
+                if !(8..=63).contains(&v.expose().len()) {
+                    out.push(Problem::error(
+                        &format!("{at}.pskPassphrase"),
+                        "a WPA passphrase has 8–63 characters",
+                    ));
+                }
+            }
+            refers(&format!("{at}.ieee8021x"), &x.ieee8021x, out);
+        }
+    }
+}

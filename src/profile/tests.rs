@@ -1,0 +1,195 @@
+//! The profile's formats, conversions and checks, without a machine.
+
+use super::*;
+
+fn doc(text: &str) -> Document {
+    Document::parse(text, &KeySource::default()).unwrap()
+}
+
+fn problems(text: &str) -> Vec<(Severity, String, String)> {
+    check::check(&doc(text), None, &check::Context::default())
+        .into_iter()
+        .map(|p| (p.severity, p.path, p.message))
+        .collect()
+}
+
+fn errors_at(text: &str) -> Vec<String> {
+    problems(text)
+        .into_iter()
+        .filter(|p| p.0 == Severity::Error)
+        .map(|p| p.1)
+        .collect()
+}
+
+const MINIMAL: &str = "version: 1\ncontrolMode: ccm\nadminPassword: P@ssw0rd!\n";
+
+#[test]
+fn a_minimal_profile_is_clean_and_manages_only_activation_and_the_password() {
+    assert_eq!(problems(MINIMAL), vec![]);
+    let p = doc(MINIMAL).profile().unwrap();
+    assert_eq!(p.areas(), ["activation", "admin-password"]);
+}
+
+#[test]
+fn the_example_profile_is_clean_and_covers_every_area() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/profile.yaml"
+    ))
+    .unwrap();
+    let d = doc(&text);
+    let errs: Vec<_> = check::check(&d, None, &check::Context::default())
+        .into_iter()
+        .filter(|p| p.severity == Severity::Error)
+        .map(|p| p.render())
+        .collect();
+    // The example's provisioning certificate is a path on a fleet machine, not here.
+    assert!(
+        errs.iter()
+            .all(|e| e.contains("provisioningCertificate") || e.contains("Certificate")),
+        "{errs:#?}"
+    );
+    assert_eq!(d.profile().unwrap().areas(), AREAS);
+}
+
+#[test]
+fn schema_problems_carry_their_paths() {
+    let e = errors_at("version: 1\ncontrolMode: xcm\nadminPassword: P@ssw0rd!\nfeatures: {kvm: yes please}\nproxies: [{address: p, port: 0}]\nbogus: 1\n");
+    for want in [
+        "controlMode",
+        "features.kvm",
+        "proxies[0].port",
+        "(top level)",
+    ] {
+        assert!(e.iter().any(|p| p == want), "{want} in {e:?}");
+    }
+}
+
+#[test]
+fn the_firmwares_rules_are_checked_with_paths() {
+    let text = "version: 1\ncontrolMode: ccm\nadminPassword: weak\nmebxPassword: Mebx!Pass1\n\
+                features: {kvm: true, userConsent: none}\nhostname: {hostName: bad.name}\n\
+                proxies: [{address: proxy.example.com}, {address: PROXY.example.com}]\n\
+                network:\n  wired: {dhcp: false, ipAddress: 10.0.0.300, ieee8021x: nope}\n  \
+                wireless:\n    profiles: [{name: w, ssid: s, authentication: wpa2-psk}]\n";
+    let e = errors_at(text);
+    for want in [
+        "adminPassword",
+        "mebxPassword",
+        "features.userConsent",
+        "hostname.hostName",
+        "proxies[1].address",
+        "network.wired.ipAddress",
+        "network.wired",
+        "network.wired.ieee8021x",
+        "network.wireless.profiles[0]",
+    ] {
+        assert!(e.iter().any(|p| p == want), "{want} in {e:?}");
+    }
+}
+
+#[test]
+fn acm_needs_a_certificate_and_generate_is_only_for_passwords() {
+    let e = errors_at("version: 1\ncontrolMode: acm\nadminPassword: generate\nnetwork:\n  wireless:\n    profiles: [{name: w, ssid: s, authentication: wpa2-psk, pskPassphrase: generate}]\n");
+    assert!(e.contains(&"provisioningCertificate".to_string()), "{e:?}");
+    assert!(
+        e.contains(&"network.wireless.profiles[0].pskPassphrase".to_string()),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn rpc_go_v3_converts_and_reports_in_its_own_paths() {
+    let v3 = "id: x\nname: office\nconfiguration:\n  amtSpecific:\n    controlMode: ccmactivate\n    adminPassword: weak\n  \
+              redirection:\n    enabled: true\n    services: {kvm: true, sol: false, ider: true}\n    userConsent: All\n  \
+              network:\n    proxy: [{address: proxy.example.com, port: 3128, networkDnsSuffix: example.com}]\n  \
+              userAccounts: {userAccounts: [bob]}\n";
+    let d = doc(v3);
+    assert_eq!(d.format, Format::RpcGoV3);
+    let p = d.profile().unwrap();
+    assert_eq!(p.control_mode, WantedMode::Ccm);
+    let f = p.features.unwrap();
+    assert!(f.kvm && !f.sol && f.ider && f.user_consent == Consent::All);
+    assert_eq!(p.proxies.unwrap()[0].port, 3128);
+    let all = problems(v3);
+    assert!(
+        all.iter()
+            .any(|x| x.0 == Severity::Error && x.1 == "configuration.amtSpecific.adminPassword"),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|x| x.0 == Severity::Warning && x.1 == "configuration.userAccounts"),
+        "{all:?}"
+    );
+}
+
+#[test]
+fn rpc_go_v3_generate_flags_and_wifi_numbers() {
+    let v3 = "configuration:\n  amtSpecific:\n    controlMode: acmactivate\n    generateRandomPassword: true\n    \
+              generateRandomMEBXPassword: true\n  network:\n    wireless:\n      profiles:\n        \
+              - {profileName: corp, ssid: CORP, authenticationMethod: 6, encryptionMethod: 4, priority: 2, password: Wifi-passphrase-1}\n";
+    let p = doc(v3).profile().unwrap();
+    assert_eq!(p.admin_password, SecretRef::Generate);
+    assert_eq!(p.mebx_password, Some(SecretRef::Generate));
+    let w = &p.network.unwrap().wireless.unwrap().profiles.unwrap()[0];
+    assert_eq!(
+        (w.authentication.as_str(), w.encryption.as_str(), w.priority),
+        ("wpa2-psk", "ccmp", 2)
+    );
+}
+
+#[test]
+fn a_world_readable_file_with_a_plain_secret_is_refused_but_references_are_fine() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("p.yaml");
+    std::fs::write(&f, MINIMAL).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let ps = check::check(
+        &Document::read(&f, &KeySource::default()).unwrap(),
+        Some(&f),
+        &check::Context::default(),
+    );
+    let e: Vec<_> = ps
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .collect();
+    assert_eq!(e.len(), 1, "{ps:?}");
+    assert_eq!(e[0].path, "adminPassword");
+    assert!(e[0].help.as_ref().unwrap().contains("chmod 600"));
+    std::fs::write(
+        &f,
+        "version: 1\ncontrolMode: ccm\nadminPassword: env:SOME_UNSET_VARIABLE_X\n",
+    )
+    .unwrap();
+    let ps = check::check(
+        &Document::read(&f, &KeySource::default()).unwrap(),
+        Some(&f),
+        &check::Context::default(),
+    );
+    assert!(ps.iter().all(|p| p.severity == Severity::Warning), "{ps:?}");
+}
+
+#[test]
+fn an_encrypted_export_needs_its_key_and_decrypts_to_v3() {
+    let key = crate::secret::Secret::new("0123456789abcdefghijklmnopqrstuv");
+    let blob = crypto::encrypt(
+        "configuration:\n  amtSpecific: {controlMode: ccmactivate, adminPassword: P@ssw0rd!}\n",
+        &key,
+        [1; 12],
+    )
+    .unwrap();
+    let e = Document::parse(&blob, &KeySource::default()).unwrap_err();
+    assert!(e.help.unwrap().contains("CONFIG_ENCRYPTION_KEY"));
+    let d = Document::parse(
+        &blob,
+        &KeySource {
+            flag: Some(key),
+            file: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(d.format, Format::RpcGoV3Encrypted);
+    assert_eq!(d.profile().unwrap().control_mode, WantedMode::Ccm);
+}

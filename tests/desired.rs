@@ -1,0 +1,869 @@
+//! End to end: `amt-agent profile check`, `plan` and `apply` against a running `amt-sim` with its
+//! state persisted (`--state`) and every authenticated WS-MAN request logged (`--wsman-log`):
+//! apply from scratch (CCM and ACM), a second apply that writes nothing, drift made with
+//! `diagnostics wsman put` that plan reports exactly and apply fixes, applies interrupted at
+//! every HTTP request, after a write took effect, by an ME reset and by killing the agent (each
+//! finished by the next apply), rpc-go v3 plain and encrypted profiles, and bad profiles.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const PW: &str = "N3w-Admin!pw";
+
+/// A simulator (state file, WS-MAN log) and an agent data directory, in one temporary folder.
+struct Amt {
+    sim: Option<Sim>,
+    dir: PathBuf,
+    data: tempfile::TempDir,
+    profile: String,
+}
+
+impl Amt {
+    fn start(profile: &str) -> Amt {
+        Amt::start_with(profile, None, &[])
+    }
+
+    fn start_with(profile: &str, state: Option<&Value>, faults: &[&str]) -> Amt {
+        let data = tempfile::tempdir().unwrap();
+        let mut a = Amt {
+            sim: None,
+            dir: PathBuf::new(),
+            data,
+            profile: profile.into(),
+        };
+        a.boot(state, faults);
+        a
+    }
+
+    /// (Re)starts the simulator on `state` (or a fresh profile) with `faults`.
+    fn boot(&mut self, state: Option<&Value>, faults: &[&str]) {
+        self.sim = None;
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("sim.sock");
+        let st = dir.path().join("state.json");
+        if let Some(s) = state {
+            std::fs::write(&st, serde_json::to_vec_pretty(s).unwrap()).unwrap();
+        }
+        let log = dir.path().join("wsman.log");
+        self.dir = dir.path().to_path_buf();
+        let mut args: Vec<String> = vec![
+            "--device-profile".into(),
+            self.profile.clone(),
+            "--state".into(),
+            st.to_str().unwrap().into(),
+            "--wsman-log".into(),
+            log.to_str().unwrap().into(),
+        ];
+        for f in faults {
+            args.push("--fault".into());
+            args.push((*f).into());
+        }
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.sim = Some(Sim::start_in(dir, socket, &a));
+    }
+
+    /// The same firmware state, with other faults (none: `&[]`).
+    fn reboot(&mut self, faults: &[&str]) {
+        let s = self.state();
+        self.boot(Some(&s), faults);
+    }
+
+    fn dev(&self) -> String {
+        self.sim.as_ref().unwrap().device()
+    }
+
+    fn state(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.dir.join("state.json")).unwrap())
+            .unwrap()
+    }
+
+    fn log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("wsman.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                format!("{}.{}", f[1], f[2])
+            })
+            .collect()
+    }
+
+    fn writes_since(&self, from: usize) -> Vec<String> {
+        const READS: &[&str] = &[".Get", ".Enumerate", ".Pull", ".GetLowAccuracyTimeSynch"];
+        self.log()[from..]
+            .iter()
+            .filter(|w| !READS.iter().any(|r| w.ends_with(r)))
+            .cloned()
+            .collect()
+    }
+
+    fn run(&self, cmd: &str, profile: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
+        let dev = self.dev();
+        let data = self.data.path().to_str().unwrap().to_string();
+        let mut a: Vec<&str> = vec!["--device", &dev];
+        a.extend_from_slice(extra);
+        a.extend([
+            cmd,
+            profile.to_str().unwrap(),
+            "--data-dir",
+            &data,
+            "--request-timeout",
+            "5s",
+        ]);
+        agent_env(&a, env)
+    }
+
+    fn plan(&self, profile: &Path) -> (i32, Value) {
+        let o = self.run("plan", profile, &["--json"], &[]);
+        let v = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("plan --json ({e}): {}\n{}", stdout(&o), stderr(&o)));
+        (code(&o), v)
+    }
+
+    fn apply(&self, profile: &Path) -> Output {
+        self.run("apply", profile, &[], &[])
+    }
+}
+
+/// A profile file (mode 600) in its own folder.
+struct ProfileFile {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn profile_file(text: &str) -> ProfileFile {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profile.yaml");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    ProfileFile { _dir: dir, path }
+}
+
+fn ccm_profile() -> String {
+    format!(
+        "version: 1\ncontrolMode: ccm\nadminPassword: {PW}\n\
+         features: {{kvm: true, sol: true, ider: false, userConsent: all}}\n\
+         hostname: {{hostName: wks-0042, domainName: corp.example.com}}\n\
+         clockSync: true\n\
+         proxies: [{{address: proxy.corp.example.com, port: 3128, networkDnsSuffix: corp.example.com}}]\n"
+    )
+}
+
+/// An instance of `class` in the state file, as a map.
+fn instance(state: &Value, class: &str) -> serde_json::Map<String, Value> {
+    state["instances"][class][0]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {class} in the state"))
+        .iter()
+        .map(|kv| (kv[0].as_str().unwrap().to_string(), kv[1].clone()))
+        .collect()
+}
+
+fn pending_settings(plan: &Value) -> Vec<String> {
+    plan["areas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| {
+            a["changes"].as_array().unwrap().iter().map(move |c| {
+                format!(
+                    "{}: {}",
+                    a["area"].as_str().unwrap(),
+                    c["setting"].as_str().unwrap()
+                )
+            })
+        })
+        .collect()
+}
+
+/// The machine a CCM profile leaves.
+fn assert_ccm_profile_holds(amt: &Amt) {
+    let s = amt.state();
+    assert_eq!(s["control_mode"], 1);
+    assert_eq!(
+        instance(&s, "AMT_RedirectionService")["EnabledState"],
+        "32770"
+    );
+    assert_eq!(instance(&s, "CIM_KVMRedirectionSAP")["EnabledState"], "2");
+    assert_eq!(instance(&s, "AMT_GeneralSettings")["HostName"], "wks-0042");
+}
+
+#[test]
+fn apply_from_scratch_in_ccm_then_a_second_apply_writes_nothing() {
+    let amt = Amt::start("amt16.1");
+    let p = profile_file(&ccm_profile());
+    let (c, plan) = amt.plan(&p.path);
+    assert_eq!(c, 2, "{plan:#}");
+    assert_eq!(plan["status"], "changes-pending");
+    assert_eq!(plan["areas"][0]["area"], "activation");
+    assert_eq!(plan["areas"][1]["state"], "after-activation");
+    assert!(
+        amt.log().iter().all(|w| w.ends_with(".Get")),
+        "plan wrote: {:?}",
+        amt.log()
+    );
+
+    let o = amt.apply(&p.path);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // Progress per area on stderr, in order; the summary on stdout.
+    let err = stderr(&o);
+    let order: Vec<usize> = [
+        "activation",
+        "amt-password",
+        "amt-features",
+        "hostname",
+        "sync-clock",
+        "proxies",
+    ]
+    .iter()
+    .map(|a| {
+        err.find(&format!("] {a}"))
+            .unwrap_or_else(|| panic!("{a} in {err}"))
+    })
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{err}");
+    assert!(
+        stdout(&o).contains("apply: AMT matches the profile"),
+        "{}",
+        stdout(&o)
+    );
+    assert_ccm_profile_holds(&amt);
+    assert_eq!(
+        amt.writes_since(0),
+        [
+            "IPS_HostBasedSetupService.Setup",
+            "AMT_RedirectionService.RequestStateChange",
+            "CIM_KVMRedirectionSAP.RequestStateChange",
+            "AMT_RedirectionService.Put",
+            "AMT_GeneralSettings.Put",
+            "IPS_HTTPProxyService.AddProxyAccessPoint"
+        ]
+    );
+
+    let before = amt.log().len();
+    let (c, plan) = amt.plan(&p.path);
+    assert_eq!(
+        (c, plan["status"].as_str()),
+        (0, Some("no-changes")),
+        "{plan:#}"
+    );
+    let o = amt.run("apply", &p.path, &["--json"], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["status"], "unchanged");
+    assert_eq!(amt.writes_since(before), Vec::<String>::new());
+}
+
+#[test]
+fn drift_made_with_wsman_put_is_exactly_what_plan_reports_and_apply_fixes() {
+    let amt = Amt::start("amt16.1");
+    let p = profile_file(&ccm_profile());
+    assert_eq!(code(&amt.apply(&p.path)), 0);
+    let o = agent_env(
+        &[
+            "--device",
+            &amt.dev(),
+            "diagnostics",
+            "wsman",
+            "put",
+            "AMT_GeneralSettings",
+            "--set",
+            "HostName=rogue",
+        ],
+        &[("AMT_PASSWORD", PW)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (c, plan) = amt.plan(&p.path);
+    assert_eq!(c, 2);
+    assert_eq!(pending_settings(&plan), ["hostname: host name"]);
+    let ch = &plan["areas"][3]["changes"][0];
+    assert_eq!(
+        (ch["current"].as_str(), ch["desired"].as_str()),
+        (Some("rogue"), Some("wks-0042"))
+    );
+    let before = amt.log().len();
+    let o = amt.apply(&p.path);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(amt.writes_since(before), ["AMT_GeneralSettings.Put"]);
+    assert_eq!(amt.plan(&p.path).0, 0);
+}
+
+#[test]
+fn the_admin_password_is_rotated_first_and_a_generated_one_is_stored_before_use() {
+    let mut amt = Amt::start("amt16.1");
+    let p = profile_file(&ccm_profile());
+    assert_eq!(code(&amt.apply(&p.path)), 0);
+    let g = profile_file(&ccm_profile().replace(PW, "generate"));
+    // Without the password AMT has now, plan says how to give it.
+    let o = amt.run("plan", &g.path, &[], &[]);
+    assert_eq!(code(&o), 100, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("help: set AMT_PASSWORD"),
+        "{}",
+        stderr(&o)
+    );
+    let (c, plan) = {
+        let o = amt.run("plan", &g.path, &["--json"], &[("AMT_PASSWORD", PW)]);
+        (
+            code(&o),
+            serde_json::from_slice::<Value>(&o.stdout).unwrap(),
+        )
+    };
+    assert_eq!(c, 2);
+    assert_eq!(pending_settings(&plan), ["amt-password: admin password"]);
+    assert!(
+        !amt.data.path().join("generated").exists(),
+        "plan stored a password"
+    );
+    // The rotation's answer is lost after it took effect: the generated password is on disk,
+    // so the next run authenticates with it and has nothing left to do.
+    amt.reboot(&["drop-after=SetAdminAclEntryEx"]);
+    let o = amt.run("apply", &g.path, &[], &[("AMT_PASSWORD", PW)]);
+    assert_ne!(code(&o), 0, "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("apply: amt-password: changing admin password failed at AMT_AuthorizationService.SetAdminAclEntryEx"), "{e}");
+    assert!(e.contains("amt-agent plan"), "{e}");
+    amt.reboot(&[]);
+    let generated =
+        std::fs::read_to_string(amt.data.path().join("generated/amt-password")).unwrap();
+    let generated = generated.trim();
+    let (c, _) = amt.plan(&g.path);
+    assert_eq!(c, 0, "the generated password was not in effect");
+    let o = agent_env(
+        &[
+            "--device",
+            &amt.dev(),
+            "diagnostics",
+            "wsman",
+            "get",
+            "AMT_GeneralSettings",
+        ],
+        &[("AMT_PASSWORD", generated)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!format!("{}{}", stdout(&o), stderr(&o)).contains(generated));
+}
+
+/// Apply once with `faults`, then on the same firmware state without them: plan must describe
+/// what the interruption left (0 or 2, never an error), and apply must finish it.
+fn interrupted_then_finished(amt: &mut Amt, p: &Path, faults: &[&str], what: &str) -> bool {
+    amt.reboot(faults);
+    let first = amt.apply(p);
+    let failed = code(&first) != 0;
+    if failed {
+        let e = stderr(&first);
+        assert!(e.contains("error: "), "{what}: {e}");
+        assert!(!e.contains("panicked"), "{what}: {e}");
+    }
+    amt.reboot(&[]);
+    let (c, plan) = amt.plan(p);
+    assert!(
+        c == 0 || c == 2,
+        "{what}: plan after the interruption exited {c}: {plan:#}"
+    );
+    let o = amt.apply(p);
+    assert_eq!(code(&o), 0, "{what}: the second apply: {}", stderr(&o));
+    let (c, plan) = amt.plan(p);
+    assert_eq!(c, 0, "{what}: still pending: {plan:#}");
+    assert_ccm_profile_holds(amt);
+    failed
+}
+
+#[test]
+fn an_apply_dropped_at_any_http_request_is_finished_by_the_next() {
+    let p = profile_file(&ccm_profile());
+    for n in 1..=100 {
+        let mut amt = Amt::start("amt16.1");
+        // The client retries a request that got no answer once, on a new stream: dropping that
+        // retry too makes request n an interruption.
+        let (drop, retry) = (
+            format!("drop-channel={n}"),
+            format!("drop-channel={}", n + 1),
+        );
+        if !interrupted_then_finished(&mut amt, &p.path, &[&drop, &retry], &drop) {
+            // Request n came after the last one apply makes: every request was interrupted once.
+            assert!(n > 10, "only {} requests were interrupted", n - 1);
+            return;
+        }
+    }
+    panic!("apply made more than 100 HTTP requests");
+}
+
+#[test]
+fn an_apply_cut_off_after_each_write_took_effect_is_finished_by_the_next() {
+    let p = profile_file(&ccm_profile());
+    for method in ["Setup", "RequestStateChange", "Put", "AddProxyAccessPoint"] {
+        let mut amt = Amt::start("amt16.1");
+        let f = format!("drop-after={method}");
+        let interrupted = interrupted_then_finished(&mut amt, &p.path, &[&f], &f);
+        // Setup's lost answer is judged by the control mode AMT reports over AMTHI (the CCM
+        // flow's own rule), so only the writes after it interrupt the run.
+        assert_eq!(interrupted, method != "Setup", "{f}");
+    }
+}
+
+#[test]
+fn an_me_reset_during_apply_is_survived_or_finished_by_the_next() {
+    let p = profile_file(&ccm_profile());
+    // The HECI layer reconnects after a reset (bounded): a run either rides it out or fails with
+    // a clear error, and the next one finishes.
+    for n in [10, 40, 90, 160, 260] {
+        let mut amt = Amt::start("amt16.1");
+        let f = format!("reset-after={n}");
+        interrupted_then_finished(&mut amt, &p.path, &[&f], &f);
+    }
+}
+
+#[test]
+fn an_agent_killed_mid_apply_leaves_a_state_plan_describes_and_apply_finishes() {
+    let p = profile_file(&ccm_profile());
+    let mut killed = 0;
+    for k in [2, 6, 11, 17, 22] {
+        let mut amt = Amt::start("amt16.1");
+        amt.reboot(&["wsman-latency=60"]);
+        let data = amt.data.path().to_str().unwrap().to_string();
+        let mut child = Command::new(AGENT)
+            .args([
+                "--device",
+                &amt.dev(),
+                "apply",
+                p.path.to_str().unwrap(),
+                "--data-dir",
+                &data,
+            ])
+            .env_remove("AMT_PASSWORD")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while amt.log().len() < k && Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        amt.reboot(&[]);
+        let (c, plan) = amt.plan(&p.path);
+        assert!(
+            c == 0 || c == 2,
+            "killed after {k}: plan exited {c}: {plan:#}"
+        );
+        let o = amt.apply(&p.path);
+        assert_eq!(code(&o), 0, "killed after {k}: {}", stderr(&o));
+        assert_eq!(amt.plan(&p.path).0, 0);
+        assert_ccm_profile_holds(&amt);
+    }
+    assert_eq!(killed, 5, "the agent finished before it could be killed");
+}
+
+#[test]
+fn a_failed_step_names_the_step_the_firmwares_answer_and_the_fix_and_plan_shows_the_rest() {
+    let mut amt = Amt::start("amt16.1");
+    let p = profile_file(&ccm_profile());
+    amt.reboot(&["http500=AMT_GeneralSettings"]);
+    // Activation reads AMT_GeneralSettings: with it failing, the first step fails.
+    let o = amt.apply(&p.path);
+    assert_ne!(code(&o), 0);
+    let e = stderr(&o);
+    assert!(e.contains("apply: the activation failed"), "{e}");
+    assert!(e.contains("help: "), "{e}");
+    amt.reboot(&[]);
+    let o = agent_env(
+        &["--device", &amt.dev(), "activate", "--local", "--ccm"],
+        &[("AMT_PASSWORD", PW)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // user consent below all is what AMT refuses in CCM; the profile check refuses it first.
+    amt.reboot(&["http500=IPS_HTTPProxyService"]);
+    let o = amt.apply(&p.path);
+    assert_eq!(code(&o), 120, "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("apply: proxies: changing proxy proxy.corp.example.com failed at IPS_HTTPProxyService.AddProxyAccessPoint"), "{e}");
+    assert!(
+        e.contains("state: changed in this run: amt-features"),
+        "{e}"
+    );
+    amt.reboot(&[]);
+    let (c, plan) = amt.plan(&p.path);
+    assert_eq!(c, 2);
+    assert_eq!(
+        pending_settings(&plan),
+        ["proxies: proxy proxy.corp.example.com"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// ACM
+// ---------------------------------------------------------------------------------------------
+
+fn openssl(args: &[&str]) {
+    let o = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl CLI");
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A root and a leaf for `amt.example.com` (openssl), the PEM bundle (chain and key) and the
+/// root's SHA-256 in AMT's words.
+fn provisioning_pki(dir: &Path) -> (PathBuf, String) {
+    let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    std::fs::write(dir.join("ca.ext"), "basicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign\nsubjectKeyIdentifier = hash\n").unwrap();
+    std::fs::write(dir.join("leaf.ext"), "basicConstraints = CA:FALSE\nkeyUsage = digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth, 2.16.840.1.113741.1.2.3\n").unwrap();
+    for k in ["root.key", "leaf.key"] {
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            &p(k),
+        ]);
+    }
+    openssl(&[
+        "req",
+        "-new",
+        "-x509",
+        "-key",
+        &p("root.key"),
+        "-subj",
+        "/CN=Desired Root",
+        "-days",
+        "30",
+        "-sha256",
+        "-extensions",
+        "v3_ca",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-out",
+        &p("root.pem"),
+    ]);
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        &p("leaf.key"),
+        "-subj",
+        "/CN=amt.example.com",
+        "-out",
+        &p("leaf.csr"),
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("leaf.csr"),
+        "-CA",
+        &p("root.pem"),
+        "-CAkey",
+        &p("root.key"),
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-sha256",
+        "-extfile",
+        &p("leaf.ext"),
+        "-out",
+        &p("leaf.pem"),
+    ]);
+    let bundle = dir.join("prov.pem");
+    let text = [
+        std::fs::read_to_string(dir.join("leaf.pem")).unwrap(),
+        std::fs::read_to_string(dir.join("root.pem")).unwrap(),
+        std::fs::read_to_string(dir.join("leaf.key")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(&bundle, text).unwrap();
+    let der = {
+        let pem = std::fs::read(dir.join("root.pem")).unwrap();
+        x509_parser::pem::parse_x509_pem(&pem).unwrap().1.contents
+    };
+    let hash = amt_agent::provisioning::load::fingerprints(&der)[1]
+        .1
+        .clone();
+    (bundle, hash)
+}
+
+#[test]
+fn apply_from_scratch_in_acm_sets_the_mebx_password_once() {
+    let pki = tempfile::tempdir().unwrap();
+    let (bundle, hash) = provisioning_pki(pki.path());
+    let mut state = profile("amt16.1");
+    state["cert_hashes"].as_array_mut().unwrap().push(serde_json::json!({
+        "name": "Desired Root", "algorithm": "SHA256", "hash": hash, "is_default": false, "is_active": true,
+    }));
+    state["pki_dns_suffix"] = "example.com".into();
+    let amt = Amt::start_with("amt16.1", Some(&state), &[]);
+    let p = profile_file(&format!(
+        "version: 1\ncontrolMode: acm\nprovisioningCertificate: {{file: {}}}\nadminPassword: {PW}\n\
+         mebxPassword: Mebx!Pass1\nfeatures: {{kvm: true, sol: false, ider: false, userConsent: none}}\n",
+        bundle.display()
+    ));
+    let o = agent(&["profile", "check", p.path.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let o = amt.apply(&p.path);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let s = amt.state();
+    assert_eq!(s["control_mode"], 2);
+    assert_eq!(s["mebx_password_set"], true);
+    assert_eq!(instance(&s, "IPS_OptInService")["OptInRequired"], "0");
+    let w = amt.writes_since(0);
+    assert!(
+        w.contains(&"IPS_HostBasedSetupService.AdminSetup".to_string()),
+        "{w:?}"
+    );
+    assert!(
+        w.contains(&"AMT_SetupAndConfigurationService.SetMEBxPassword".to_string()),
+        "{w:?}"
+    );
+    // The MEBx password is kept by its verifier: a second apply writes nothing.
+    let before = amt.log().len();
+    let (c, plan) = amt.plan(&p.path);
+    assert_eq!(c, 0, "{plan:#}");
+    assert_eq!(amt.writes_since(before), Vec::<String>::new());
+    let o = amt.apply(&p.path);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(amt.writes_since(before), Vec::<String>::new());
+    let record = std::fs::read_to_string(amt.data.path().join("mebx-password.json")).unwrap();
+    assert!(!record.contains("Mebx!Pass1"));
+}
+
+#[test]
+fn a_ccm_machine_is_upgraded_to_acm_and_acm_is_never_lowered() {
+    let pki = tempfile::tempdir().unwrap();
+    let (bundle, hash) = provisioning_pki(pki.path());
+    let mut state = profile("amt16.1");
+    state["cert_hashes"].as_array_mut().unwrap().push(serde_json::json!({
+        "name": "Desired Root", "algorithm": "SHA256", "hash": hash, "is_default": false, "is_active": true,
+    }));
+    state["pki_dns_suffix"] = "example.com".into();
+    let amt = Amt::start_with("amt16.1", Some(&state), &[]);
+    let ccm = profile_file(&format!(
+        "version: 1\ncontrolMode: ccm\nadminPassword: {PW}\n"
+    ));
+    assert_eq!(code(&amt.apply(&ccm.path)), 0);
+    let acm = profile_file(&format!(
+        "version: 1\ncontrolMode: acm\nprovisioningCertificate: {{file: {}}}\nadminPassword: {PW}\n",
+        bundle.display()
+    ));
+    let (c, plan) = amt.plan(&acm.path);
+    assert_eq!(c, 2);
+    assert!(
+        plan["areas"][0]["changes"][0]["desired"]
+            .as_str()
+            .unwrap()
+            .contains("UpgradeClientToAdmin"),
+        "{plan:#}"
+    );
+    let o = amt.apply(&acm.path);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(amt.state()["control_mode"], 2);
+    assert_eq!(amt.plan(&acm.path).0, 0);
+    let o = amt.run("plan", &ccm.path, &[], &[]);
+    assert_eq!(code(&o), 111, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("never lowers the control mode"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// rpc-go v3 profiles and bad profiles
+// ---------------------------------------------------------------------------------------------
+
+fn fixture(name: &str) -> PathBuf {
+    repo_file(&format!("tests/fixtures/profiles/{name}"))
+}
+
+#[test]
+fn rpc_go_v3_plain_and_encrypted_profiles_apply_alike() {
+    let amt = Amt::start("amt16.1");
+    // The fixtures are world-readable in git: a private copy, as an operator would keep it.
+    let plain = profile_file(&std::fs::read_to_string(fixture("v3-ccm.yaml")).unwrap());
+    let o = amt.apply(&plain.path);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let s = amt.state();
+    assert_eq!(s["control_mode"], 1);
+    assert_eq!(
+        instance(&s, "AMT_RedirectionService")["EnabledState"],
+        "32771"
+    );
+    // The same profile, encrypted by an independent implementation (Python's cryptography):
+    // nothing left to do.
+    let key = std::fs::read_to_string(fixture("v3-ccm.key")).unwrap();
+    let enc = fixture("v3-ccm.enc");
+    let o = amt.run(
+        "plan",
+        &enc,
+        &["--json"],
+        &[("CONFIG_ENCRYPTION_KEY", key.trim())],
+    );
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["format"], "rpc-go-v3-encrypted");
+    // RPS's JSON envelope carries its own key.
+    let o = amt.run("plan", &fixture("v3-ccm.export.json"), &[], &[]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    // Without the key, or with another one: exit 34 and the fix.
+    let o = amt.run("plan", &enc, &[], &[]);
+    assert_eq!(code(&o), 34, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("help: set CONFIG_ENCRYPTION_KEY"),
+        "{}",
+        stderr(&o)
+    );
+    let o = amt.run(
+        "plan",
+        &enc,
+        &[],
+        &[("CONFIG_ENCRYPTION_KEY", "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ")],
+    );
+    assert_eq!(code(&o), 34, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("authentication failed"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+fn check_json(file: &Path) -> (i32, Value) {
+    let o = agent(&["--json", "profile", "check", file.to_str().unwrap()]);
+    (
+        code(&o),
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o))),
+    )
+}
+
+fn error_paths(v: &Value) -> Vec<String> {
+    v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["severity"] == "error")
+        .map(|p| p["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn bad_profiles_name_each_problem_with_its_path() {
+    let private = |name: &str| profile_file(&std::fs::read_to_string(fixture(name)).unwrap());
+    let f = private("bad-schema.yaml");
+    let (c, v) = check_json(&f.path);
+    assert_eq!((c, &v["valid"]), (35, &Value::Bool(false)), "{v:#}");
+    let paths = error_paths(&v);
+    for want in [
+        "features.kvm",
+        "proxies[0].port",
+        "network.wired.gateway",
+        "(top level)",
+    ] {
+        assert!(paths.iter().any(|p| p == want), "{want} not in {paths:?}");
+    }
+    let f = private("bad-rules.yaml");
+    let (c, v) = check_json(&f.path);
+    assert_eq!(c, 35, "{v:#}");
+    let paths = error_paths(&v);
+    for want in [
+        "adminPassword",
+        "mebxPassword",
+        "features.userConsent",
+        "hostname.hostName",
+        "proxies[1].address",
+        "network.wired.ipAddress",
+        "network.wired.ieee8021x",
+        "network.wireless.profiles[0]",
+    ] {
+        assert!(paths.iter().any(|p| p == want), "{want} not in {paths:?}");
+    }
+    // plan refuses the same file before it opens the ME, each problem a `caused by:` line.
+    let o = agent(&["--device", "sim", "plan", f.path.to_str().unwrap()]);
+    assert_eq!(code(&o), 35, "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("caused by: features.userConsent:"), "{e}");
+    assert!(e.contains("help: "), "{e}");
+    // rpc-go's file: its own paths.
+    let f = private("v3-bad.yaml");
+    let o = agent(&["profile", "check", f.path.to_str().unwrap()]);
+    assert_eq!(code(&o), 35, "{}", stderr(&o));
+    let out = stdout(&o);
+    for want in [
+        "error: configuration.amtSpecific.controlMode:",
+        "error: configuration.network.wireless.profiles[0].authenticationMethod:",
+        "warning: configuration.enterpriseAssistant:",
+    ] {
+        assert!(out.contains(want), "{want} in {out}");
+    }
+    // A plain-text password in a file every user can read: 34 and the fix.
+    let f = private("v3-ccm.yaml");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&f.path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = agent(&["profile", "check", f.path.to_str().unwrap()]);
+    assert_eq!(code(&o), 34, "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("error: configuration.amtSpecific.adminPassword: a plain-text secret"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("chmod 600"), "{}", stdout(&o));
+    // An unreadable file, and YAML that is not YAML: 34 with the line.
+    let o = agent(&["profile", "check", "/nonexistent/profile.yaml"]);
+    assert_eq!(code(&o), 34, "{}", stderr(&o));
+    let f = profile_file("version: 1\ncontrolMode: [ccm\n");
+    let o = agent(&["profile", "check", f.path.to_str().unwrap()]);
+    assert_eq!(code(&o), 34, "{}", stderr(&o));
+    assert!(stderr(&o).contains("line 2"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_example_profile_is_the_schemas_and_checks_clean_but_for_its_machine_paths() {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_file("docs/profile.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let compiled = jsonschema::JSONSchema::compile(&schema).unwrap();
+    let example: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(repo_file("examples/profile.yaml")).unwrap(),
+    )
+    .unwrap();
+    if let Err(errors) = compiled.validate(&example) {
+        let msgs: Vec<String> = errors
+            .map(|e| format!("{e} at {}", e.instance_path))
+            .collect();
+        panic!("examples/profile.yaml does not match the schema: {msgs:#?}");
+    }
+    let o = agent(&[
+        "--json",
+        "profile",
+        "check",
+        repo_file("examples/profile.yaml").to_str().unwrap(),
+    ]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for p in v["problems"].as_array().unwrap() {
+        let path = p["path"].as_str().unwrap();
+        let msg = p["message"].as_str().unwrap();
+        // The files it names live on a fleet machine, not here.
+        assert!(
+            p["severity"] == "warning" || msg.contains("/etc/amt-agent/"),
+            "{path}: {msg}"
+        );
+    }
+}
