@@ -17,7 +17,7 @@ lint: self-contained layers
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	@if rustup target list --installed 2>/dev/null | grep -qx $(WIN_TARGET); then \
-	  $(CARGO) clippy --target $(WIN_TARGET) --lib --bin amt-agent -- -D warnings; \
+	  $(CARGO) clippy --target $(WIN_TARGET) --all-targets -- -D warnings; \
 	elif [ -n "$$CI" ]; then \
 	  echo "error: the $(WIN_TARGET) target is not installed"; echo "help: make windows-deps"; exit 1; \
 	else echo "lint: $(WIN_TARGET) not installed, Windows clippy skipped (make windows-deps installs it)"; fi

@@ -13,7 +13,7 @@
 //! ```text
 //! code_enum:                                  # wire enums with Unknown(n) and the firmware's names
 //! secret:                                     # secrets that print as ***
-//! os:                                         # host name, DNS suffix, the IP of AMT's MAC (Linux, Windows)
+//! os:                                         # host name, DNS suffix, the IP of AMT's MAC, private files (Linux, Windows)
 //! heci:                                       # MEI transports: interface, Linux and Windows backends, sim frames
 //! amthi: heci secret code_enum                # AMT host interface codec, typed commands, client
 //! tls: amthi secret                           # sans-IO verifier and client config for AMT's port 16993, certificates for AMT's key
@@ -24,7 +24,7 @@
 //! error: amthi apf heci upid wsman            # the agent's errors, rpc-go's exit codes, help lines
 //! provisioning: amthi error heci os secret wsman  # certificate rules, ACM signing, setup.bin
 //! secret_source: error os secret              # where secrets come from: file (private), flag, env, no-echo prompt
-//! profile: amthi error provisioning secret secret_source  # desired-state profiles: YAML, rpc-go v3 import, checks
+//! profile: amthi error os provisioning secret secret_source  # desired-state profiles: YAML, rpc-go v3 import, checks
 //! sim: amthi apf code_enum heci provisioning secret tls upid wsman  # the simulator's firmware model
 //! device: heci sim                            # --device: the factory that knows every backend
 //! commands: amthi apf cli device error heci os profile provisioning rps secret secret_source service tls upid wsman

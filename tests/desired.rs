@@ -4,6 +4,9 @@
 //! `diagnostics wsman put` that plan reports exactly and apply fixes, applies interrupted at
 //! every HTTP request, after a write took effect, by an ME reset and by killing the agent (each
 //! finished by the next apply), rpc-go v3 plain and encrypted profiles, and bad profiles.
+// The tests drive Linux processes (amt-sim, its Unix socket, signals); the Windows build is
+// tested by tests/windows.rs, the .exe under Wine.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! `amt-sim serve --tcp` and `--device sim:tcp:HOST:PORT`: the same frames as the Unix socket, on
 //! loopback TCP (the route a Windows agent takes to a simulator in another process). The firmware
 //! behind both is one, and the kernel's errnos cross the wire with Linux's numbers.
+// The tests drive Linux processes (amt-sim, its Unix socket, signals); the Windows build is
+// tested by tests/windows.rs, the .exe under Wine.
+#![cfg(unix)]
 
 mod common;
 

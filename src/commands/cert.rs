@@ -28,7 +28,7 @@ pub struct CertArgs {
 pub enum CertWhat {
     /// Check a provisioning certificate against every firmware rule for ACM activation; exit 0
     /// only when activation would pass.
-    Check(CertCheckArgs),
+    Check(Box<CertCheckArgs>),
     /// Print the SHA-1/256/384 fingerprints of each certificate, as AMT and MEBx show them.
     Hash(CertHashArgs),
 }

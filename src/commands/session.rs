@@ -56,7 +56,7 @@ impl AmtConnArgs {
         } else {
             self.tls_pin_dir.as_path()
         };
-        super::tls_pin::PinStore::for_device(device, dir)
+        super::tls_pin::PinStore::for_device(device, &crate::os::expand_path(dir))
     }
 }
 

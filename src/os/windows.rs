@@ -205,3 +205,94 @@ pub fn file_dacl(path: &std::path::Path) -> std::io::Result<Option<Vec<Ace>>> {
         Ok(result)
     }
 }
+
+/// The SID (as text) of the user this process runs as: SYSTEM for the service.
+pub fn current_user_sid() -> std::io::Result<String> {
+    use windows_sys::Win32::Foundation::{CloseHandle, LocalFree, HANDLE};
+    use windows_sys::Win32::Security::Authorization::ConvertSidToStringSidW;
+    use windows_sys::Win32::Security::{GetTokenInformation, TokenUser, TOKEN_QUERY, TOKEN_USER};
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
+    // SAFETY: the token handle is closed before returning; TOKEN_USER is read from a u64-aligned
+    // buffer of the size the first call reported, and its SID string is copied, then freed.
+    unsafe {
+        let mut token: HANDLE = std::ptr::null_mut();
+        if OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut len = 0u32;
+        GetTokenInformation(token, TokenUser, std::ptr::null_mut(), 0, &mut len);
+        let mut buf = vec![0u64; (len as usize).div_ceil(8).max(1)];
+        let ok = GetTokenInformation(
+            token,
+            TokenUser,
+            buf.as_mut_ptr() as *mut std::ffi::c_void,
+            (buf.len() * 8) as u32,
+            &mut len,
+        );
+        let err = std::io::Error::last_os_error();
+        CloseHandle(token);
+        if ok == 0 {
+            return Err(err);
+        }
+        let user = &*(buf.as_ptr() as *const TOKEN_USER);
+        let mut text: windows_sys::core::PWSTR = std::ptr::null_mut();
+        if ConvertSidToStringSidW(user.User.Sid, &mut text) == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let s = wide_to_string(text);
+        LocalFree(text as *mut std::ffi::c_void);
+        Ok(s)
+    }
+}
+
+/// Gives `path` the private DACL of [`super::acl::private_sddl`] (SYSTEM, Administrators and this
+/// process's user; nothing inherited): the counterpart of `chmod 600` (`700` for a directory).
+pub fn make_private(path: &std::path::Path) -> std::io::Result<()> {
+    use windows_sys::Win32::Foundation::LocalFree;
+    use windows_sys::Win32::Security::Authorization::{
+        ConvertStringSecurityDescriptorToSecurityDescriptorW, SetNamedSecurityInfoW,
+        SDDL_REVISION_1, SE_FILE_OBJECT,
+    };
+    use windows_sys::Win32::Security::{
+        GetSecurityDescriptorDacl, ACL, DACL_SECURITY_INFORMATION,
+        PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR,
+    };
+    let sddl = super::acl::private_sddl(&current_user_sid()?, path.is_dir());
+    let wide = |s: &str| -> Vec<u16> { s.encode_utf16().chain(std::iter::once(0)).collect() };
+    let sddl = wide(&sddl);
+    let name = wide(&path.as_os_str().to_string_lossy());
+    // SAFETY: the security descriptor comes from the SDDL parser and is freed with LocalFree after
+    // the DACL inside it has been applied; both strings are NUL-terminated.
+    unsafe {
+        let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+        if ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            sddl.as_ptr(),
+            SDDL_REVISION_1,
+            &mut sd,
+            std::ptr::null_mut(),
+        ) == 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        let (mut present, mut defaulted) = (0, 0);
+        let mut dacl: *mut ACL = std::ptr::null_mut();
+        let rc = if GetSecurityDescriptorDacl(sd, &mut present, &mut dacl, &mut defaulted) == 0 {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(1) as u32
+        } else {
+            SetNamedSecurityInfoW(
+                name.as_ptr(),
+                SE_FILE_OBJECT,
+                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                dacl,
+                std::ptr::null(),
+            )
+        };
+        LocalFree(sd);
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(rc as i32));
+        }
+        Ok(())
+    }
+}

@@ -25,56 +25,7 @@ pub const DEFAULT_STATE_DIR: &str = DEFAULT_STATE_DIR_WINDOWS;
 /// The Windows default (`%VAR%` is expanded), beside agent.toml.
 pub const DEFAULT_STATE_DIR_WINDOWS: &str = r"%ProgramData%\amt-agent";
 
-/// Expands `%NAME%` environment references, as Windows paths are written
-/// (`%ProgramData%\amt-agent`); an unknown name is left as written.
-pub fn expand_percent_vars(s: &str, get: impl Fn(&str) -> Option<String>) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(start) = rest.find('%') {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 1..];
-        match after.find('%') {
-            Some(end) if end > 0 && !after[..end].contains(['\\', '/', ' ']) => {
-                let name = &after[..end];
-                match get(name) {
-                    Some(v) => out.push_str(&v),
-                    None => {
-                        out.push('%');
-                        out.push_str(name);
-                        out.push('%');
-                    }
-                }
-                rest = &after[end + 1..];
-            }
-            _ => {
-                out.push('%');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// A path with `%NAME%` expanded on Windows (`%ProgramData%` is the shell's known folder, so a
-/// service finds the folder the MSI used whatever its environment); unchanged elsewhere.
-#[cfg(windows)]
-pub fn expand_path(p: &Path) -> PathBuf {
-    PathBuf::from(expand_percent_vars(&p.to_string_lossy(), |k| {
-        if k.eq_ignore_ascii_case("ProgramData") {
-            if let Some(d) = crate::os::program_data() {
-                return Some(d.display().to_string());
-            }
-        }
-        std::env::var(k).ok()
-    }))
-}
-
-/// A path with `%NAME%` expanded on Windows; unchanged elsewhere.
-#[cfg(not(windows))]
-pub fn expand_path(p: &Path) -> PathBuf {
-    p.to_path_buf()
-}
+pub use crate::os::{expand_path, expand_percent_vars};
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -245,6 +196,7 @@ impl Config {
     /// `%ProgramData%` and the like in every path (Windows).
     fn expand_paths(&mut self) {
         self.state_dir = expand_path(&self.state_dir);
+        self.data_dir = expand_path(&self.data_dir);
         for p in [
             &mut self.password_file,
             &mut self.metrics_file,
@@ -252,6 +204,8 @@ impl Config {
             &mut self.provisioning_cert,
             &mut self.provisioning_cert_password_file,
             &mut self.mebx_password_file,
+            &mut self.profile,
+            &mut self.profile_key_file,
         ]
         .into_iter()
         .flatten()

@@ -28,7 +28,7 @@ use crate::error::{AgentError, ExitCode};
 /// The service's name in the SCM (`sc query amt-agent`), the same as the MSI registers.
 pub const SERVICE_NAME: &str = "amt-agent";
 pub const DISPLAY_NAME: &str = "Intel AMT activation agent (amt-agent)";
-pub const DESCRIPTION: &str = "Brings this machine's Intel AMT to the control mode configured in %ProgramData%\\amt-agent\\agent.toml and keeps it there.";
+pub const DESCRIPTION: &str = "Brings this machine's Intel AMT to what %ProgramData%\\amt-agent\\agent.toml configures (a control mode, or a desired-state profile) and keeps it there.";
 
 /// The service's log, in its state directory (`%ProgramData%\amt-agent\amt-agent.log`).
 pub const LOG_FILE: &str = "amt-agent.log";
