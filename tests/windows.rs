@@ -8,6 +8,8 @@
 //!
 //! Wine 8.0 lacks `bcryptprimitives.dll`, which Rust's standard library imports: the tests put the
 //! shim built from `tests/wine/bcryptprimitives.c` beside the .exe (never in the MSI).
+// Runs on the Linux host (Wine, amt-sim, the peers), like every test here.
+#![cfg(unix)]
 
 mod common;
 
@@ -152,7 +154,8 @@ fn wine_run(cmd: &mut Command, limit: Duration) -> Output {
     }
 }
 
-/// `amt-sim serve --tcp 127.0.0.1:0` on Linux, with its state file; killed when dropped.
+/// `amt-sim serve --tcp 127.0.0.1:0` on Linux, with its state file and WS-MAN log (in a directory
+/// only this user may enter); killed when dropped.
 struct TcpSim {
     child: Child,
     addr: String,
@@ -162,10 +165,16 @@ struct TcpSim {
 impl TcpSim {
     fn start(args: &[&str]) -> TcpSim {
         let dir = tempfile::tempdir().unwrap();
+        // Wine 8 derives a folder's DACL from its mode and, unlike Windows, merges the parent's
+        // inheritable entries into a protected DACL: the private folders and files the agent
+        // makes here would inherit Everyone's read from a 755 parent.
+        chmod(dir.path(), 0o700);
         let state = dir.path().join("state.json");
         let mut child = Command::new(SIM)
             .args(["serve", "--tcp", "127.0.0.1:0", "--state"])
             .arg(&state)
+            .arg("--wsman-log")
+            .arg(dir.path().join("wsman.log"))
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -317,7 +326,8 @@ fn local_ccm_activation_and_deactivation_through_the_linux_simulator() {
     let o = w.run(&["--device", &dev, "amtinfo", "--json"], &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let info: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(info["controlMode"], "not activated");
+    // rpc-go v2's word for control mode 0.
+    assert_eq!(info["controlMode"], "pre-provisioning state");
     let o = w.run(
         &["--device", &dev, "-vvv", "activate", "--local", "--ccm"],
         &[("AMT_PASSWORD", AMT_PW)],
@@ -949,4 +959,366 @@ fn service_install_and_uninstall_register_and_remove_the_windows_service() {
     let o = agent(&["service", "install"]);
     assert_eq!(code(&o), 28, "{}", stderr(&o));
     assert!(stderr(&o).contains("systemctl enable"), "{}", stderr(&o));
+}
+
+/// The simulator's WS-MAN log: `Class.Operation` of every request that can change AMT, from
+/// request `from` on, and how many requests there were.
+fn sim_writes(sim: &TcpSim, from: usize) -> (Vec<String>, usize) {
+    const READS: &[&str] = &["Get", "Enumerate", "Pull", "GetLowAccuracyTimeSynch"];
+    let log = std::fs::read_to_string(sim.dir.path().join("wsman.log")).unwrap_or_default();
+    let lines: Vec<Vec<&str>> = log.lines().map(|l| l.split('\t').collect()).collect();
+    let writes = lines[from.min(lines.len())..]
+        .iter()
+        .filter(|f| !READS.contains(&f[2]))
+        .map(|f| format!("{}.{}", f[1], f[2]))
+        .collect();
+    (writes, lines.len())
+}
+
+/// amt-sim over TCP with its WS-MAN log, activated in CCM by the Linux agent (the Windows one's
+/// activation is tested above; this keeps Wine's time for what the test is about).
+fn activated_tcp_sim() -> TcpSim {
+    let sim = TcpSim::start(&[]);
+    let o = agent_env(
+        &["--device", &sim.device(), "activate", "--local", "--ccm"],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    sim
+}
+
+fn instance(state: &Value, class: &str) -> serde_json::Map<String, Value> {
+    state["instances"][class][0]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {class} in the state"))
+        .iter()
+        .map(|kv| (kv[0].as_str().unwrap().to_string(), kv[1].clone()))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs the Windows build and Wine: make test-windows"]
+fn configure_from_wine_applies_once_then_has_nothing_to_change_and_pins_amts_tls() {
+    let Some(w) =
+        wine("configure_from_wine_applies_once_then_has_nothing_to_change_and_pins_amts_tls")
+    else {
+        return;
+    };
+    let sim = activated_tcp_sim();
+    let dev = sim.device();
+    let pw = [("AMT_PASSWORD", AMT_PW)];
+    let features = [
+        "--device",
+        &dev,
+        "--json",
+        "configure",
+        "amt-features",
+        "--kvm",
+        "--sol",
+        "--ider",
+    ];
+    let (_, from) = sim_writes(&sim, 0);
+    let o = w.run(&features, &pw);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let j: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(j["status"], "changed", "{j}");
+    let (writes, from) = sim_writes(&sim, from);
+    assert_eq!(
+        writes,
+        [
+            "AMT_RedirectionService.RequestStateChange",
+            "CIM_KVMRedirectionSAP.RequestStateChange",
+            "AMT_RedirectionService.Put"
+        ]
+    );
+    let s = sim.state();
+    assert_eq!(
+        instance(&s, "AMT_RedirectionService")["EnabledState"],
+        "32771"
+    );
+    assert_eq!(instance(&s, "CIM_KVMRedirectionSAP")["EnabledState"], "2");
+    let o = w.run(&features, &pw);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let j: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(j["status"], "unchanged", "{j}");
+    let (writes, from) = sim_writes(&sim, from);
+    assert_eq!(writes, Vec::<String>::new(), "the second run wrote");
+
+    // configure tls: AMT's new certificate is pinned in a file only SYSTEM, Administrators and
+    // this user may change (Wine shows the DACL the agent gave it as the file's mode); the
+    // second run talks TLS to AMT verifying that pin, and finds nothing to change.
+    let pins = sim.dir.path().join("pins");
+    let pin_dir = windows_path(&pins);
+    let tls = [
+        "--device",
+        &dev,
+        "configure",
+        "--tls-pin-dir",
+        &pin_dir,
+        "tls",
+        "--mode",
+        "Server",
+    ];
+    let o = w.run(&tls, &pw);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("pinned in"), "{}", stdout(&o));
+    let pin = std::fs::read_dir(&pins)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("a pin file");
+    let mode = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).unwrap().mode() & 0o777
+    };
+    assert_eq!(
+        mode(&pin) & 0o007,
+        0,
+        "others may use the pin: {:o}",
+        mode(&pin)
+    );
+    assert_eq!(mode(&pins) & 0o007, 0, "others may enter the pin folder");
+    let o = w.run(&tls, &pw);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("tls: nothing to change"),
+        "{}",
+        stdout(&o)
+    );
+    let (writes, _) = sim_writes(&sim, from);
+    assert_eq!(
+        writes
+            .iter()
+            .filter(|w| w.contains("AddCertificate"))
+            .count(),
+        1,
+        "{writes:?}"
+    );
+    // A pin that others may change is not trusted (Wine's DACL for mode 666 lets Everyone write).
+    chmod(&pin, 0o666);
+    let o = w.run(&tls, &pw);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 10, "{err}");
+    assert!(err.contains("may be written by Everyone"), "{err}");
+    assert!(
+        err.contains("help: check who changed it, then: icacls"),
+        "{err}"
+    );
+}
+
+#[test]
+#[ignore = "needs the Windows build and Wine: make test-windows"]
+fn plan_and_apply_from_wine_with_a_generated_password_kept_private() {
+    let Some(w) = wine("plan_and_apply_from_wine_with_a_generated_password_kept_private") else {
+        return;
+    };
+    let sim = TcpSim::start(&[]);
+    let dev = sim.device();
+    let dir = sim.dir.path();
+    let profile = dir.join("profile.yaml");
+    std::fs::write(
+        &profile,
+        "version: 1\ncontrolMode: ccm\nadminPassword: generate\n\
+         features: {kvm: true, sol: true, ider: false, userConsent: all}\n\
+         hostname: {hostName: wks-0042, domainName: corp.example.com}\n",
+    )
+    .unwrap();
+    let data = dir.join("data");
+    let (p, d) = (windows_path(&profile), windows_path(&data));
+    let plan = |w: &Wine| {
+        let o = w.run(
+            &["--device", &dev, "--json", "plan", &p, "--data-dir", &d],
+            &[],
+        );
+        let v: Value = serde_json::from_str(&stdout(&o))
+            .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&o), stderr(&o)));
+        (code(&o), v)
+    };
+    let (c, v) = plan(w);
+    assert_eq!(
+        (c, v["status"].as_str()),
+        (2, Some("changes-pending")),
+        "{v:#}"
+    );
+    assert_eq!(sim_writes(&sim, 0).0, Vec::<String>::new(), "plan wrote");
+    assert!(!data.exists(), "plan stored something");
+
+    let o = w.run(&["--device", &dev, "apply", &p, "--data-dir", &d], &[]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 0, "{out}{err}");
+    assert!(out.contains("apply: AMT matches the profile"), "{out}");
+    let s = sim.state();
+    assert_eq!(s["control_mode"], 1);
+    assert_eq!(instance(&s, "AMT_GeneralSettings")["HostName"], "wks-0042");
+    // SOL on, IDE-R off; KVM on in its own class.
+    assert_eq!(
+        instance(&s, "AMT_RedirectionService")["EnabledState"],
+        "32770"
+    );
+    assert_eq!(instance(&s, "CIM_KVMRedirectionSAP")["EnabledState"], "2");
+    // The generated password: stored before use, private (the DACL the agent gave the file and
+    // its folders, as Wine shows it in their modes), never printed, and the one AMT now has.
+    let generated = data.join("generated/amt-password");
+    let secret = std::fs::read_to_string(&generated).unwrap();
+    let secret = secret.trim();
+    assert_eq!(secret.len(), 16);
+    for p in [&generated, &data.join("generated"), &data] {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(p).unwrap().mode();
+        assert_eq!(
+            m & 0o007,
+            0,
+            "{} is open to others: {:o}",
+            p.display(),
+            m & 0o777
+        );
+    }
+    assert!(!out.contains(secret) && !err.contains(secret));
+    let o = linux_wsman(&dev, secret, &["get", "AMT_GeneralSettings"]);
+    assert_eq!(
+        code(&o),
+        0,
+        "AMT does not take the generated password: {}",
+        stderr(&o)
+    );
+
+    // Plan reads the generated password back through the ACL check: nothing left to do.
+    let (_, from) = sim_writes(&sim, 0);
+    let (c, v) = plan(w);
+    assert_eq!((c, v["status"].as_str()), (0, Some("no-changes")), "{v:#}");
+    let o = w.run(
+        &["--device", &dev, "--json", "apply", &p, "--data-dir", &d],
+        &[],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let j: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(j["status"], "unchanged", "{j}");
+    assert_eq!(sim_writes(&sim, from).0, Vec::<String>::new());
+
+    // A plain-text secret in a profile every user can read is refused, with the Windows fix.
+    std::fs::write(
+        &profile,
+        format!("version: 1\ncontrolMode: ccm\nadminPassword: {AMT_PW}\n"),
+    )
+    .unwrap();
+    chmod(&profile, 0o644);
+    let o = w.run(&["profile", "check", &p], &[]);
+    let out = format!("{}{}", stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 34, "{out}");
+    assert!(out.contains("which Everyone can read"), "{out}");
+    assert!(out.contains("icacls"), "{out}");
+    assert!(!out.contains(AMT_PW), "{out}");
+}
+
+/// The Linux agent's `diagnostics wsman ARGS` as AMT's admin, retried (bounded, 10 s) while the
+/// ME's LME client is busy: with the Windows service running, or for the moment a Wine process
+/// that just exited may still hold its connection to the simulator.
+fn linux_wsman(device: &str, password: &str, args: &[&str]) -> Output {
+    let mut all = vec!["--device", device, "diagnostics", "wsman"];
+    all.extend_from_slice(args);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = agent_env(&all, &[("AMT_PASSWORD", password)]);
+        if code(&o) != 4 || Instant::now() > deadline {
+            return o;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+#[ignore = "needs the Windows build and Wine: make test-windows"]
+fn the_service_with_a_profile_applies_it_then_reports_drift() {
+    let Some(w) = wine("the_service_with_a_profile_applies_it_then_reports_drift") else {
+        return;
+    };
+    let sim = TcpSim::start(&[]);
+    let dir = sim.dir.path();
+    let profile = dir.join("profile.yaml");
+    std::fs::write(
+        &profile,
+        format!(
+            "version: 1\ncontrolMode: ccm\nadminPassword: {AMT_PW}\n\
+             hostname: {{hostName: wks-0042, domainName: corp.example.com}}\n"
+        ),
+    )
+    .unwrap();
+    // Wine derives the file's DACL from its mode: 600 leaves SYSTEM and the owner only.
+    chmod(&profile, 0o600);
+    let win = windows_path;
+    let cfg = format!(
+        "device = '{}'\nprofile = '{}'\ndrift = 'report'\nplan_interval = '1s'\n\
+         data_dir = '{}'\nstate_dir = '{}'\nretry_initial = '1s'\n",
+        sim.device(),
+        win(&profile),
+        win(&dir.join("data")),
+        win(dir)
+    );
+    std::fs::write(dir.join("agent.toml"), cfg).unwrap();
+    let mut child = w
+        .command(&["service", "--config", &win(&dir.join("agent.toml"))], &[])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _service = Kill(&mut child);
+    let status = dir.join("status.json");
+    let s = wait_status(&status, |v| {
+        v["state"] == "activated" && v["controlModeCode"] == 1
+    });
+    assert_eq!(s["desired"], format!("profile {}", win(&profile)), "{s}");
+    assert!(s["lastPlan"].is_string(), "{s}");
+    let host = |sim: &TcpSim| {
+        instance(&sim.state(), "AMT_GeneralSettings")["HostName"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(host(&sim), "wks-0042");
+    assert!(dir.join("data/profile-applied.json").exists());
+
+    // Someone renames AMT: the next plan reports exactly that, and the service changes nothing.
+    let o = linux_wsman(
+        &sim.device(),
+        AMT_PW,
+        &["put", "AMT_GeneralSettings", "--set", "HostName=rogue"],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let s = wait_status(&status, |v| v["state"] == "drifted");
+    let d = s["drift"].as_array().unwrap();
+    assert_eq!(d.len(), 1, "{s:#}");
+    assert_eq!(
+        (
+            d[0]["area"].as_str(),
+            d[0]["setting"].as_str(),
+            d[0]["current"].as_str(),
+            d[0]["desired"].as_str(),
+            d[0]["fixed"].as_bool()
+        ),
+        (
+            Some("hostname"),
+            Some("host name"),
+            Some("rogue"),
+            Some("wks-0042"),
+            Some(false)
+        ),
+        "{s:#}"
+    );
+    // `status` says so with its exit code 2, as on Linux.
+    let o = w.run(&["status", "--state-dir", &win(dir)], &[]);
+    assert_eq!(code(&o), 2, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("hostname: host name: rogue (wanted wks-0042)"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(host(&sim), "rogue", "drift = report changed AMT");
 }
