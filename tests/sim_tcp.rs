@@ -83,7 +83,8 @@ fn state_written_over_tcp_is_seen_over_the_socket() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let o = agent(&["--device", &b.sim.device(), "amtinfo", "--mode", "--json"]);
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(v["controlMode"], "client control mode", "{v}");
+    // rpc-go v2's words for control mode 1.
+    assert_eq!(v["controlMode"], "activated in client control mode", "{v}");
 }
 
 #[test]
