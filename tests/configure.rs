@@ -114,16 +114,6 @@ impl Amt {
     }
 }
 
-/// An instance of `class` in the state file, as a map.
-fn instance(state: &Value, class: &str) -> serde_json::Map<String, Value> {
-    let list = &state["instances"][class][0];
-    list.as_array()
-        .unwrap_or_else(|| panic!("no {class} in the state"))
-        .iter()
-        .map(|kv| (kv[0].as_str().unwrap().to_string(), kv[1].clone()))
-        .collect()
-}
-
 fn json_out(o: &std::process::Output) -> Value {
     serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))

@@ -159,16 +159,6 @@ fn ccm_profile() -> String {
     )
 }
 
-/// An instance of `class` in the state file, as a map.
-fn instance(state: &Value, class: &str) -> serde_json::Map<String, Value> {
-    state["instances"][class][0]
-        .as_array()
-        .unwrap_or_else(|| panic!("no {class} in the state"))
-        .iter()
-        .map(|kv| (kv[0].as_str().unwrap().to_string(), kv[1].clone()))
-        .collect()
-}
-
 fn pending_settings(plan: &Value) -> Vec<String> {
     plan["areas"]
         .as_array()

@@ -511,31 +511,9 @@ fn the_service_runs_in_the_foreground_from_a_console_and_writes_its_status() {
         win(&dir.join("amt-password")),
         win(dir)
     );
-    std::fs::write(dir.join("agent.toml"), cfg).unwrap();
-    let mut child = w
-        .command(&["service", "--config", &win(&dir.join("agent.toml"))], &[])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let status = dir.join("status.json");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = Value::Null;
-    while Instant::now() < deadline {
-        if let Ok(t) = std::fs::read_to_string(&status) {
-            if let Ok(v) = serde_json::from_str::<Value>(&t) {
-                last = v;
-                if last["state"] == "activated" {
-                    break;
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(last["state"], "activated", "{last}");
+    let service = ForegroundService::start(w, dir, &cfg);
+    let last = wait_status(&dir.join("status.json"), |v| v["state"] == "activated");
+    drop(service);
     assert_eq!(last["controlMode"], "client control mode", "{last}");
     assert_eq!(sim.state()["control_mode"], 1);
     // `status` reads the same file.
@@ -551,6 +529,32 @@ fn chmod(p: &Path, mode: u32) {
 /// A Linux path as the .exe sees it under Wine (the Z: drive is the Linux root).
 fn windows_path(p: &Path) -> String {
     format!("Z:{}", p.display()).replace('/', "\\")
+}
+
+/// `amt-agent.exe service` run from a console (the foreground), with `toml` as `DIR\agent.toml`;
+/// killed when dropped.
+struct ForegroundService(Child);
+
+impl ForegroundService {
+    fn start(w: &Wine, dir: &Path, toml: &str) -> ForegroundService {
+        let config = dir.join("agent.toml");
+        std::fs::write(&config, toml).unwrap();
+        let child = w
+            .command(&["service", "--config", &windows_path(&config)], &[])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        ForegroundService(child)
+    }
+}
+
+impl Drop for ForegroundService {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
@@ -986,16 +990,6 @@ fn activated_tcp_sim() -> TcpSim {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     sim
 }
-
-fn instance(state: &Value, class: &str) -> serde_json::Map<String, Value> {
-    state["instances"][class][0]
-        .as_array()
-        .unwrap_or_else(|| panic!("no {class} in the state"))
-        .iter()
-        .map(|kv| (kv[0].as_str().unwrap().to_string(), kv[1].clone()))
-        .collect()
-}
-
 #[test]
 #[ignore = "needs the Windows build and Wine: make test-windows"]
 fn configure_from_wine_applies_once_then_has_nothing_to_change_and_pins_amts_tls() {
@@ -1254,22 +1248,7 @@ fn the_service_with_a_profile_applies_it_then_reports_drift() {
         win(&dir.join("data")),
         win(dir)
     );
-    std::fs::write(dir.join("agent.toml"), cfg).unwrap();
-    let mut child = w
-        .command(&["service", "--config", &win(&dir.join("agent.toml"))], &[])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill<'a>(&'a mut Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _service = Kill(&mut child);
+    let _service = ForegroundService::start(w, dir, &cfg);
     let status = dir.join("status.json");
     let s = wait_status(&status, |v| {
         v["state"] == "activated" && v["controlModeCode"] == 1

@@ -268,3 +268,16 @@ pub fn skip_without_node(test: &str, why: &str) {
     }
     let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
 }
+
+/// The first instance of `class` in amt-sim's state file, as a map of its properties.
+pub fn instance(
+    state: &serde_json::Value,
+    class: &str,
+) -> serde_json::Map<String, serde_json::Value> {
+    state["instances"][class][0]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {class} in the state"))
+        .iter()
+        .map(|kv| (kv[0].as_str().unwrap().to_string(), kv[1].clone()))
+        .collect()
+}
