@@ -364,8 +364,9 @@ pub struct Network {
 pub struct Wired {
     #[serde(default = "yes")]
     pub dhcp: bool,
-    #[serde(default = "yes")]
-    pub ip_sync: bool,
+    /// Left out: with DHCP, yes; static with `ipAddress`, no; static without, yes (the host's).
+    #[serde(default)]
+    pub ip_sync: Option<bool>,
     #[serde(default)]
     pub ip_address: Option<String>,
     #[serde(default)]
@@ -478,7 +479,6 @@ pub const AREAS: &[&str] = &[
     "sync-clock",
     "proxies",
     "wired",
-    "ieee8021x",
     "wireless",
     "cira",
     "tls",
@@ -499,7 +499,6 @@ impl Profile {
                 "sync-clock" => self.clock_sync == Some(true),
                 "proxies" => self.proxies.is_some(),
                 "wired" => net.is_some_and(|n| n.wired.is_some()),
-                "ieee8021x" => net.is_some_and(|n| n.ieee8021x.is_some()),
                 "wireless" => net.is_some_and(|n| n.wireless.is_some()),
                 "cira" => self.cira.is_some(),
                 "tls" => self.tls.is_some(),

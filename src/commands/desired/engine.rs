@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::areas::{Area, MebxOnce, Proxies, Wrap};
+use super::network::{WiredArea, WirelessArea};
 use crate::amthi::{AmthiClient, ControlMode, ProvisioningState};
 use crate::commands::configure::{self, Change, Kept, Target};
 use crate::commands::session::{self, AmtConnArgs};
@@ -297,6 +298,19 @@ impl Engine<'_> {
     fn slots(&self, desired: &Secret) -> Result<Vec<Slot>, AgentError> {
         let p = self.profile;
         let mut out = Vec::new();
+        // The device's UUID keys the verifiers of secrets AMT never reveals; read once.
+        let mut known: Option<String> = None;
+        let mut uuid = || -> Result<String, AgentError> {
+            if let Some(u) = &known {
+                return Ok(u.clone());
+            }
+            let u = AmthiClient::new(self.device.clone())
+                .uuid()
+                .map(|u| u.text())
+                .map_err(|e| AgentError::from(e).context("cannot read AMT's UUID"))?;
+            known = Some(u.clone());
+            Ok(u)
+        };
         for name in p.areas() {
             let slot = match name {
                 "activation" => continue,
@@ -307,19 +321,7 @@ impl Engine<'_> {
                 "mebx-password" => {
                     let r = p.mebx_password.as_ref().expect("listed because set");
                     let pw = self.secret(r, "mebxPassword", "mebx-password")?;
-                    let uuid = AmthiClient::new(self.device.clone())
-                        .uuid()
-                        .map(|u| u.text())
-                        .map_err(|e| AgentError::from(e).context("cannot read AMT's UUID"))?;
-                    Slot::Area(Box::new(MebxOnce {
-                        inner: Wrap {
-                            c: configure::mebx::Mebx::with(pw.clone()),
-                            wanted: "***".into(),
-                        },
-                        password: pw,
-                        data: self.data.clone(),
-                        uuid,
-                    }))
+                    Slot::Area(Box::new(MebxOnce::new(pw, self.data, uuid()?)))
                 }
                 "amt-features" => {
                     let f = p.features.expect("listed because set");
@@ -372,21 +374,16 @@ impl Engine<'_> {
                 "proxies" => Slot::Area(Box::new(Proxies {
                     want: p.proxies.clone().unwrap_or_default(),
                 })),
-                "wired" => Slot::NotInThisBuild {
-                    name: "wired",
-                    wanted: "the profile's network.wired".into(),
-                    why: "this build cannot configure AMT's wired network yet (`configure wired` is not in it); the settings are checked, not applied",
-                },
-                "ieee8021x" => Slot::NotInThisBuild {
-                    name: "ieee8021x",
-                    wanted: "the profile's network.ieee8021x".into(),
-                    why: "this build cannot configure 802.1X yet (`configure wired`/`wireless` are not in it); the settings are checked, not applied",
-                },
-                "wireless" => Slot::NotInThisBuild {
-                    name: "wireless",
-                    wanted: "the profile's network.wireless".into(),
-                    why: "this build cannot configure AMT's Wi-Fi yet (`configure wireless`/`wifisync` are not in it); the settings are checked, not applied",
-                },
+                "wired" => Slot::Area(Box::new(WiredArea::new(
+                    p.network.as_ref().expect("listed because set"),
+                    self.data,
+                    &uuid()?,
+                )?)),
+                "wireless" => Slot::Area(Box::new(WirelessArea::new(
+                    p.network.as_ref().expect("listed because set"),
+                    self.data,
+                    &uuid()?,
+                )?)),
                 "cira" => Slot::NotInThisBuild {
                     name: "cira",
                     wanted: "the profile's cira".into(),

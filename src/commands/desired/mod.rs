@@ -4,6 +4,7 @@
 
 pub mod areas;
 pub mod engine;
+pub mod network;
 
 use std::path::PathBuf;
 use std::sync::Arc;
