@@ -335,15 +335,13 @@ pub struct WiredState {
     pub store: Store,
 }
 
-fn contexts(t: &mut Target, class: &str) -> Vec<CredentialContext> {
+fn contexts(t: &mut Target, class: &str) -> Result<Vec<CredentialContext>, AgentError> {
     // A platform without Wi-Fi has no CIM_CredentialContext: nothing is bound there.
-    ieee8021x::enumerate_all(t, class)
-        .map(|l| {
-            l.iter()
-                .filter_map(CredentialContext::from_instance)
-                .collect()
-        })
+    Ok(ieee8021x::enumerate_if_present(t, class)?
         .unwrap_or_default()
+        .iter()
+        .filter_map(CredentialContext::from_instance)
+        .collect())
 }
 
 impl WiredState {
@@ -412,12 +410,12 @@ impl Configure for Wired {
                     .is_some_and(|m| m.bytes().any(|b| b.is_ascii_hexdigit() && b != b'0'))
             });
         let dot1x = t.read(dot1x::get_wired())?;
-        let bound = contexts(t, dot1x::IPS_CONTEXT)
+        let bound = contexts(t, dot1x::IPS_CONTEXT)?
             .into_iter()
             .filter(|c| c.settings == dot1x.instance_id)
             .map(|c| c.certificate)
             .collect();
-        let used_elsewhere = contexts(t, dot1x::CIM_CONTEXT)
+        let used_elsewhere = contexts(t, dot1x::CIM_CONTEXT)?
             .into_iter()
             .map(|c| c.certificate)
             .collect();

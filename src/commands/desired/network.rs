@@ -217,7 +217,7 @@ impl Area for WiredArea {
         {
             if unknown_secret && !c.verifiable {
                 c.desired.push_str(
-                    " (the password again: AMT does not reveal it, and amt-agent has not set this one)",
+                    " (sent again: AMT does not reveal the password, and amt-agent has no record of setting this one)",
                 );
             }
         }
@@ -438,7 +438,7 @@ impl Area for WirelessArea {
             for mut c in p.changes {
                 if unknown_secret && !c.verifiable {
                     c.desired.push_str(
-                        " (its secret again: AMT does not reveal it, and amt-agent has not set this one)",
+                        " (sent again: AMT does not reveal its passphrase or 802.1X password, and amt-agent has no record of setting this one)",
                     );
                 }
                 // A replaced profile whose priority another wanted profile takes is deleted
