@@ -268,6 +268,16 @@ fn main() {
         ms(desired.plan_fresh),
         ms(desired.plan_applied)
     ));
+    report.push_str(&format!(
+        "\n`configure cira` (each on a fresh simulator activated in CCM, then alternating two \
+         MPSs): the first configuration (the state in 14 requests, AddTrustedRootCertificate, AddMpServer, \
+         AddRemoteAccessPolicyRule ×2, AppliesToMPS Put ×2, RequestStateChange, environment Put, \
+         the reads again) **{}**, a change of server (the 2 rules and the server deleted, added \
+         again) **{}**, nothing to change **{}** ms (median wall time per process).\n",
+        ms(conf.cira_first),
+        ms(conf.cira_switch),
+        ms(conf.cira_unchanged)
+    ));
     print!("{report}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/performance.md");
     if let Err(e) = std::fs::write(&out, &report) {
@@ -280,6 +290,12 @@ struct ConfBench {
     apply: Duration,
     undo: Duration,
     unchanged: Duration,
+    /// `configure cira`: a new configuration (root, server, 2 policies and their associations,
+    /// user-initiated connections, detection domains) on a fresh machine, a change of server
+    /// (rules and server deleted, added again), and a run with nothing to change.
+    cira_first: Duration,
+    cira_switch: Duration,
+    cira_unchanged: Duration,
 }
 
 /// `configure amt-features` applied, undone and re-run unchanged against amt-sim over its socket.
@@ -323,12 +339,68 @@ fn configure_bench(agent: &Path, sim: &Path, dir: &Path) -> ConfBench {
         v.sort();
         v[v.len() / 2]
     };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cira/mps-root.pem");
+    let root = root.to_str().expect("utf-8 path").to_string();
+    let cira = |dev: &str, address: &str| {
+        let t = Instant::now();
+        let st = Command::new(agent)
+            .args([
+                "--device",
+                dev,
+                "configure",
+                "cira",
+                "--mps-address",
+                address,
+            ])
+            .args(["--mps-cert", &root, "--env-detection", "corp.example.com"])
+            .env("AMT_PASSWORD", PW)
+            .env("MPS_PASSWORD", "Bench-Mps1!")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("spawn");
+        assert!(st.success(), "configure cira {address} failed: {st}");
+        t.elapsed()
+    };
+    let (mut first, mut switch, mut same) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS / 5 {
+        let d = dir.join(format!("cira-{round}"));
+        std::fs::create_dir_all(&d).expect("cira bench dir");
+        let (mut child, dev) = start_sim(sim, &d, &[]);
+        run_on(agent, &dev, PW, &["activate", "--local", "--ccm"]);
+        first.push(cira(&dev, "mps-a.example.com"));
+        for _ in 0..4 {
+            switch.push(cira(&dev, "mps-b.example.com"));
+            same.push(cira(&dev, "mps-b.example.com"));
+            switch.push(cira(&dev, "mps-a.example.com"));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     ConfBench {
         rounds: ROUNDS,
         apply: med(apply),
         undo: med(undo),
         unchanged: med(unchanged),
+        cira_first: med(first),
+        cira_switch: med(switch),
+        cira_unchanged: med(same),
     }
+}
+
+fn run_on(agent: &Path, dev: &str, pw: &str, args: &[&str]) {
+    let st = Command::new(agent)
+        .arg("--device")
+        .arg(dev)
+        .args(args)
+        .env("AMT_PASSWORD", pw)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn");
+    assert!(st.success(), "{args:?} failed: {st}");
 }
 
 struct NetBench {

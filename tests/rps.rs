@@ -2364,8 +2364,18 @@ fn a_profile_with_wifi_configures_the_machines_wifi_through_the_relay() {
         ],
         &[("AMT_PASSWORD", AMT_PW)],
     );
-    let j: Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|_| panic!("{}\n{}", stdout(&o), stderr(&o)));
+    // A component RPS reports as failed fails the run with its code (106 for Wi-Fi); the result
+    // comes first on stdout, the error object after it.
+    assert_eq!(code(&o), 106, "{}", stderr(&o));
+    let j: Value = serde_json::Deserializer::from_slice(&o.stdout)
+        .into_iter::<Value>()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("{}\n{}", stdout(&o), stderr(&o)));
+    assert_eq!(
+        j["failedComponents"],
+        serde_json::json!(["WirelessNetwork"])
+    );
     assert_eq!(
         j["components"]["WirelessNetwork"]["result"], "Failure",
         "{j}"
@@ -2383,5 +2393,248 @@ fn a_profile_with_wifi_configures_the_machines_wifi_through_the_relay() {
     assert_eq!(
         instance_prop(&st, "CIM_WiFiEndpointSettings", 1, "ElementName").as_deref(),
         Some("corp")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// CIRA through RPS (rps-protocol.md §5.1 step 7, §5.6) and a component RPS reports as failed
+
+const MPS_PW: &str = "Mps-P@ss1";
+
+/// A CCM profile with RPS's CIRA configuration for mps.example.com (the test MPS root).
+fn cira_config(extra: Value) -> Value {
+    let mut c = config(json!({}));
+    c["profiles"]["ccm-cira"] = json!({
+        "mode": "ccm", "password": AMT_PW, "userConsent": "All",
+        "cira": {
+            "mpsAddress": "mps.example.com", "mpsPort": 4433, "username": "admin",
+            "password": MPS_PW,
+            "rootCert": repo_file("tests/fixtures/cira/mps-root.pem").to_str().unwrap()
+        }
+    });
+    if let (Value::Object(c), Value::Object(e)) = (&mut c, extra) {
+        c.extend(e);
+    }
+    c
+}
+
+fn sim_with(args: &[&str]) -> Sim {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("sim.sock");
+    let st = dir.path().join("state.json").to_str().unwrap().to_string();
+    let mut all = vec!["--state", st.as_str()];
+    all.extend_from_slice(args);
+    Sim::start_in(dir, socket, &all)
+}
+
+fn activate_cira(sim: &Sim, peer: &Peer, json_out: bool) -> Output {
+    activate_cira_env(sim, peer, json_out, &[])
+}
+
+fn activate_cira_env(sim: &Sim, peer: &Peer, json_out: bool, env: &[(&str, &str)]) -> Output {
+    let dev = sim.device();
+    let mut args = vec!["--device", &dev, "-vvv"];
+    if json_out {
+        args.push("--json");
+    }
+    let url = peer.url();
+    args.extend(["activate", "-u", &url, "--profile", "ccm-cira"]);
+    run(&args, env)
+}
+
+/// The WS-MAN calls the peer sent, as `Class.Method` (from the decoded requests it logged).
+fn peer_calls(peer: &Peer) -> Vec<String> {
+    peer.log()
+        .iter()
+        .filter(|e| e["json"]["method"] == "wsman")
+        .filter_map(|e| e["decoded_payload"].as_str().map(str::to_string))
+        .filter_map(|raw| {
+            let action = raw
+                .split("<a:Action>")
+                .nth(1)?
+                .split('<')
+                .next()?
+                .to_string();
+            let uri = raw
+                .split("<w:ResourceURI>")
+                .nth(1)?
+                .split('<')
+                .next()?
+                .to_string();
+            let class = uri.rsplit('/').next()?.to_string();
+            let op = action.rsplit('/').next()?.to_string();
+            Some(format!("{class}.{op}"))
+        })
+        .collect()
+}
+
+#[test]
+fn an_rps_profile_with_cira_configures_the_mps_through_the_relay() {
+    if !peer_available() {
+        return;
+    }
+    let mut sim = sim();
+    let peer = Peer::start(sim.dir.path(), cira_config(json!({})), None);
+    let o = activate_cira(&sim, &peer, true);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 0, "stdout:\n{out}\nstderr:\n{err}");
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["status"], "success");
+    assert_eq!(
+        j["components"]["CIRAConnection"]["result"], "Success",
+        "{out}"
+    );
+    assert_eq!(j["failedComponents"], json!([]));
+    assert_eq!(j["amtErrors"], json!([]), "{out}");
+    // RPS's CIRA sequence reached AMT through the relay, in order.
+    let calls = peer_calls(&peer);
+    let cira: Vec<&str> = calls
+        .iter()
+        .map(String::as_str)
+        .skip_while(|c| *c != "AMT_PublicKeyManagementService.AddTrustedRootCertificate")
+        .collect();
+    assert_eq!(
+        cira,
+        [
+            "AMT_PublicKeyManagementService.AddTrustedRootCertificate",
+            "AMT_RemoteAccessService.AddMpServer",
+            "AMT_ManagementPresenceRemoteSAP.Enumerate",
+            "AMT_ManagementPresenceRemoteSAP.Pull",
+            "AMT_RemoteAccessService.AddRemoteAccessPolicyRule",
+            "AMT_RemoteAccessService.AddRemoteAccessPolicyRule",
+            "AMT_RemoteAccessPolicyAppliesToMPS.Enumerate",
+            "AMT_RemoteAccessPolicyAppliesToMPS.Pull",
+            "AMT_RemoteAccessPolicyAppliesToMPS.Put",
+            "AMT_RemoteAccessPolicyAppliesToMPS.Put",
+            "AMT_UserInitiatedConnectionService.RequestStateChange",
+            "AMT_EnvironmentDetectionSettingData.Get",
+            "AMT_EnvironmentDetectionSettingData.Put",
+        ],
+        "{calls:?}"
+    );
+    // The MPS password went through the relay but never into the agent's trace log.
+    assert_no_secret("activate -vvv stderr", &err, &[MPS_PW]);
+    // `amtinfo --ras` (AMTHI) names the configured MPS.
+    let dev = sim.device();
+    let ras = run(&["--device", &dev, "amtinfo", "--ras"], &[]);
+    assert!(stdout(&ras).contains("mps.example.com"), "{}", stdout(&ras));
+    sim.stop();
+    let st = state(&sim);
+    assert_eq!(st["control_mode"], 1);
+    assert_eq!(
+        instance_prop(&st, "AMT_ManagementPresenceRemoteSAP", 0, "AccessInfo").as_deref(),
+        Some("mps.example.com")
+    );
+    assert_eq!(
+        st["instances"]["AMT_RemoteAccessPolicyRule"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    for i in 0..2 {
+        assert_eq!(
+            instance_prop(&st, "AMT_RemoteAccessPolicyAppliesToMPS", i, "MpsType").as_deref(),
+            Some("2")
+        );
+    }
+    assert_eq!(
+        instance_prop(&st, "AMT_UserInitiatedConnectionService", 0, "EnabledState").as_deref(),
+        Some("32771")
+    );
+    assert!(instance_prop(
+        &st,
+        "AMT_EnvironmentDetectionSettingData",
+        0,
+        "DetectionStrings"
+    )
+    .is_some_and(|d| d.ends_with(".com")));
+    // AMT holds the password RPS chose (the simulator keeps its digest).
+    let held = st["instances"]["AMT_MPSUsernamePassword"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|kv| kv[1] == amt_agent::sim::amt::secret_digest(MPS_PW));
+    assert!(held, "{}", st["instances"]["AMT_MPSUsernamePassword"]);
+}
+
+#[test]
+fn a_component_rps_reports_failed_fails_the_activation_with_its_code() {
+    if !peer_available() {
+        return;
+    }
+    // AMT answers AddMpServer with HTTP 500: RPS's CIRA flow stops at ADD_MPS, and RPS still
+    // ends with `success`, CIRAConnection `Failure` among the components (the case).
+    let mut sim = sim_with(&["--fault", "http500=AMT_RemoteAccessService"]);
+    let peer = Peer::start(sim.dir.path(), cira_config(json!({})), None);
+    let o = activate_cira(&sim, &peer, false);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 104, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(peer.last_final()["method"], "success");
+    assert!(
+        out.contains("CIRAConnection") && out.contains("Failure: Failed to add mps"),
+        "{out}"
+    );
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("CIRAConnection (Failed to add mps)") && line.contains("Client control mode"),
+        "{err}"
+    );
+    assert!(
+        err.contains("help:") && err.contains("configure cira"),
+        "{err}"
+    );
+    // Activated again (RPS re-runs the configuration): the JSON result carries the components
+    // as before, and names the failed one.
+    let peer2 = Peer::start(sim.dir.path(), cira_config(json!({})), None);
+    let o = activate_cira_env(&sim, &peer2, true, &[("AMT_PASSWORD", AMT_PW)]);
+    assert_eq!(code(&o), 104, "{}", stderr(&o));
+    // The result, then (as for every error with --json) the error object.
+    let out = stdout(&o);
+    let mut docs = serde_json::Deserializer::from_str(&out).into_iter::<Value>();
+    let j = docs.next().unwrap().unwrap();
+    let e = docs.next().unwrap().unwrap();
+    assert_eq!(e["exitCode"], 104, "{e}");
+    assert_eq!(e["exitName"], "CIRAConfigurationFailed", "{e}");
+    assert_eq!(j["status"], "failed");
+    assert_eq!(j["failedComponents"], json!(["CIRAConnection"]));
+    assert_eq!(j["components"]["CIRAConnection"]["result"], "Failure");
+    assert_eq!(j["components"]["Activation"]["result"], "Success");
+    assert_eq!(j["mode"], "CCM");
+    sim.stop();
+    let st = state(&sim);
+    assert_eq!(
+        st["control_mode"], 1,
+        "the device is activated all the same"
+    );
+    assert_eq!(
+        st["instances"]["AMT_ManagementPresenceRemoteSAP"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_failure_rps_alone_sees_is_reported_too() {
+    if !peer_available() {
+        return;
+    }
+    // RPS cannot register the device with its MPS: AMT refused nothing, RPS's word is the only
+    // evidence, and it is enough.
+    let sim = sim();
+    let peer = Peer::start(
+        sim.dir.path(),
+        cira_config(json!({"mpsUnavailable": true})),
+        None,
+    );
+    let o = activate_cira(&sim, &peer, false);
+    assert_eq!(code(&o), 104, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("CIRAConnection (Failed to save device to mps)"),
+        "{}",
+        stderr(&o)
     );
 }

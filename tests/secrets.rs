@@ -789,3 +789,88 @@ fn network_secrets_in_a_profile_leak_nowhere_at_trace_level() {
         &[PSK, PSK2, PEAP_PW],
     );
 }
+
+/// `configure cira` at trace level, planned and applied, with the MPS password from the
+/// environment and with a random one: neither password appears in any output. The random one is
+/// unknown to the test, so every 16-character window of the output is checked against the digest
+/// of the password the simulated AMT holds.
+#[test]
+fn configure_cira_leaks_no_mps_password_at_trace_level() {
+    const MPS_PW: &str = "Kn0wn-Mps!Sec";
+    let sim = start();
+    let dev = sim.device();
+    let lsa = lsa(&sim);
+    let o = agent_env(
+        &["--device", &dev, "activate", "--local", "--ccm"],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let root = repo_file("tests/fixtures/cira/mps-root.pem");
+    let root = root.to_str().unwrap();
+    let secrets = [AMT_PW, MPS_PW, lsa.as_str()];
+    let env = [("AMT_PASSWORD", AMT_PW), ("MPS_PASSWORD", MPS_PW)];
+    let base = ["--device", dev.as_str(), "-vvv"];
+    let cira = [
+        "configure",
+        "cira",
+        "--mps-address",
+        "mps.example.com",
+        "--mps-cert",
+        root,
+    ];
+    for (what, extra, json) in [
+        ("cira --dry-run", vec!["--dry-run"], false),
+        ("cira --dry-run --json", vec!["--dry-run"], true),
+        ("cira", vec![], true),
+    ] {
+        let mut args: Vec<&str> = base.to_vec();
+        if json {
+            args.push("--json");
+        }
+        args.extend(cira);
+        args.extend(extra);
+        let o = agent_env(&args, &env);
+        assert_eq!(code(&o), 0, "{what}: {}", stderr(&o));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(
+            all.contains("TRACE") && all.contains("AddMpServer"),
+            "{what}"
+        );
+        assert_clean(what, &all, &secrets);
+    }
+    let held = |sim: &Sim| -> String {
+        let s: Value =
+            serde_json::from_str(&std::fs::read_to_string(sim.path("state.json")).unwrap())
+                .unwrap();
+        s["instances"]["AMT_MPSUsernamePassword"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|kv| kv[0].as_str().is_some_and(|k| k.ends_with("Secret")))
+            .and_then(|kv| kv[1].as_str())
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(held(&sim), amt_agent::sim::amt::secret_digest(MPS_PW));
+    // A random password, written again with --force.
+    let mut args: Vec<&str> = base.to_vec();
+    args.push("--json");
+    args.extend(cira);
+    args.extend(["--generate-random-password", "--force"]);
+    let o = agent_env(&args, &[("AMT_PASSWORD", AMT_PW)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let digest = held(&sim);
+    assert_ne!(digest, amt_agent::sim::amt::secret_digest(MPS_PW));
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert_clean("cira --generate-random-password", &all, &secrets);
+    let b = all.as_bytes();
+    for w in b.windows(16) {
+        if let Ok(s) = std::str::from_utf8(w) {
+            assert_ne!(
+                amt_agent::sim::amt::secret_digest(s),
+                digest,
+                "the random MPS password appears in the output"
+            );
+        }
+    }
+}

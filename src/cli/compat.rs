@@ -79,6 +79,12 @@ const V2_FLAGS: &[(&str, &str)] = &[
     ("privateKey", "ieee8021x-private-key"),
     ("oswifisync", "os-wifi-sync"),
     ("uefiwifisync", "uefi-wifi-sync"),
+    // configure cira (rpc-go.md §1.1, §1.2).
+    ("mpsaddress", "mps-address"),
+    ("mpscert", "mps-cert"),
+    ("mpspassword", "mps-password"),
+    ("envdetection", "env-detection"),
+    ("generateRandomPassword", "generate-random-password"),
     ("help", "help"),
     ("version", "version"),
 ];

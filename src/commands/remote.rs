@@ -110,6 +110,45 @@ fn failure_code(req: &Request) -> ExitCode {
     }
 }
 
+/// The components RPS's final `success` reports as failed, in RPS's order of configuration
+/// (activation, wired, wireless, TLS, CIRA proxy, CIRA connection), any others after them.
+fn failed_components(o: &Outcome) -> Vec<&crate::rps::message::Component> {
+    const ORDER: [&str; 6] = [
+        "Activation",
+        "WiredNetwork",
+        "WirelessNetwork",
+        "TLS",
+        "CIRAProxy",
+        "CIRAConnection",
+    ];
+    let mut failed: Vec<&crate::rps::message::Component> = o
+        .components
+        .iter()
+        .filter(|c| c.result.eq_ignore_ascii_case("Failure"))
+        .collect();
+    failed.sort_by_key(|c| {
+        ORDER
+            .iter()
+            .position(|n| *n == c.name)
+            .unwrap_or(ORDER.len())
+    });
+    failed
+}
+
+/// rpc-go's code for a component that failed (rpc-go.md §2): 102 activation, 103 wired network,
+/// 106 wireless, 105 TLS, 104 CIRA (proxy or connection), 107 AMT features, else 10.
+fn component_code(name: &str) -> ExitCode {
+    match name {
+        "Activation" => ExitCode::ActivationFailed,
+        "WiredNetwork" => ExitCode::NetworkConfigurationFailed,
+        "WirelessNetwork" => ExitCode::WifiConfigurationFailed,
+        "TLS" => ExitCode::TlsConfigurationFailed,
+        "CIRAProxy" | "CIRAConnection" => ExitCode::CiraConfigurationFailed,
+        n if n.contains("Feature") => ExitCode::AmtFeaturesConfigurationFailed,
+        _ => ExitCode::GenericFailure,
+    }
+}
+
 /// The exit code for RPS's `error`, rpc-go's where one fits.
 fn error_code(req: &Request, o: &Outcome) -> ExitCode {
     let s = o.status.as_str();
@@ -478,7 +517,10 @@ fn finish(
         )),
         _ => None,
     };
-    let success = ok && mismatch.is_none();
+    // RPS's `success` also covers an activation whose configuration partly failed: a component
+    // it reports as `Failure` fails the run (with that component's code), as it should have.
+    let failed = if ok { failed_components(o) } else { Vec::new() };
+    let success = ok && mismatch.is_none() && failed.is_empty();
     if json_out {
         let components: serde_json::Map<String, Value> = o
             .components
@@ -499,6 +541,7 @@ fn finish(
                 "rpsStatus": o.status,
                 "components": components,
                 "message": o.raw,
+                "failedComponents": failed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
                 "amtErrors": r.seen.amt_failures,
                 "exchanges": r.exchanges,
                 "tunnelMessages": r.tunnel_messages,
@@ -523,7 +566,9 @@ fn finish(
     if success {
         return Ok(ExitCode::Success);
     }
-    let code = if ok {
+    let code = if let Some(first) = failed.first().filter(|_| mismatch.is_none()) {
+        component_code(&first.name)
+    } else if ok {
         failure_code(req)
     } else if r.seen.rejected_user.is_some() && o.structured {
         // RPS's "Unable to authenticate with AMT": the password RPS used is not AMT's.
@@ -531,10 +576,24 @@ fn finish(
     } else {
         error_code(req, o)
     };
-    let mut e = fail(
-        code,
-        mismatch.unwrap_or_else(|| format!("RPS: {}", o.status)),
-    );
+    let what = match (&mismatch, failed.is_empty()) {
+        (Some(m), _) => m.clone(),
+        (None, false) => format!(
+            "RPS reports success ({}), but {} of its configuration failed: {}",
+            o.status.trim_end_matches('.'),
+            if failed.len() == 1 { "a part" } else { "parts" },
+            failed
+                .iter()
+                .map(|c| match &c.details {
+                    Some(d) => format!("{} ({d})", c.name),
+                    None => c.name.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        (None, true) => format!("RPS: {}", o.status),
+    };
+    let mut e = fail(code, what);
     for f in &r.seen.amt_failures {
         e = e.cause(format!("AMT: {f}"));
     }
@@ -556,6 +615,20 @@ fn finish(
         ExitCode::MissingDnsSuffix => {
             e.help("give the domain RPS has a provisioning certificate for: -d amt.example.com")
         }
+        _ if !failed.is_empty() => e.help(format!(
+            "the device is activated ({}); fix {}, then run the same activate again (RPS configures an activated device anew){}",
+            after.text(),
+            if r.seen.amt_failures.is_empty() {
+                "what RPS names"
+            } else {
+                "what AMT refused (the causes above)"
+            },
+            if failed.iter().any(|c| c.name.starts_with("CIRA")) {
+                ", or configure CIRA locally: amt-agent configure cira --help"
+            } else {
+                ""
+            }
+        )),
         _ => e.help("see RPS's message above; -vv shows every relayed exchange"),
     };
     // The summary was printed already; the error line says why the exit status is not 0.
@@ -934,9 +1007,11 @@ impl Driver {
         match crate::rps::amt_failure(request, raw) {
             // Firmware answers deletes of absent instances with a fault; RPS clears what may be
             // there and tolerates it (rps-protocol.md §9 item 12).
+            // (An absent remote access policy rule answers DestinationUnreachable.)
             Some(f)
                 if f.method == "Delete"
-                    && matches!(&f.what, crate::rps::AmtFailureKind::Fault(s) if s.contains("InvalidSelectors")) =>
+                    && matches!(&f.what, crate::rps::AmtFailureKind::Fault(s) if s.contains("InvalidSelectors")
+                        || (f.class == "AMT_RemoteAccessPolicyRule" && s.contains("DestinationUnreachable"))) =>
             {
                 tracing::info!("[{exchange}] {call}: {status} (nothing to delete)");
             }
@@ -1323,6 +1398,41 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_components_come_in_rpss_order_with_their_codes() {
+        // Re-activation order (trace 02): WiredNetwork first, Activation last.
+        let o = Outcome::parse(
+            r#"{"Status":"already enabled in client mode.","Components":{"WiredNetwork":{"Result":"Success"},"TLS":{"Result":"NotApplicable"},"CIRAConnection":{"Result":"Failure","Details":"Failed to add mps"},"WirelessNetwork":{"Result":"Failure","Details":"Failed to add home"},"Activation":{"Result":"Success","Mode":"CCM"}}}"#,
+        );
+        let f = failed_components(&o);
+        let names: Vec<&str> = f.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["WirelessNetwork", "CIRAConnection"]);
+        assert_eq!(component_code(names[0]), ExitCode::WifiConfigurationFailed);
+        assert_eq!(
+            component_code("CIRAConnection"),
+            ExitCode::CiraConfigurationFailed
+        );
+        assert_eq!(
+            component_code("CIRAProxy"),
+            ExitCode::CiraConfigurationFailed
+        );
+        assert_eq!(component_code("TLS"), ExitCode::TlsConfigurationFailed);
+        assert_eq!(
+            component_code("WiredNetwork"),
+            ExitCode::NetworkConfigurationFailed
+        );
+        assert_eq!(
+            component_code("AMTFeatures"),
+            ExitCode::AmtFeaturesConfigurationFailed
+        );
+        assert_eq!(component_code("Something"), ExitCode::GenericFailure);
+        // Nothing failed: nothing to report.
+        let ok = Outcome::parse(
+            r#"{"Status":"Client control mode.","Components":{"Activation":{"Result":"Success"},"CIRAConnection":{"Result":"NotApplicable"}}}"#,
+        );
+        assert!(failed_components(&ok).is_empty());
+    }
 
     #[test]
     fn no_proxy_lists_match_hosts_and_suffixes() {

@@ -162,11 +162,15 @@ fn answer(fw: &mut FirmwareCore, command: Command, body: &[u8]) -> (PtStatus, Ve
             }
         }
         Command::GetRemoteAccessConnectionStatus if expect_len(0) => {
+            // Once CIRA configured an MPS, the answer follows the WS-MAN model (network status
+            // from environment detection, the MPS's name); before, the profile's values.
+            let (network_status, mps_hostname) = super::amt::remote_access_status(p)
+                .unwrap_or((p.ras.network_status, p.ras.mps_hostname.clone()));
             let r = RemoteAccessStatus {
-                network_status: p.ras.network_status,
+                network_status,
                 remote_status: p.ras.remote_status,
                 remote_trigger: p.ras.remote_trigger,
-                mps_hostname: p.ras.mps_hostname.clone(),
+                mps_hostname,
             };
             (PtStatus::Success, r.encode())
         }

@@ -117,8 +117,13 @@ impl Firmware {
         if profile.digest_realm.is_empty() {
             profile.digest_realm = amt::new_realm(&mut rand::thread_rng());
         }
-        if profile.instances.is_empty() {
-            amt::seed_instances(&mut profile);
+        // A state written before a class existed gets that class's factory instances; the
+        // classes it has keep what it holds.
+        let mut factory = profile.clone();
+        factory.instances.clear();
+        amt::seed_instances(&mut factory);
+        for (class, instances) in factory.instances {
+            profile.instances.entry(class).or_insert(instances);
         }
         let mut core = FirmwareCore {
             profile,

@@ -17,6 +17,7 @@
 const net = require('net')
 const crypto = require('crypto')
 const fs = require('fs')
+const path = require('path')
 const xml2js = require('xml2js')
 const { AMT, IPS, CIM } = require('@device-management-toolkit/wsman-messages')
 
@@ -523,6 +524,101 @@ async function main () {
     }
   })
 
+  // --- CIRA, as RPS's ciraConfiguration.ts drives it (§5.1 step 7, §5.6) ---------------------
+
+  await step('CIRA: RemoteAccessPolicyRule Delete ×3 and an empty ManagementPresenceRemoteSAP', async () => {
+    for (const name of ['User Initiated', 'Alert', 'Periodic']) {
+      const r = await s.post(amt.RemoteAccessPolicyRule.Delete({ name: 'PolicyRuleName', value: name }))
+      check(`RemoteAccessPolicyRule Delete '${name}' of an absent rule is a 400 DestinationUnreachable fault (§9; rpc-go tolerates that subcode)`,
+        r.status === 400 && r.body.includes('DestinationUnreachable'), `HTTP ${r.status} ${r.body.slice(0, 120)}`)
+    }
+    const pr = await enumPull(s, amt.ManagementPresenceRemoteSAP)
+    check('ManagementPresenceRemoteSAP: <Items> present and empty', 'Items' in pr && asArray(pr.Items && pr.Items.AMT_ManagementPresenceRemoteSAP).length === 0, show(pr))
+  })
+
+  await step('CIRA: AddTrustedRootCertificate, AddMpServer, AddRemoteAccessPolicyRule ×2', async () => {
+    const pem = fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'cira', 'mps-root.pem'), 'utf8')
+    const blob = pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '')
+    const root = (await call(s, 'AddTrustedRootCertificate', amt.PublicKeyManagementService.AddTrustedRootCertificate({ CertificateBlob: blob }))).Body.AddTrustedRootCertificate_OUTPUT
+    check('AddTrustedRootCertificate (MPS root) ReturnValue 0', root.ReturnValue === 0, show(root))
+    const server = pem.length > 0 && fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'cira', 'mps-server.pem'), 'utf8')
+    const leaf = (await call(s, 'AddTrustedRootCertificate (server certificate)', amt.PublicKeyManagementService.AddTrustedRootCertificate({
+      CertificateBlob: server.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '')
+    }))).Body.AddTrustedRootCertificate_OUTPUT
+    check('AddTrustedRootCertificate of a certificate that is no CA answers 2063 (INVALID_CERT)', leaf.ReturnValue === 2063, show(leaf))
+    // RPS's AddMPS for a host name: InfoFormat 201 and no CommonName, which wsman-messages writes as <h:CN>undefined</h:CN>.
+    const mps = { AccessInfo: 'mps.example.com', InfoFormat: 201, Port: 4433, AuthMethod: 2, Username: 'admin', Password: 'P@ssw0rd-mps1' }
+    const add = (await call(s, 'AddMpServer', amt.RemoteAccessService.AddMPS(mps))).Body.AddMpServer_OUTPUT
+    check('AddMpServer ReturnValue 0', add.ReturnValue === 0, show(add))
+    const dup = (await call(s, 'AddMpServer (again)', amt.RemoteAccessService.AddMPS(mps))).Body.AddMpServer_OUTPUT
+    check('AddMpServer of the same server again answers 2058 (DUPLICATE)', dup.ReturnValue === 2058, show(dup))
+    const ip = (await call(s, 'AddMpServer (IPv4 format, host name)', amt.RemoteAccessService.AddMPS({ ...mps, InfoFormat: 3, CommonName: 'mps.example.com' }))).Body.AddMpServer_OUTPUT
+    check('AddMpServer of a host name as InfoFormat 3 (IPv4) answers 36', ip.ReturnValue === 36, show(ip))
+    const pr = await enumPull(s, amt.ManagementPresenceRemoteSAP)
+    const saps = asArray(pr.Items && pr.Items.AMT_ManagementPresenceRemoteSAP)
+    check('ManagementPresenceRemoteSAP: one server, its AccessInfo, Port and InfoFormat as numbers',
+      saps.length === 1 && saps[0].AccessInfo === 'mps.example.com' && saps[0].Port === 4433 && saps[0].InfoFormat === 201, show(saps))
+    // RPS reads the server's Name straight off the PullResponse (one item: an object, not an array).
+    const selector = { name: 'Name', value: pr.Items.AMT_ManagementPresenceRemoteSAP.Name }
+    const periodic = (await call(s, 'AddRemoteAccessPolicyRule (periodic)', amt.RemoteAccessService.AddRemoteAccessPolicyRule({ Trigger: 2, TunnelLifeTime: 0, ExtendedData: 'AAAAAAAAABk=' }, selector))).Body.AddRemoteAccessPolicyRule_OUTPUT
+    check('AddRemoteAccessPolicyRule (periodic, 25 s) ReturnValue 0', periodic.ReturnValue === 0, show(periodic))
+    const user = (await call(s, 'AddRemoteAccessPolicyRule (user initiated)', amt.RemoteAccessService.AddRemoteAccessPolicyRule({ Trigger: 0, TunnelLifeTime: 300, ExtendedData: '' }, selector))).Body.AddRemoteAccessPolicyRule_OUTPUT
+    check('AddRemoteAccessPolicyRule (user initiated) ReturnValue 0', user.ReturnValue === 0, show(user))
+    const again = (await call(s, 'AddRemoteAccessPolicyRule (periodic again)', amt.RemoteAccessService.AddRemoteAccessPolicyRule({ Trigger: 2, TunnelLifeTime: 0, ExtendedData: 'AAAAAAAAABk=' }, selector))).Body.AddRemoteAccessPolicyRule_OUTPUT
+    check('a second periodic rule answers 2058 (DUPLICATE)', again.ReturnValue === 2058, show(again))
+  })
+
+  await step('CIRA: RemoteAccessPolicyAppliesToMPS Enumerate/Pull/Put, the RPS way', async () => {
+    const pr = await enumPull(s, amt.RemoteAccessPolicyAppliesToMPS)
+    const items = asArray(pr.Items && pr.Items.AMT_RemoteAccessPolicyAppliesToMPS)
+    check('RemoteAccessPolicyAppliesToMPS: one association per rule', items.length === 2, show(items))
+    check('associations reference the server and the rule with four selectors each',
+      items.every((a) => asArray(a.ManagedElement.ReferenceParameters.SelectorSet.Selector).length === 4 &&
+        asArray(a.PolicySet.ReferenceParameters.SelectorSet.Selector).length === 4), show(items))
+    check('MpsType starts 0 (outside the enterprise)', items.every((a) => a.MpsType === 0), show(items.map((a) => a.MpsType)))
+    for (const data of items) {
+      // ciraConfiguration.ts: MpsType 2, OrderOfAccess 0, then its own header selectors in
+      // place of </w:OperationTimeout> (its policy name lookup finds nothing: xml2js dropped
+      // the selector names, so the name is "undefined").
+      data.MpsType = 2
+      data.OrderOfAccess = 0
+      const policySelector = undefined
+      const policyName = policySelector?._
+      const customSelector = `</w:OperationTimeout><wsman:SelectorSet xmlns:wsman="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><wsman:Selector Name="ManagedElement"><EndpointReference xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing"><Address xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</Address><ReferenceParameters xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing"><ResourceURI xmlns="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">http://intel.com/wbem/wscim/1/amt-schema/1/AMT_ManagementPresenceRemoteSAP</ResourceURI><SelectorSet xmlns="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><Selector Name="CreationClassName">AMT_ManagementPresenceRemoteSAP</Selector><Selector Name="Name">Intel(r) AMT:Management Presence Server 0</Selector><Selector Name="SystemCreationClassName">CIM_ComputerSystem</Selector><Selector Name="SystemName">Intel(r) AMT</Selector></SelectorSet></ReferenceParameters></EndpointReference></wsman:Selector><wsman:Selector Name="PolicySet"><EndpointReference xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing"><Address xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</Address><ReferenceParameters xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing"><ResourceURI xmlns="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">http://intel.com/wbem/wscim/1/amt-schema/1/AMT_RemoteAccessPolicyRule</ResourceURI><SelectorSet xmlns="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><Selector Name="CreationClassName">AMT_RemoteAccessPolicyRule</Selector><Selector Name="PolicyRuleName">${policyName}</Selector><Selector Name="SystemCreationClassName">CIM_ComputerSystem</Selector><Selector Name="SystemName">Intel(r) AMT</Selector></SelectorSet></ReferenceParameters></EndpointReference></wsman:Selector></wsman:SelectorSet>`
+      const xml = amt.RemoteAccessPolicyAppliesToMPS.Put(data).replace('</w:OperationTimeout>', customSelector)
+      await call(s, 'RemoteAccessPolicyAppliesToMPS Put', xml)
+    }
+    const after = asArray((await enumPull(s, amt.RemoteAccessPolicyAppliesToMPS)).Items.AMT_RemoteAccessPolicyAppliesToMPS)
+    check('both associations now MpsType 2 (both)', after.length === 2 && after.every((a) => a.MpsType === 2), show(after.map((a) => a.MpsType)))
+  })
+
+  await step('CIRA: UserInitiatedConnectionService and EnvironmentDetectionSettingData', async () => {
+    const rsc = (await call(s, 'UserInitiatedConnectionService RequestStateChange', amt.UserInitiatedConnectionService.RequestStateChange(32771))).Body.RequestStateChange_OUTPUT
+    check('UserInitiatedConnectionService RequestStateChange(32771) ReturnValue 0 (RPS\'s guard)', rsc && rsc.ReturnValue === 0, show(rsc))
+    const env = (await call(s, 'EnvironmentDetectionSettingData Get', amt.EnvironmentDetectionSettingData.Get())).Body.AMT_EnvironmentDetectionSettingData
+    // ciraConfiguration.ts: a random domain that never matches, so AMT always sees itself outside.
+    const domain = `${crypto.randomUUID()}.com`
+    env.DetectionStrings = [domain]
+    const put = (await call(s, 'EnvironmentDetectionSettingData Put', amt.EnvironmentDetectionSettingData.Put(env))).Body.AMT_EnvironmentDetectionSettingData
+    check('EnvironmentDetectionSettingData PutResponse echoes the detection domain', put && put.DetectionStrings === domain, show(put))
+    const state = readState()
+    const saps = state.instances.AMT_ManagementPresenceRemoteSAP || []
+    check('state file holds the MPS', saps.length === 1, show(saps.length))
+  })
+
+  await step('CIRA: cleared again as RPS clears it at activation (rules, the server, the certificates)', async () => {
+    for (const name of ['User Initiated', 'Alert', 'Periodic']) await s.post(amt.RemoteAccessPolicyRule.Delete({ name: 'PolicyRuleName', value: name }))
+    const pr = await enumPull(s, amt.ManagementPresenceRemoteSAP)
+    for (const sap of asArray(pr.Items && pr.Items.AMT_ManagementPresenceRemoteSAP)) {
+      await call(s, 'ManagementPresenceRemoteSAP Delete', amt.ManagementPresenceRemoteSAP.Delete({ name: 'Name', value: sap.Name }))
+    }
+    // …and its certificates, as RPS's clearing deletes every AMT_PublicKeyCertificate.
+    const certs = asArray((await enumPull(s, amt.PublicKeyCertificate)).Items.AMT_PublicKeyCertificate)
+    for (const c of certs) await call(s, 'PublicKeyCertificate Delete', amt.PublicKeyCertificate.Delete({ name: 'InstanceID', value: c.InstanceID }))
+    const after = await enumPull(s, amt.ManagementPresenceRemoteSAP)
+    check('no server and no association left', asArray(after.Items && after.Items.AMT_ManagementPresenceRemoteSAP).length === 0 &&
+      asArray((await enumPull(s, amt.RemoteAccessPolicyAppliesToMPS)).Items.AMT_RemoteAccessPolicyAppliesToMPS).length === 0)
+  })
   await networkChecks(s, amt, ips, cim, ports)
 
   // --- Maintenance (§5.5) --------------------------------------------------------------------

@@ -71,30 +71,36 @@ const NA = {
   CIRAConnection: { Result: 'NotApplicable', Details: 'CIRA connection not part of this configuration' }
 }
 
-function successComponents (activation) {
+// `cira`: the CIRA flow's status message ('Configured' or the failing state's), when the profile
+// has CIRA. RPS records it as the flat CIRAConnection and as the component (Details normalized).
+function successComponents (activation, cira) {
   return {
     Activation: activation,
     WiredNetwork: { Result: 'Success', Details: 'Wired Network Configured' },
     WirelessNetwork: { Result: 'NotApplicable', Details: 'Wireless network not part of this configuration' },
     TLS: NA.TLS,
     CIRAProxy: NA.CIRAProxy,
-    CIRAConnection: NA.CIRAConnection
+    CIRAConnection: cira === undefined ? NA.CIRAConnection : { Result: cira === 'Configured' ? 'Success' : 'Failure', Details: cira }
   }
 }
 
-// Fresh activations: Status, Components (Activation first), Network.
-function activationSuccess (status, mode, details) {
-  return JSON.stringify({ Status: status, Components: successComponents({ Result: 'Success', Mode: mode, Details: details }), Network: 'Wired Network Configured' })
+// Fresh activations: Status, Components (Activation first), Network[, CIRAConnection].
+function activationSuccess (status, mode, details, cira) {
+  const m = { Status: status, Components: successComponents({ Result: 'Success', Mode: mode, Details: details }, cira), Network: 'Wired Network Configured' }
+  if (cira !== undefined) m.CIRAConnection = cira
+  return JSON.stringify(m)
 }
 
 // Re-activations: Status, Network, Components with WiredNetwork first (trace 02, 11).
-function reactivationSuccess (status, mode, details) {
-  const c = successComponents({ Result: 'Success', Mode: mode, Details: details })
-  return JSON.stringify({
+function reactivationSuccess (status, mode, details, cira) {
+  const c = successComponents({ Result: 'Success', Mode: mode, Details: details }, cira)
+  const m = {
     Status: status,
     Network: 'Wired Network Configured',
     Components: { WiredNetwork: c.WiredNetwork, WirelessNetwork: c.WirelessNetwork, TLS: c.TLS, CIRAProxy: c.CIRAProxy, CIRAConnection: c.CIRAConnection, Activation: c.Activation }
-  })
+  }
+  if (cira !== undefined) m.CIRAConnection = cira
+  return JSON.stringify(m)
 }
 
 function flowError (status) {
@@ -103,6 +109,20 @@ function flowError (status) {
 
 class FlowError extends Error {
   constructor (message, json = true) { super(message); this.json = json }
+}
+
+// The CIRA flow stopped in a state: RPS records the state's message and still ends in `success`.
+class CiraFailure extends Error {}
+
+// RPS's PasswordHelper: 16 characters from A–Z a–z 0–9 !@#$%^*(), with one of each kind.
+function randomMpsPassword () {
+  const sets = ['ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz', '0123456789', '!@#$%^*()']
+  const all = sets.join('')
+  const pick = (set) => set[crypto.randomInt(set.length)]
+  const chars = sets.map(pick)
+  while (chars.length < 16) chars.push(pick(all))
+  for (let i = chars.length - 1; i > 0; i--) { const j = crypto.randomInt(i + 1); [chars[i], chars[j]] = [chars[j], chars[i]] }
+  return chars.join('')
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -681,9 +701,10 @@ class Session {
       }
       if (profile.mode === 'acm') await this.setMebx(profile)
       await this.configure(profile)
-      if (profile.mode === 'ccm') return this.final(true, activationSuccess('Client control mode.', 'CCM', 'Client control mode'))
-      if (shbc) return this.final(true, activationSuccess('Upgraded to admin control mode.', 'ACM', 'Upgraded to admin control mode'))
-      return this.final(true, activationSuccess('Activated to admin control mode.', 'ACM', 'Activated to admin control mode'))
+      const cira = await this.cira(profile)
+      if (profile.mode === 'ccm') return this.final(true, activationSuccess('Client control mode.', 'CCM', 'Client control mode', cira))
+      if (shbc) return this.final(true, activationSuccess('Upgraded to admin control mode.', 'ACM', 'Upgraded to admin control mode', cira))
+      return this.final(true, activationSuccess('Activated to admin control mode.', 'ACM', 'Activated to admin control mode', cira))
     }
     // Already activated (§5.3): the swallowed probe, then GeneralSettings 401 → admin.
     this.user = 'admin'
@@ -707,9 +728,10 @@ class Session {
     stored[p.uuid] = profile.password
     if (profile.mode === 'acm') await this.setMebx(profile)
     await this.configure(profile)
-    if (profile.mode === 'acm' && mode === 1) return this.final(true, activationSuccess('Upgraded to admin control mode.', 'ACM', 'Upgraded to admin control mode'))
-    if (profile.mode === 'acm') return this.final(true, reactivationSuccess('already enabled in admin mode.', 'ACM', 'Already enabled in admin mode'))
-    return this.final(true, reactivationSuccess('already enabled in client mode.', 'CCM', 'Already enabled in client mode'))
+    const cira = await this.cira(profile)
+    if (profile.mode === 'acm' && mode === 1) return this.final(true, activationSuccess('Upgraded to admin control mode.', 'ACM', 'Upgraded to admin control mode', cira))
+    if (profile.mode === 'acm') return this.final(true, reactivationSuccess('already enabled in admin mode.', 'ACM', 'Already enabled in admin mode', cira))
+    return this.final(true, reactivationSuccess('already enabled in client mode.', 'CCM', 'Already enabled in client mode', cira))
   }
 
   // `make bench`: the same request relayed through the agent and sent straight to the simulator's
@@ -781,12 +803,14 @@ class Session {
       for (const s of w) if (s.Priority) await this.call(this.cim.WiFiEndpointSettings.Delete({ name: 'InstanceID', value: s.InstanceID }))
     }
     const proxies = asArray((await this.enumPull(this.ips.HTTPProxyAccessPoint)).IPS_HTTPProxyAccessPoint)
-    for (const ap of proxies) await this.call(this.ips.HTTPProxyAccessPoint.Delete({ Name: ap.Name }))
+    for (const ap of proxies) await this.call(this.ips.HTTPProxyAccessPoint.Delete({ name: 'Name', value: ap.Name }))
+    // unconfiguration.ts: { name, value } selectors (wsman-messages writes { Key: value } as an
+    // empty selector).
     for (const rule of ['User Initiated', 'Alert', 'Periodic']) {
-      await this.call(this.amt.RemoteAccessPolicyRule.Delete({ PolicyRuleName: rule }), { tolerate400: true })
+      await this.call(this.amt.RemoteAccessPolicyRule.Delete({ name: 'PolicyRuleName', value: rule }), { tolerate400: true })
     }
     const saps = asArray((await this.enumPull(this.amt.ManagementPresenceRemoteSAP)).AMT_ManagementPresenceRemoteSAP)
-    for (const s of saps) await this.call(this.amt.ManagementPresenceRemoteSAP.Delete({ Name: s.Name }))
+    for (const s of saps) await this.call(this.amt.ManagementPresenceRemoteSAP.Delete({ name: 'Name', value: s.Name }))
     const tls = asArray((await this.enumPull(this.amt.TLSSettingData)).AMT_TLSSettingData)
     if (tls.length < 2) throw new FlowError('Unknown error has occured')
     const pkc = asArray((await this.enumPull(this.amt.PublicKeyCertificate)).AMT_PublicKeyCertificate)
@@ -825,6 +849,64 @@ class Session {
       await this.call(this.ips.OptInService.Put({ IPS_OptInService: Object.assign({}, optIn, { OptInRequired: want }) }))
     }
     this.progress(`AMT features completed: KVM, SOL, IDER (User Consent: ${profile.userConsent || 'All'})`)
+  }
+
+  // ------------------------------------------------------------------ CIRA (§5.1 step 7, §5.6)
+  // ciraConfiguration.ts, state by state. Its only ReturnValue check is the user-initiated
+  // connection service's; any other call fails the flow only by an HTTP error or a fault, as in
+  // RPS. Answers the status message: 'Configured', or the failing state's. `profile.cira`:
+  // { mpsAddress, mpsPort, username, password (else random), rootCert (PEM file),
+  //   serverAddressFormat (3 IPv4, 201 FQDN; default from the address), commonName }.
+  async cira (profile) {
+    const c = profile.cira
+    if (!c) return undefined
+    const state = (fail, fn) => fn().catch((e) => {
+      if (!(e instanceof FlowError)) throw e
+      log({ event: 'cira failed', state: fail, error: e.message })
+      throw new CiraFailure(fail)
+    })
+    try {
+      const password = c.password || randomMpsPassword()
+      const pem = fs.readFileSync(c.rootCert, 'utf8')
+      await state('Failed to add trusted root certificate', () => this.call(this.amt.PublicKeyManagementService.AddTrustedRootCertificate({
+        CertificateBlob: pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '')
+      })))
+      // SAVE_MPS_PASSWORD_TO_SECRET_PROVIDER, SAVE_DEVICE_TO_MPS: RPS's own stores.
+      if (config.mpsUnavailable) throw new CiraFailure('Failed to save device to mps')
+      const format = c.serverAddressFormat || (/^[0-9.]+$/.test(c.mpsAddress) ? 3 : 201)
+      const server = { AccessInfo: c.mpsAddress, InfoFormat: format, Port: c.mpsPort || 4433, AuthMethod: 2, Username: c.username || 'admin', Password: password }
+      if (format === 3 && c.commonName) server.CommonName = c.commonName
+      await state('Failed to add mps', () => this.call(this.amt.RemoteAccessService.AddMPS(server)))
+      const sapPull = await state('Failed to Pull Management Presence Remote SAP', async () => {
+        const e = await this.call(this.amt.ManagementPresenceRemoteSAP.Enumerate())
+        return this.call(this.amt.ManagementPresenceRemoteSAP.Pull(e.Envelope.Body.EnumerateResponse.EnumerationContext))
+      })
+      const selector = { name: 'Name', value: sapPull.Envelope.Body.PullResponse.Items.AMT_ManagementPresenceRemoteSAP.Name }
+      await state('Failed to add remote policy access rule', () => this.call(this.amt.RemoteAccessService.AddRemoteAccessPolicyRule({ Trigger: 2, TunnelLifeTime: 0, ExtendedData: 'AAAAAAAAABk=' }, selector)))
+      await state('Failed to add User Initiated remote policy access rule', () => this.call(this.amt.RemoteAccessService.AddRemoteAccessPolicyRule({ Trigger: 0, TunnelLifeTime: 300, ExtendedData: '' }, selector)))
+      const applies = await state('Failed to pull AMT_RemoteAccessPolicyAppliesToMPS', async () => {
+        const e = await this.call(this.amt.RemoteAccessPolicyAppliesToMPS.Enumerate())
+        return this.call(this.amt.RemoteAccessPolicyAppliesToMPS.Pull(e.Envelope.Body.EnumerateResponse.EnumerationContext))
+      })
+      for (const data of asArray(applies.Envelope.Body.PullResponse.Items.AMT_RemoteAccessPolicyAppliesToMPS)) {
+        data.MpsType = 2
+        data.OrderOfAccess = 0
+        // RPS's own header selectors: server 0, and the rule's name lost with xml2js's
+        // ignoreAttrs ("undefined").
+        const custom = `</w:OperationTimeout><wsman:SelectorSet xmlns:wsman="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><wsman:Selector Name="ManagedElement"><EndpointReference xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing"><Address xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</Address><ReferenceParameters xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing"><ResourceURI xmlns="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">http://intel.com/wbem/wscim/1/amt-schema/1/AMT_ManagementPresenceRemoteSAP</ResourceURI><SelectorSet xmlns="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><Selector Name="CreationClassName">AMT_ManagementPresenceRemoteSAP</Selector><Selector Name="Name">Intel(r) AMT:Management Presence Server 0</Selector><Selector Name="SystemCreationClassName">CIM_ComputerSystem</Selector><Selector Name="SystemName">Intel(r) AMT</Selector></SelectorSet></ReferenceParameters></EndpointReference></wsman:Selector><wsman:Selector Name="PolicySet"><EndpointReference xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing"><Address xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</Address><ReferenceParameters xmlns="http://schemas.xmlsoap.org/ws/2004/08/addressing"><ResourceURI xmlns="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd">http://intel.com/wbem/wscim/1/amt-schema/1/AMT_RemoteAccessPolicyRule</ResourceURI><SelectorSet xmlns="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><Selector Name="CreationClassName">AMT_RemoteAccessPolicyRule</Selector><Selector Name="PolicyRuleName">undefined</Selector><Selector Name="SystemCreationClassName">CIM_ComputerSystem</Selector><Selector Name="SystemName">Intel(r) AMT</Selector></SelectorSet></ReferenceParameters></EndpointReference></wsman:Selector></wsman:SelectorSet>`
+        await state('Failed to put AMT_RemoteAccessPolicyAppliesToMPS', () => this.call(this.amt.RemoteAccessPolicyAppliesToMPS.Put(data).replace('</w:OperationTimeout>', custom)))
+      }
+      const uic = await state('Failed to set user initiated connection service', () => this.call(this.amt.UserInitiatedConnectionService.RequestStateChange(32771)))
+      if (uic.Envelope.Body?.RequestStateChange_OUTPUT?.ReturnValue !== 0) throw new CiraFailure('Failed to set user initiated connection service')
+      const env = await state('Failed to get user initiated connection service', () => this.call(this.amt.EnvironmentDetectionSettingData.Get()))
+      const settings = env.Envelope.Body.AMT_EnvironmentDetectionSettingData
+      settings.DetectionStrings = [config.disableCiraDomainName || `${crypto.randomUUID()}.com`]
+      await state('Failed to set user initiated connection service', () => this.call(this.amt.EnvironmentDetectionSettingData.Put(settings)))
+      return 'Configured'
+    } catch (e) {
+      if (e instanceof CiraFailure) return e.message
+      throw e
+    }
   }
 
   // Wi-Fi (rps-protocol.md §5.1 step 5; RPS's wifiNetworkConfiguration.ts): the wireless port's

@@ -21,6 +21,7 @@
 //! `plan`/`apply` of a whole profile reuses the same pieces per setting: [`Plan`] is data, and
 //! nothing here prints while it talks to AMT.
 
+pub mod cira;
 pub mod clock;
 pub mod features;
 pub mod hostname;
@@ -85,6 +86,10 @@ pub enum ConfigureSub {
     /// Add, list or delete AMT's HTTP proxy access points.
     #[command(name = "proxy", visible_alias = "httpproxy")]
     Proxy(proxy::ProxyArgs),
+    /// Point AMT at an MPS for remote access (CIRA): MPS root certificate, server, user and
+    /// password, the periodic and user-initiated policies, environment detection domains.
+    #[command(name = "cira")]
+    Cira(cira::CiraArgs),
     /// The wired port: DHCP, a static address or the host's (IP sync), and 802.1X (EAP-TLS,
     /// PEAP-MSCHAPv2).
     #[command(name = "wired", visible_aliases = ["ethernet", "addethernetsettings", "wiredsettings"])]
@@ -133,6 +138,7 @@ pub fn run(
             execute(device, &args.conn, hostname::Hostname::new(a)?, &opts)
         }
         ConfigureSub::Proxy(a) => execute(device, &args.conn, proxy::Proxy::new(a)?, &opts),
+        ConfigureSub::Cira(a) => execute(device, &args.conn, cira::Cira::new(a)?, &opts),
         ConfigureSub::Wired(a) => execute(device, &args.conn, wired::Wired::new(a)?, &opts),
         ConfigureSub::Wireless(a) => {
             execute(device, &args.conn, wireless::Wireless::new(a)?, &opts)

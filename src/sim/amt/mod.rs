@@ -26,7 +26,7 @@ use crate::wsman::digest::{AuthOutcome, DigestServer, NonceBook};
 use crate::wsman::envelope::{self as env, action, ns, Envelope, FaultSpec};
 use crate::wsman::http::{self, ChunkLayout, Request};
 
-pub use classes::{amt_fqdn, seed_instances, unprovision};
+pub use classes::{amt_fqdn, remote_access_status, secret_digest, seed_instances, unprovision};
 pub use model::Instance;
 use model::{class_of, dispatch, next_id};
 
@@ -365,6 +365,8 @@ fn html_error(status: u16, server: &str, text: &str) -> Vec<u8> {
     )
 }
 
+#[cfg(test)]
+mod cira_tests;
 #[cfg(test)]
 mod network_tests;
 #[cfg(test)]

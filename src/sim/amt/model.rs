@@ -65,9 +65,57 @@ pub(super) fn params(i: &Instance) -> Vec<Param> {
         .filter(|(k, _)| !k.starts_with(HIDDEN))
         .map(|(k, v)| match epr_parts(v) {
             Some((uri, name, value)) => Param::raw(k, epr_xml(uri, name, value)),
-            None => Param::text(k, v),
+            None => match epr_set_parts(v) {
+                Some((uri, set)) => Param::raw(k, epr_set_xml(uri, &set)),
+                None => Param::text(k, v),
+            },
         })
         .collect()
+}
+
+const EPR_SET_TAG: &str = "\0EPRS\0";
+
+/// An endpoint reference with several selectors (an association's `ManagedElement` and
+/// `PolicySet`, which name their instance by all of its keys), stored as text and written by
+/// [`params`] as [`epr_set_xml`] does.
+pub(super) fn epr_set(resource_uri: &str, selectors: &[(&str, &str)]) -> String {
+    let mut s = format!("{EPR_SET_TAG}{resource_uri}");
+    for (n, v) in selectors {
+        s.push('\0');
+        s.push_str(n);
+        s.push('\0');
+        s.push_str(v);
+    }
+    s
+}
+
+/// (ResourceURI, selectors) of a value made by [`epr_set`].
+pub(super) fn epr_set_parts(v: &str) -> Option<(&str, Vec<(&str, &str)>)> {
+    let mut it = v.strip_prefix(EPR_SET_TAG)?.split('\0');
+    let uri = it.next()?;
+    let mut set = Vec::new();
+    while let (Some(n), Some(v)) = (it.next(), it.next()) {
+        set.push((n, v));
+    }
+    Some((uri, set))
+}
+
+/// [`epr_xml`] with several selectors, in the order given.
+pub(super) fn epr_set_xml(resource_uri: &str, selectors: &[(&str, &str)]) -> String {
+    let mut s = format!(
+        "<b:Address>{}</b:Address><b:ReferenceParameters><c:ResourceURI>{}</c:ResourceURI><c:SelectorSet>",
+        ns::ANONYMOUS,
+        env::escape(resource_uri)
+    );
+    for (n, v) in selectors {
+        s.push_str(&format!(
+            "<c:Selector Name=\"{}\">{}</c:Selector>",
+            env::escape(n),
+            env::escape(v)
+        ));
+    }
+    s.push_str("</c:SelectorSet></b:ReferenceParameters>");
+    s
 }
 
 /// Marks what the firmware keeps but never returns (a hash of an 802.1X password, of a PSK):
@@ -209,6 +257,31 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
                     "Missing instance.",
                 ));
             };
+            // An association names its instance by the references in the body, not by selectors.
+            if let Some(r) = classes::put_by_body(fw, &class, body) {
+                return match r {
+                    Ok(()) => {
+                        fw.changed();
+                        let id = next_id(fw);
+                        // Empty body, as go-wsman-messages' policyappliestomps/put.xml fixture.
+                        Ok(env::amt_response_envelope(
+                            &env::AmtResponseHeader {
+                                action: action::PUT_RESPONSE,
+                                relates_to: &relates,
+                                message_id: id,
+                                resource_uri: Some(&uri),
+                            },
+                            None,
+                            None,
+                            "",
+                        ))
+                    }
+                    Err(refusal) => {
+                        tracing::debug!(%class, reason = %refusal.reason, "WS-MAN: Put refused");
+                        Err(fault(fw, &relates, refusal.subcode, &refusal.reason))
+                    }
+                };
+            }
             let Some(list) = fw.profile.instances.get(&class) else {
                 return Err(unreachable_fault(fw, &relates));
             };
@@ -292,6 +365,10 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
                 .collect();
             if doomed.is_empty() {
                 // Firmware answers the delete of an absent instance with a fault (rps-protocol.md §9).
+                if class == "AMT_RemoteAccessPolicyRule" {
+                    // rpc-go's RemoveRemoteAccessPolicyRules tolerates exactly this subcode.
+                    return Err(unreachable_fault(fw, &relates));
+                }
                 return Err(fault(
                     fw,
                     &relates,

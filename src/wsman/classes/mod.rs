@@ -4,6 +4,7 @@
 //! firmware's name for it.
 
 pub mod authorization;
+pub mod cira;
 pub mod ethernet;
 pub mod general;
 pub mod host_based_setup;

@@ -2,6 +2,8 @@
 //! (`seed`), computes the instances that reflect live firmware state (`computed`), and implements
 //! its methods (`invoke`); [`super::model`] does the generic operations on the instance store.
 
+mod cira;
+pub use cira::{remote_access_status, secret_digest};
 mod general;
 pub use general::amt_fqdn;
 mod keystore;
@@ -32,6 +34,7 @@ pub fn seed_instances(p: &mut DeviceProfile) {
     remote_access::seed(p);
     keystore::seed(p);
     wifi::seed(p);
+    cira::seed(p);
 }
 
 /// Computed classes: their instance reflects the firmware's state at each read.
@@ -41,6 +44,7 @@ pub(super) fn computed(fw: &mut FirmwareCore, class: &str, read: bool) -> Option
     setup::computed(fw, class, read)
         .or_else(|| general::computed(class))
         .or_else(|| remote_access::computed(class))
+        .or_else(|| cira::computed(fw, class))
 }
 
 /// The class's Put rules ([`rules`]): `Err` is the fault the firmware answers instead of storing.
@@ -55,7 +59,18 @@ pub(super) fn check_put(
         .or_else(|| general::check_put(class, current, body))
         .or_else(|| network::check_put(class, current, body))
         .or_else(|| wifi::check_put(fw, class, current, body))
+        .or_else(|| cira::check_put(class, current, body))
         .unwrap_or(Ok(()))
+}
+
+/// A Put whose target the class finds from the body (an association named by its references);
+/// `None` for the classes that go through [`check_put`] and the generic store.
+pub(super) fn put_by_body(
+    fw: &mut FirmwareCore,
+    class: &str,
+    body: &Element,
+) -> Option<Result<(), rules::PutRefusal>> {
+    cira::put_by_body(fw, class, body)
 }
 
 /// After a Put was stored (instance `at` of `class`): what the firmware derives from it.
@@ -70,12 +85,15 @@ pub(super) fn check_delete(
     class: &str,
     doomed: &Instance,
 ) -> Result<(), rules::PutRefusal> {
-    keystore::check_delete(fw, class, doomed).unwrap_or(Ok(()))
+    keystore::check_delete(fw, class, doomed)
+        .or_else(|| cira::check_delete(fw, class, doomed))
+        .unwrap_or(Ok(()))
 }
 
 /// After instances were deleted: what goes with them.
 pub(super) fn after_delete(fw: &mut FirmwareCore, class: &str, removed: &[Instance]) {
     wifi::after_delete(fw, class, removed);
+    cira::after_delete(fw, class, removed);
 }
 
 type Invoke = fn(&mut FirmwareCore, &str, &str, Option<&Element>, &str) -> Option<Vec<Param>>;
@@ -96,6 +114,7 @@ pub(super) fn invoke(
         network::invoke,
         wifi::invoke,
         keystore::invoke,
+        cira::invoke,
     ];
     AREAS
         .iter()

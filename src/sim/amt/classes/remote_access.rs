@@ -1,31 +1,15 @@
-//! Remote access (CIRA) and proxies: `AMT_EnvironmentDetectionSettingData`,
-//! `AMT_ManagementPresenceRemoteSAP`, `AMT_RemoteAccessPolicyRule`, `IPS_HTTPProxyAccessPoint`.
+//! HTTP proxies for remote access: `IPS_HTTPProxyService` and its `IPS_HTTPProxyAccessPoint`s
+//! (the CIRA classes are in [`super::cira`]).
 
 use super::super::model::{input_text, inst, prop, Instance};
 use crate::sim::profile::DeviceProfile;
 use crate::sim::FirmwareCore;
 use crate::wsman::envelope::{ns, Element, Param};
 
-/// No MPS, no policies, no proxies; environment detection with no domains.
+/// No proxies (the CIRA classes are [`super::cira`]'s).
 pub(super) fn seed(p: &mut DeviceProfile) {
-    let ins = &mut p.instances;
-    ins.insert(
-        "AMT_EnvironmentDetectionSettingData".into(),
-        // DetectionAlgorithm as in go-wsman-messages' amt/environmentdetection/get.xml fixture
-        // (0 = local domains); no DetectionStrings until CIRA configures them.
-        vec![inst(&[
-            ("DetectionAlgorithm", "0"),
-            ("ElementName", "Intel(r) AMT Environment Detection Settings"),
-            ("InstanceID", "Intel(r) AMT Environment Detection Settings"),
-        ])],
-    );
-    for empty in [
-        "AMT_ManagementPresenceRemoteSAP",
-        "AMT_RemoteAccessPolicyRule",
-        "IPS_HTTPProxyAccessPoint",
-    ] {
-        ins.insert(empty.into(), Vec::new());
-    }
+    p.instances
+        .insert("IPS_HTTPProxyAccessPoint".into(), Vec::new());
 }
 
 /// At most this many proxy access points (UNCONFIRMED: firmware's limit is unpublished).
