@@ -899,7 +899,34 @@ impl NetFiles {
         let key = dir.path().join("client.key");
         std::fs::copy(dot1x_fixture("client.key"), &key).unwrap();
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // The MPS's root, another CA than the RADIUS one (the key is thrown away).
+        let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &p("mps-root.key"),
+            "-subj",
+            "/CN=Example MPS Root",
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-out",
+            &p("mps-root.pem"),
+        ]);
         NetFiles { dir }
+    }
+
+    /// CIRA to an MPS with its own root, the password generated.
+    fn cira(&self) -> String {
+        format!(
+            "cira: {{mpsAddress: mps.corp.example.com, mpsPort: 4433, mpsPassword: generate, mpsCertificate: {}, environmentDetection: [corp.example.com]}}\n",
+            self.dir.path().join("mps-root.pem").display()
+        )
     }
 
     /// `network:` with the wired port static and EAP-TLS, Wi-Fi sync on, the PSK profile
@@ -928,10 +955,12 @@ fn dot1x_fixture(name: &str) -> PathBuf {
     repo_file(&format!("tests/fixtures/ieee8021x/{name}"))
 }
 
+/// The network and CIRA in client control mode.
 fn net_profile(net: &NetFiles, psk: &str) -> String {
     format!(
-        "version: 1\ncontrolMode: ccm\nadminPassword: {PW}\n{}",
-        net.network(psk)
+        "version: 1\ncontrolMode: ccm\nadminPassword: {PW}\n{}{}",
+        net.network(psk),
+        net.cira()
     )
 }
 
@@ -989,6 +1018,31 @@ fn assert_network_holds(amt: &Amt) {
     );
     let sync = instance(&s, "AMT_WiFiPortConfigurationService");
     assert_eq!(sync["localProfileSynchronizationEnabled"], "3");
+    // CIRA: one MPS, with the password generated into the data directory (the simulator keeps
+    // its SHA-256).
+    let servers = instances(&s, "AMT_ManagementPresenceRemoteSAP");
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    assert_eq!(servers[0]["AccessInfo"], "mps.corp.example.com");
+    let generated =
+        std::fs::read_to_string(amt.data.path().join("generated/mps-password")).unwrap();
+    let digest: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(generated.trim().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let creds = instances(&s, "AMT_MPSUsernamePassword");
+    assert_eq!(creds.len(), 1);
+    assert_eq!(
+        creds[0]["\u{0}Secret"].as_str().map(str::to_lowercase),
+        Some(digest)
+    );
+    assert_eq!(instances(&s, "AMT_RemoteAccessPolicyRule").len(), 2);
+    assert_eq!(
+        instance(&s, "AMT_EnvironmentDetectionSettingData")["DetectionStrings"],
+        "corp.example.com"
+    );
 }
 
 #[test]
@@ -999,7 +1053,7 @@ fn a_network_profile_applies_from_scratch_and_a_second_apply_writes_nothing() {
     let o = agent(&["profile", "check", p.path.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     assert!(
-        stdout(&o).contains("it manages: activation, admin-password, wired, wireless"),
+        stdout(&o).contains("it manages: activation, admin-password, wired, wireless, cira"),
         "{}",
         stdout(&o)
     );
@@ -1011,7 +1065,10 @@ fn a_network_profile_applies_from_scratch_and_a_second_apply_writes_nothing() {
         .iter()
         .map(|a| a["area"].as_str().unwrap())
         .collect();
-    assert_eq!(areas, ["activation", "amt-password", "wired", "wireless"]);
+    assert_eq!(
+        areas,
+        ["activation", "amt-password", "wired", "wireless", "cira"]
+    );
     assert_eq!(plan["areas"][2]["state"], "after-activation");
 
     let o = amt.apply(&p.path);
@@ -1034,12 +1091,21 @@ fn a_network_profile_applies_from_scratch_and_a_second_apply_writes_nothing() {
             "CIM_WiFiPort.RequestStateChange",
             "AMT_WiFiPortConfigurationService.AddWiFiSettings",
             "AMT_WiFiPortConfigurationService.AddWiFiSettings",
+            // cira: the MPS's root and the MPS, the policies, what they apply to,
+            // user-initiated connections, environment detection
+            "AMT_PublicKeyManagementService.AddTrustedRootCertificate",
+            "AMT_RemoteAccessService.AddMpServer",
+            "AMT_RemoteAccessService.AddRemoteAccessPolicyRule",
+            "AMT_RemoteAccessService.AddRemoteAccessPolicyRule",
+            "AMT_RemoteAccessPolicyAppliesToMPS.Put",
+            "AMT_RemoteAccessPolicyAppliesToMPS.Put",
+            "AMT_UserInitiatedConnectionService.RequestStateChange",
+            "AMT_EnvironmentDetectionSettingData.Put",
         ]
     );
     // The secrets AMT never reveals are remembered by verifiers, never in plain text.
-    for f in ["wifi-office.json", "wifi-corp.json"] {
-        let text =
-            std::fs::read_to_string(amt.data.path().join("network-secrets").join(f)).unwrap();
+    for f in ["wifi-office.json", "wifi-corp.json", "mps-password.json"] {
+        let text = std::fs::read_to_string(amt.data.path().join("verifiers").join(f)).unwrap();
         assert!(!text.contains(PSK) && !text.contains(EAP_PW), "{text}");
     }
 
@@ -1239,9 +1305,9 @@ fn network_interrupted_then_finished(base: &Value, faults: &[&str], what: &str) 
     );
     let pending = pending_settings(&plan);
     assert!(
-        pending
+        pending.iter().all(|s| ["wired: ", "wireless: ", "cira: "]
             .iter()
-            .all(|s| s.starts_with("wired: ") || s.starts_with("wireless: ")),
+            .any(|a| s.starts_with(a))),
         "{what}: {pending:?}"
     );
     let o = amt.run("apply", &p.path, &["--json"], &[]);
@@ -1280,6 +1346,8 @@ fn a_network_apply_cut_off_after_each_write_or_refused_is_finished_by_the_next()
         "SetCertificates",
         "RequestStateChange",
         "AddWiFiSettings",
+        "AddMpServer",
+        "AddRemoteAccessPolicyRule",
     ] {
         let f = format!("drop-after={method}");
         assert!(network_interrupted_then_finished(&base, &[&f], &f), "{f}");
@@ -1291,6 +1359,9 @@ fn a_network_apply_cut_off_after_each_write_or_refused_is_finished_by_the_next()
         "AMT_WiFiPortConfigurationService",
         "CIM_WiFiEndpointSettings",
         "CIM_WiFiPort",
+        "AMT_RemoteAccessService",
+        "AMT_RemoteAccessPolicyAppliesToMPS",
+        "AMT_EnvironmentDetectionSettingData",
     ] {
         let f = format!("http500={class}");
         assert!(network_interrupted_then_finished(&base, &[&f], &f), "{f}");
@@ -1300,10 +1371,10 @@ fn a_network_apply_cut_off_after_each_write_or_refused_is_finished_by_the_next()
 #[test]
 fn a_network_apply_dropped_at_its_http_requests_is_finished_by_the_next() {
     let base = activated_wifi_machine();
-    // Every third request (the network's apply makes about 80): each of the 802.1X and Wi-Fi
-    // steps is hit, reads and writes alike.
+    // Every third request (the network's and CIRA's apply makes about 120): each of the 802.1X,
+    // Wi-Fi and CIRA steps is hit, reads and writes alike.
     let mut interrupted = 0;
-    for n in (1..=120).step_by(3) {
+    for n in (1..=200).step_by(3) {
         let (drop, retry) = (
             format!("drop-channel={n}"),
             format!("drop-channel={}", n + 1),
@@ -1318,14 +1389,14 @@ fn a_network_apply_dropped_at_its_http_requests_is_finished_by_the_next() {
             return;
         }
     }
-    panic!("the network's apply made more than 120 HTTP requests");
+    panic!("the network's apply made more than 200 HTTP requests");
 }
 
 #[test]
 fn an_agent_killed_in_the_network_steps_leaves_a_state_plan_describes_and_apply_finishes() {
     let base = activated_wifi_machine();
     let mut killed = 0;
-    for k in [8, 20, 35, 50, 65] {
+    for k in [8, 25, 45, 65, 90] {
         let mut amt = Amt::start_with("amt16.1", Some(&base), &["wsman-latency=40"]);
         let net = NetFiles::new();
         let p = profile_file(&net_profile(&net, PSK));
@@ -1373,8 +1444,8 @@ fn an_agent_killed_in_the_network_steps_leaves_a_state_plan_describes_and_apply_
 
 /// The README's example profile, its `/etc/amt-agent/` files made here (a PFX with its password,
 /// the MEBx password, the 802.1X certificates and key, the MPS root), applied to a machine with
-/// Wi-Fi that trusts the PFX's root for `corp.example.com`: admin control mode and every area
-/// this build applies, then nothing left to do.
+/// Wi-Fi that trusts the PFX's root for `corp.example.com`: admin control mode, the network and
+/// CIRA, then nothing left to do.
 #[test]
 fn the_example_profile_applies_with_its_network() {
     use std::os::unix::fs::PermissionsExt;
@@ -1442,6 +1513,10 @@ fn the_example_profile_applies_with_its_network() {
         .map(|p| p["ElementName"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(wifi, ["corpwifi", "branch"]);
+    assert_eq!(
+        instance(&s, "AMT_ManagementPresenceRemoteSAP")["AccessInfo"],
+        "mps.corp.example.com"
+    );
     // The generated admin password is the one AMT has now; nothing is left to do.
     assert!(amt.data.path().join("generated/amt-password").exists());
     let o = amt.run("plan", &p.path, &["--json"], &env);
@@ -1464,9 +1539,10 @@ fn a_network_profile_applies_from_scratch_in_acm_and_a_second_apply_writes_nothi
     let amt = Amt::start_with("amt16.1", Some(&state), &[]);
     let net = NetFiles::new();
     let p = profile_file(&format!(
-        "version: 1\ncontrolMode: acm\nprovisioningCertificate: {{file: {}}}\nadminPassword: {PW}\n{}",
+        "version: 1\ncontrolMode: acm\nprovisioningCertificate: {{file: {}}}\nadminPassword: {PW}\n{}{}",
         bundle.display(),
-        net.network(PSK)
+        net.network(PSK),
+        net.cira()
     ));
     let o = amt.apply(&p.path);
     assert_eq!(code(&o), 0, "{}", stderr(&o));

@@ -640,7 +640,7 @@ fn profile_plan_and_apply_leak_no_secret_at_trace_level() {
 
 /// A profile's network secrets — a Wi-Fi passphrase (from the environment, then changed), a
 /// PEAP-MSCHAPv2 password (from a file), the EAP-TLS private key (a file, then inline PEM in the
-/// environment) — through `profile check`, `plan` (text and JSON), `apply` and the apply that
+/// environment), the MPS password (from the environment) — through `profile check`, `plan` (text and JSON), `apply` and the apply that
 /// sends a changed passphrase again, all at trace level: none appears in any form, nor the
 /// PKCS#1 blob AddKey carries; the verifiers apply keeps hold none of them.
 #[test]
@@ -649,6 +649,7 @@ fn network_secrets_in_a_profile_leak_nowhere_at_trace_level() {
     const PSK: &str = "Kn0wn profile passphrase";
     const PSK2: &str = "Kn0wn second passphrase";
     const PEAP_PW: &str = "Kn0wn-Peap!Secret";
+    const MPS_PW: &str = "Kn0wn-Mps!Pw1";
     let dir = tempfile::tempdir().unwrap();
     let pfile = write_profile(dir.path(), "amt16.1", with_wifi);
     let socket = dir.path().join("sim.sock");
@@ -676,7 +677,8 @@ fn network_secrets_in_a_profile_leak_nowhere_at_trace_level() {
              \x20     - {{name: corp, ssid: Corp8021X, priority: 2, authentication: wpa2-ieee8021x, ieee8021x: peap}}\n\
              \x20 ieee8021x:\n\
              \x20   - {{name: wiredtls, protocol: eap-tls, username: amt-client, clientCertificate: {client}, privateKey: '{key_ref}', caCertificate: {ca}}}\n\
-             \x20   - {{name: peap, protocol: peap-mschapv2, username: alice, password: 'file:{peap}', caCertificate: {ca}}}\n",
+             \x20   - {{name: peap, protocol: peap-mschapv2, username: alice, password: 'file:{peap}', caCertificate: {ca}}}\n\
+             cira: {{mpsAddress: mps.corp.example.com, mpsPassword: 'env:MPS_PW', mpsCertificate: {ca}}}\n",
             client = fx("client.pem").display(),
             ca = fx("ca.pem").display(),
         )
@@ -698,6 +700,7 @@ fn network_secrets_in_a_profile_leak_nowhere_at_trace_level() {
         PSK.into(),
         PSK2.into(),
         PEAP_PW.into(),
+        MPS_PW.into(),
         lsa.clone(),
         blob,
     ];
@@ -719,8 +722,12 @@ fn network_secrets_in_a_profile_leak_nowhere_at_trace_level() {
         }
         agent_env(&a, env)
     };
-    let env1 = [("OFFICE_PSK", PSK)];
-    let env2 = [("OFFICE_PSK", PSK2), ("WIRED_KEY", key_pem.as_str())];
+    let env1 = [("OFFICE_PSK", PSK), ("MPS_PW", MPS_PW)];
+    let env2 = [
+        ("OFFICE_PSK", PSK2),
+        ("WIRED_KEY", key_pem.as_str()),
+        ("MPS_PW", MPS_PW),
+    ];
     for (what, args, env, want, shown) in [
         (
             "profile check",
@@ -775,7 +782,7 @@ fn network_secrets_in_a_profile_leak_nowhere_at_trace_level() {
         assert!(all.contains(shown), "{what}: {shown} is shown");
         assert_clean(what, &all, &secrets);
     }
-    for f in std::fs::read_dir(files.path().join("data/network-secrets")).unwrap() {
+    for f in std::fs::read_dir(files.path().join("data/verifiers")).unwrap() {
         let path = f.unwrap().path();
         assert_no_secret(
             &path.display().to_string(),
@@ -786,7 +793,7 @@ fn network_secrets_in_a_profile_leak_nowhere_at_trace_level() {
     assert_no_secret(
         "the simulator's state",
         &std::fs::read_to_string(sim.path("state.json")).unwrap(),
-        &[PSK, PSK2, PEAP_PW],
+        &[PSK, PSK2, PEAP_PW, MPS_PW],
     );
 }
 

@@ -429,11 +429,18 @@ fn semantic(
     }
 
     if let Some(c) = &p.cira {
-        if !valid_host(&c.mps_address) {
-            out.push(Problem::error(
-                "cira.mpsAddress",
-                format!("'{}' is not an address or host name", c.mps_address),
-            ));
+        let ip = c.mps_address.parse::<std::net::IpAddr>().is_ok();
+        if !valid_host(&c.mps_address) || (!ip && !c.mps_address.contains('.')) {
+            out.push(
+                Problem::error(
+                    "cira.mpsAddress",
+                    format!(
+                        "'{}' is not an IP address or a DNS name of two labels or more",
+                        c.mps_address
+                    ),
+                )
+                .help("give the MPS as mps.example.com or an IP address; the port goes in mpsPort"),
+            );
         }
         if let Err(why) = pem_or_file(&c.mps_certificate.to_string_lossy()) {
             out.push(

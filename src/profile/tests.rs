@@ -244,3 +244,27 @@ fn the_network_is_checked_by_configure_wireds_and_wirelesss_rules() {
         "{p:?}"
     );
 }
+
+#[test]
+fn cira_needs_its_password_and_an_mps_configure_cira_takes() {
+    let ca = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ieee8021x/ca.pem"
+    );
+    let cira = |c: &str| format!("{MINIMAL}cira: {{mpsCertificate: {ca}, {c}}}\n");
+    assert_eq!(
+        problems(&cira("mpsAddress: mps.example.com, mpsPassword: generate")),
+        vec![]
+    );
+    assert_eq!(errors_at(&cira("mpsAddress: mps.example.com")), ["cira"]);
+    assert_eq!(
+        errors_at(&cira("mpsAddress: mps, mpsPassword: generate")),
+        ["cira.mpsAddress"]
+    );
+    assert_eq!(
+        errors_at(&cira(
+            "mpsAddress: 10.0.0.1, mpsPassword: generate, mpsUsername: not-alnum"
+        )),
+        ["cira.mpsUsername"]
+    );
+}

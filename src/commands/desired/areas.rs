@@ -204,6 +204,26 @@ impl Verifier {
     }
 }
 
+/// The verifier of a secret a profile sets once per value: `DATA_DIR/verifiers/NAME.json`.
+pub fn verifier(data: &DataDir, name: &str, uuid: &str) -> Verifier {
+    Verifier {
+        path: data.0.join("verifiers").join(format!("{name}.json")),
+        uuid: uuid.to_string(),
+    }
+}
+
+/// `configure`'s kept text says `--force` sends a secret again: a profile does that by itself,
+/// by its verifier.
+pub fn strip_force_hint(s: &str) -> &str {
+    [
+        " (the password is not readable",
+        " (secrets are not readable",
+        "kept (AMT never shows it",
+    ]
+    .iter()
+    .fold(s, |s, hint| s.split(hint).next().unwrap_or(s))
+}
+
 /// The MEBx password: AMT never reveals it, so `configure mebx` writes on every run. A profile
 /// sets it once per value ([`Verifier`], `DATA_DIR/mebx-password.json`).
 pub struct MebxOnce {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::areas::{Area, MebxOnce, Proxies, Wrap};
+use super::cira::CiraArea;
 use super::network::{WiredArea, WirelessArea};
 use crate::amthi::{AmthiClient, ControlMode, ProvisioningState};
 use crate::commands::configure::{self, Change, Kept, Target};
@@ -235,9 +236,23 @@ impl Engine<'_> {
         }
     }
 
-    fn secret(&self, r: &SecretRef, what: &str, generated: &str) -> Result<Secret, AgentError> {
+    /// A secret of the profile; `generate` is made and stored first when `create` (apply), else
+    /// (plan, which writes nothing) the one made before or a throwaway that is never stored or
+    /// sent.
+    fn secret(
+        &self,
+        r: &SecretRef,
+        what: &str,
+        generated: &str,
+        create: bool,
+    ) -> Result<Secret, AgentError> {
         match r {
-            SecretRef::Generate => self.data.generated_secret(generated),
+            SecretRef::Generate if create => self.data.generated_secret(generated),
+            SecretRef::Generate => {
+                Ok(self.data.existing_generated(generated)?.unwrap_or_else(|| {
+                    crate::profile::secrets::generate_password(&mut rand::rngs::OsRng)
+                }))
+            }
             r => r.resolve(what),
         }
     }
@@ -295,7 +310,7 @@ impl Engine<'_> {
     }
 
     /// The profile's areas after activation, in apply's order.
-    fn slots(&self, desired: &Secret) -> Result<Vec<Slot>, AgentError> {
+    fn slots(&self, desired: &Secret, create: bool) -> Result<Vec<Slot>, AgentError> {
         let p = self.profile;
         let mut out = Vec::new();
         // The device's UUID keys the verifiers of secrets AMT never reveals; read once.
@@ -320,7 +335,7 @@ impl Engine<'_> {
                 })),
                 "mebx-password" => {
                     let r = p.mebx_password.as_ref().expect("listed because set");
-                    let pw = self.secret(r, "mebxPassword", "mebx-password")?;
+                    let pw = self.secret(r, "mebxPassword", "mebx-password", create)?;
                     Slot::Area(Box::new(MebxOnce::new(pw, self.data, uuid()?)))
                 }
                 "amt-features" => {
@@ -384,11 +399,18 @@ impl Engine<'_> {
                     self.data,
                     &uuid()?,
                 )?)),
-                "cira" => Slot::NotInThisBuild {
-                    name: "cira",
-                    wanted: "the profile's cira".into(),
-                    why: "this build cannot configure CIRA yet (`configure cira` is not in it); the settings are checked, not applied",
-                },
+                "cira" => {
+                    let c = p.cira.as_ref().expect("listed because set");
+                    let r = c.mps_password.as_ref().ok_or_else(|| {
+                        AgentError::new(
+                            ExitCode::MissingOrInvalidConfiguration,
+                            "cira.mpsPassword: AMT needs the MPS password",
+                        )
+                        .help("give mpsPassword (a value, env:NAME, file:PATH) or generate")
+                    })?;
+                    let pw = self.secret(r, "cira.mpsPassword", "mps-password", create)?;
+                    Slot::Area(Box::new(CiraArea::new(c, pw, self.data, &uuid()?)?))
+                }
                 "tls" => Slot::NotInThisBuild {
                     name: "tls",
                     wanted: "the profile's tls".into(),
@@ -455,7 +477,7 @@ impl Engine<'_> {
             // Not generated yet: planned with a throwaway value that is never stored or sent.
             None => crate::profile::secrets::generate_password(&mut rand::rngs::OsRng),
         };
-        let slots = self.slots(&desired)?;
+        let slots = self.slots(&desired, false)?;
         let mut areas = vec![AreaPlan {
             area: "activation",
             state: AreaState::Planned,
@@ -539,7 +561,7 @@ impl Engine<'_> {
         let desired = self.desired_admin(true)?.ok_or_else(|| {
             AgentError::new(ExitCode::GenericFailure, "internal: no admin password")
         })?;
-        let slots = self.slots(&desired)?;
+        let slots = self.slots(&desired, true)?;
         let n = slots.len() + 1;
         let done = |applied: &Applied| -> String {
             if applied.changes.is_empty() {
@@ -726,7 +748,7 @@ impl Engine<'_> {
                     desired.clone()
                 };
                 let mebx = match &self.profile.mebx_password {
-                    Some(r) => Some(self.secret(r, "mebxPassword", "mebx-password")?),
+                    Some(r) => Some(self.secret(r, "mebxPassword", "mebx-password", true)?),
                     None => None,
                 };
                 let args = crate::commands::local_acm::LocalAcmArgs::default();

@@ -3,6 +3,7 @@
 //! first, then each area by its `configure` subcommand ([`engine`]).
 
 pub mod areas;
+pub mod cira;
 pub mod engine;
 pub mod network;
 

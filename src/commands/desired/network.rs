@@ -14,7 +14,7 @@
 
 use std::collections::HashSet;
 
-use super::areas::{Area, Verifier};
+use super::areas::{strip_force_hint, verifier, Area, Verifier};
 use crate::commands::configure::ieee8021x::{self, Material, Wanted};
 use crate::commands::configure::wifisync::WifiSync;
 use crate::commands::configure::wired::{self, Wired, WiredArgs};
@@ -26,14 +26,6 @@ use crate::profile::{self, Network};
 use crate::secret::Secret;
 use crate::wsman::classes::ieee8021x::EapMethod;
 use crate::wsman::classes::wifi::{AuthMethod, Encryption};
-
-/// Where the verifiers of the network's secrets live: `DATA_DIR/network-secrets/NAME.json`.
-fn verifier(data: &DataDir, name: &str, uuid: &str) -> Verifier {
-    Verifier {
-        path: data.0.join("network-secrets").join(format!("{name}.json")),
-        uuid: uuid.to_string(),
-    }
-}
 
 /// A certificate the profile gives as a file or as PEM text.
 fn certificate(v: &std::path::Path, at: &str, what: &str) -> Result<ieee8021x::Cert, AgentError> {
@@ -232,16 +224,6 @@ impl Area for WiredArea {
         }
         Ok(())
     }
-}
-
-/// `configure`'s kept text says `--force` re-sends a secret: a profile does that by itself.
-fn strip_force_hint(s: &str) -> &str {
-    s.split(" (the password is not readable")
-        .next()
-        .unwrap_or(s)
-        .split(" (secrets are not readable")
-        .next()
-        .unwrap_or(s)
 }
 
 // ---------------------------------------------------------------------------------------------
