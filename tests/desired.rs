@@ -1559,3 +1559,50 @@ fn a_network_profile_applies_from_scratch_in_acm_and_a_second_apply_writes_nothi
     assert_eq!(code(&amt.apply(&p.path)), 0);
     assert_eq!(amt.writes_since(before), Vec::<String>::new());
 }
+
+/// rpc-go v3's profile with a network: the wired port on DHCP with PEAP, a PSK and an 802.1X
+/// Wi-Fi profile, the sync flags — converted (each 802.1X block named as rpc-go names it) and
+/// applied like ours.
+#[test]
+fn an_rpc_go_v3_network_profile_applies_like_ours() {
+    let amt = Amt::start_with("amt16.1", Some(&wifi_machine()), &[]);
+    let ca = std::fs::read_to_string(dot1x_fixture("ca.pem")).unwrap();
+    // RPS keeps certificates as base64 DER.
+    let ca_b64: String = ca.lines().filter(|l| !l.starts_with("-----")).collect();
+    let p = profile_file(&format!(
+        "configuration:\n\
+         \x20 amtSpecific: {{controlMode: ccmactivate, adminPassword: {PW}}}\n\
+         \x20 network:\n\
+         \x20   wired:\n\
+         \x20     dhcpEnabled: true\n\
+         \x20     ipSyncEnabled: true\n\
+         \x20     ieee8021x: {{username: wks, password: '{EAP_PW}', authenticationProtocol: 2, caCert: {ca_b64}}}\n\
+         \x20   wireless:\n\
+         \x20     wifiSyncEnabled: true\n\
+         \x20     uefiWiFiSyncEnabled: false\n\
+         \x20     profiles:\n\
+         \x20       - {{profileName: office, ssid: CorpNet, priority: 1, authenticationMethod: WPA2PSK, encryptionMethod: CCMP, password: '{PSK}'}}\n\
+         \x20       - {{profileName: corp, ssid: Corp8021X, priority: 2, authenticationMethod: 7, encryptionMethod: 4, ieee8021x: {{username: alice, password: '{EAP_PW}', authenticationProtocol: 2, caCert: {ca_b64}}}}}\n"
+    ));
+    let o = agent(&["profile", "check", p.path.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let o = amt.apply(&p.path);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let s = amt.state();
+    let dot1x = instance(&s, "IPS_IEEE8021xSettings");
+    assert_eq!(
+        (&dot1x["Enabled"], &dot1x["Username"]),
+        (&"2".into(), &"wks".into())
+    );
+    let names: Vec<String> = instances(&s, "CIM_IEEE8021xSettings")
+        .iter()
+        .map(|x| x["ElementName"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["corp_8021x"]);
+    let sync = instance(&s, "AMT_WiFiPortConfigurationService");
+    assert_eq!(sync["localProfileSynchronizationEnabled"], "3");
+    let before = amt.log().len();
+    assert_eq!(amt.plan(&p.path).0, 0);
+    assert_eq!(code(&amt.apply(&p.path)), 0);
+    assert_eq!(amt.writes_since(before), Vec::<String>::new());
+}
