@@ -2,7 +2,7 @@
 CARGO ?= cargo
 RELEASE := target/release
 
-.PHONY: build run test lint self-contained peer-deps rps-peer-deps unit bench clean assets sim-ca deb rpm lintian package-test
+.PHONY: build run test lint self-contained peer-deps rps-peer-deps unit bench clean assets sim-ca sim-rsa-pool deb rpm lintian package-test
 
 build:
 	$(CARGO) build --release --bins
@@ -64,6 +64,11 @@ assets:
 # src/sim/ca/ (commit the three files together).
 sim-ca:
 	$(CARGO) run --quiet --example sim-ca
+
+# A new pool of RSA-2048 test keys the simulator hands out for GenerateKeyPair
+# (src/sim/amt/classes/keystore.rs): its crypto library makes no RSA keys.
+sim-rsa-pool:
+	for i in 1 2 3 4 5 6 7 8; do openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048; done > src/sim/ca/rsa-key-pool.pem
 
 deb: build assets
 	$(CARGO) deb --version >/dev/null 2>&1 || \

@@ -2202,6 +2202,213 @@ fn a_port_switch_to_a_port_amt_does_not_serve_ends_in_rps_error_not_a_hang() {
     assert_eq!(state(&sim)["control_mode"], 1);
 }
 
+// RPS TLS profiles (issue 13; rps-protocol.md §5.6, RPS's tls.ts): RPS provisions a profile's TLS
+// only when the client asks for the tunnel (`--tls-tunnel`, payload `tlsTunnel`) or AMT enforces
+// TLS. The peer then runs RPS's TLS flow through the relay: its trusted root, a key pair AMT
+// generates, a certificate for it signed by the root's key, the credential context, time sync,
+// both TLS settings, CommitChanges; on AMT 11–18 a `port_switch` moves the relay to 16993, where
+// AMT must present exactly that certificate.
+
+/// Peer profiles with TLS (`mode` is RPS's tlsMode: 1 Server, 2 ServerAndNonTLS, 3 Mutual, 4
+/// MutualAndNonTLS), signed by the RSA test CA of tests/fixtures/tls-ca.
+fn tls_profiles(cfg: &mut Value, mode: u32) {
+    let ca = repo_file("tests/fixtures/tls-ca");
+    cfg["profiles"]["ccm-tls"] = json!({"mode": "ccm", "password": AMT_PW, "userConsent": "All",
+        "tls": {"mode": mode, "rootCert": ca.join("rsa-ca.pem"), "rootKey": ca.join("rsa-ca.key")}});
+}
+
+/// The certificate the simulated firmware's TLS serves, from its state file.
+fn tls_in_effect(st: &Value) -> Option<(Value, String)> {
+    let t = st.get("tls_in_effect").filter(|t| !t.is_null())?.clone();
+    let id = t["certificate"].as_str()?.to_string();
+    let cert = st["instances"]["AMT_PublicKeyCertificate"]
+        .as_array()?
+        .iter()
+        .find(|c| c.to_string().contains(&format!(r#"["InstanceID","{id}"]"#)))?
+        .to_string();
+    Some((t, cert))
+}
+
+fn rps_tls_profile_on_amt16(via: Via) {
+    if !peer_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let lms_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let lms = format!("127.0.0.1:{lms_port}");
+    let mut args = vec![
+        "--device-profile",
+        "amt16.1",
+        "--state",
+        state.to_str().unwrap(),
+    ];
+    if let Via::Lms = via {
+        args.extend(["--lms-listen", &lms]);
+    }
+    let socket = dir.path().join("sim.sock");
+    let mut sim = Sim::start_in(dir, socket, &args);
+    let mut cfg = config(json!({"tunnel": {"resetDelayMs": 200, "responseTimeoutMs": 5000}}));
+    tls_profiles(&mut cfg, 2);
+    let peer = Peer::start(sim.dir.path(), cfg, None);
+    let dev = sim.device();
+    let url = peer.url();
+    let port = lms_port.to_string();
+    let route: Vec<&str> = match via {
+        Via::Lme => vec!["--lms", "never"],
+        Via::Lms => vec!["--lms", "only", "--lms-port", &port],
+    };
+    // Without --tls-tunnel RPS leaves TLS alone: the profile's TLS is not applied (the issue's
+    // "TLS never happens", now said by the component).
+    let mut a = vec!["--device", &dev, "--json", "activate", "-u", &url];
+    a.extend(["--profile", "ccm-tls"]);
+    a.extend(route.iter());
+    let o = run(&a, &[]);
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["components"]["TLS"]["result"], "NotApplicable", "{j}");
+    assert!(tls_in_effect(&state_of(&sim)).is_none());
+    let o = run(
+        &["--device", &dev, "deactivate", "--local"],
+        &[("AMT_PASSWORD", AMT_PW)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+
+    // -tls-tunnel (v2 spelling): the TLS flow runs, then the relay moves to 16993.
+    let mut a = vec!["--device", &dev, "-v", "-json", "activate", "-u", &url];
+    a.extend(["-profile", "ccm-tls", "-tls-tunnel"]);
+    a.extend(route.iter());
+    let o = run(&a, &[]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 0, "stdout:\n{out}\nstderr:\n{err}");
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["components"]["TLS"]["result"], "Success", "{j}");
+    assert_eq!(j["controlMode"], "client control mode", "{j}");
+    assert!(j["tunnelMessages"].as_u64().unwrap() > 0, "{j}");
+    let log = TunnelLog::of(&peer);
+    let first = log
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e["first"] == true)
+        .expect("the first message");
+    assert!(
+        first["payload_keys"].to_string().contains("tlsTunnel"),
+        "{first}"
+    );
+    assert_eq!(log.events("tls configured").len(), 1);
+    assert_eq!(log.events("port switched").len(), 1);
+    let up = log.events("tls session up");
+    assert!(
+        up.last().unwrap()["verified"]
+            .as_str()
+            .unwrap()
+            .contains("the certificate this RPS installed"),
+        "{up:?}"
+    );
+    assert!(!log.sent_by_agent("tls_data").is_empty());
+    let st = state_of(&sim);
+    let (t, cert) = tls_in_effect(&st).expect("TLS in effect");
+    assert_eq!(t["remote"]["enabled"], true);
+    assert_eq!(
+        t["remote"]["accept_non_secure"], true,
+        "mode 2: ServerAndNonTLS"
+    );
+    assert_eq!(t["local"]["enabled"], true);
+    assert!(cert.contains("CN=AMT"), "{cert}");
+    assert!(
+        cert.contains("Test TLS CA (RSA)"),
+        "issued by the profile's root: {cert}"
+    );
+
+    // deactivate -u --tls-tunnel (rpc-go v3): the payload asks for the tunnel; RPS unprovisions.
+    let mut a = vec!["--device", &dev, "deactivate", "-u", &url, "--tls-tunnel"];
+    a.extend(route.iter());
+    let o = run(&a, &[("AMT_PASSWORD", AMT_PW)]);
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    let log = TunnelLog::of(&peer);
+    let first = log
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e["first"] == true)
+        .unwrap();
+    assert!(first["method_redacted"]
+        .as_str()
+        .unwrap()
+        .starts_with("deactivate"));
+    assert!(
+        first["payload_keys"].to_string().contains("tlsTunnel"),
+        "{first}"
+    );
+    sim.stop();
+    let st = state_of(&sim);
+    assert_eq!(st["control_mode"], 0);
+    assert!(tls_in_effect(&st).is_none(), "unprovisioning forgets TLS");
+}
+
+fn state_of(sim: &Sim) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(sim.path("state.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn rps_tls_profile_with_tls_tunnel_on_amt16_over_lme() {
+    rps_tls_profile_on_amt16(Via::Lme);
+}
+
+#[test]
+fn rps_tls_profile_with_tls_tunnel_on_amt16_over_lms() {
+    rps_tls_profile_on_amt16(Via::Lms);
+}
+
+#[test]
+fn rps_tls_profile_on_amt19_configures_tls_inside_the_tunnel() {
+    if !peer_available() {
+        return;
+    }
+    let via = Via::Lme;
+    let mut s = Sim19::start(via, &[], |_| {});
+    let mut cfg = config(Sim19::tunnel(&s.root));
+    tls_profiles(&mut cfg, 1);
+    let peer = Peer::start(s.sim.dir.path(), cfg, None);
+    let o = activate_via(&s, via, &peer.url(), "ccm-tls", &[]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(code(&o), 0, "stdout:\n{out}\nstderr:\n{err}");
+    let log = TunnelLog::of(&peer);
+    assert_tunnelled(&log);
+    assert_eq!(log.events("tls configured").len(), 1);
+    assert_eq!(
+        log.events("port switched").len(),
+        0,
+        "AMT 19 is in the tunnel already"
+    );
+    for call in [
+        "AMT_PublicKeyManagementService.AddTrustedRootCertificate",
+        "AMT_PublicKeyManagementService.GenerateKeyPair",
+        "AMT_PublicKeyManagementService.AddCertificate",
+        "AMT_TLSCredentialContext.Create",
+    ] {
+        assert_eq!(log.requested(call), 1, "{call}");
+    }
+    let up = log.events("tls session up");
+    assert!(
+        up.last().unwrap()["verified"]
+            .as_str()
+            .unwrap()
+            .contains("the certificate this RPS installed"),
+        "{up:?}"
+    );
+    s.sim.stop();
+    let st = state(&s.sim);
+    let (t, cert) = tls_in_effect(&st).expect("TLS in effect");
+    assert_eq!(t["remote"]["accept_non_secure"], false, "mode 1: Server");
+    assert!(cert.contains("Test TLS CA (RSA)"), "{cert}");
+}
+
 /// A profile with Wi-Fi (RPS's wifiConfigs, local and UEFI sync): activation through the relay
 /// configures the simulated machine's Wi-Fi — the wireless port, the sync settings, the port
 /// state, a WPA2-PSK profile and a WPA2-802.1X (PEAP-MSCHAPv2) profile whose RADIUS root RPS adds

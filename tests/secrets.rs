@@ -344,6 +344,83 @@ fn configure_flows_leak_no_secret_at_trace_level() {
     }
 }
 
+/// `configure tls` with the admin's encrypted CA key at trace level, planned and applied: neither
+/// the key's password nor the key (its PEM body, its private scalar in hex) appears, nor the AMT
+/// or LSA password; no PEM private key of any kind (the throwaway CA's included) is written.
+#[test]
+fn configure_tls_leaks_no_ca_key_at_trace_level() {
+    const CA_PW: &str = "Corp-CA-key-pw1";
+    let sim = start();
+    let dev = sim.device();
+    let lsa = lsa(&sim);
+    let pins = tempfile::tempdir().unwrap();
+    let pin_dir = pins.path().display().to_string();
+    let o = agent_env(
+        &["--device", &dev, "activate", "--local", "--ccm"],
+        &[
+            ("AMT_PASSWORD", AMT_PW),
+            ("AMT_AGENT_TLS_PIN_DIR", &pin_dir),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let ca = repo_file("tests/fixtures/tls-ca");
+    let (cert, key) = (
+        ca.join("ec-ca.pem").display().to_string(),
+        ca.join("ec-ca.enc.key").display().to_string(),
+    );
+    // The same key unencrypted (SEC1): its PEM body and its private scalar (bytes 7..39 of the DER).
+    let plain = std::fs::read_to_string(ca.join("ec-ca.key")).unwrap();
+    let body: String = plain.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(&body)
+            .unwrap()
+    };
+    let scalar: String = der[7..39].iter().map(|b| format!("{b:02x}")).collect();
+    let secrets = [AMT_PW, lsa.as_str(), CA_PW, body.as_str(), scalar.as_str()];
+    let env = [
+        ("AMT_PASSWORD", AMT_PW),
+        ("TLS_CA_KEY_PASSWORD", CA_PW),
+        ("AMT_AGENT_TLS_PIN_DIR", pin_dir.as_str()),
+    ];
+    for (what, extra) in [
+        ("tls --dry-run", vec!["--dry-run"]),
+        ("tls", vec!["--delay", "0"]),
+        ("tls (again)", vec!["--delay", "0"]),
+    ] {
+        let mut args = vec![
+            "--device",
+            &dev,
+            "-vvv",
+            "--json",
+            "configure",
+            "tls",
+            "--mode",
+            "MutualAndNonTLS",
+            "--ca-cert",
+            &cert,
+            "--ca-key",
+            &key,
+        ];
+        args.extend(extra);
+        let o = agent_env(&args, &env);
+        assert_eq!(code(&o), 0, "{what}: {}", stderr(&o));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(all.contains("TRACE"), "{what}: ran at trace level");
+        if what == "tls (again)" {
+            assert!(all.contains("\"unchanged\""), "{what}: nothing to change");
+        } else {
+            assert!(all.contains("GenerateKeyPair"), "{what}: the call is shown");
+        }
+        assert!(
+            !all.contains("PRIVATE KEY"),
+            "{what}: a PEM private key was written"
+        );
+        assert_clean(what, &all, &secrets);
+    }
+}
+
 /// `configure wired` and `configure wireless` at trace level, planned (`--dry-run`, text and
 /// JSON) and applied: no 802.1X password, Wi-Fi passphrase or private key appears in any form —
 /// neither the key file's PEM lines nor the PKCS#1 blob AddKey carries — whether the key comes

@@ -976,6 +976,19 @@ impl Driver {
             Event::PortForwarded(f) => {
                 tracing::debug!(port = f.port, address = %f.address, "AMT port forwarded")
             }
+            Event::PortForwardCancelled(f) => {
+                // The firmware withdrew a port (a CommitChanges turned TLS on or off): the
+                // management port to open is that of a pair still bound, if any; a pair bound
+                // later takes the place.
+                let mut st = lock(&self.status);
+                if st
+                    .pair
+                    .is_some_and(|p| p.management == f.port || p.redirection == f.port)
+                {
+                    st.pair = self.mux.port_pair();
+                }
+                tracing::debug!(port = f.port, pair = ?st.pair, "AMT withdrew a port forward");
+            }
             Event::PortPairBound(pair) => {
                 tracing::debug!(
                     management = pair.management,

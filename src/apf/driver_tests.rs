@@ -553,3 +553,35 @@ async fn apf_driver_carries_wsman_client_requests_over_the_apf_route() {
     assert_eq!(st.served, 2);
     assert_eq!(st.mux.channel_count(), 0, "every channel was closed");
 }
+
+#[tokio::test]
+async fn apf_driver_follows_the_firmware_moving_its_management_port() {
+    use crate::apf::mux::{PORT_HTTP, PORT_HTTPS, PORT_REDIRECTION, PORT_REDIRECTION_TLS};
+    let fw = Fw::new(behaviour());
+    within(Duration::from_secs(10), async {
+        let session = connect(&fw, fast_opts()).await.unwrap();
+        assert_eq!(session.management_port(), 16992);
+        // A CommitChanges made TLS the only local protocol: AMT withdraws 16992/623 and forwards
+        // 16993/664 on the running session.
+        fw.with(|st| {
+            st.mux
+                .set_advertised_ports(vec![PORT_HTTPS, PORT_REDIRECTION_TLS])
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while session.management_port() != 16993 {
+            assert!(Instant::now() < deadline, "the driver kept 16992");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // And back (TLS off): 16992 again.
+        fw.with(|st| {
+            st.mux
+                .set_advertised_ports(vec![PORT_HTTP, PORT_REDIRECTION])
+        });
+        while session.management_port() != 16992 {
+            assert!(Instant::now() < deadline, "the driver kept 16993");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(echo(&session, b"plain again").await, b"plain again");
+    })
+    .await;
+}

@@ -518,6 +518,45 @@ impl Mux {
         });
     }
 
+    /// Firmware role: the ports it forwards change (AMT restarts its local ports when a
+    /// CommitChanges turns TLS on or off). Once the session has announced its forwards, new
+    /// ports are announced with `tcpip-forward` and dropped ones withdrawn with
+    /// `cancel-tcpip-forward`; from now on a channel to a dropped port is refused.
+    pub fn set_advertised_ports(&mut self, ports: Vec<u32>) {
+        if ports == self.config.advertised_ports {
+            return;
+        }
+        let announced = self.config.role == Role::Firmware
+            && self.agreed.is_some()
+            && !self.pending_services.iter().any(|s| s == SERVICE_PFWD);
+        if announced {
+            let address = self.config.forward_bind_address.clone();
+            for port in self.config.advertised_ports.clone() {
+                if !ports.contains(&port) {
+                    self.global_request(
+                        GlobalRequest::CancelTcpipForward {
+                            address: address.clone(),
+                            port,
+                        },
+                        true,
+                    );
+                }
+            }
+            for &port in &ports {
+                if !self.config.advertised_ports.contains(&port) {
+                    self.global_request(
+                        GlobalRequest::TcpipForward {
+                            address: address.clone(),
+                            port,
+                        },
+                        true,
+                    );
+                }
+            }
+        }
+        self.config.advertised_ports = ports;
+    }
+
     /// Ends the session with DISCONNECT(reason).
     pub fn disconnect(&mut self, reason: DisconnectReason) {
         self.fail(reason, "disconnect requested by the application".into());

@@ -54,6 +54,9 @@ const V2_FLAGS: &[(&str, &str)] = &[
     ("address", "address"),
     ("port", "port"),
     ("networkdnssuffix", "network-dns-suffix"),
+    // configure tls and the RPS TLS tunnel.
+    ("delay", "delay"),
+    ("tls-tunnel", "tls-tunnel"),
     // configure wired / wireless / 802.1X (rpc-go.md §1.1).
     ("dhcp", "dhcp"),
     ("static", "static"),
@@ -187,6 +190,14 @@ mod tests {
             ["rpc", "activate", "-u", "wss://x", "--profile", "p1"]
         );
         assert_eq!(t(&["rpc", "-profile=p1"]), ["rpc", "--profile=p1"]);
+        assert_eq!(
+            t(&["rpc", "configure", "tls", "-mode", "Mutual", "-delay=5"]),
+            ["rpc", "configure", "tls", "--mode", "Mutual", "--delay=5"]
+        );
+        assert_eq!(
+            t(&["rpc", "activate", "-tls-tunnel", "-profile", "p"]),
+            ["rpc", "activate", "--tls-tunnel", "--profile", "p"]
+        );
     }
 
     #[test]

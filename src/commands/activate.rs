@@ -51,6 +51,10 @@ pub struct ActivateArgs {
     /// Send this UUID instead of the firmware's (prevents the device from connecting to MPS).
     #[arg(long)]
     pub uuid: Option<String>,
+    /// Ask RPS for its TLS tunnel on AMT 11–18 (payload `tlsTunnel`): RPS then applies the
+    /// profile's TLS and moves the relay to port 16993 (rpc-go.md §3.7).
+    #[arg(long = "tls-tunnel")]
+    pub tls_tunnel: bool,
     #[command(flatten)]
     pub remote: super::remote::RpsArgs,
     #[command(flatten)]
@@ -115,6 +119,11 @@ pub fn run(
     if args.stop_config {
         return stop_config(device, json_out);
     }
+    // A pre-provisioned AMT has no TLS configuration: a pin left from before an unprovisioning
+    // the agent did not see (MEBx, another tool) would send the new session to port 16993.
+    if AmthiClient::new(device.clone()).control_mode()? == ControlMode::None {
+        super::tls_pin::forget(&device, &args.conn);
+    }
     if args.remote.url.is_some() {
         if args.local || args.ccm || args.acm {
             return Err(invalid(
@@ -131,6 +140,7 @@ pub fn run(
             friendly_name: args.name.clone(),
             uuid: args.uuid.clone(),
             ip: None,
+            tls_tunnel: args.tls_tunnel,
         };
         return super::remote::run(device, &args.remote, &args.conn, req, &ov, json_out);
     }

@@ -24,6 +24,9 @@ pub struct DeactivateArgs {
     /// Force: RPS skips its check of the stored AMT password.
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Ask RPS for its TLS tunnel (payload `tlsTunnel`, as rpc-go v3's deactivate does).
+    #[arg(long = "tls-tunnel")]
+    pub tls_tunnel: bool,
     #[command(flatten)]
     pub remote: super::remote::RpsArgs,
     #[command(flatten)]
@@ -63,7 +66,10 @@ pub fn run(
             &args.remote,
             &args.conn,
             req,
-            &super::remote::Overrides::default(),
+            &super::remote::Overrides {
+                tls_tunnel: args.tls_tunnel,
+                ..Default::default()
+            },
             json_out,
         );
     }
@@ -129,6 +135,8 @@ pub fn run(
                     format!("after Unprovision the firmware reports {}", now.text()),
                 ));
             }
+            drop(amthi);
+            super::tls_pin::forget(&device, &args.conn);
             done(json_out, "Device deactivated", now);
             Ok(ExitCode::Success)
         }
@@ -142,9 +150,10 @@ pub fn run(
             };
             let r = s.call(call);
             drop(s);
-            let now = AmthiClient::new(device).control_mode()?;
+            let now = AmthiClient::new(device.clone()).control_mode()?;
             match (r, now) {
                 (_, ControlMode::None) => {
+                    super::tls_pin::forget(&device, &args.conn);
                     done(json_out, "Device deactivated", now);
                     Ok(ExitCode::Success)
                 }

@@ -114,7 +114,7 @@ pub fn run(
     let mut id = 0u32;
     let exchange =
         |s: &mut session::AmtSession, call_env: String| -> Result<Response, AgentError> {
-            let r = s.runtime.block_on(s.client.post(&call_env))?;
+            let r = s.post(&call_env)?;
             Ok(r)
         };
     let mut next_id = || {

@@ -13,6 +13,7 @@ pub mod maintenance;
 pub mod remote;
 pub mod session;
 pub mod setupbin;
+pub mod tls_pin;
 pub mod user_certs;
 
 use crate::cli::{Cli, Command};

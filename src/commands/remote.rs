@@ -90,6 +90,8 @@ pub struct Overrides {
     pub friendly_name: Option<String>,
     pub uuid: Option<String>,
     pub ip: Option<IpConfiguration>,
+    /// `--tls-tunnel`: payload `tlsTunnel` (rpc-go.md §3.3).
+    pub tls_tunnel: bool,
 }
 
 fn fail(code: ExitCode, msg: impl Into<String>) -> AgentError {
@@ -246,7 +248,7 @@ fn gather(
         hostname_os: hostname,
         friendly_name: ov.friendly_name.clone(),
         tls_enforced,
-        tls_tunnel: false,
+        tls_tunnel: ov.tls_tunnel,
         lms_installed: false,
     };
     Ok((payload, mode, tls_enforced))
@@ -417,7 +419,10 @@ pub fn run(
         // of the way (Setup done, the final message lost).
         Err(e) => return Err(with_device_state(e, device, mode)),
     };
-    let after = AmthiClient::new(device).control_mode()?;
+    let after = AmthiClient::new(device.clone()).control_mode()?;
+    if after == ControlMode::None {
+        super::tls_pin::forget(&device, conn);
+    }
     finish(&req, outcome, after, json_out)
 }
 

@@ -43,6 +43,21 @@ pub struct AmtConnArgs {
     /// Deadline for each WS-MAN request.
     #[arg(long, global = true, default_value = "30s", value_parser = crate::cli::parse_duration)]
     pub request_timeout: Duration,
+    /// Where `configure tls` keeps the certificate AMT's TLS port must present (root-only).
+    #[arg(long, global = true, env = "AMT_AGENT_TLS_PIN_DIR", default_value = super::tls_pin::DEFAULT_DIR)]
+    pub tls_pin_dir: std::path::PathBuf,
+}
+
+impl AmtConnArgs {
+    /// The store of TLS pins for `device`.
+    pub fn pin_store(&self, device: &dyn MeiDevice) -> super::tls_pin::PinStore {
+        let dir = if self.tls_pin_dir.as_os_str().is_empty() {
+            std::path::Path::new(super::tls_pin::DEFAULT_DIR)
+        } else {
+            self.tls_pin_dir.as_path()
+        };
+        super::tls_pin::PinStore::for_device(device, dir)
+    }
 }
 
 fn parse_lms(s: &str) -> Result<LmsMode, String> {
@@ -55,6 +70,10 @@ pub struct AmtSession {
     pub client: WsmanClient,
     pub control_mode: ControlMode,
     pub route: Route,
+    /// The session runs TLS to port 16993.
+    pub tls: bool,
+    /// The certificate `configure tls` installed, when the session verifies against it.
+    pub pin: Option<super::tls_pin::PinRecord>,
     next_id: u32,
 }
 
@@ -63,8 +82,38 @@ impl AmtSession {
     pub fn call<T>(&mut self, call: crate::wsman::calls::Call<T>) -> Result<T, AgentError> {
         self.next_id += 1;
         let envelope = call.render(&self.next_id.to_string());
-        let r = self.runtime.block_on(self.client.post(&envelope))?;
+        let r = self.post(&envelope)?;
         Ok(call.decode_response(&r)?)
+    }
+
+    /// One POST; when a pinned TLS session cannot even reach port 16993, says why that may be.
+    pub fn post(&mut self, envelope: &str) -> Result<crate::wsman::http::Response, AgentError> {
+        use crate::apf::ApfError;
+        use crate::wsman::client::WsmanError as ClientError;
+        use crate::wsman::transport::RouteError;
+        match self.runtime.block_on(self.client.post(envelope)) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let unreachable = matches!(
+                    &e,
+                    ClientError::Route(RouteError::Apf(ApfError::Refused { .. }))
+                        | ClientError::Route(RouteError::LmsConnect { .. })
+                        | ClientError::Route(RouteError::TlsHandshake { .. })
+                );
+                let err = AgentError::from(e);
+                match &self.pin {
+                    Some(p) if unreachable => Err(err.help(format!(
+                        "amt-agent configured TLS on this AMT ({} mode, certificate {}) and now talks \
+                         to it on 16993 only; if another tool turned TLS off or unprovisioned AMT, \
+                         remove the pin file amt-tls-{}.json from the pin directory (--tls-pin-dir) and retry",
+                        p.mode,
+                        p.instance_id,
+                        p.uuid.to_ascii_uppercase()
+                    ))),
+                    _ => Err(err),
+                }
+            }
+        }
     }
 
     /// Sends one typed call, keeping apart what the transport failed (the outer error: AMT
@@ -76,7 +125,7 @@ impl AmtSession {
     ) -> Result<Result<T, crate::wsman::calls::WsmanError>, AgentError> {
         self.next_id += 1;
         let envelope = call.render(&self.next_id.to_string());
-        let r = self.runtime.block_on(self.client.post(&envelope))?;
+        let r = self.post(&envelope)?;
         Ok(call.decode_response(&r))
     }
 
@@ -168,26 +217,75 @@ pub fn connect_with(
     control_mode: ControlMode,
     extra: &ExtraTls,
 ) -> Result<AmtSession, AgentError> {
-    let tls = crate::amthi::client::amt_enabled_flags(
+    connect_on(device, args, creds, control_mode, extra, None)
+}
+
+/// A new client on the route `old` runs on (its APF session or LMS), with the port and TLS
+/// chosen again: after `configure tls` committed, TLS to 16993 pinned to the new certificate.
+/// Keeping the route keeps the ME's LME client, which a new session would have to wait for.
+pub fn reconnect(
+    old: AmtSession,
+    device: Arc<dyn MeiDevice>,
+    args: &AmtConnArgs,
+    creds: Credentials,
+) -> Result<AmtSession, AgentError> {
+    let AmtSession {
+        runtime,
+        route,
+        control_mode,
+        ..
+    } = old;
+    connect_on(
+        device,
+        args,
+        creds,
+        control_mode,
+        &ExtraTls::default(),
+        Some((runtime, route)),
+    )
+}
+
+fn connect_on(
+    device: Arc<dyn MeiDevice>,
+    args: &AmtConnArgs,
+    creds: Credentials,
+    control_mode: ControlMode,
+    extra: &ExtraTls,
+    existing: Option<(tokio::runtime::Runtime, Route)>,
+) -> Result<AmtSession, AgentError> {
+    let enforced = crate::amthi::client::amt_enabled_flags(
         device.as_ref(),
         crate::amthi::client::DEFAULT_TIMEOUT,
     )
     .map(|f| f.new_interface() && f.tls_enforced())
     .unwrap_or(false);
+    // After `configure tls` the agent talks TLS to AMT, verifying the certificate it installed.
+    let pin = if control_mode == ControlMode::None {
+        None
+    } else {
+        installed_pin(&device, args)?
+    };
+    let tls = enforced || pin.is_some();
     // Before activation AMT presents its On-Die CA chain: bind it to this host's CSME first.
     let upid_csme_id = if tls && control_mode == ControlMode::None && !args.skip_amt_cert_check {
         upid_binding(device.as_ref())
     } else {
         None
     };
-    let runtime = runtime()?;
-    let opts = RouteOptions {
-        lms: args.lms,
-        lms_port: args.lms_port,
-        tls,
-        ..RouteOptions::default()
+    let (runtime, route) = match existing {
+        Some(r) => r,
+        None => {
+            let runtime = runtime()?;
+            let opts = RouteOptions {
+                lms: args.lms,
+                lms_port: args.lms_port,
+                tls: enforced,
+                ..RouteOptions::default()
+            };
+            let route = runtime.block_on(Route::choose(&opts, device.clone()))?;
+            (runtime, route)
+        }
     };
-    let route = runtime.block_on(Route::choose(&opts, device.clone()))?;
     tracing::debug!(route = ?route_name(&route), "route to AMT chosen");
     if args.skip_amt_cert_check {
         tracing::warn!("--skip-amt-cert-check: AMT's TLS certificate is NOT verified; anyone on the path could impersonate AMT");
@@ -203,6 +301,7 @@ pub fn connect_with(
             leaf_pin: extra.leaf_pin.clone(),
             upid_csme_id,
             client_cert: extra.client_cert.clone(),
+            installed: pin.as_ref().map(|p| p.pin()).transpose()?,
         },
     )?;
     tracing::debug!(port = ep.port, tls = ep.tls, "WS-MAN endpoint");
@@ -219,8 +318,29 @@ pub fn connect_with(
         client,
         control_mode,
         route,
+        tls: ep.tls,
+        pin,
         next_id: 0,
     })
+}
+
+/// The pin `configure tls` left for this AMT (by UUID, read over AMTHI), if any.
+fn installed_pin(
+    device: &Arc<dyn MeiDevice>,
+    args: &AmtConnArgs,
+) -> Result<Option<super::tls_pin::PinRecord>, AgentError> {
+    let store = args.pin_store(device.as_ref());
+    let uuid = AmthiClient::new(device.clone()).uuid()?.text();
+    let pin = store.load(&uuid)?;
+    if let Some(p) = &pin {
+        tracing::debug!(
+            uuid = %p.uuid,
+            sha256 = %p.sha256,
+            file = %store.path(&uuid).map(|f| f.display().to_string()).unwrap_or_else(|| "(memory)".into()),
+            "AMT's TLS was configured by amt-agent: port 16993, pinned to its certificate"
+        );
+    }
+    Ok(pin)
 }
 
 /// The UPID CSME id (bytes 0–19) that AMT's pre-activation TLS chain must be bound to
@@ -250,7 +370,7 @@ fn upid_binding(device: &dyn MeiDevice) -> Option<[u8; crate::upid::CSME_BINDING
 
 pub fn route_name(r: &Route) -> String {
     match r {
-        Route::Lms { addr } => format!("LMS at {addr}"),
+        Route::Lms { addr, .. } => format!("LMS at {addr}"),
         Route::Apf(_) => "LME/APF through the ME".into(),
     }
 }

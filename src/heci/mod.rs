@@ -137,6 +137,12 @@ pub trait MeiDevice: Send + Sync {
     fn simulator_tls_root(&self) -> Option<Vec<u8>> {
         None
     }
+    /// For a device whose state ends with this process (the in-process simulator), a name unique
+    /// to this instance: what the agent learns about it (a TLS pin) is kept in memory under it,
+    /// never on disk. `None` for every real device.
+    fn ephemeral(&self) -> Option<String> {
+        None
+    }
     /// Opens a new handle and connects it to `client` (one attempt, no retries).
     fn connect_once(&self, client: Guid) -> Result<Box<dyn MeiConnection>, HeciError>;
 }

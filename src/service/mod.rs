@@ -171,6 +171,7 @@ impl Service {
             request_timeout: self.config.request_timeout,
             skip_amt_cert_check: false,
             amt_ca_file: Vec::new(),
+            tls_pin_dir: crate::commands::tls_pin::DEFAULT_DIR.into(),
         })
     }
 

@@ -26,7 +26,9 @@ use super::amt::ConnInfo;
 use super::profile::DeviceProfile;
 use super::tls::{ClientCertMode, ServerIdentity};
 use super::{ClientSession, FirmwareCore, Outgoing};
-use crate::apf::mux::{ChannelId, Config, Event, Mux, PORT_HTTPS};
+use crate::apf::mux::{
+    ChannelId, Config, Event, Mux, PORT_HTTP, PORT_HTTPS, PORT_REDIRECTION, PORT_REDIRECTION_TLS,
+};
 use crate::wsman::http::RequestParser;
 
 struct HttpConn {
@@ -49,6 +51,39 @@ pub(crate) fn tls_config(identity: ServerIdentity) -> Arc<ServerConfig> {
         .clone()
 }
 
+/// The server config of the local port 16993 now, `None` when it serves no TLS: the certificate
+/// CommitChanges bound (`AMT_TLSCredentialContext`), else on a device that enforces TLS its
+/// factory identity (the On-Die-CA-shaped chain before activation, its self-signed certificate
+/// after).
+pub(crate) fn local_tls_config(p: &DeviceProfile) -> Option<Arc<ServerConfig>> {
+    let ports = super::amt::classes::tls::local_ports(p);
+    if !ports.tls {
+        return None;
+    }
+    match ports.certificate {
+        Some((cert, key)) => super::tls::configured_server_config(&cert, &key),
+        None => Some(tls_config(if p.control_mode == 0 {
+            ServerIdentity::OdcaChain
+        } else {
+            ServerIdentity::SelfSigned
+        })),
+    }
+}
+
+/// The ports the firmware forwards over LME: the management and redirection pair of each
+/// protocol the local interface serves (plain 16992 + 623, TLS 16993 + 664).
+pub(crate) fn forwarded_ports(p: &DeviceProfile) -> Vec<u32> {
+    let ports = super::amt::classes::tls::local_ports(p);
+    let mut v = Vec::new();
+    if ports.plain {
+        v.extend([PORT_HTTP, PORT_REDIRECTION]);
+    }
+    if ports.tls {
+        v.extend([PORT_HTTPS, PORT_REDIRECTION_TLS]);
+    }
+    v
+}
+
 pub struct LmeSession {
     mux: Mux,
     conns: HashMap<ChannelId, HttpConn>,
@@ -59,6 +94,7 @@ pub struct LmeSession {
 impl LmeSession {
     pub fn new(p: &DeviceProfile, mtu: u32) -> LmeSession {
         let mut config = Config::firmware(p.tls_enforced);
+        config.advertised_ports = forwarded_ports(p);
         config.mtu = mtu as usize;
         // Real firmware's version carries the platform UUID (rpc-go issue #1119 logs it as the
         // SystemId); the bytes are those AMTHI GET_UUID answers.
@@ -92,15 +128,17 @@ impl LmeSession {
                     incoming: true,
                 } => {
                     let tls = if port == PORT_HTTPS {
-                        let identity = if fw.profile.control_mode == 0 {
-                            ServerIdentity::OdcaChain
-                        } else {
-                            ServerIdentity::SelfSigned
-                        };
-                        match ServerConnection::new(tls_config(identity)) {
-                            Ok(c) => Some(Box::new(c)),
-                            Err(e) => {
+                        match local_tls_config(&fw.profile).map(ServerConnection::new) {
+                            Some(Ok(c)) => Some(Box::new(c)),
+                            Some(Err(e)) => {
                                 tracing::error!(error = %e, "LME: cannot start TLS; closing the channel");
+                                let _ = self.mux.close(channel);
+                                continue;
+                            }
+                            None => {
+                                tracing::debug!(
+                                    "LME: no TLS on the local interface; closing the channel"
+                                );
                                 let _ = self.mux.close(channel);
                                 continue;
                             }
@@ -282,6 +320,8 @@ impl ClientSession for LmeSession {
             tracing::debug!(error = %e, "LME: undecodable APF message");
         }
         self.events(fw, now);
+        // A CommitChanges that turned TLS on or off changes the ports the firmware forwards.
+        self.mux.set_advertised_ports(forwarded_ports(&fw.profile));
         self.flush(now, out);
     }
 }

@@ -450,11 +450,17 @@ impl SimHandle {
 /// The simulator inside this process (`--device sim`).
 pub struct InProcessDevice {
     fw: Firmware,
+    /// Tells instances apart within one process (see [`MeiDevice::ephemeral`]).
+    instance: u64,
 }
 
 impl InProcessDevice {
     pub fn new(fw: Firmware) -> InProcessDevice {
-        InProcessDevice { fw }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        InProcessDevice {
+            fw,
+            instance: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
     }
 }
 
@@ -469,6 +475,10 @@ impl MeiDevice for InProcessDevice {
 
     fn simulator_tls_root(&self) -> Option<Vec<u8>> {
         Some(tls::odca_chain().root_der().to_vec())
+    }
+
+    fn ephemeral(&self) -> Option<String> {
+        Some(format!("in-process simulator #{}", self.instance))
     }
 
     fn connect_once(&self, client: Guid) -> Result<Box<dyn MeiConnection>, HeciError> {

@@ -123,6 +123,29 @@ pub struct DeviceProfile {
     /// WS-MAN class instances (seeded with factory defaults at first start).
     #[serde(default)]
     pub instances: std::collections::BTreeMap<String, Vec<Vec<(String, String)>>>,
+    /// The TLS settings CommitChanges put into effect (`None`: TLS as the factory left it).
+    #[serde(default)]
+    pub tls_in_effect: Option<TlsInEffect>,
+}
+
+/// What the firmware's TLS servers do after the last CommitChanges: `AMT_TLSSettingData` as it
+/// was committed, and the certificate `AMT_TLSCredentialContext` bound then.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsInEffect {
+    /// The network (802.3) interface.
+    pub remote: TlsSide,
+    /// The local (LMS) interface: ports 16992/16993 over LME and through LMS.
+    pub local: TlsSide,
+    /// InstanceID of the `AMT_PublicKeyCertificate` the TLS servers present.
+    pub certificate: String,
+}
+
+/// One `AMT_TLSSettingData` instance as committed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsSide {
+    pub enabled: bool,
+    pub accept_non_secure: bool,
+    pub mutual: bool,
 }
 
 impl DeviceProfile {
@@ -502,6 +525,7 @@ fn make(b: Base<'_>) -> DeviceProfile {
         platform_type: Some(platform_type(b.sku.parse().unwrap_or(0), b.mobile)),
         clock_offset_secs: 0,
         instances: Default::default(),
+        tls_in_effect: None,
     }
 }
 

@@ -206,9 +206,9 @@ fn spawn_pump(h: SimHandle, writer: Arc<Mutex<UnixStream>>, later: Arc<Later>) {
 }
 
 /// An LMS-like TCP listener (`amt-sim serve --lms-listen 127.0.0.1:PORT`): each TCP connection is
-/// served by the AMT web server as LMS would relay it to port 16992, or, on a profile with TLS
-/// enforced on the local ports, to port 16993: then the connection runs the same TLS server as the
-/// LME channels (see [`super::lme`]).
+/// served by the AMT web server as LMS would relay it to port 16992, or, when it starts with a TLS
+/// ClientHello, to port 16993: then the connection runs the same TLS server as the LME channels
+/// (see [`super::lme`]).
 pub fn serve_lms(listener: std::net::TcpListener, fw: Firmware) {
     for stream in listener.incoming() {
         match stream {
@@ -232,20 +232,32 @@ fn lms_connection(s: std::net::TcpStream, fw: Firmware) -> std::io::Result<()> {
     let _ = s.set_nodelay(true);
     // An idle client is dropped after a minute, as LMS does not keep dead sockets forever.
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let (tls, activated) = {
+    // One listener stands for LMS's two (16992 and 16993): a TLS ClientHello (0x16) is a
+    // connection to 16993, anything else one to 16992. A port the local interface does not serve
+    // (plain once TLS-only is committed, TLS before it is configured) is closed at once, as LMS
+    // closes a socket whose APF channel the firmware refuses (UNCONFIRMED).
+    let mut first = [0u8; 1];
+    if s.peek(&mut first)? == 0 {
+        return Ok(());
+    }
+    let (plain, tls_config) = {
         let core = fw.lock();
-        (core.profile.tls_enforced, core.profile.control_mode != 0)
+        let ports = super::amt::classes::tls::local_ports(&core.profile);
+        (ports.plain, super::lme::local_tls_config(&core.profile))
     };
-    if !tls {
+    if first[0] != 0x16 {
+        if !plain {
+            tracing::debug!("LMS: plain HTTP refused: the local interface serves TLS only");
+            return Ok(());
+        }
         let mut s = s;
         return serve_http(&mut s, &fw, |_| ConnInfo::default()).map(|_| ());
     }
-    let conn = rustls::ServerConnection::new(super::lme::tls_config(if activated {
-        super::tls::ServerIdentity::SelfSigned
-    } else {
-        super::tls::ServerIdentity::OdcaChain
-    }))
-    .map_err(std::io::Error::other)?;
+    let Some(config) = tls_config else {
+        tracing::debug!("LMS: TLS refused: the local interface serves no TLS");
+        return Ok(());
+    };
+    let conn = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
     let mut stream = rustls::StreamOwned::new(conn, s);
     let served = serve_http(&mut stream, &fw, |st| ConnInfo {
         tls: true,

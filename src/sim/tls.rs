@@ -402,6 +402,39 @@ pub fn server_config(identity: ServerIdentity, client_auth: ClientCertMode) -> A
     )
 }
 
+/// The server config for a certificate the admin bound with `AMT_TLSCredentialContext` (DER, and
+/// its key as PKCS#8), built once per certificate; a client certificate is asked for but optional.
+/// `None` when rustls refuses the pair (a key that does not match, an unsupported key).
+pub fn configured_server_config(cert: &[u8], key_pkcs8: &[u8]) -> Option<Arc<ServerConfig>> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static CACHE: OnceLock<Mutex<HashMap<Vec<u8>, Arc<ServerConfig>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let id: Vec<u8> = Sha256::digest(cert).to_vec();
+    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = map.get(&id) {
+        return Some(c.clone());
+    }
+    let provider = crate::tls::provider();
+    let algorithms = provider.signature_verification_algorithms;
+    let config = ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .ok()?
+        .with_client_cert_verifier(Arc::new(AnyClientCert {
+            mandatory: false,
+            algorithms,
+        }))
+        .with_single_cert(
+            vec![CertificateDer::from(cert.to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pkcs8.to_vec())),
+        )
+        .map_err(|e| tracing::warn!(error = %e, "the bound certificate cannot serve TLS"))
+        .ok()?;
+    let config = Arc::new(config);
+    map.insert(id, config.clone());
+    Some(config)
+}
+
 /// The client's certificate chain (leaf first) once the handshake is done; `None` if it sent none.
 pub fn client_chain(conn: &ServerConnection) -> Option<&[CertificateDer<'static>]> {
     conn.peer_certificates().filter(|c| !c.is_empty())

@@ -260,6 +260,13 @@ pub enum AmtCertError {
         expected: String,
         actual: String,
     },
+    #[error("AMT presented another certificate than the one configure tls installed (subject {subject}): {algorithm} expected {expected}, got {actual}")]
+    PinnedMismatch {
+        subject: String,
+        algorithm: &'static str,
+        expected: String,
+        actual: String,
+    },
     #[error("trust anchor could not be used: {reason}")]
     BadAnchor { reason: String },
     #[error("unsupported certificate hash algorithm {code} for pinning AMT's certificate (2 SHA256, 3 SHA384)")]
@@ -310,6 +317,11 @@ impl AmtCertError {
                 "the single certificate is not the one AMT generated for itself; pass \
                  --skip-amt-cert-check only if you trust this machine by other means"
             }
+            AmtCertError::PinnedMismatch { .. } => {
+                "something other than AMT answers on its TLS port, or AMT's TLS certificate was \
+                 changed by another tool: if you changed it, run amt-agent configure tls again \
+                 (after removing the pin file named with -v), else find what listens on 16993"
+            }
             AmtCertError::BadAnchor { .. } => "an explicitly added trust anchor must be a DER CA certificate",
             AmtCertError::UnsupportedPinAlgorithm { .. } | AmtCertError::BadPin { .. } => {
                 "the firmware reported a certificate hash that cannot be used as a pin; connect without \
@@ -350,6 +362,8 @@ enum Mode {
     Verify,
     /// `--skip-amt-cert-check`: no certificate rule; handshake signatures are still checked.
     Skip,
+    /// Exactly one certificate: the one `configure tls` installed (its hash), whatever signed it.
+    Pinned(LeafPin),
 }
 
 /// rustls verifier for AMT's TLS certificate on port 16993 (module docs list the rules).
@@ -399,6 +413,16 @@ impl AmtCertVerifier {
         }
     }
 
+    /// Accepts exactly the certificate with this hash as AMT's leaf, and nothing else: the one
+    /// `configure tls` installed and bound to AMT's TLS (see `commands::tls_pin`). Its chain,
+    /// issuer and dates are not judged: the pin is the identity.
+    pub fn pinned(pin: LeafPin) -> AmtCertVerifier {
+        AmtCertVerifier {
+            mode: Mode::Pinned(pin),
+            ..AmtCertVerifier::provisioning()
+        }
+    }
+
     /// Requires the leaf to hash to `pin` (from START_CONFIGURATION_HBASED).
     pub fn with_leaf_pin(mut self, pin: LeafPin) -> AmtCertVerifier {
         self.leaf_pin = Some(pin);
@@ -443,6 +467,20 @@ impl AmtCertVerifier {
                 "accepting AMT's TLS certificate unverified (--skip-amt-cert-check)"
             );
             return Ok(());
+        }
+        if let Mode::Pinned(pin) = &self.mode {
+            let leaf = chain
+                .first()
+                .ok_or(AmtCertError::UnexpectedChainLength { got: 0 })?;
+            if pin.matches(leaf) {
+                return Ok(());
+            }
+            return Err(AmtCertError::PinnedMismatch {
+                subject: subject_of(leaf),
+                algorithm: pin.algorithm.name(),
+                expected: hex(&pin.digest),
+                actual: hex(&pin.algorithm.digest(leaf)),
+            });
         }
         let parsed = chain
             .iter()
@@ -694,6 +732,9 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         })
         .collect()
 }
+
+pub mod der;
+pub mod issue;
 
 #[cfg(test)]
 mod tests;

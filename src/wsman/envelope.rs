@@ -969,6 +969,23 @@ pub fn amt_delete_response(relates_to: &str, message_id: u64, resource_uri: &str
     amt_response_envelope(&h, None, None, "")
 }
 
+/// Transfer CreateResponse: `created` is the `g:ResourceCreated` element (prefix `g` is the
+/// transfer namespace, as in go-wsman's `tls/credentialcontext/create.xml` fixture).
+pub fn amt_created_response(
+    relates_to: &str,
+    message_id: u64,
+    resource_uri: &str,
+    created: &str,
+) -> String {
+    let h = AmtResponseHeader {
+        action: action::CREATE_RESPONSE,
+        relates_to,
+        message_id,
+        resource_uri: Some(resource_uri),
+    };
+    amt_response_envelope(&h, Some(ns::TRANSFER), None, created)
+}
+
 /// A fault to write with [`amt_fault_envelope`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FaultSpec<'a> {

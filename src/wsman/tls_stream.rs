@@ -38,6 +38,9 @@ pub struct AmtTlsOptions {
     pub upid_csme_id: Option<[u8; 20]>,
     /// Mutual TLS: the provisioning certificate chain and key (AMT 19+ local ACM).
     pub client_cert: Option<ClientCert>,
+    /// The certificate `configure tls` installed (its pin): AMT must present exactly it, and
+    /// no other rule applies (`commands::tls_pin`).
+    pub installed: Option<LeafPin>,
 }
 
 /// Reads the CA certificates of one `--amt-ca-file`: every `CERTIFICATE` block of a PEM file, or
@@ -74,6 +77,9 @@ pub fn amt_verifier(
 ) -> Result<AmtCertVerifier, RouteError> {
     if opts.skip_cert_check {
         return Ok(AmtCertVerifier::skip());
+    }
+    if let Some(pin) = &opts.installed {
+        return Ok(AmtCertVerifier::pinned(pin.clone()));
     }
     let mut v = if control_mode == ControlMode::None {
         AmtCertVerifier::provisioning()
@@ -198,17 +204,22 @@ impl std::fmt::Debug for WsmanEndpoint {
     }
 }
 
-/// The endpoint for a chosen route: the management port is the one the APF session advertised
-/// (16993 on a TLS-enforced device), or over LMS 16993 when `tls_enforced` (the watchdog flags:
-/// new interface and TLS enforced); on 16993 every stream runs TLS under [`amt_client_config`].
+/// The endpoint for a chosen route: 16993 when `tls` (TLS enforced on the local ports, per the
+/// watchdog flags, or configured by `configure tls`), else the management port the APF session
+/// advertised (16993 on a TLS-enforced device) or over LMS 16992; on 16993 every stream runs TLS
+/// under [`amt_client_config`].
 pub fn wsman_endpoint(
     route: &Route,
-    tls_enforced: bool,
+    tls: bool,
     device: &dyn MeiDevice,
     control_mode: ControlMode,
     opts: &AmtTlsOptions,
 ) -> Result<WsmanEndpoint, RouteError> {
-    let port = route.management_port(tls_enforced);
+    let port = if tls {
+        AMT_PORT_HTTPS
+    } else {
+        route.management_port(false)
+    };
     let plain: Arc<dyn Connector> = Arc::new(route.clone());
     if port != AMT_PORT_HTTPS {
         return Ok(WsmanEndpoint {

@@ -422,7 +422,10 @@ async fn amt19_over_an_lms_like_listener_runs_tls_too() {
     let s = Setup {
         fw,
         device,
-        route: Route::Lms { addr },
+        route: Route::Lms {
+            addr,
+            tls_addr: addr,
+        },
     };
     assert_eq!(s.route.management_port(true), 16993);
     let gs = general_settings(&s, s.device.as_ref(), &AmtTlsOptions::default())

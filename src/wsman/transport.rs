@@ -100,6 +100,12 @@ impl RouteOptions {
         });
         SocketAddr::new(self.lms_ip, port)
     }
+
+    /// Where LMS relays AMT's TLS port: 127.0.0.1:16993, or the one `lms_port` when it is
+    /// given (a relay or test listener serving both).
+    pub fn lms_tls_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.lms_ip, self.lms_port.unwrap_or(AMT_PORT_HTTPS))
+    }
 }
 
 /// Why AMT could not be reached.
@@ -164,8 +170,12 @@ impl RouteError {
 /// The way to AMT, chosen once per run and reused for every request.
 #[derive(Debug, Clone)]
 pub enum Route {
-    /// LMS relays loopback TCP to AMT; `addr` is its listener for the management port.
-    Lms { addr: SocketAddr },
+    /// LMS relays loopback TCP to AMT; `addr` is its listener for the management port found by
+    /// the probe, `tls_addr` the one for port 16993.
+    Lms {
+        addr: SocketAddr,
+        tls_addr: SocketAddr,
+    },
     /// The agent's own APF session over LME.
     Apf(Arc<ApfSession>),
 }
@@ -192,7 +202,10 @@ impl Route {
             Some(tcp_connect(addr, opts.probe_timeout).await)
         };
         let route = match (opts.lms, probe) {
-            (_, Some(Ok(_probe))) => Route::Lms { addr },
+            (_, Some(Ok(_probe))) => Route::Lms {
+                addr,
+                tls_addr: opts.lms_tls_addr(),
+            },
             (LmsMode::Only, Some(Err(detail))) => {
                 return Err(RouteError::LmsUnavailable { addr, detail })
             }
@@ -217,15 +230,16 @@ impl Route {
         }
     }
 
-    /// A fresh stream to AMT's `port`. Over LMS the management ports (16992/16993) go to `addr`,
-    /// other ports to the same IP and that port.
+    /// A fresh stream to AMT's `port`. Over LMS 16992 goes to `addr` (16993 there too when TLS
+    /// is enforced: the probe found LMS's TLS port), 16993 to `tls_addr`, other ports to the same
+    /// IP and that port.
     pub async fn connect(&self, port: u16) -> Result<Box<dyn AmtStream>, RouteError> {
         match self {
-            Route::Lms { addr } => {
-                let target = if port == AMT_PORT_HTTP || port == AMT_PORT_HTTPS {
-                    *addr
-                } else {
-                    SocketAddr::new(addr.ip(), port)
+            Route::Lms { addr, tls_addr } => {
+                let target = match port {
+                    AMT_PORT_HTTPS => *tls_addr,
+                    AMT_PORT_HTTP => *addr,
+                    _ => SocketAddr::new(addr.ip(), port),
                 };
                 let s = tcp_connect(target, LMS_CONNECT_TIMEOUT)
                     .await
@@ -244,7 +258,7 @@ impl Route {
 impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Route::Lms { addr } => write!(f, "LMS at {addr}"),
+            Route::Lms { addr, .. } => write!(f, "LMS at {addr}"),
             Route::Apf(_) => write!(f, "APF over LME"),
         }
     }
@@ -315,7 +329,7 @@ mod tests {
             let r = Route::choose(&opts(mode, port), Arc::new(NoLme))
                 .await
                 .unwrap();
-            assert!(matches!(r, Route::Lms { addr } if addr.port() == port));
+            assert!(matches!(r, Route::Lms { addr, .. } if addr.port() == port));
             assert_eq!(r.management_port(false), 16992);
             let mut s = r.connect(16992).await.unwrap();
             s.write_all(b"ping").await.unwrap();

@@ -524,6 +524,61 @@ async function main () {
     }
   })
 
+  // --- The certificate store and TLS (configure tls; RPS's TLS flow, rps-protocol.md §5.6) ----
+  // A certificate for AMT's own key needs an X.509 builder Node lacks: the RPS peer
+  // (tests/rps_peer) does that part with node-forge. Here every request shape is checked, with
+  // the firmware's answers to the cases it refuses.
+
+  await step('AMT_PublicKeyManagementService and AMT_PublicPrivateKeyPair', async () => {
+    const pkm = amt.PublicKeyManagementService
+    const g = (await call(s, 'GenerateKeyPair', pkm.GenerateKeyPair({ KeyAlgorithm: 0, KeyLength: 2048 }))).Body.GenerateKeyPair_OUTPUT
+    check('GenerateKeyPair ReturnValue 0', g.ReturnValue === 0, show(g))
+    // This parser drops attributes (RPS keeps them and reads Selector._): the selector is its text.
+    const selText = (epr) => {
+      const x = epr && epr.ReferenceParameters && epr.ReferenceParameters.SelectorSet && epr.ReferenceParameters.SelectorSet.Selector
+      return x !== null && typeof x === 'object' ? x._ : x
+    }
+    const handle = selText(g.KeyPair)
+    check('GenerateKeyPair answers the key pair reference (ReferenceParameters/SelectorSet/Selector)', /^Intel\(r\) AMT Key: Handle: \d+$/.test(String(handle)), show(g.KeyPair))
+    const bad = (await call(s, 'GenerateKeyPair 4096', pkm.GenerateKeyPair({ KeyAlgorithm: 0, KeyLength: 4096 }))).Body.GenerateKeyPair_OUTPUT
+    check('GenerateKeyPair of an unsupported length answers 2062 (INVALID_KEY)', bad.ReturnValue === 2062, show(bad))
+    const keys = asArray((await enumPull(s, amt.PublicPrivateKeyPair)).Items.AMT_PublicPrivateKeyPair)
+    const k = keys.find((x) => x.InstanceID === handle)
+    check('PublicPrivateKeyPair lists the new key pair', k !== undefined, show(keys))
+    if (k) {
+      const pub = crypto.createPublicKey({ key: Buffer.from(String(k.DERKey), 'base64'), format: 'der', type: 'pkcs1' })
+      check('DERKey is a PKCS#1 RSA-2048 public key (as RPS and rpc-go parse it)', pub.asymmetricKeyDetails.modulusLength === 2048, String(pub.asymmetricKeyDetails.modulusLength))
+    }
+    const ca = fs.readFileSync(path.join(__dirname, '../fixtures/tls-ca/rsa-ca.pem'), 'utf8')
+    const der = (pem) => Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64').toString('base64')
+    const r = (await call(s, 'AddTrustedRootCertificate', pkm.AddTrustedRootCertificate({ CertificateBlob: der(ca) }))).Body.AddTrustedRootCertificate_OUTPUT
+    check('AddTrustedRootCertificate ReturnValue 0', r.ReturnValue === 0, show(r))
+    const rootHandle = selText(r.CreatedCertificate)
+    const dup = (await call(s, 'AddTrustedRootCertificate (again)', pkm.AddTrustedRootCertificate({ CertificateBlob: der(ca) }))).Body.AddTrustedRootCertificate_OUTPUT
+    check('the same root again answers 2058 (DUPLICATE)', dup.ReturnValue === 2058, show(dup))
+    const leaf = fs.readFileSync(path.join(__dirname, '../fixtures/tls-ca/not-a-ca.pem'), 'utf8')
+    const nk = (await call(s, 'AddCertificate (no key in AMT)', pkm.AddCertificate({ CertificateBlob: der(leaf) }))).Body.AddCertificate_OUTPUT
+    check('AddCertificate for a key AMT does not hold answers 2060 (PKI_MISSING_KEYS)', nk.ReturnValue === 2060, show(nk))
+    const nr = (await call(s, 'AddTrustedRootCertificate (not a CA)', pkm.AddTrustedRootCertificate({ CertificateBlob: der(leaf) }))).Body.AddTrustedRootCertificate_OUTPUT
+    check('a trusted root that is no CA answers 2063 (INVALID_CERT)', nr.ReturnValue === 2063, show(nr))
+    const certs = asArray((await enumPull(s, amt.PublicKeyCertificate)).Items.AMT_PublicKeyCertificate)
+    check('PublicKeyCertificate lists the root with TrustedRootCertficate true',
+      certs.length === 1 && certs[0].TrustedRootCertficate === true && certs[0].InstanceID === rootHandle, show(certs))
+    const ctx = await s.post(amt.TLSCredentialContext.Create(rootHandle))
+    check('TLSCredentialContext Create of a trusted root is refused (a fault: AMT holds no key for it)', ctx.status === 400, `HTTP ${ctx.status}`)
+    const items = asArray((await enumPull(s, amt.TLSSettingData)).Items.AMT_TLSSettingData)
+    const put = await s.post(amt.TLSSettingData.Put({ ...items[1], Enabled: true }))
+    check('TLSSettingData Put Enabled without a bound certificate is refused', put.status === 400, `HTTP ${put.status}`)
+    // wsman-messages' Put rewrites the object it is given (prefixed keys): hand it a copy.
+    const same = await call(s, 'TLSSettingData Put (unchanged)', amt.TLSSettingData.Put({ ...items[1] }))
+    check('TLSSettingData PutResponse echoes the LMS instance', same.Body.AMT_TLSSettingData.InstanceID === items[1].InstanceID,
+      `${show(same.Body.AMT_TLSSettingData.InstanceID)} vs ${show(items[1].InstanceID)}`)
+    await call(s, 'PublicPrivateKeyPair Delete', amt.PublicPrivateKeyPair.Delete({ name: 'InstanceID', value: handle }))
+    await call(s, 'PublicKeyCertificate Delete', amt.PublicKeyCertificate.Delete({ name: 'InstanceID', value: rootHandle }))
+    const left = asArray((await enumPull(s, amt.PublicPrivateKeyPair)).Items.AMT_PublicPrivateKeyPair)
+    check('Delete by InstanceID (as RPS clears them) removes the key pair', !left.some((x) => x.InstanceID === handle), show(left))
+  })
+
   // --- CIRA, as RPS's ciraConfiguration.ts drives it (§5.1 step 7, §5.6) ---------------------
 
   await step('CIRA: RemoteAccessPolicyRule Delete ×3 and an empty ManagementPresenceRemoteSAP', async () => {

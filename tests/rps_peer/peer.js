@@ -15,6 +15,15 @@
 // checks it against Intel's ODCA roots. A `connection_reset` drops the tunnel; the next request
 // waits `config.tunnel.resetDelayMs` (RPS's delay_tls_timer) and re-handshakes.
 //
+// TLS profiles (rps-protocol.md §5.6, RPS's src/stateMachines/tls.ts): when a profile has `tls`
+// and the client asked for the tunnel (`tlsTunnel`, AMT 11–18) or AMT enforces TLS (19+), the
+// peer runs RPS's TLS flow after the network and features: PublicKeyCertificate E+P,
+// AddTrustedRootCertificate (the profile's root), GenerateKeyPair, PublicPrivateKeyPair E+P, a
+// certificate for AMT's key made with node-forge and signed by the root's key (as RPS's
+// CertManager does), AddCertificate, TLSCredentialContext Create, time sync, TLSSettingData E+P,
+// Put 802.3, a pause, Put LMS, CommitChanges. On AMT 11–18 it then sends `port_switch` and
+// reads AMT once more through the tunnel, checking that AMT now presents that certificate.
+//
 // Usage: node peer.js --config FILE [--listen 127.0.0.1:0] [--tls-cert PEM --tls-key PEM]
 //                     [--log FILE] [--once]
 // Prints `listening PORT` on stdout once it accepts connections.
@@ -29,6 +38,7 @@ const { Duplex } = require('stream')
 const { WebSocketServer } = require('ws')
 const xml2js = require('xml2js')
 const { AMT, IPS, CIM } = require('@device-management-toolkit/wsman-messages')
+const forge = require('node-forge')
 
 const RPS_APP_VERSION = '2.40.0'
 const MAX_PAYLOAD = 102400
@@ -389,6 +399,11 @@ class Session {
 
   verifyAmt (sock) {
     const chain = presentedChain(sock)
+    if (this.amtTlsCert) {
+      const fp = new crypto.X509Certificate(this.amtTlsCert).fingerprint256
+      if (chain.length > 0 && chain[0].fingerprint256 === fp) return { ok: true, reason: 'AMT presents the certificate this RPS installed' }
+      return { ok: false, reason: `AMT presents ${chain.length ? chain[0].subject.replace(/\n/g, ', ') : 'nothing'}, not the certificate this RPS installed` }
+    }
     if (this.activated) {
       return { ok: true, reason: `activated: AMT's certificate (${chain.length} presented) accepted without a trust anchor` }
     }
@@ -453,12 +468,15 @@ class Session {
   final (ok, message) {
     if (this.done) return
     this.done = true
-    // Components a flow step recorded (Wi-Fi) replace the NotApplicable defaults in place.
+    // Components a flow step recorded (Wi-Fi, TLS) replace the NotApplicable defaults in place;
+    // a TLS flow that ran is also RPS's flat TLSConfiguration.
     if (this.componentResults) {
       try {
         const m = JSON.parse(message)
         if (m.Components) {
           Object.assign(m.Components, this.componentResults)
+          const tls = this.componentResults.TLS
+          if (tls && tls.Result !== 'NotApplicable') m.TLSConfiguration = tls.Result === 'Success' ? 'Configured' : 'Failed'
           message = JSON.stringify(m)
         }
       } catch (_) {}
@@ -701,6 +719,7 @@ class Session {
       }
       if (profile.mode === 'acm') await this.setMebx(profile)
       await this.configure(profile)
+      await this.maybeTls(profile)
       const cira = await this.cira(profile)
       if (profile.mode === 'ccm') return this.final(true, activationSuccess('Client control mode.', 'CCM', 'Client control mode', cira))
       if (shbc) return this.final(true, activationSuccess('Upgraded to admin control mode.', 'ACM', 'Upgraded to admin control mode', cira))
@@ -728,6 +747,7 @@ class Session {
     stored[p.uuid] = profile.password
     if (profile.mode === 'acm') await this.setMebx(profile)
     await this.configure(profile)
+    await this.maybeTls(profile)
     const cira = await this.cira(profile)
     if (profile.mode === 'acm' && mode === 1) return this.final(true, activationSuccess('Upgraded to admin control mode.', 'ACM', 'Upgraded to admin control mode', cira))
     if (profile.mode === 'acm') return this.final(true, reactivationSuccess('already enabled in admin mode.', 'ACM', 'Already enabled in admin mode', cira))
@@ -851,6 +871,26 @@ class Session {
     this.progress(`AMT features completed: KVM, SOL, IDER (User Consent: ${profile.userConsent || 'All'})`)
   }
 
+  // ------------------------------------------------------------------ TLS (§5.6, tls.ts)
+  // RPS provisions a profile's TLS only with the tunnel: asked for (tlsTunnel) or enforced.
+  // The TLS component goes to the final message with the other components a flow step recorded.
+  async maybeTls (profile) {
+    if (!profile.tls) return
+    this.componentResults = this.componentResults || {}
+    if (!this.payload.tlsTunnel && !this.payload.tlsEnforced) {
+      this.componentResults.TLS = { Result: 'NotApplicable', Details: 'TLS not applicable: the client did not ask for the TLS tunnel' }
+      return
+    }
+    this.progress('Configuring TLS')
+    try {
+      await this.configureTls(profile.tls)
+      this.componentResults.TLS = { Result: 'Success', Details: 'Configured' }
+    } catch (e) {
+      this.componentResults.TLS = { Result: 'Failure', Details: e.message }
+      throw e
+    }
+  }
+
   // ------------------------------------------------------------------ CIRA (§5.1 step 7, §5.6)
   // ciraConfiguration.ts, state by state. Its only ReturnValue check is the user-initiated
   // connection service's; any other call fails the flow only by an HTTP error or a fault, as in
@@ -907,6 +947,67 @@ class Session {
       if (e instanceof CiraFailure) return e.message
       throw e
     }
+  }
+
+  async configureTls (t) {
+    const rootPem = fs.readFileSync(t.rootCert, 'utf8')
+    const rootKey = forge.pki.privateKeyFromPem(fs.readFileSync(t.rootKey, 'utf8'))
+    const rootCert = forge.pki.certificateFromPem(rootPem)
+    await this.enumPull(this.amt.PublicKeyCertificate)
+    const rootB64 = pemToDer(rootPem).toString('base64')
+    const added = this.body(await this.call(this.amt.PublicKeyManagementService.AddTrustedRootCertificate({ CertificateBlob: rootB64 }))).AddTrustedRootCertificate_OUTPUT
+    // A root added by an earlier run answers DUPLICATE (2058): it is there, which is what counts.
+    if (added.ReturnValue !== 0 && added.ReturnValue !== 2058) throw new FlowError('Failed to add trusted root certificates')
+    const gen = this.body(await this.call(this.amt.PublicKeyManagementService.GenerateKeyPair({ KeyAlgorithm: 0, KeyLength: 2048 }))).GenerateKeyPair_OUTPUT
+    if (gen.ReturnValue !== 0) throw new FlowError('Failed to generate key pair')
+    const handle = selectorText(gen.KeyPair)
+    const pairs = asArray((await this.enumPull(this.amt.PublicPrivateKeyPair)).AMT_PublicPrivateKeyPair)
+    const pair = pairs.find((k) => k.InstanceID === handle)
+    if (!pair) throw new FlowError('Failed to pull public private key pair')
+    // CertManager.amtCertSignWithCAKey: subject CN=AMT, O/ST/C None; issuer CN=<device uuid>;
+    // extKeyUsage serverAuth; SHA-256 by the root's key.
+    const cert = forge.pki.createCertificate()
+    cert.publicKey = rsaPublicFromDer(String(pair.DERKey))
+    cert.serialNumber = '01' + crypto.randomBytes(8).toString('hex')
+    cert.validity.notBefore = new Date(Date.now() - 86400000)
+    cert.validity.notAfter = new Date(Date.now() + 10 * 365 * 86400000)
+    cert.setSubject([{ name: 'commonName', value: 'AMT' }, { name: 'organizationName', value: 'None' }, { name: 'stateOrProvinceName', value: 'None' }, { name: 'countryName', value: 'None' }])
+    cert.setIssuer(rootCert.subject.attributes)
+    cert.setExtensions([{ name: 'extKeyUsage', serverAuth: true }])
+    cert.sign(rootKey, forge.md.sha256.create())
+    const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), 'binary')
+    const addc = this.body(await this.call(this.amt.PublicKeyManagementService.AddCertificate({ CertificateBlob: der.toString('base64') }))).AddCertificate_OUTPUT
+    if (addc.ReturnValue !== 0) throw new FlowError('Failed to add certificate')
+    const certHandle = selectorText(addc.CreatedCertificate)
+    // AlreadyExists is tolerated, as RPS's alreadyExists guard does.
+    await this.call(this.amt.TLSCredentialContext.Create(certHandle), { tolerate400: true })
+    const ta = this.body(await this.call(this.amt.TimeSynchronizationService.GetLowAccuracyTimeSynch())).GetLowAccuracyTimeSynch_OUTPUT
+    const now = Math.floor(Date.now() / 1000)
+    await this.call(this.amt.TimeSynchronizationService.SetHighAccuracyTimeSynch(ta.Ta0, now, now))
+    const items = asArray((await this.enumPull(this.amt.TLSSettingData)).AMT_TLSSettingData)
+    if (items.length < 2) throw new FlowError('Failed to pull TLS data')
+    const remote = Object.assign({}, items[0], { Enabled: true })
+    if (!('NonSecureConnectionsSupported' in items[0]) || items[0].NonSecureConnectionsSupported === true) {
+      remote.AcceptNonSecureConnections = t.mode !== 1 && t.mode !== 3
+    }
+    remote.MutualAuthentication = t.mode === 3 || t.mode === 4
+    await this.call(this.amt.TLSSettingData.Put(remote))
+    await sleep(t.putDelayMs ?? 0)
+    await this.call(this.amt.TLSSettingData.Put(Object.assign({}, items[1], { Enabled: true })))
+    const c = this.body(await this.call(this.amt.SetupAndConfigurationService.CommitChanges())).CommitChanges_OUTPUT
+    if (c.ReturnValue !== 0) throw new FlowError('Failed to commit changes')
+    // From now on AMT's TLS presents the certificate made above.
+    this.amtTlsCert = der
+    log({ event: 'tls configured', certificate: new crypto.X509Certificate(der).fingerprint256 })
+    if (this.tunnelMode) {
+      // AMT restarts its TLS stack: the next request needs a new TLS session.
+      if (this.tunnel) this.tunnel.kill()
+      this.tunnel = null
+    } else {
+      await this.portSwitch({ port: 16993, delay: t.portSwitchDelay ?? 0 })
+    }
+    // One read through the tunnel proves AMT serves the new certificate.
+    await this.call(this.amt.GeneralSettings.Get())
   }
 
   // Wi-Fi (rps-protocol.md §5.1 step 5; RPS's wifiNetworkConfiguration.ts): the wireless port's
@@ -1046,6 +1147,25 @@ function directExchange (port, raw) {
     sock.on('end', () => { sock.destroy(); resolve(Buffer.concat(chunks)) })
     sock.on('error', reject)
   })
+}
+
+// The InstanceID selector of an endpoint reference xml2js parsed (`<Selector Name=…>text`).
+function selectorText (epr) {
+  const sel = epr && epr.ReferenceParameters && epr.ReferenceParameters.SelectorSet && epr.ReferenceParameters.SelectorSet.Selector
+  const one = Array.isArray(sel) ? sel[0] : sel
+  return one && typeof one === 'object' ? one._ : one
+}
+
+// AMT's DERKey (PKCS#1 RSAPublicKey, or a SubjectPublicKeyInfo) as a forge public key.
+function rsaPublicFromDer (b64) {
+  const asn = forge.asn1.fromDer(forge.util.decode64(b64))
+  try {
+    return forge.pki.publicKeyFromAsn1(asn)
+  } catch (e) {
+    const n = new forge.jsbn.BigInteger(forge.util.bytesToHex(asn.value[0].value), 16)
+    const ex = new forge.jsbn.BigInteger(forge.util.bytesToHex(asn.value[1].value), 16)
+    return forge.pki.setRsaPublicKey(n, ex)
+  }
 }
 
 function asArray (x) {

@@ -30,6 +30,7 @@ pub mod mebx;
 pub mod opstate;
 pub mod password;
 pub mod proxy;
+pub mod tls;
 pub mod wifisync;
 pub mod wired;
 pub mod wireless;
@@ -90,6 +91,10 @@ pub enum ConfigureSub {
     /// password, the periodic and user-initiated policies, environment detection domains.
     #[command(name = "cira")]
     Cira(cira::CiraArgs),
+    /// TLS on AMT's network and local interfaces, with a certificate for a key AMT generates;
+    /// afterwards the agent talks to AMT on 16993 verifying exactly that certificate.
+    #[command(name = "tls", visible_alias = "configuretls")]
+    Tls(tls::TlsArgs),
     /// The wired port: DHCP, a static address or the host's (IP sync), and 802.1X (EAP-TLS,
     /// PEAP-MSCHAPv2).
     #[command(name = "wired", visible_aliases = ["ethernet", "addethernetsettings", "wiredsettings"])]
@@ -139,6 +144,7 @@ pub fn run(
         }
         ConfigureSub::Proxy(a) => execute(device, &args.conn, proxy::Proxy::new(a)?, &opts),
         ConfigureSub::Cira(a) => execute(device, &args.conn, cira::Cira::new(a)?, &opts),
+        ConfigureSub::Tls(a) => execute(device, &args.conn, tls::Tls::new(a, &args.conn)?, &opts),
         ConfigureSub::Wired(a) => execute(device, &args.conn, wired::Wired::new(a)?, &opts),
         ConfigureSub::Wireless(a) => {
             execute(device, &args.conn, wireless::Wireless::new(a)?, &opts)
@@ -444,6 +450,36 @@ impl Target {
                 }
             }),
         }
+    }
+
+    /// One write whose answer the caller needs (calls a [`Later`] makes before its own): a firmware refusal
+    /// exits with the subcommand's code, as [`Step::Wsman`] writes do.
+    pub fn write_call<T>(&mut self, call: Call<T>) -> Result<T, AgentError> {
+        let failure = self.failure;
+        match self.session()?.try_call(call)? {
+            Ok(v) => Ok(v),
+            Err(e @ crate::wsman::calls::WsmanError::Unauthorized) => Err(e.into()),
+            Err(e) => Err(AgentError::from(e).exit(failure)),
+        }
+    }
+
+    /// A new WS-MAN client with the same credentials on the same route, the port and TLS chosen
+    /// again (after `configure tls`, TLS to port 16993 verifying the certificate it installed).
+    pub fn reconnect(&mut self, conn: &AmtConnArgs) -> Result<(), AgentError> {
+        let creds = self.credentials.clone().ok_or_else(|| {
+            AgentError::new(
+                ExitCode::GenericFailure,
+                "internal: reconnecting a configure subcommand that has no WS-MAN session",
+            )
+        })?;
+        let old = self.session.take().ok_or_else(|| {
+            AgentError::new(
+                ExitCode::GenericFailure,
+                "internal: reconnecting a configure subcommand that has no WS-MAN session",
+            )
+        })?;
+        self.session = Some(session::reconnect(old, self.device.clone(), conn, creds)?);
+        Ok(())
     }
 
     /// Switches the session to new credentials (after a password change), keeping the nonce.

@@ -371,3 +371,5 @@ mod cira_tests;
 mod network_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

@@ -260,7 +260,19 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
             // An association names its instance by the references in the body, not by selectors.
             if let Some(r) = classes::put_by_body(fw, &class, body) {
                 return match r {
-                    Ok(()) => {
+                    Ok(Some(stored)) => {
+                        fw.changed();
+                        let id = next_id(fw);
+                        Ok(env::amt_instance_response(
+                            action::PUT_RESPONSE,
+                            &relates,
+                            id,
+                            &uri,
+                            &class,
+                            &params(&stored),
+                        ))
+                    }
+                    Ok(None) => {
                         fw.changed();
                         let id = next_id(fw);
                         // Empty body, as go-wsman-messages' policyappliestomps/put.xml fixture.
@@ -388,6 +400,32 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
             fw.changed();
             let id = next_id(fw);
             Ok(env::amt_delete_response(&relates, id, &uri))
+        }
+        action::CREATE => {
+            let Some(body) = e.body_element().filter(|b| !b.children.is_empty()) else {
+                return Err(fault(
+                    fw,
+                    &relates,
+                    (ns::WSMAN, "SchemaValidationError"),
+                    "Missing instance.",
+                ));
+            };
+            match classes::create(fw, &class, body) {
+                Some(Ok(created)) => {
+                    let id = next_id(fw);
+                    Ok(env::amt_created_response(&relates, id, &uri, &created))
+                }
+                Some(Err(refusal)) => {
+                    tracing::debug!(%class, reason = %refusal.reason, "WS-MAN: Create refused");
+                    Err(fault(fw, &relates, refusal.subcode, &refusal.reason))
+                }
+                None => Err(fault(
+                    fw,
+                    &relates,
+                    (ns::ADDRESSING, "ActionNotSupported"),
+                    "The action is not supported by the service.",
+                )),
+            }
         }
         other if other.starts_with(&uri) && other.len() > uri.len() + 1 => {
             let method = other[uri.len() + 1..].to_string();

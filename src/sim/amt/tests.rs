@@ -11,12 +11,12 @@ use crate::wsman::envelope::{
 };
 use crate::wsman::http::{encode_wsman_post, RequestParser, ResponseParser};
 
-fn request(auth: Option<&str>, body: &str) -> Request {
+pub(super) fn request(auth: Option<&str>, body: &str) -> Request {
     let raw = encode_wsman_post("sim:16992", auth, body.as_bytes());
     RequestParser::new().feed(&raw).unwrap().unwrap()
 }
 
-fn response(bytes: &[u8]) -> crate::wsman::http::Response {
+pub(super) fn response(bytes: &[u8]) -> crate::wsman::http::Response {
     let mut p = ResponseParser::new();
     match p.feed(bytes).unwrap() {
         Some(r) => r,
@@ -25,7 +25,7 @@ fn response(bytes: &[u8]) -> crate::wsman::http::Response {
 }
 
 /// Sends `body` authenticated as `client`'s user, taking the challenge first when needed.
-fn call(fw: &Firmware, client: &mut DigestClient, body: &str) -> (u16, Envelope) {
+pub(super) fn call(fw: &Firmware, client: &mut DigestClient, body: &str) -> (u16, Envelope) {
     for _ in 0..2 {
         let auth = client.authorization("POST", "/wsman");
         let reply = handle(
@@ -45,7 +45,7 @@ fn call(fw: &Firmware, client: &mut DigestClient, body: &str) -> (u16, Envelope)
     panic!("still 401 after taking the challenge");
 }
 
-fn fw(name: &str) -> Firmware {
+pub(super) fn fw(name: &str) -> Firmware {
     Firmware::new(
         profile::builtin(name).unwrap(),
         FaultPlan::new(vec![]),
@@ -192,7 +192,7 @@ fn ccm_setup_then_admin_then_unprovision() {
 }
 
 /// An amt16.1 firmware in control mode `mode` with admin's password "x", and admin's client.
-fn activated(mode: u32) -> (Firmware, DigestClient) {
+pub(super) fn activated(mode: u32) -> (Firmware, DigestClient) {
     let f = fw("amt16.1");
     {
         let mut core = f.lock();

@@ -1,5 +1,5 @@
 //! AMT's certificate store: `AMT_PublicKeyManagementService` (AddCertificate,
-//! AddTrustedRootCertificate, AddKey) and the `AMT_PublicPrivateKeyPair` instances it holds (the
+//! AddTrustedRootCertificate, AddKey, GenerateKeyPair) and the `AMT_PublicPrivateKeyPair` instances it holds (the
 //! certificates themselves are read with [`super::public_key`]). Shapes: wsman-messages'
 //! `PublicKeyManagementService` and the wsman-responses fixtures `amt/publickey/management/`,
 //! `amt/publicprivate/pull.xml`; rpc-go's 802.1X flow (`internal/certs`) uses the same calls.
@@ -13,6 +13,11 @@ use crate::wsman::envelope::Selector;
 pub const SERVICE: &str = "AMT_PublicKeyManagementService";
 pub const KEY_PAIR: &str = "AMT_PublicPrivateKeyPair";
 pub const CERTIFICATE: &str = super::public_key::CERTIFICATE;
+
+/// `KeyAlgorithm` 0: RSA, the only value (go-wsman `publickey.RSA`).
+pub const RSA: u32 = 0;
+/// The key length RPS and rpc-go generate.
+pub const KEY_LENGTH_2048: u32 = 2048;
 
 /// The `InstanceID` selector of the reference a method created (`CreatedCertificate`,
 /// `CreatedKey`): the new handle.
@@ -68,6 +73,20 @@ pub fn add_key(key_b64: &Secret) -> Call<String> {
         |ex| created_handle(ex, "CreatedKey"),
     )
     .arg(Arg::secret("KeyBlob", key_b64))
+}
+
+/// `GenerateKeyPair(KeyAlgorithm, KeyLength)`: AMT makes an RSA key pair and keeps the private
+/// key; answers the new `AMT_PublicPrivateKeyPair`'s handle (configure tls, RPS's TLS flow).
+pub fn generate_key_pair(key_length: u32) -> Call<String> {
+    Call::new(
+        SERVICE,
+        Op::Invoke {
+            method: "GenerateKeyPair".into(),
+        },
+        |ex| created_handle(ex, "KeyPair"),
+    )
+    .arg(Arg::text("KeyAlgorithm", RSA))
+    .arg(Arg::text("KeyLength", key_length))
 }
 
 pub fn enumerate_keys() -> Call<String> {
@@ -134,6 +153,20 @@ mod tests {
                 .unwrap(),
             "Intel(r) AMT Key: Handle: 1"
         );
+        assert_eq!(
+            generate_key_pair(KEY_LENGTH_2048)
+                .decode(200, &fixture("generatekeypair.xml"))
+                .unwrap(),
+            "Intel(r) AMT Key: Handle: 0"
+        );
+    }
+
+    #[test]
+    fn generate_key_pair_renders_as_wsman_messages_builds_it() {
+        let xml = generate_key_pair(2048).render("1");
+        assert!(xml.contains(
+            "<h:GenerateKeyPair_INPUT xmlns:h=\"http://intel.com/wbem/wscim/1/amt-schema/1/AMT_PublicKeyManagementService\"><h:KeyAlgorithm>0</h:KeyAlgorithm><h:KeyLength>2048</h:KeyLength></h:GenerateKeyPair_INPUT>"
+        ), "{xml}");
     }
 
     #[test]

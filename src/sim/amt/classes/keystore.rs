@@ -2,13 +2,21 @@
 //! AddTrustedRootCertificate, AddKey), the `AMT_PublicKeyCertificate` and `AMT_PublicPrivateKeyPair`
 //! instances they create, and the rule that what a credential context uses cannot be deleted.
 //! One store for every area that holds certificates: 802.1X (wired and Wi-Fi) here, TLS and
-//! CIRA's MPS root elsewhere (tls.rs seeds the two instance lists empty).
+//! CIRA's MPS root elsewhere.
 //!
 //! Shapes from the wsman-responses fixtures (`amt/publickey/…`, `amt/publicprivate/pull.xml`):
 //! handles `Intel(r) AMT Certificate: Handle: N` / `Intel(r) AMT Key: Handle: N`, DN text written
 //! last RDN first without spaces (`C=unknown,O=unknown,CN=MPSRoot-0af1d5` for a DER order CN, O, C;
 //! one sample, so the rule is UNCONFIRMED), the firmware's
 //! spelling `TrustedRootCertficate`, `DERKey` the PKCS#1 `RSAPublicKey`.
+//!
+//! GenerateKeyPair (TLS, `configure tls` and RPS's TLS flow): the simulator's crypto library makes
+//! no RSA keys, so a "generated" key comes from a committed pool of RSA-2048 test keys
+//! (`src/sim/ca/rsa-key-pool.pem`, `make sim-rsa-pool`), one the store does not hold yet; `KeyLength`
+//! other than 2048 answers 2062 (go-wsman names it InvalidKeyLength), `KeyAlgorithm` other than 0
+//! (RSA) 2066 UNSUPPORTED. The private half of every key pair (generated, or given with AddKey) is
+//! kept as a hidden property: the simulated TLS server signs with it, no WS-MAN answer shows it.
+//! GeneratePKCS10RequestEx signs a request's CertificationRequestInfo with a key pair's private key.
 //!
 //! ReturnValues are PT_STATUS (provisioning.md §1.1). Which code firmware gives for each refusal
 //! is unpublished; the choices are UNCONFIRMED (docs/simulator.md): 2063 INVALID_CERT for a blob
@@ -20,10 +28,13 @@
 use base64::Engine as _;
 use x509_parser::prelude::*;
 
-use super::super::model::{epr, epr_parts, input_text, inst, prop, Instance};
+use std::sync::OnceLock;
+
+use super::super::model::{epr, epr_parts, hidden, input_ref, input_text, inst, prop, Instance};
 use super::rules::PutRefusal;
 use crate::sim::profile::DeviceProfile;
 use crate::sim::FirmwareCore;
+use crate::tls::der;
 use crate::wsman::envelope::{ns, Element, Param};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -47,6 +58,46 @@ const PKI_MISSING_KEYS: u32 = 2060;
 const INVALID_KEY: u32 = 2062;
 const INVALID_CERT: u32 = 2063;
 pub(super) const MAX_LIMIT_REACHED: u32 = 23;
+const INVALID_PARAMETER: u32 = 36;
+const UNSUPPORTED: u32 = 2066;
+const NOT_FOUND: u32 = 2068;
+
+/// The key length GenerateKeyPair makes (the one RPS and rpc-go ask for).
+pub const KEY_LENGTH: &str = "2048";
+
+/// The hidden property holding a key pair's private key (base64 PKCS#8).
+fn private_key_property() -> String {
+    hidden("PrivateKey")
+}
+
+const POOL_PEM: &str = include_str!("../../ca/rsa-key-pool.pem");
+
+/// One key of the pool: PKCS#8 and its PKCS#1 RSAPublicKey.
+struct PoolKey {
+    pkcs8: Vec<u8>,
+    public: Vec<u8>,
+}
+
+fn pool() -> &'static [PoolKey] {
+    static POOL: OnceLock<Vec<PoolKey>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        x509_parser::pem::Pem::iter_from_buffer(POOL_PEM.as_bytes())
+            .map(|p| {
+                let pkcs8 = p.expect("the committed key pool is PEM").contents;
+                let public =
+                    rsa_public_of_pkcs8(&pkcs8).expect("the committed key pool holds RSA keys");
+                PoolKey { pkcs8, public }
+            })
+            .collect()
+    })
+}
+
+/// The PKCS#1 RSAPublicKey of a PKCS#8 RSA private key.
+fn rsa_public_of_pkcs8(pkcs8: &[u8]) -> Option<Vec<u8>> {
+    use ring::signature::KeyPair as _;
+    let k = ring::signature::RsaKeyPair::from_pkcs8(pkcs8).ok()?;
+    Some(k.public_key().as_ref().to_vec())
+}
 
 /// The service instance (fixture `amt/publickey/management/get.xml`).
 pub(super) fn seed(p: &mut DeviceProfile) {
@@ -245,12 +296,148 @@ fn add_key(fw: &mut FirmwareCore, blob: &str) -> Result<String, u32> {
         return Err(MAX_LIMIT_REACHED);
     }
     let handle = next_handle(list, "Intel(r) AMT Key: Handle: ");
-    list.push(inst(&[
+    let mut key = inst(&[
         ("DERKey", &public),
         ("ElementName", "Intel(r) AMT Key"),
         ("InstanceID", &handle),
-    ]));
+    ]);
+    key.push((
+        private_key_property(),
+        B64.encode(der::pkcs8_from_pkcs1(&der)),
+    ));
+    list.push(key);
     Ok(handle)
+}
+
+/// GenerateKeyPair: a pool key the store does not hold (see the module docs).
+fn generate_key_pair(fw: &mut FirmwareCore, input: Option<&Element>) -> Result<String, u32> {
+    match input_text(input, "KeyAlgorithm").map(str::trim) {
+        Some("0") => {}
+        Some(a) if a.parse::<u32>().is_ok() => return Err(UNSUPPORTED),
+        _ => return Err(INVALID_PARAMETER),
+    }
+    if input_text(input, "KeyLength").map(str::trim) != Some(KEY_LENGTH) {
+        return Err(INVALID_KEY);
+    }
+    let list = fw.profile.instances.entry(KEY_PAIR.into()).or_default();
+    if list.len() >= MAX_KEYS {
+        return Err(MAX_LIMIT_REACHED);
+    }
+    let held = |public: &[u8]| {
+        let b = B64.encode(public);
+        list.iter().any(|k| prop(k, "DERKey") == Some(b.as_str()))
+    };
+    let key = pool()
+        .iter()
+        .find(|k| !held(&k.public))
+        .ok_or(MAX_LIMIT_REACHED)?;
+    let handle = next_handle(list, "Intel(r) AMT Key: Handle: ");
+    let mut pair = inst(&[
+        ("DERKey", &B64.encode(&key.public)),
+        ("ElementName", "Intel(r) AMT Key"),
+        ("InstanceID", &handle),
+    ]);
+    pair.push((private_key_property(), B64.encode(&key.pkcs8)));
+    list.push(pair);
+    Ok(handle)
+}
+
+/// GeneratePKCS10RequestEx: AMT signs a null-signed PKCS#10 request with a key pair it holds
+/// (SigningAlgorithm 1, SHA256-RSA; 0, SHA1-RSA, is gone from CSME 18 and not simulated).
+fn generate_pkcs10(p: &DeviceProfile, input: Option<&Element>) -> Vec<Param> {
+    let ret = |v: u32| vec![Param::text("ReturnValue", v)];
+    let Some(handle) = input_ref(input, "KeyPair") else {
+        return ret(INVALID_PARAMETER);
+    };
+    let Some(pkcs8) = private_key(p, &handle) else {
+        return ret(NOT_FOUND);
+    };
+    match input_text(input, "SigningAlgorithm").map(str::trim) {
+        Some("1") => {}
+        Some("0") => return ret(UNSUPPORTED),
+        _ => return ret(INVALID_PARAMETER),
+    }
+    let Some(csr) =
+        input_text(input, "NullSignedCertificateRequest").and_then(|b| B64.decode(b.trim()).ok())
+    else {
+        return ret(INVALID_PARAMETER);
+    };
+    let Ok((_, req)) = X509CertificationRequest::from_der(&csr) else {
+        return ret(INVALID_PARAMETER);
+    };
+    let info = &req.certification_request_info;
+    let Ok(key) = ring::signature::RsaKeyPair::from_pkcs8(&pkcs8) else {
+        return ret(INVALID_KEY);
+    };
+    if Some(info.subject_pki.subject_public_key.data.to_vec()) != rsa_public_of_pkcs8(&pkcs8) {
+        return ret(INVALID_PARAMETER);
+    }
+    let mut sig = vec![0u8; key.public().modulus_len()];
+    let rng = ring::rand::SystemRandom::new();
+    if key
+        .sign(&ring::signature::RSA_PKCS1_SHA256, &rng, info.raw, &mut sig)
+        .is_err()
+    {
+        return ret(1);
+    }
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(&sig);
+    let mut body = info.raw.to_vec();
+    body.extend_from_slice(der::SHA256_WITH_RSA);
+    body.extend(der::tlv(der::BIT_STRING, &bits));
+    vec![
+        Param::text(
+            "SignedCertificateRequest",
+            B64.encode(der::tlv(der::SEQUENCE, &body)),
+        ),
+        Param::text("ReturnValue", 0),
+    ]
+}
+
+fn key_pairs(p: &DeviceProfile) -> impl Iterator<Item = &Instance> {
+    p.instances.get(KEY_PAIR).into_iter().flatten()
+}
+
+fn certificates(p: &DeviceProfile) -> impl Iterator<Item = &Instance> {
+    p.instances.get(CERTIFICATE).into_iter().flatten()
+}
+
+/// A certificate of the store by handle: its DER.
+pub fn certificate_der(p: &DeviceProfile, handle: &str) -> Option<Vec<u8>> {
+    certificates(p)
+        .find(|i| prop(i, "InstanceID") == Some(handle))
+        .and_then(|i| B64.decode(prop(i, "X509Certificate")?).ok())
+}
+
+/// Whether the certificate with this handle is a trusted root.
+pub fn is_trusted_root_handle(p: &DeviceProfile, handle: &str) -> bool {
+    certificates(p).any(|i| prop(i, "InstanceID") == Some(handle) && is_trusted_root(i))
+}
+
+/// The trusted roots (DER).
+pub fn trusted_roots(p: &DeviceProfile) -> Vec<Vec<u8>> {
+    certificates(p)
+        .filter(|i| is_trusted_root(i))
+        .filter_map(|i| B64.decode(prop(i, "X509Certificate")?).ok())
+        .collect()
+}
+
+/// The private key (PKCS#8) of the key pair matching a certificate (DER), if AMT holds it.
+pub fn private_key_for(p: &DeviceProfile, cert_der: &[u8]) -> Option<Vec<u8>> {
+    let (_, c) = X509Certificate::from_der(cert_der).ok()?;
+    let public = B64.encode(cert_public_key(&c));
+    key_pairs(p)
+        .find(|k| prop(k, "DERKey") == Some(public.as_str()))
+        .and_then(|k| prop(k, &private_key_property()))
+        .and_then(|k| B64.decode(k).ok())
+}
+
+/// The private key (PKCS#8) of the key pair with this handle.
+pub fn private_key(p: &DeviceProfile, handle: &str) -> Option<Vec<u8>> {
+    key_pairs(p)
+        .find(|k| prop(k, "InstanceID") == Some(handle))
+        .and_then(|k| prop(k, &private_key_property()))
+        .and_then(|k| B64.decode(k).ok())
 }
 
 /// The service's methods; `None` for another area's.
@@ -264,7 +451,11 @@ pub(super) fn invoke(
     if class != SERVICE {
         return None;
     }
+    if method == "GeneratePKCS10RequestEx" {
+        return Some(generate_pkcs10(&fw.profile, input));
+    }
     let (output, result) = match method {
+        "GenerateKeyPair" => ("KeyPair", generate_key_pair(fw, input)),
         "AddCertificate" | "AddTrustedRootCertificate" => (
             "CreatedCertificate",
             add_certificate(
@@ -279,7 +470,7 @@ pub(super) fn invoke(
         ),
         _ => return None,
     };
-    let target = if output == "CreatedKey" {
+    let target = if output == "CreatedKey" || output == "KeyPair" {
         KEY_PAIR
     } else {
         CERTIFICATE
@@ -361,6 +552,20 @@ mod tests {
             FaultPlan::new(vec![]),
             None,
         )
+    }
+
+    #[test]
+    fn the_pool_holds_distinct_rsa_2048_keys() {
+        let p = pool();
+        assert_eq!(p.len(), 8);
+        for (i, k) in p.iter().enumerate() {
+            let r = ring::signature::RsaKeyPair::from_pkcs8(&k.pkcs8).unwrap();
+            assert_eq!(r.public().modulus_len(), 256, "key {i} is 2048 bits");
+            assert!(
+                p[..i].iter().all(|o| o.public != k.public),
+                "key {i} repeats"
+            );
+        }
     }
 
     #[test]

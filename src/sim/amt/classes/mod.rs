@@ -6,13 +6,13 @@ mod cira;
 pub use cira::{remote_access_status, secret_digest};
 mod general;
 pub use general::amt_fqdn;
-mod keystore;
+pub mod keystore;
 mod network;
 mod redirection;
 mod remote_access;
 mod rules;
 mod setup;
-mod tls;
+pub mod tls;
 mod wifi;
 
 use super::model::Instance;
@@ -59,18 +59,23 @@ pub(super) fn check_put(
         .or_else(|| general::check_put(class, current, body))
         .or_else(|| network::check_put(class, current, body))
         .or_else(|| wifi::check_put(fw, class, current, body))
+        .or_else(|| tls::check_put(&fw.profile, class, current, body))
         .or_else(|| cira::check_put(class, current, body))
         .unwrap_or(Ok(()))
 }
 
 /// A Put whose target the class finds from the body (an association named by its references);
-/// `None` for the classes that go through [`check_put`] and the generic store.
+/// `None` for the classes that go through [`check_put`] and the generic store. `Ok(Some(_))`:
+/// the instance the PutResponse carries (TLS's credential context); `Ok(None)`: an empty
+/// PutResponse (CIRA's policy association).
 pub(super) fn put_by_body(
     fw: &mut FirmwareCore,
     class: &str,
     body: &Element,
-) -> Option<Result<(), rules::PutRefusal>> {
+) -> Option<Result<Option<Instance>, rules::PutRefusal>> {
     cira::put_by_body(fw, class, body)
+        .map(|r| r.map(|()| None))
+        .or_else(|| tls::put_context(&mut fw.profile, class, body).map(|r| r.map(Some)))
 }
 
 /// After a Put was stored (instance `at` of `class`): what the firmware derives from it.
@@ -119,6 +124,20 @@ pub(super) fn invoke(
     AREAS
         .iter()
         .find_map(|area| area(fw, class, method, input, user))
+}
+
+/// WS-Transfer Create: the `ResourceCreated` body, or the fault; `None` when the class cannot be
+/// created (the caller answers ActionNotSupported).
+pub(super) fn create(
+    fw: &mut FirmwareCore,
+    class: &str,
+    body: &Element,
+) -> Option<Result<String, rules::PutRefusal>> {
+    let r = tls::create(&mut fw.profile, class, body)?;
+    if r.is_ok() {
+        fw.changed();
+    }
+    Some(r)
 }
 
 /// Full unprovision: back to factory settings, user hashes gone (provisioning.md §2.7).

@@ -173,6 +173,7 @@ pub(super) fn invoke(
                 fw.profile.provisioning_state = 2;
                 fw.profile.hbased_server_cert_hash.clear();
                 fw.profile.hbased_server_hash_algorithm = 0;
+                super::tls::commit(&mut fw.profile);
                 fw.changed();
                 ret(0)
             }
@@ -186,8 +187,10 @@ pub(super) fn invoke(
             } else {
                 if fw.profile.provisioning_state == 1 && fw.profile.control_mode != 0 {
                     fw.profile.provisioning_state = 2;
-                    fw.changed();
                 }
+                // The TLS settings written since the last commit take effect now.
+                super::tls::commit(&mut fw.profile);
+                fw.changed();
                 ret(0)
             }
         }
