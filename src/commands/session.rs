@@ -74,6 +74,8 @@ pub struct AmtSession {
     pub tls: bool,
     /// The certificate `configure tls` installed, when the session verifies against it.
     pub pin: Option<super::tls_pin::PinRecord>,
+    /// A pending pin this TLS session verifies AMT by, made the pin at AMT's first answer.
+    promote: Option<(super::tls_pin::PinStore, super::tls_pin::PinRecord)>,
     next_id: u32,
 }
 
@@ -92,7 +94,19 @@ impl AmtSession {
         use crate::wsman::client::WsmanError as ClientError;
         use crate::wsman::transport::RouteError;
         match self.runtime.block_on(self.client.post(envelope)) {
-            Ok(r) => Ok(r),
+            Ok(r) => {
+                if let Some((store, rec)) = self.promote.take() {
+                    // AMT answered over TLS verified against the pending certificate: it is AMT's.
+                    store.save(&rec)?;
+                    store.pending().remove(&rec.uuid)?;
+                    tracing::info!(
+                        uuid = %rec.uuid,
+                        "AMT serves the certificate of a configure tls whose commit was not answered: it is pinned now"
+                    );
+                    self.pin = Some(rec);
+                }
+                Ok(r)
+            }
             Err(e) => {
                 let unreachable = matches!(
                     &e,
@@ -266,6 +280,12 @@ fn connect_on(
         installed_pin(&device, args)?
     };
     let tls = enforced || pin.is_some();
+    // A configure tls whose CommitChanges was not answered: its certificate, used only where AMT
+    // serves its local port on 16993 anyway (the route's choice), never to leave 16992.
+    let pending = match &pin {
+        None if control_mode != ControlMode::None => pending_pin(&device, args)?,
+        _ => None,
+    };
     // Before activation AMT presents its On-Die CA chain: bind it to this host's CSME first.
     let upid_csme_id = if tls && control_mode == ControlMode::None && !args.skip_amt_cert_check {
         upid_binding(device.as_ref())
@@ -301,7 +321,11 @@ fn connect_on(
             leaf_pin: extra.leaf_pin.clone(),
             upid_csme_id,
             client_cert: extra.client_cert.clone(),
-            installed: pin.as_ref().map(|p| p.pin()).transpose()?,
+            installed: pin
+                .as_ref()
+                .or(pending.as_ref().map(|(_, p)| p))
+                .map(|p| p.pin())
+                .transpose()?,
         },
     )?;
     tracing::debug!(port = ep.port, tls = ep.tls, "WS-MAN endpoint");
@@ -320,8 +344,23 @@ fn connect_on(
         route,
         tls: ep.tls,
         pin,
+        promote: pending.filter(|_| ep.tls),
         next_id: 0,
     })
+}
+
+/// The pending pin of a `configure tls` whose CommitChanges was not answered, with the store it
+/// becomes the pin in.
+fn pending_pin(
+    device: &Arc<dyn MeiDevice>,
+    args: &AmtConnArgs,
+) -> Result<Option<(super::tls_pin::PinStore, super::tls_pin::PinRecord)>, AgentError> {
+    let store = args.pin_store(device.as_ref());
+    let uuid = AmthiClient::new(device.clone()).uuid()?.text();
+    Ok(store.pending().load(&uuid)?.map(|p| {
+        tracing::debug!(uuid = %p.uuid, sha256 = %p.sha256, "a pending TLS pin (a commit not answered)");
+        (store, p)
+    }))
 }
 
 /// The pin `configure tls` left for this AMT (by UUID, read over AMTHI), if any.
