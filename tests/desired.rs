@@ -116,7 +116,21 @@ impl Amt {
             "--request-timeout",
             "5s",
         ]);
-        agent_env(&a, env)
+        // AMT's TLS pins live beside the rest, as in production (/var/lib/amt-agent).
+        let mut e = vec![("AMT_AGENT_TLS_PIN_DIR", data.as_str())];
+        e.extend_from_slice(env);
+        agent_env(&a, &e)
+    }
+
+    /// `amt-agent --device … ARGS` with this machine's pin directory.
+    fn agent(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let dev = self.dev();
+        let data = self.data.path().to_str().unwrap().to_string();
+        let mut a = vec!["--device", dev.as_str()];
+        a.extend_from_slice(args);
+        let mut e = vec![("AMT_AGENT_TLS_PIN_DIR", data.as_str())];
+        e.extend_from_slice(env);
+        agent_env(&a, &e)
     }
 
     fn plan(&self, profile: &Path) -> (i32, Value) {
@@ -266,10 +280,8 @@ fn drift_made_with_wsman_put_is_exactly_what_plan_reports_and_apply_fixes() {
     let amt = Amt::start("amt16.1");
     let p = profile_file(&ccm_profile());
     assert_eq!(code(&amt.apply(&p.path)), 0);
-    let o = agent_env(
+    let o = amt.agent(
         &[
-            "--device",
-            &amt.dev(),
             "diagnostics",
             "wsman",
             "put",
@@ -336,15 +348,8 @@ fn the_admin_password_is_rotated_first_and_a_generated_one_is_stored_before_use(
     let generated = generated.trim();
     let (c, _) = amt.plan(&g.path);
     assert_eq!(c, 0, "the generated password was not in effect");
-    let o = agent_env(
-        &[
-            "--device",
-            &amt.dev(),
-            "diagnostics",
-            "wsman",
-            "get",
-            "AMT_GeneralSettings",
-        ],
+    let o = amt.agent(
+        &["diagnostics", "wsman", "get", "AMT_GeneralSettings"],
         &[("AMT_PASSWORD", generated)],
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -481,10 +486,7 @@ fn a_failed_step_names_the_step_the_firmwares_answer_and_the_fix_and_plan_shows_
     assert!(e.contains("apply: the activation failed"), "{e}");
     assert!(e.contains("help: "), "{e}");
     amt.reboot(&[]);
-    let o = agent_env(
-        &["--device", &amt.dev(), "activate", "--local", "--ccm"],
-        &[("AMT_PASSWORD", PW)],
-    );
+    let o = amt.agent(&["activate", "--local", "--ccm"], &[("AMT_PASSWORD", PW)]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     // user consent below all is what AMT refuses in CCM; the profile check refuses it first.
     amt.reboot(&["http500=IPS_HTTPProxyService"]);
@@ -921,6 +923,19 @@ impl NetFiles {
         NetFiles { dir }
     }
 
+    /// TLS in mutual mode with the admin's CA (EC, its key encrypted: a copy with mode 600).
+    fn tls_mutual(&self) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let key = self.dir.path().join("tls-ca.key");
+        std::fs::copy(repo_file("tests/fixtures/tls-ca/ec-ca.enc.key"), &key).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        format!(
+            "tls: {{mode: mutual, delay: 0, caCertificate: {}, caKey: 'file:{}', caKeyPassword: Corp-CA-key-pw1}}\n",
+            repo_file("tests/fixtures/tls-ca/ec-ca.pem").display(),
+            key.display()
+        )
+    }
+
     /// CIRA to an MPS with its own root, the password generated.
     fn cira(&self) -> String {
         format!(
@@ -955,10 +970,10 @@ fn dot1x_fixture(name: &str) -> PathBuf {
     repo_file(&format!("tests/fixtures/ieee8021x/{name}"))
 }
 
-/// The network and CIRA in client control mode.
+/// The network, CIRA and TLS (server, a throwaway CA) in client control mode.
 fn net_profile(net: &NetFiles, psk: &str) -> String {
     format!(
-        "version: 1\ncontrolMode: ccm\nadminPassword: {PW}\n{}{}",
+        "version: 1\ncontrolMode: ccm\nadminPassword: {PW}\n{}{}tls: {{mode: server, delay: 0}}\n",
         net.network(psk),
         net.cira()
     )
@@ -1043,6 +1058,21 @@ fn assert_network_holds(amt: &Amt) {
         instance(&s, "AMT_EnvironmentDetectionSettingData")["DetectionStrings"],
         "corp.example.com"
     );
+    // TLS on both interfaces, plain HTTP refused: every request since went to 16993, verifying
+    // the certificate pinned in the data directory.
+    for side in instances(&s, "AMT_TLSSettingData") {
+        assert_eq!(
+            (&side["Enabled"], &side["AcceptNonSecureConnections"]),
+            (&Value::from("true"), &Value::from("false")),
+            "{side:?}"
+        );
+    }
+    let pins: Vec<String> = std::fs::read_dir(amt.data.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("amt-tls-"))
+        .collect();
+    assert!(pins.len() == 1 && !pins[0].contains("pending"), "{pins:?}");
 }
 
 #[test]
@@ -1053,7 +1083,7 @@ fn a_network_profile_applies_from_scratch_and_a_second_apply_writes_nothing() {
     let o = agent(&["profile", "check", p.path.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     assert!(
-        stdout(&o).contains("it manages: activation, admin-password, wired, wireless, cira"),
+        stdout(&o).contains("it manages: activation, admin-password, wired, wireless, cira, tls"),
         "{}",
         stdout(&o)
     );
@@ -1067,7 +1097,14 @@ fn a_network_profile_applies_from_scratch_and_a_second_apply_writes_nothing() {
         .collect();
     assert_eq!(
         areas,
-        ["activation", "amt-password", "wired", "wireless", "cira"]
+        [
+            "activation",
+            "amt-password",
+            "wired",
+            "wireless",
+            "cira",
+            "tls"
+        ]
     );
     assert_eq!(plan["areas"][2]["state"], "after-activation");
 
@@ -1101,6 +1138,14 @@ fn a_network_profile_applies_from_scratch_and_a_second_apply_writes_nothing() {
             "AMT_RemoteAccessPolicyAppliesToMPS.Put",
             "AMT_UserInitiatedConnectionService.RequestStateChange",
             "AMT_EnvironmentDetectionSettingData.Put",
+            // tls, last: a key AMT generates, the certificate for it, its binding, both
+            // interfaces, the commit (then every request goes to 16993)
+            "AMT_PublicKeyManagementService.GenerateKeyPair",
+            "AMT_PublicKeyManagementService.AddCertificate",
+            "AMT_TLSCredentialContext.Create",
+            "AMT_TLSSettingData.Put",
+            "AMT_TLSSettingData.Put",
+            "AMT_SetupAndConfigurationService.CommitChanges",
         ]
     );
     // The secrets AMT never reveals are remembered by verifiers, never in plain text.
@@ -1147,10 +1192,8 @@ fn the_wifi_list_is_complete_others_are_deleted_and_priorities_can_swap() {
     let p = profile_file(&net_profile(&net, PSK));
     assert_eq!(code(&amt.apply(&p.path)), 0);
     // A profile someone else added is not the profile's: plan shows its deletion.
-    let o = agent_env(
+    let o = amt.agent(
         &[
-            "--device",
-            &amt.dev(),
             "configure",
             "wireless",
             "--profile-name",
@@ -1207,10 +1250,9 @@ fn network_drift_made_with_wsman_is_exactly_what_plan_reports_and_apply_fixes() 
     let p = profile_file(&net_profile(&net, PSK));
     assert_eq!(code(&amt.apply(&p.path)), 0);
     let wsman = |args: &[&str]| {
-        let dev = amt.dev();
-        let mut a = vec!["--device", dev.as_str(), "diagnostics", "wsman"];
+        let mut a = vec!["diagnostics", "wsman"];
         a.extend_from_slice(args);
-        let o = agent_env(&a, &[("AMT_PASSWORD", PW)]);
+        let o = amt.agent(&a, &[("AMT_PASSWORD", PW)]);
         assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
     };
     // One DNS server of the wired port.
@@ -1266,6 +1308,30 @@ fn network_drift_made_with_wsman_is_exactly_what_plan_reports_and_apply_fixes() 
         amt.writes_since(before),
         ["AMT_WiFiPortConfigurationService.AddWiFiSettings"]
     );
+    // Plain HTTP allowed again on the network interface (over 16993, pinned).
+    wsman(&[
+        "put",
+        "AMT_TLSSettingData",
+        "-s",
+        "InstanceID=Intel(r) AMT 802.3 TLS Settings",
+        "--set",
+        "AcceptNonSecureConnections=true",
+    ]);
+    let (c, plan) = amt.plan(&p.path);
+    assert_eq!(c, 2);
+    assert_eq!(
+        pending_settings(&plan),
+        ["tls: TLS on the network interface (802.3)"]
+    );
+    let before = amt.log().len();
+    assert_eq!(code(&amt.apply(&p.path)), 0);
+    assert_eq!(
+        amt.writes_since(before),
+        [
+            "AMT_TLSSettingData.Put",
+            "AMT_SetupAndConfigurationService.CommitChanges"
+        ]
+    );
     assert_eq!(amt.plan(&p.path).0, 0);
     assert_network_holds(&amt);
 }
@@ -1305,9 +1371,11 @@ fn network_interrupted_then_finished(base: &Value, faults: &[&str], what: &str) 
     );
     let pending = pending_settings(&plan);
     assert!(
-        pending.iter().all(|s| ["wired: ", "wireless: ", "cira: "]
+        pending
             .iter()
-            .any(|a| s.starts_with(a))),
+            .all(|s| ["wired: ", "wireless: ", "cira: ", "tls: "]
+                .iter()
+                .any(|a| s.starts_with(a))),
         "{what}: {pending:?}"
     );
     let o = amt.run("apply", &p.path, &["--json"], &[]);
@@ -1348,6 +1416,11 @@ fn a_network_apply_cut_off_after_each_write_or_refused_is_finished_by_the_next()
         "AddWiFiSettings",
         "AddMpServer",
         "AddRemoteAccessPolicyRule",
+        "GenerateKeyPair",
+        "Create",
+        // AMT moves to 16993 with the new certificate, the answer is lost: the next run finds
+        // AMT there by the pending pin.
+        "CommitChanges",
     ] {
         let f = format!("drop-after={method}");
         assert!(network_interrupted_then_finished(&base, &[&f], &f), "{f}");
@@ -1362,6 +1435,9 @@ fn a_network_apply_cut_off_after_each_write_or_refused_is_finished_by_the_next()
         "AMT_RemoteAccessService",
         "AMT_RemoteAccessPolicyAppliesToMPS",
         "AMT_EnvironmentDetectionSettingData",
+        "AMT_TLSSettingData",
+        "AMT_TLSCredentialContext",
+        "AMT_SetupAndConfigurationService",
     ] {
         let f = format!("http500={class}");
         assert!(network_interrupted_then_finished(&base, &[&f], &f), "{f}");
@@ -1396,7 +1472,9 @@ fn a_network_apply_dropped_at_its_http_requests_is_finished_by_the_next() {
 fn an_agent_killed_in_the_network_steps_leaves_a_state_plan_describes_and_apply_finishes() {
     let base = activated_wifi_machine();
     let mut killed = 0;
-    for k in [8, 25, 45, 65, 90] {
+    // The network's steps, CIRA's, and TLS's (its key, certificate and commit come after about
+    // 135 of the 155 requests).
+    for k in [8, 25, 45, 65, 90, 138, 145] {
         let mut amt = Amt::start_with("amt16.1", Some(&base), &["wsman-latency=40"]);
         let net = NetFiles::new();
         let p = profile_file(&net_profile(&net, PSK));
@@ -1411,6 +1489,7 @@ fn an_agent_killed_in_the_network_steps_leaves_a_state_plan_describes_and_apply_
                 "--data-dir",
                 &data,
             ])
+            .env("AMT_AGENT_TLS_PIN_DIR", &data)
             .env_remove("AMT_PASSWORD")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -1439,13 +1518,13 @@ fn an_agent_killed_in_the_network_steps_leaves_a_state_plan_describes_and_apply_
         assert_eq!(amt.plan(&p.path).0, 0);
         assert_network_holds(&amt);
     }
-    assert_eq!(killed, 5, "the agent finished before it could be killed");
+    assert_eq!(killed, 7, "the agent finished before it could be killed");
 }
 
 /// The README's example profile, its `/etc/amt-agent/` files made here (a PFX with its password,
 /// the MEBx password, the 802.1X certificates and key, the MPS root), applied to a machine with
-/// Wi-Fi that trusts the PFX's root for `corp.example.com`: admin control mode, the network and
-/// CIRA, then nothing left to do.
+/// Wi-Fi that trusts the PFX's root for `corp.example.com`: admin control mode, the network, CIRA
+/// and TLS, then nothing left to do.
 #[test]
 fn the_example_profile_applies_with_its_network() {
     use std::os::unix::fs::PermissionsExt;
@@ -1517,6 +1596,10 @@ fn the_example_profile_applies_with_its_network() {
         instance(&s, "AMT_ManagementPresenceRemoteSAP")["AccessInfo"],
         "mps.corp.example.com"
     );
+    // TLS last: the plan and apply below talk to 16993, pinned.
+    assert!(instances(&s, "AMT_TLSSettingData")
+        .iter()
+        .all(|i| i["Enabled"] == "true" && i["AcceptNonSecureConnections"] == "false"));
     // The generated admin password is the one AMT has now; nothing is left to do.
     assert!(amt.data.path().join("generated/amt-password").exists());
     let o = amt.run("plan", &p.path, &["--json"], &env);
@@ -1539,10 +1622,11 @@ fn a_network_profile_applies_from_scratch_in_acm_and_a_second_apply_writes_nothi
     let amt = Amt::start_with("amt16.1", Some(&state), &[]);
     let net = NetFiles::new();
     let p = profile_file(&format!(
-        "version: 1\ncontrolMode: acm\nprovisioningCertificate: {{file: {}}}\nadminPassword: {PW}\n{}{}",
+        "version: 1\ncontrolMode: acm\nprovisioningCertificate: {{file: {}}}\nadminPassword: {PW}\n{}{}{}",
         bundle.display(),
         net.network(PSK),
-        net.cira()
+        net.cira(),
+        net.tls_mutual()
     ));
     let o = amt.apply(&p.path);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -1554,6 +1638,17 @@ fn a_network_profile_applies_from_scratch_in_acm_and_a_second_apply_writes_nothi
         "{w:?}"
     );
     assert!(w.contains(&"IPS_HostBasedSetupService.AdminSetup".to_string()));
+    // Mutual TLS: the admin's CA becomes AMT's trusted root for client certificates and signs
+    // AMT's certificate; the commit is the last write.
+    let remote = instances(&amt.state(), "AMT_TLSSettingData")
+        .into_iter()
+        .find(|i| i["InstanceID"].as_str().unwrap().contains("802.3"))
+        .unwrap();
+    assert_eq!(remote["MutualAuthentication"], "true");
+    assert_eq!(
+        w.last().unwrap(),
+        "AMT_SetupAndConfigurationService.CommitChanges"
+    );
     let before = amt.log().len();
     assert_eq!(amt.plan(&p.path).0, 0);
     assert_eq!(code(&amt.apply(&p.path)), 0);

@@ -727,6 +727,8 @@ fn network_secrets_in_a_profile_leak_nowhere_at_trace_level() {
     const PSK2: &str = "Kn0wn second passphrase";
     const PEAP_PW: &str = "Kn0wn-Peap!Secret";
     const MPS_PW: &str = "Kn0wn-Mps!Pw1";
+    // The password of tests/fixtures/tls-ca/ec-ca.enc.key.
+    const TLS_CA_PW: &str = "Corp-CA-key-pw1";
     let dir = tempfile::tempdir().unwrap();
     let pfile = write_profile(dir.path(), "amt16.1", with_wifi);
     let socket = dir.path().join("sim.sock");
@@ -745,6 +747,10 @@ fn network_secrets_in_a_profile_leak_nowhere_at_trace_level() {
     let key_pem = std::fs::read_to_string(fx("client.key")).unwrap();
     let key = private("client.key", &key_pem);
     let peap = private("peap-password", &format!("{PEAP_PW}\n"));
+    // The admin's TLS CA, its key encrypted (the password comes from the environment).
+    let tls_key_pem =
+        std::fs::read_to_string(repo_file("tests/fixtures/tls-ca/ec-ca.enc.key")).unwrap();
+    let tls_key = private("tls-ca.key", &tls_key_pem);
     let profile = |key_ref: &str| {
         format!(
             "version: 1\ncontrolMode: ccm\nadminPassword: {AMT_PW}\nnetwork:\n\
@@ -755,9 +761,11 @@ fn network_secrets_in_a_profile_leak_nowhere_at_trace_level() {
              \x20 ieee8021x:\n\
              \x20   - {{name: wiredtls, protocol: eap-tls, username: amt-client, clientCertificate: {client}, privateKey: '{key_ref}', caCertificate: {ca}}}\n\
              \x20   - {{name: peap, protocol: peap-mschapv2, username: alice, password: 'file:{peap}', caCertificate: {ca}}}\n\
-             cira: {{mpsAddress: mps.corp.example.com, mpsPassword: 'env:MPS_PW', mpsCertificate: {ca}}}\n",
+             cira: {{mpsAddress: mps.corp.example.com, mpsPassword: 'env:MPS_PW', mpsCertificate: {ca}}}\n\
+             tls: {{mode: mutual, delay: 0, caCertificate: {tls_ca}, caKey: 'file:{tls_key}', caKeyPassword: 'env:TLS_CA_PW'}}\n",
             client = fx("client.pem").display(),
             ca = fx("ca.pem").display(),
+            tls_ca = repo_file("tests/fixtures/tls-ca/ec-ca.pem").display(),
         )
     };
     let from_file = private("from-file.yaml", &profile(&format!("file:{key}")));
@@ -778,6 +786,7 @@ fn network_secrets_in_a_profile_leak_nowhere_at_trace_level() {
         PSK2.into(),
         PEAP_PW.into(),
         MPS_PW.into(),
+        TLS_CA_PW.into(),
         lsa.clone(),
         blob,
     ];
@@ -786,6 +795,12 @@ fn network_secrets_in_a_profile_leak_nowhere_at_trace_level() {
             .lines()
             .chain(pkcs1_pem.lines())
             .filter(|l| !l.starts_with("-----") && l.len() >= 16 && !public.contains(*l))
+            .map(str::to_string),
+    );
+    secrets.extend(
+        tls_key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----") && l.len() >= 16)
             .map(str::to_string),
     );
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
@@ -799,11 +814,19 @@ fn network_secrets_in_a_profile_leak_nowhere_at_trace_level() {
         }
         agent_env(&a, env)
     };
-    let env1 = [("OFFICE_PSK", PSK), ("MPS_PW", MPS_PW)];
+    let pins = files.path().join("pins").display().to_string();
+    let env1 = [
+        ("OFFICE_PSK", PSK),
+        ("MPS_PW", MPS_PW),
+        ("TLS_CA_PW", TLS_CA_PW),
+        ("AMT_AGENT_TLS_PIN_DIR", pins.as_str()),
+    ];
     let env2 = [
         ("OFFICE_PSK", PSK2),
         ("WIRED_KEY", key_pem.as_str()),
         ("MPS_PW", MPS_PW),
+        ("TLS_CA_PW", TLS_CA_PW),
+        ("AMT_AGENT_TLS_PIN_DIR", pins.as_str()),
     ];
     for (what, args, env, want, shown) in [
         (

@@ -246,6 +246,14 @@ fn secrets(p: &Profile) -> Vec<(String, &SecretRef)> {
     if let Some(s) = p.cira.as_ref().and_then(|c| c.mps_password.as_ref()) {
         v.push(("cira.mpsPassword".into(), s));
     }
+    if let Some(t) = &p.tls {
+        if let Some(s) = &t.ca_key {
+            v.push(("tls.caKey".into(), s));
+        }
+        if let Some(s) = &t.ca_key_password {
+            v.push(("tls.caKeyPassword".into(), s));
+        }
+    }
     v
 }
 
@@ -460,11 +468,25 @@ fn semantic(
     }
 
     if let Some(t) = &p.tls {
-        if !t.mode.starts_with("mutual") && !t.trusted_cn.is_empty() {
+        if !t.trusted_cn.is_empty() {
             out.push(Problem::warning(
                 "tls.trustedCn",
-                "only used by the mutual modes",
+                "not applied by amt-agent: configure tls does not set AMT's TrustedCN",
             ));
+        }
+        if t.mode.starts_with("mutual") && t.ca_certificate.is_none() {
+            out.push(
+                Problem::warning(
+                    "tls.mode",
+                    "a mutual mode checks client certificates against a trusted root AMT holds: without caCertificate AMT must hold one already",
+                )
+                .help("give caCertificate and caKey: that CA signs AMT's certificate and becomes AMT's trusted root"),
+            );
+        }
+        if let Some(c) = &t.ca_certificate {
+            if let Err(why) = pem_or_file(&c.to_string_lossy()) {
+                out.push(Problem::error("tls.caCertificate", why));
+            }
         }
     }
 }

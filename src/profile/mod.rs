@@ -442,6 +442,21 @@ pub struct Tls {
     pub mode: String,
     #[serde(default)]
     pub trusted_cn: Vec<String>,
+    /// The CA that signs AMT's certificate (a file or PEM text), with `ca_key`.
+    #[serde(default)]
+    pub ca_certificate: Option<PathBuf>,
+    #[serde(default)]
+    pub ca_key: Option<SecretRef>,
+    #[serde(default)]
+    pub ca_key_password: Option<SecretRef>,
+    /// Seconds AMT gets to restart its TLS stack after CommitChanges.
+    #[serde(default = "tls_delay")]
+    pub delay: u64,
+}
+
+/// `configure tls --delay`'s default (rpc-go's).
+fn tls_delay() -> u64 {
+    3
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -268,3 +268,34 @@ fn cira_needs_its_password_and_an_mps_configure_cira_takes() {
         ["cira.mpsUsername"]
     );
 }
+
+#[test]
+fn tls_takes_the_admins_ca_as_a_pair_and_says_what_it_does_not_apply() {
+    let ca = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tls-ca/ec-ca.pem"
+    );
+    let tls = |t: &str| format!("{MINIMAL}tls: {{{t}}}\n");
+    assert_eq!(
+        problems(&tls(&format!(
+            "mode: mutual, caCertificate: {ca}, caKey: 'file:/x', delay: 0"
+        )))
+        .into_iter()
+        .filter(|p| p.0 == Severity::Error)
+        .count(),
+        0
+    );
+    // caKey without caCertificate (and the other way round): the schema's pair.
+    assert_eq!(errors_at(&tls("mode: server, caKey: env:K")), ["tls"]);
+    assert_eq!(
+        errors_at(&tls(&format!("mode: server, caCertificate: {ca}"))),
+        ["tls"]
+    );
+    let p = problems(&tls("mode: mutual, trustedCn: [client.example.com]"));
+    let warned: Vec<&str> = p
+        .iter()
+        .filter(|x| x.0 == Severity::Warning)
+        .map(|x| x.1.as_str())
+        .collect();
+    assert_eq!(warned, ["tls.trustedCn", "tls.mode"], "{p:?}");
+}

@@ -34,8 +34,6 @@ pub enum AreaState {
     Planned,
     /// Cannot be read before the activation the plan starts with.
     AfterActivation,
-    /// Parsed and checked, but this build cannot configure it yet.
-    NotInThisBuild(&'static str),
 }
 
 /// One area of a plan.
@@ -53,7 +51,6 @@ impl AreaPlan {
         match self.state {
             AreaState::Planned => "planned",
             AreaState::AfterActivation => "after-activation",
-            AreaState::NotInThisBuild(_) => "not-in-this-build",
         }
     }
 
@@ -62,7 +59,6 @@ impl AreaPlan {
         match self.state {
             AreaState::Planned => self.changes.len(),
             AreaState::AfterActivation => 1,
-            AreaState::NotInThisBuild(_) => 0,
         }
     }
 
@@ -72,7 +68,6 @@ impl AreaPlan {
             "state": self.state_word(),
             "wanted": self.wanted,
             "note": match self.state {
-                AreaState::NotInThisBuild(why) => Some(why),
                 AreaState::AfterActivation => Some("read and set after the activation"),
                 AreaState::Planned => None,
             },
@@ -103,21 +98,12 @@ impl ProfilePlan {
         self.areas.iter().map(AreaPlan::pending).sum()
     }
 
-    pub fn not_in_this_build(&self) -> Vec<&'static str> {
-        self.areas
-            .iter()
-            .filter(|a| matches!(a.state, AreaState::NotInThisBuild(_)))
-            .map(|a| a.area)
-            .collect()
-    }
-
     pub fn to_json(&self) -> Value {
         json!({
             "status": if self.pending() == 0 { "no-changes" } else { "changes-pending" },
             "controlMode": self.control_mode.text(),
             "pending": self.pending(),
             "areas": self.areas.iter().map(AreaPlan::to_json).collect::<Vec<_>>(),
-            "notInThisBuild": self.not_in_this_build(),
         })
     }
 
@@ -127,10 +113,6 @@ impl ProfilePlan {
         for (i, a) in self.areas.iter().enumerate() {
             let head = format!("[{}/{n}] {}", i + 1, a.area);
             match &a.state {
-                AreaState::NotInThisBuild(why) => {
-                    s += &format!("{head}: NOT APPLIED: {why}\n");
-                    continue;
-                }
                 AreaState::AfterActivation => {
                     s += &format!("{head}: read after the activation; wanted: {}\n", a.wanted);
                     continue;
@@ -159,7 +141,6 @@ impl ProfilePlan {
 pub struct Applied {
     pub control_mode: Option<ControlMode>,
     pub changes: Vec<(&'static str, Change)>,
-    pub not_in_this_build: Vec<&'static str>,
 }
 
 impl Applied {
@@ -172,27 +153,7 @@ impl Applied {
                 v["area"] = (*a).into();
                 v
             }).collect::<Vec<_>>(),
-            "notInThisBuild": self.not_in_this_build,
         })
-    }
-}
-
-/// An area of the profile: one this build applies, or one it only checks.
-enum Slot {
-    Area(Box<dyn Area>),
-    NotInThisBuild {
-        name: &'static str,
-        wanted: String,
-        why: &'static str,
-    },
-}
-
-impl Slot {
-    fn name(&self) -> &'static str {
-        match self {
-            Slot::Area(a) => a.name(),
-            Slot::NotInThisBuild { name, .. } => name,
-        }
     }
 }
 
@@ -310,7 +271,7 @@ impl Engine<'_> {
     }
 
     /// The profile's areas after activation, in apply's order.
-    fn slots(&self, desired: &Secret, create: bool) -> Result<Vec<Slot>, AgentError> {
+    fn slots(&self, desired: &Secret, create: bool) -> Result<Vec<Box<dyn Area>>, AgentError> {
         let p = self.profile;
         let mut out = Vec::new();
         // The device's UUID keys the verifiers of secrets AMT never reveals; read once.
@@ -327,16 +288,16 @@ impl Engine<'_> {
             Ok(u)
         };
         for name in p.areas() {
-            let slot = match name {
+            let slot: Box<dyn Area> = match name {
                 "activation" => continue,
-                "admin-password" => Slot::Area(Box::new(Wrap {
+                "admin-password" => Box::new(Wrap {
                     c: configure::password::Password::with(desired.clone()),
                     wanted: format!("the profile's ({})", p.admin_password.describe()),
-                })),
+                }),
                 "mebx-password" => {
                     let r = p.mebx_password.as_ref().expect("listed because set");
                     let pw = self.secret(r, "mebxPassword", "mebx-password", create)?;
-                    Slot::Area(Box::new(MebxOnce::new(pw, self.data, uuid()?)))
+                    Box::new(MebxOnce::new(pw, self.data, uuid()?))
                 }
                 "amt-features" => {
                     let f = p.features.expect("listed because set");
@@ -347,7 +308,7 @@ impl Engine<'_> {
                         Consent::Kvm => UserConsent::Kvm,
                         Consent::All => UserConsent::All,
                     };
-                    Slot::Area(Box::new(Wrap {
+                    Box::new(Wrap {
                         c: configure::features::Features {
                             want: configure::features::Desired {
                                 kvm: f.kvm,
@@ -363,42 +324,41 @@ impl Engine<'_> {
                             on_off(f.ider),
                             consent.name()
                         ),
-                    }))
+                    })
                 }
                 "hostname" => {
                     let h = p.hostname.clone().unwrap_or_default();
-                    let c = configure::hostname::Hostname::new(
-                        &configure::hostname::HostnameArgs {
+                    let c =
+                        configure::hostname::Hostname::new(&configure::hostname::HostnameArgs {
                             hostname: h.host_name.clone(),
                             domain_name: h.domain_name.clone(),
-                        },
-                    )?;
-                    Slot::Area(Box::new(Wrap {
+                        })?;
+                    Box::new(Wrap {
                         c,
                         wanted: format!(
                             "host name {}, domain name {}",
                             h.host_name.as_deref().unwrap_or("(the OS's)"),
                             h.domain_name.as_deref().unwrap_or("(the OS's)")
                         ),
-                    }))
+                    })
                 }
-                "sync-clock" => Slot::Area(Box::new(Wrap {
+                "sync-clock" => Box::new(Wrap {
                     c: configure::clock::SyncClock,
                     wanted: "in sync with this host".into(),
-                })),
-                "proxies" => Slot::Area(Box::new(Proxies {
+                }),
+                "proxies" => Box::new(Proxies {
                     want: p.proxies.clone().unwrap_or_default(),
-                })),
-                "wired" => Slot::Area(Box::new(WiredArea::new(
+                }),
+                "wired" => Box::new(WiredArea::new(
                     p.network.as_ref().expect("listed because set"),
                     self.data,
                     &uuid()?,
-                )?)),
-                "wireless" => Slot::Area(Box::new(WirelessArea::new(
+                )?),
+                "wireless" => Box::new(WirelessArea::new(
                     p.network.as_ref().expect("listed because set"),
                     self.data,
                     &uuid()?,
-                )?)),
+                )?),
                 "cira" => {
                     let c = p.cira.as_ref().expect("listed because set");
                     let r = c.mps_password.as_ref().ok_or_else(|| {
@@ -409,13 +369,12 @@ impl Engine<'_> {
                         .help("give mpsPassword (a value, env:NAME, file:PATH) or generate")
                     })?;
                     let pw = self.secret(r, "cira.mpsPassword", "mps-password", create)?;
-                    Slot::Area(Box::new(CiraArea::new(c, pw, self.data, &uuid()?)?))
+                    Box::new(CiraArea::new(c, pw, self.data, &uuid()?)?)
                 }
-                "tls" => Slot::NotInThisBuild {
-                    name: "tls",
-                    wanted: "the profile's tls".into(),
-                    why: "this build cannot configure AMT's TLS yet (`configure tls` is not in it); the settings are checked, not applied",
-                },
+                "tls" => Box::new(super::tls::area(
+                    p.tls.as_ref().expect("listed because set"),
+                    self.conn,
+                )?),
                 other => {
                     return Err(AgentError::new(
                         ExitCode::GenericFailure,
@@ -500,47 +459,34 @@ impl Engine<'_> {
         }];
         let readable_now = !stuck && mode != ControlMode::None;
         let mut target = Target::new(self.device.clone(), mode);
-        if readable_now && slots.iter().any(|s| matches!(s, Slot::Area(_))) {
+        if readable_now && !slots.is_empty() {
             let (s, creds) = self.connect(mode, Some(&desired))?;
             target.attach(s, creds);
         }
-        for slot in slots {
-            let name = slot.name();
-            match slot {
-                Slot::NotInThisBuild { wanted, why, .. } => areas.push(AreaPlan {
+        for mut a in slots {
+            let name = a.name();
+            let later = !readable_now
+                || (name == "mebx" && self.want() == WantedMode::Acm && mode != ControlMode::Acm);
+            if later {
+                areas.push(AreaPlan {
                     area: name,
-                    state: AreaState::NotInThisBuild(why),
-                    wanted,
+                    state: AreaState::AfterActivation,
+                    wanted: a.wanted(),
                     changes: vec![],
                     kept: vec![],
-                }),
-                Slot::Area(mut a) => {
-                    let later = !readable_now
-                        || (name == "mebx"
-                            && self.want() == WantedMode::Acm
-                            && mode != ControlMode::Acm);
-                    if later {
-                        areas.push(AreaPlan {
-                            area: name,
-                            state: AreaState::AfterActivation,
-                            wanted: a.wanted(),
-                            changes: vec![],
-                            kept: vec![],
-                        });
-                        continue;
-                    }
-                    let p = a
-                        .plan(&mut target)
-                        .map_err(|e| e.context(format!("plan: reading {name} failed")))?;
-                    areas.push(AreaPlan {
-                        area: name,
-                        state: AreaState::Planned,
-                        wanted: a.wanted(),
-                        changes: p.changes,
-                        kept: p.kept,
-                    });
-                }
+                });
+                continue;
             }
+            let p = a
+                .plan(&mut target)
+                .map_err(|e| e.context(format!("plan: reading {name} failed")))?;
+            areas.push(AreaPlan {
+                area: name,
+                state: AreaState::Planned,
+                wanted: a.wanted(),
+                changes: p.changes,
+                kept: p.kept,
+            });
         }
         Ok(ProfilePlan {
             control_mode: mode,
@@ -610,16 +556,8 @@ impl Engine<'_> {
 
         // 2. Every other area, in order, on one session.
         let mut target = Target::new(self.device.clone(), mode);
-        for (i, slot) in slots.into_iter().enumerate() {
+        for (i, mut a) in slots.into_iter().enumerate() {
             let k = i + 2;
-            let mut a = match slot {
-                Slot::NotInThisBuild { name, why, .. } => {
-                    progress(&format!("[{k}/{n}] {name}: NOT APPLIED: {why}"));
-                    applied.not_in_this_build.push(name);
-                    continue;
-                }
-                Slot::Area(a) => a,
-            };
             let name = a.name();
             if !target.has_session() {
                 let (s, creds) = self
