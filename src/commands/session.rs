@@ -75,7 +75,7 @@ pub struct AmtSession {
     /// The certificate `configure tls` installed, when the session verifies against it.
     pub pin: Option<super::tls_pin::PinRecord>,
     /// A pending pin this TLS session verifies AMT by, made the pin at AMT's first answer.
-    promote: Option<(super::tls_pin::PinStore, super::tls_pin::PinRecord)>,
+    promote: Option<Pending>,
     next_id: u32,
 }
 
@@ -274,18 +274,15 @@ fn connect_on(
     .map(|f| f.new_interface() && f.tls_enforced())
     .unwrap_or(false);
     // After `configure tls` the agent talks TLS to AMT, verifying the certificate it installed.
-    let pin = if control_mode == ControlMode::None {
-        None
+    // A configure tls whose CommitChanges was not answered leaves a pending pin: its
+    // certificate, used only where AMT serves its local port on 16993 anyway (the route's
+    // choice), never to leave 16992.
+    let (pin, pending) = if control_mode == ControlMode::None {
+        (None, None)
     } else {
         installed_pin(&device, args)?
     };
     let tls = enforced || pin.is_some();
-    // A configure tls whose CommitChanges was not answered: its certificate, used only where AMT
-    // serves its local port on 16993 anyway (the route's choice), never to leave 16992.
-    let pending = match &pin {
-        None if control_mode != ControlMode::None => pending_pin(&device, args)?,
-        _ => None,
-    };
     // Before activation AMT presents its On-Die CA chain: bind it to this host's CSME first.
     let upid_csme_id = if tls && control_mode == ControlMode::None && !args.skip_amt_cert_check {
         upid_binding(device.as_ref())
@@ -349,28 +346,25 @@ fn connect_on(
     })
 }
 
-/// The pending pin of a `configure tls` whose CommitChanges was not answered, with the store it
-/// becomes the pin in.
-fn pending_pin(
-    device: &Arc<dyn MeiDevice>,
-    args: &AmtConnArgs,
-) -> Result<Option<(super::tls_pin::PinStore, super::tls_pin::PinRecord)>, AgentError> {
-    let store = args.pin_store(device.as_ref());
-    let uuid = AmthiClient::new(device.clone()).uuid()?.text();
-    Ok(store.pending().load(&uuid)?.map(|p| {
-        tracing::debug!(uuid = %p.uuid, sha256 = %p.sha256, "a pending TLS pin (a commit not answered)");
-        (store, p)
-    }))
-}
+/// A pending pin with the store it becomes the pin in.
+type Pending = (super::tls_pin::PinStore, super::tls_pin::PinRecord);
 
-/// The pin `configure tls` left for this AMT (by UUID, read over AMTHI), if any.
+/// The pin `configure tls` left for this AMT (by UUID, read over AMTHI), if any; else its pending
+/// pin, if a commit was not answered.
 fn installed_pin(
     device: &Arc<dyn MeiDevice>,
     args: &AmtConnArgs,
-) -> Result<Option<super::tls_pin::PinRecord>, AgentError> {
+) -> Result<(Option<super::tls_pin::PinRecord>, Option<Pending>), AgentError> {
     let store = args.pin_store(device.as_ref());
     let uuid = AmthiClient::new(device.clone()).uuid()?.text();
     let pin = store.load(&uuid)?;
+    if pin.is_none() {
+        let pending = store.pending().load(&uuid)?;
+        if let Some(p) = &pending {
+            tracing::debug!(uuid = %p.uuid, sha256 = %p.sha256, "a pending TLS pin (a commit not answered)");
+        }
+        return Ok((None, pending.map(|p| (store, p))));
+    }
     if let Some(p) = &pin {
         tracing::debug!(
             uuid = %p.uuid,
@@ -379,7 +373,7 @@ fn installed_pin(
             "AMT's TLS was configured by amt-agent: port 16993, pinned to its certificate"
         );
     }
-    Ok(pin)
+    Ok((pin, None))
 }
 
 /// The UPID CSME id (bytes 0–19) that AMT's pre-activation TLS chain must be bound to
