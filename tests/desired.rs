@@ -1701,3 +1701,25 @@ fn an_rpc_go_v3_network_profile_applies_like_ours() {
     assert_eq!(code(&amt.apply(&p.path)), 0);
     assert_eq!(amt.writes_since(before), Vec::<String>::new());
 }
+
+#[test]
+fn without_a_wireless_adapter_the_wifi_is_nothing_to_configure() {
+    let amt = Amt::start("amt16.1");
+    let p = profile_file(&format!(
+        "version: 1\ncontrolMode: ccm\nadminPassword: {PW}\nnetwork:\n  wireless:\n    wifiSync: true\n    profiles:\n      - {{name: office, ssid: CorpNet, authentication: wpa2-psk, pskPassphrase: '{PSK}'}}\n"
+    ));
+    let o = amt.apply(&p.path);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(amt.writes_since(0), ["IPS_HostBasedSetupService.Setup"]);
+    let (c, plan) = amt.plan(&p.path);
+    assert_eq!(c, 0, "{plan:#}");
+    let wireless = &plan["areas"][2];
+    assert_eq!(wireless["area"], "wireless");
+    assert!(
+        wireless["unchanged"][0]["value"]
+            .as_str()
+            .unwrap()
+            .contains("no wireless adapter"),
+        "{wireless:#}"
+    );
+}
