@@ -164,7 +164,7 @@ clean:
 # No sanitizer: the parsers are safe Rust, where ASan finds nothing a panic would not. Debug
 # assertions on: integer overflow is a finding.
 FUZZ_TARGETS := amthi_reply apf_message apf_mux http_response http_request digest wsman_envelope \
-  simsock_frames rps_message rps_session provisioning_cert setup_bin
+  simsock_frames rps_message rps_session provisioning_cert setup_bin profile
 FUZZ_SMOKE_SECS ?= 6
 FUZZ_SECS ?= 600
 FUZZ_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')

@@ -313,13 +313,16 @@ fn main() {
     ));
     report.push_str("\n## Desired state (`plan`, `apply`)\n\n");
     report.push_str(&format!(
-        "A CCM profile with amt-features, hostname, clock sync and one proxy, {} rounds. A full \
-         `apply` on the in-process simulator (`--device sim`: every process starts from a \
-         pre-provisioned machine, so each run activates and then makes all 7 changes, reading each \
-         area back): median **{}** ms. `plan` of the same profile on the in-process simulator \
-         (pre-provisioned: the control mode is read, the areas wait for activation): **{}** ms; on \
-         amt-sim over its socket after that apply (every area read, nothing to change): **{}** ms.\n",
+        "A full CCM profile — amt-features, hostname, clock sync, one proxy, the wired port \
+         static with 802.1X EAP-TLS, Wi-Fi sync with a PSK and a PEAP profile, CIRA, TLS (server, \
+         `delay: 0`) — {} rounds, each on a fresh amt-sim with a wireless adapter over its socket. \
+         The full configuration, `apply` from a pre-provisioned machine (it activates, then makes \
+         all {} changes area by area, reading each area back, TLS last and read back over 16993): \
+         median **{}** ms. `plan` before it (pre-provisioned: the control mode is read, the areas \
+         wait for activation): **{}** ms; after it (every area read over TLS, nothing to change): \
+         **{}** ms.\n",
         desired.rounds,
+        desired.changes,
         ms(desired.apply),
         ms(desired.plan_fresh),
         ms(desired.plan_applied)
@@ -556,20 +559,12 @@ fn network_bench(agent: &Path, sim: &Path, dir: &Path) -> NetBench {
     const PW: &str = "Bench-Pa55!word";
     let dir = dir.join("network");
     std::fs::create_dir_all(&dir).expect("network bench dir");
-    let out = Command::new(sim)
-        .args(["profiles", "amt16.1"])
-        .output()
-        .expect("amt-sim profiles");
-    let mut p: serde_json::Value = serde_json::from_slice(&out.stdout).expect("profile JSON");
-    p["wireless"]["mac"] = "a4:bb:6d:12:34:57".into();
-    let profile = dir.join("wifi.json");
-    std::fs::write(&profile, p.to_string()).expect("write the profile");
+    let profile = wifi_device_profile(sim, &dir);
     let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ieee8021x");
     let key = dir.join("client.key");
     std::fs::copy(fx.join("client.key"), &key).expect("copy the key");
     private(&key);
     let (cert, ca) = (fx.join("client.pem"), fx.join("ca.pem"));
-    let profile = profile.display().to_string();
     let (mut child, dev) = start_sim(sim, &dir, &["--device-profile", &profile]);
     let run = |args: &[&str]| {
         let t = Instant::now();
@@ -660,66 +655,114 @@ fn network_bench(agent: &Path, sim: &Path, dir: &Path) -> NetBench {
 
 struct DesiredBench {
     rounds: usize,
+    changes: usize,
     apply: Duration,
     plan_fresh: Duration,
     plan_applied: Duration,
 }
 
-/// `apply` and `plan` of one profile: in-process (from scratch) and on amt-sim (applied).
+/// A full profile's `plan` (pre-provisioned), `apply` (from scratch) and `plan` again (applied),
+/// each round on a fresh amt-sim with a wireless adapter over its socket.
 fn desired_bench(agent: &Path, sim: &Path, dir: &Path) -> DesiredBench {
-    const ROUNDS: usize = 30;
+    const ROUNDS: usize = 20;
     let dir = dir.join("desired");
     std::fs::create_dir_all(&dir).expect("desired bench dir");
+    let wifi = wifi_device_profile(sim, &dir);
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ieee8021x");
+    let key = dir.join("client.key");
+    std::fs::copy(fx.join("client.key"), &key).expect("copy the key");
+    private(&key);
+    let (cert, ca) = (fx.join("client.pem"), fx.join("ca.pem"));
     let profile = dir.join("profile.yaml");
     std::fs::write(
         &profile,
-        "version: 1\ncontrolMode: ccm\nadminPassword: Bench-Pa55!word\n\
-         features: {kvm: true, sol: true, ider: false, userConsent: all}\n\
-         hostname: {hostName: bench-1, domainName: bench.example.com}\nclockSync: true\n\
-         proxies: [{address: proxy.bench.example.com, port: 3128}]\n",
+        format!(
+            "version: 1\ncontrolMode: ccm\nadminPassword: Bench-Pa55!word\n\
+             features: {{kvm: true, sol: true, ider: false, userConsent: all}}\n\
+             hostname: {{hostName: bench-1, domainName: bench.example.com}}\nclockSync: true\n\
+             proxies: [{{address: proxy.bench.example.com, port: 3128}}]\n\
+             network:\n\
+             \x20 wired: {{dhcp: false, ipAddress: 192.168.7.50, subnetMask: 255.255.255.0, gateway: 192.168.7.1, primaryDns: 192.168.7.2, ieee8021x: wiredtls}}\n\
+             \x20 wireless:\n\
+             \x20   wifiSync: true\n\
+             \x20   uefiWifiSync: true\n\
+             \x20   profiles:\n\
+             \x20     - {{name: office, ssid: CorpNet, priority: 1, authentication: wpa2-psk, pskPassphrase: 'Bench wifi passphrase'}}\n\
+             \x20     - {{name: corp, ssid: Corp8021X, priority: 2, authentication: wpa2-ieee8021x, ieee8021x: peap}}\n\
+             \x20 ieee8021x:\n\
+             \x20   - {{name: wiredtls, protocol: eap-tls, username: bench, clientCertificate: {cert}, privateKey: 'file:{key}', caCertificate: {ca}}}\n\
+             \x20   - {{name: peap, protocol: peap-mschapv2, username: bench, password: 'Bench!peap1', caCertificate: {ca}}}\n\
+             cira: {{mpsAddress: mps.bench.example.com, mpsPassword: 'Bench!Mps1', mpsCertificate: {ca}, environmentDetection: [bench.example.com]}}\n\
+             tls: {{mode: server, delay: 0}}\n",
+            cert = cert.display(),
+            ca = ca.display(),
+            key = key.display(),
+        ),
     )
     .expect("profile");
     private(&profile);
     let data = dir.join("data");
-    let run = |dev: &str, cmd: &str, ok: &[i32]| {
+    let run = |dev: &str, args: &[&str], ok: &[i32]| {
         let t = Instant::now();
-        let st = Command::new(agent)
-            .args(["--device", dev, cmd])
+        let out = Command::new(agent)
+            .args(["--device", dev])
+            .args(args)
             .arg(&profile)
             .arg("--data-dir")
             .arg(&data)
+            .env("AMT_AGENT_TLS_PIN_DIR", &data)
             .env_remove("AMT_PASSWORD")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()
+            .output()
             .expect("spawn");
+        let elapsed = t.elapsed();
         assert!(
-            ok.contains(&st.code().unwrap_or(-1)),
-            "{cmd} on {dev}: {st}"
+            ok.contains(&out.status.code().unwrap_or(-1)),
+            "{args:?} on {dev}: {}",
+            out.status
         );
-        t.elapsed()
+        (elapsed, out.stdout)
     };
-    let (mut child, dev) = start_sim(sim, &dir, &[]);
-    run(&dev, "apply", &[0]);
     let (mut apply, mut fresh, mut applied) = (Vec::new(), Vec::new(), Vec::new());
+    let mut changes = 0;
     for _ in 0..ROUNDS {
-        apply.push(run("sim", "apply", &[0]));
-        fresh.push(run("sim", "plan", &[2]));
-        applied.push(run(&dev, "plan", &[0]));
+        let _ = std::fs::remove_dir_all(&data);
+        let (mut child, dev) = start_sim(sim, &dir, &["--device-profile", &wifi]);
+        fresh.push(run(&dev, &["plan"], &[2]).0);
+        let (t, out) = run(&dev, &["--json", "apply"], &[0]);
+        apply.push(t);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("apply --json");
+        changes = v["changes"].as_array().map_or(0, Vec::len);
+        applied.push(run(&dev, &["plan"], &[0]).0);
+        let _ = child.kill();
+        let _ = child.wait();
     }
-    let _ = child.kill();
-    let _ = child.wait();
     let med = |mut v: Vec<Duration>| {
         v.sort();
         v[v.len() / 2]
     };
     DesiredBench {
         rounds: ROUNDS,
+        changes,
         apply: med(apply),
         plan_fresh: med(fresh),
         plan_applied: med(applied),
     }
+}
+
+/// The built-in `amt16.1` with a wireless adapter (every built-in profile is wired-only), written
+/// to `dir/wifi.json`; its path for `--device-profile`.
+fn wifi_device_profile(sim: &Path, dir: &Path) -> String {
+    let out = Command::new(sim)
+        .args(["profiles", "amt16.1"])
+        .output()
+        .expect("amt-sim profiles");
+    let mut p: serde_json::Value = serde_json::from_slice(&out.stdout).expect("profile JSON");
+    p["wireless"]["mac"] = "a4:bb:6d:12:34:57".into();
+    let profile = dir.join("wifi.json");
+    std::fs::write(&profile, p.to_string()).expect("write the profile");
+    profile.display().to_string()
 }
 
 struct RpsBench {

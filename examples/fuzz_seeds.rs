@@ -811,5 +811,29 @@ fn main() {
     let certs = rps_seeds(&mut out, &fixtures);
     cert_seeds(&mut out, &fixtures, &certs);
     setup_bin_seeds(&mut out, &fixtures);
+    profile_seeds(&mut out, &fixtures);
     println!("{} seeds in {}", out.count, out.root.display());
+}
+
+/// Desired-state profiles: the committed ones (ours, rpc-go v3 plain, encrypted and its JSON
+/// envelope, the bad ones) and the README's complete example.
+fn profile_seeds(out: &mut Out, fixtures: &Path) {
+    let dir = fixtures.join("profiles");
+    for ext in ["yaml", "enc", "json"] {
+        let mut paths = Vec::new();
+        files(&dir, ext, &mut paths);
+        for p in &paths {
+            out.put(
+                "profile",
+                &format!("{}.{ext}", stem(p, &dir)),
+                &fs::read(p).expect("read a profile"),
+            );
+        }
+    }
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/profile.yaml");
+    out.put(
+        "profile",
+        "example",
+        &fs::read(example).expect("read examples/profile.yaml"),
+    );
 }

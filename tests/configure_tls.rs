@@ -141,6 +141,11 @@ impl Amt {
     /// Stops the simulator, edits its state file, and starts it again on it (same route and pin
     /// directory; a new LMS port).
     fn restart_with(self, edit: impl FnOnce(&mut Value)) -> Amt {
+        self.restart_with_faults(edit, &[])
+    }
+
+    /// As [`Amt::restart_with`], the simulator started with `faults` (`--fault`).
+    fn restart_with_faults(self, edit: impl FnOnce(&mut Value), faults: &[&str]) -> Amt {
         let mut st = self.state();
         edit(&mut st);
         let (pins, via_lms) = (self.pins, self.via_lms);
@@ -152,7 +157,19 @@ impl Amt {
         let lms = format!("127.0.0.1:{lms_port}");
         let socket = dir.path().join("sim.sock");
         let st_arg = state.display().to_string();
-        let sim = Sim::start_in(dir, socket, &["--state", &st_arg, "--lms-listen", &lms]);
+        let log = dir.path().join("wsman.log").display().to_string();
+        let mut args = vec![
+            "--state",
+            st_arg.as_str(),
+            "--lms-listen",
+            lms.as_str(),
+            "--wsman-log",
+            log.as_str(),
+        ];
+        for f in faults {
+            args.extend(["--fault", f]);
+        }
+        let sim = Sim::start_in(dir, socket, &args);
         Amt {
             sim,
             lms_port,
@@ -565,6 +582,33 @@ fn a_stale_pin_is_a_clear_error_with_the_way_out() {
         }
         amt.ok(&["diagnostics", "wsman", "get", "AMT_GeneralSettings"]);
     }
+}
+
+/// CommitChanges took effect but its answer was lost: AMT serves only 16993 with the new
+/// certificate, which was recorded as a pending pin first. The next command finds AMT there,
+/// verifies it by that pin and keeps it as the pin; configure tls then has nothing to change.
+#[test]
+fn a_commit_whose_answer_was_lost_is_found_by_its_pending_pin() {
+    let amt = Amt::start("amt16.1", false);
+    amt.activate_ccm();
+    let amt = amt.restart_with_faults(|_| {}, &["drop-after=CommitChanges"]);
+    let o = amt.agent(&["configure", "tls", "--delay", "0"]);
+    assert_ne!(code(&o), 0, "{}", stderr(&o));
+    let pending: Vec<String> = amt.pin_files();
+    assert!(
+        pending.len() == 1 && pending[0].ends_with(".pending.json"),
+        "{pending:?}"
+    );
+    let amt = amt.restart_with(|_| {});
+    amt.ok(&["diagnostics", "wsman", "get", "AMT_GeneralSettings"]);
+    let pins = amt.pin_files();
+    assert!(pins.len() == 1 && !pins[0].contains("pending"), "{pins:?}");
+    let n = amt.log_len();
+    assert!(n > 0, "the restarted simulator logs its requests");
+    let o = amt.ok(&["--json", "configure", "tls", "--delay", "0"]);
+    assert_eq!(json_out(&o)["status"], "unchanged", "{}", stdout(&o));
+    assert!(amt.log_len() > n);
+    assert_eq!(amt.writes_since(n), Vec::<String>::new());
 }
 
 #[test]

@@ -119,7 +119,21 @@ impl Amt {
             "--request-timeout",
             "5s",
         ]);
-        agent_env(&a, env)
+        // AMT's TLS pins live beside the rest, as in production (/var/lib/amt-agent).
+        let mut e = vec![("AMT_AGENT_TLS_PIN_DIR", data.as_str())];
+        e.extend_from_slice(env);
+        agent_env(&a, &e)
+    }
+
+    /// `amt-agent --device … ARGS` with this machine's pin directory.
+    fn agent(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let dev = self.dev();
+        let data = self.data.path().to_str().unwrap().to_string();
+        let mut a = vec!["--device", dev.as_str()];
+        a.extend_from_slice(args);
+        let mut e = vec![("AMT_AGENT_TLS_PIN_DIR", data.as_str())];
+        e.extend_from_slice(env);
+        agent_env(&a, &e)
     }
 
     fn plan(&self, profile: &Path) -> (i32, Value) {
@@ -259,10 +273,8 @@ fn drift_made_with_wsman_put_is_exactly_what_plan_reports_and_apply_fixes() {
     let amt = Amt::start("amt16.1");
     let p = profile_file(&ccm_profile());
     assert_eq!(code(&amt.apply(&p.path)), 0);
-    let o = agent_env(
+    let o = amt.agent(
         &[
-            "--device",
-            &amt.dev(),
             "diagnostics",
             "wsman",
             "put",
@@ -329,15 +341,8 @@ fn the_admin_password_is_rotated_first_and_a_generated_one_is_stored_before_use(
     let generated = generated.trim();
     let (c, _) = amt.plan(&g.path);
     assert_eq!(c, 0, "the generated password was not in effect");
-    let o = agent_env(
-        &[
-            "--device",
-            &amt.dev(),
-            "diagnostics",
-            "wsman",
-            "get",
-            "AMT_GeneralSettings",
-        ],
+    let o = amt.agent(
+        &["diagnostics", "wsman", "get", "AMT_GeneralSettings"],
         &[("AMT_PASSWORD", generated)],
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -474,10 +479,7 @@ fn a_failed_step_names_the_step_the_firmwares_answer_and_the_fix_and_plan_shows_
     assert!(e.contains("apply: the activation failed"), "{e}");
     assert!(e.contains("help: "), "{e}");
     amt.reboot(&[]);
-    let o = agent_env(
-        &["--device", &amt.dev(), "activate", "--local", "--ccm"],
-        &[("AMT_PASSWORD", PW)],
-    );
+    let o = amt.agent(&["activate", "--local", "--ccm"], &[("AMT_PASSWORD", PW)]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     // user consent below all is what AMT refuses in CCM; the profile check refuses it first.
     amt.reboot(&["http500=IPS_HTTPProxyService"]);
@@ -517,6 +519,11 @@ fn openssl(args: &[&str]) {
 /// A root and a leaf for `amt.example.com` (openssl), the PEM bundle (chain and key) and the
 /// root's SHA-256 in AMT's words.
 fn provisioning_pki(dir: &Path) -> (PathBuf, String) {
+    provisioning_pki_for(dir, "amt.example.com")
+}
+
+/// As [`provisioning_pki`], the leaf for `cn`.
+fn provisioning_pki_for(dir: &Path, cn: &str) -> (PathBuf, String) {
     let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
     std::fs::write(dir.join("ca.ext"), "basicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign\nsubjectKeyIdentifier = hash\n").unwrap();
     std::fs::write(dir.join("leaf.ext"), "basicConstraints = CA:FALSE\nkeyUsage = digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth, 2.16.840.1.113741.1.2.3\n").unwrap();
@@ -555,7 +562,7 @@ fn provisioning_pki(dir: &Path) -> (PathBuf, String) {
         "-key",
         &p("leaf.key"),
         "-subj",
-        "/CN=amt.example.com",
+        &format!("/CN={cn}"),
         "-out",
         &p("leaf.csr"),
     ]);
@@ -859,4 +866,853 @@ fn the_example_profile_is_the_schemas_and_checks_clean_but_for_its_machine_paths
             "{path}: {msg}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The network: wired (static, 802.1X EAP-TLS), Wi-Fi sync, a PSK and a PEAP Wi-Fi profile
+// ---------------------------------------------------------------------------------------------
+
+const PSK: &str = "Kn0wn wifi passphrase";
+const EAP_PW: &str = "Radius!pw1";
+
+/// A machine with a wireless adapter (every built-in profile is wired-only).
+fn wifi_machine() -> Value {
+    let mut s = profile("amt16.1");
+    with_wifi(&mut s);
+    s
+}
+
+/// The 802.1X fixtures, the key copied with mode 600 (git keeps no modes).
+struct NetFiles {
+    dir: tempfile::TempDir,
+}
+
+impl NetFiles {
+    fn new() -> NetFiles {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("client.key");
+        std::fs::copy(dot1x_fixture("client.key"), &key).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // The MPS's root, another CA than the RADIUS one (the key is thrown away).
+        let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &p("mps-root.key"),
+            "-subj",
+            "/CN=Example MPS Root",
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-out",
+            &p("mps-root.pem"),
+        ]);
+        NetFiles { dir }
+    }
+
+    /// TLS in mutual mode with the admin's CA (EC, its key encrypted: a copy with mode 600).
+    fn tls_mutual(&self) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let key = self.dir.path().join("tls-ca.key");
+        std::fs::copy(repo_file("tests/fixtures/tls-ca/ec-ca.enc.key"), &key).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        format!(
+            "tls: {{mode: mutual, delay: 0, caCertificate: {}, caKey: 'file:{}', caKeyPassword: Corp-CA-key-pw1}}\n",
+            repo_file("tests/fixtures/tls-ca/ec-ca.pem").display(),
+            key.display()
+        )
+    }
+
+    /// CIRA to an MPS with its own root, the password generated.
+    fn cira(&self) -> String {
+        format!(
+            "cira: {{mpsAddress: mps.corp.example.com, mpsPort: 4433, mpsPassword: generate, mpsCertificate: {}, environmentDetection: [corp.example.com]}}\n",
+            self.dir.path().join("mps-root.pem").display()
+        )
+    }
+
+    /// `network:` with the wired port static and EAP-TLS, Wi-Fi sync on, the PSK profile
+    /// `office` (passphrase `psk`) and the PEAP profile `corp`.
+    fn network(&self, psk: &str) -> String {
+        format!(
+            "network:\n\
+             \x20 wired: {{dhcp: false, ipAddress: 192.168.7.50, subnetMask: 255.255.255.0, gateway: 192.168.7.1, primaryDns: 192.168.7.2, ieee8021x: wiredtls}}\n\
+             \x20 wireless:\n\
+             \x20   wifiSync: true\n\
+             \x20   uefiWifiSync: true\n\
+             \x20   profiles:\n\
+             \x20     - {{name: office, ssid: CorpNet, priority: 1, authentication: wpa2-psk, pskPassphrase: '{psk}'}}\n\
+             \x20     - {{name: corp, ssid: Corp8021X, priority: 2, authentication: wpa2-ieee8021x, ieee8021x: corp-peap}}\n\
+             \x20 ieee8021x:\n\
+             \x20   - {{name: wiredtls, protocol: eap-tls, username: amt-client, clientCertificate: {client}, privateKey: 'file:{key}', caCertificate: {ca}}}\n\
+             \x20   - {{name: corp-peap, protocol: peap-mschapv2, username: alice, password: '{EAP_PW}', caCertificate: {ca}}}\n",
+            client = dot1x_fixture("client.pem").display(),
+            ca = dot1x_fixture("ca.pem").display(),
+            key = self.dir.path().join("client.key").display(),
+        )
+    }
+}
+
+fn dot1x_fixture(name: &str) -> PathBuf {
+    repo_file(&format!("tests/fixtures/ieee8021x/{name}"))
+}
+
+/// The network, CIRA and TLS (server, a throwaway CA) in client control mode.
+fn net_profile(net: &NetFiles, psk: &str) -> String {
+    format!(
+        "version: 1\ncontrolMode: ccm\nadminPassword: {PW}\n{}{}tls: {{mode: server, delay: 0}}\n",
+        net.network(psk),
+        net.cira()
+    )
+}
+
+/// Every instance of `class` in the state file, as maps.
+fn instances(state: &Value, class: &str) -> Vec<serde_json::Map<String, Value>> {
+    state["instances"][class]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|i| {
+            i.as_array()
+                .unwrap()
+                .iter()
+                .map(|kv| (kv[0].as_str().unwrap().to_string(), kv[1].clone()))
+                .collect()
+        })
+        .collect()
+}
+
+/// What the network profile leaves on the machine.
+fn assert_network_holds(amt: &Amt) {
+    let s = amt.state();
+    let port = instance(&s, "AMT_EthernetPortSettings");
+    assert_eq!(
+        (
+            &port["DHCPEnabled"],
+            &port["IPAddress"],
+            &port["PrimaryDNS"]
+        ),
+        (
+            &Value::from("false"),
+            &Value::from("192.168.7.50"),
+            &Value::from("192.168.7.2")
+        )
+    );
+    let dot1x = instance(&s, "IPS_IEEE8021xSettings");
+    assert_eq!(dot1x["Enabled"], "2", "{dot1x:?}");
+    assert_eq!(dot1x["Username"], "amt-client");
+    let wifi: Vec<(String, String)> = instances(&s, "CIM_WiFiEndpointSettings")
+        .iter()
+        .map(|p| {
+            (
+                p["ElementName"].as_str().unwrap().to_string(),
+                p["Priority"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        wifi,
+        [
+            ("office".to_string(), "1".to_string()),
+            ("corp".into(), "2".into())
+        ]
+    );
+    let sync = instance(&s, "AMT_WiFiPortConfigurationService");
+    assert_eq!(sync["localProfileSynchronizationEnabled"], "3");
+    // CIRA: one MPS, with the password generated into the data directory (the simulator keeps
+    // its SHA-256).
+    let servers = instances(&s, "AMT_ManagementPresenceRemoteSAP");
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    assert_eq!(servers[0]["AccessInfo"], "mps.corp.example.com");
+    let generated =
+        std::fs::read_to_string(amt.data.path().join("generated/mps-password")).unwrap();
+    let digest: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(generated.trim().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let creds = instances(&s, "AMT_MPSUsernamePassword");
+    assert_eq!(creds.len(), 1);
+    assert_eq!(
+        creds[0]["\u{0}Secret"].as_str().map(str::to_lowercase),
+        Some(digest)
+    );
+    assert_eq!(instances(&s, "AMT_RemoteAccessPolicyRule").len(), 2);
+    assert_eq!(
+        instance(&s, "AMT_EnvironmentDetectionSettingData")["DetectionStrings"],
+        "corp.example.com"
+    );
+    // TLS on both interfaces, plain HTTP refused: every request since went to 16993, verifying
+    // the certificate pinned in the data directory.
+    for side in instances(&s, "AMT_TLSSettingData") {
+        assert_eq!(
+            (&side["Enabled"], &side["AcceptNonSecureConnections"]),
+            (&Value::from("true"), &Value::from("false")),
+            "{side:?}"
+        );
+    }
+    let pins: Vec<String> = std::fs::read_dir(amt.data.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("amt-tls-"))
+        .collect();
+    assert!(pins.len() == 1 && !pins[0].contains("pending"), "{pins:?}");
+}
+
+#[test]
+fn a_network_profile_applies_from_scratch_and_a_second_apply_writes_nothing() {
+    let amt = Amt::start_with("amt16.1", Some(&wifi_machine()), &[]);
+    let net = NetFiles::new();
+    let p = profile_file(&net_profile(&net, PSK));
+    let o = agent(&["profile", "check", p.path.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("it manages: activation, admin-password, wired, wireless, cira, tls"),
+        "{}",
+        stdout(&o)
+    );
+    let (c, plan) = amt.plan(&p.path);
+    assert_eq!(c, 2, "{plan:#}");
+    let areas: Vec<&str> = plan["areas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["area"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        areas,
+        [
+            "activation",
+            "amt-password",
+            "wired",
+            "wireless",
+            "cira",
+            "tls"
+        ]
+    );
+    assert_eq!(plan["areas"][2]["state"], "after-activation");
+
+    let o = amt.apply(&p.path);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_network_holds(&amt);
+    assert_eq!(
+        amt.writes_since(0),
+        [
+            "IPS_HostBasedSetupService.Setup",
+            // wired: the address, then 802.1X: the key before its certificate, the CA, the
+            // settings, the bindings
+            "AMT_EthernetPortSettings.Put",
+            "AMT_PublicKeyManagementService.AddKey",
+            "AMT_PublicKeyManagementService.AddCertificate",
+            "AMT_PublicKeyManagementService.AddTrustedRootCertificate",
+            "IPS_IEEE8021xSettings.Put",
+            "IPS_IEEE8021xSettings.SetCertificates",
+            // wireless: the sync and the port, then the profiles
+            "AMT_WiFiPortConfigurationService.Put",
+            "CIM_WiFiPort.RequestStateChange",
+            "AMT_WiFiPortConfigurationService.AddWiFiSettings",
+            "AMT_WiFiPortConfigurationService.AddWiFiSettings",
+            // cira: the MPS's root and the MPS, the policies, what they apply to,
+            // user-initiated connections, environment detection
+            "AMT_PublicKeyManagementService.AddTrustedRootCertificate",
+            "AMT_RemoteAccessService.AddMpServer",
+            "AMT_RemoteAccessService.AddRemoteAccessPolicyRule",
+            "AMT_RemoteAccessService.AddRemoteAccessPolicyRule",
+            "AMT_RemoteAccessPolicyAppliesToMPS.Put",
+            "AMT_RemoteAccessPolicyAppliesToMPS.Put",
+            "AMT_UserInitiatedConnectionService.RequestStateChange",
+            "AMT_EnvironmentDetectionSettingData.Put",
+            // tls, last: a key AMT generates, the certificate for it, its binding, both
+            // interfaces, the commit (then every request goes to 16993)
+            "AMT_PublicKeyManagementService.GenerateKeyPair",
+            "AMT_PublicKeyManagementService.AddCertificate",
+            "AMT_TLSCredentialContext.Create",
+            "AMT_TLSSettingData.Put",
+            "AMT_TLSSettingData.Put",
+            "AMT_SetupAndConfigurationService.CommitChanges",
+        ]
+    );
+    // The secrets AMT never reveals are remembered by verifiers, never in plain text.
+    for f in ["wifi-office.json", "wifi-corp.json", "mps-password.json"] {
+        let text = std::fs::read_to_string(amt.data.path().join("verifiers").join(f)).unwrap();
+        assert!(!text.contains(PSK) && !text.contains(EAP_PW), "{text}");
+    }
+
+    // A second plan and apply: everything read, nothing written.
+    let before = amt.log().len();
+    let (c, plan) = amt.plan(&p.path);
+    assert_eq!(c, 0, "{plan:#}");
+    let o = amt.run("apply", &p.path, &["--json"], &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["status"], "unchanged");
+    assert_eq!(amt.writes_since(before), Vec::<String>::new());
+
+    // Another passphrase in the profile is applied (AMT never shows the old one), once.
+    let changed = profile_file(&net_profile(&net, "An0ther wifi passphrase"));
+    let (c, plan) = amt.plan(&changed.path);
+    assert_eq!(c, 2);
+    assert_eq!(pending_settings(&plan), ["wireless: Wi-Fi profile office"]);
+    let before = amt.log().len();
+    let o = amt.apply(&changed.path);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        amt.writes_since(before),
+        [
+            "CIM_WiFiEndpointSettings.Delete",
+            "AMT_WiFiPortConfigurationService.AddWiFiSettings"
+        ]
+    );
+    let before = amt.log().len();
+    assert_eq!(amt.plan(&changed.path).0, 0);
+    assert_eq!(code(&amt.apply(&changed.path)), 0);
+    assert_eq!(amt.writes_since(before), Vec::<String>::new());
+}
+
+#[test]
+fn the_wifi_list_is_complete_others_are_deleted_and_priorities_can_swap() {
+    let amt = Amt::start_with("amt16.1", Some(&wifi_machine()), &[]);
+    let net = NetFiles::new();
+    let p = profile_file(&net_profile(&net, PSK));
+    assert_eq!(code(&amt.apply(&p.path)), 0);
+    // A profile someone else added is not the profile's: plan shows its deletion.
+    let o = amt.agent(
+        &[
+            "configure",
+            "wireless",
+            "--profile-name",
+            "rogue",
+            "--ssid",
+            "Rogue",
+            "--priority",
+            "7",
+        ],
+        &[("AMT_PASSWORD", PW), ("PSK_PASSPHRASE", "rogue passphrase")],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let (c, plan) = amt.plan(&p.path);
+    assert_eq!(c, 2);
+    assert_eq!(pending_settings(&plan), ["wireless: Wi-Fi profile rogue"]);
+    // The priorities swapped: both profiles are deleted before either is added again.
+    let swapped = profile_file(
+        &net_profile(&net, PSK)
+            .replace("priority: 1,", "priority: 9,")
+            .replace("priority: 2,", "priority: 1,")
+            .replace("priority: 9,", "priority: 2,"),
+    );
+    let before = amt.log().len();
+    let o = amt.apply(&swapped.path);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        amt.writes_since(before),
+        [
+            "CIM_WiFiEndpointSettings.Delete",
+            "CIM_WiFiEndpointSettings.Delete",
+            "CIM_WiFiEndpointSettings.Delete",
+            "AMT_WiFiPortConfigurationService.AddWiFiSettings",
+            "AMT_WiFiPortConfigurationService.AddWiFiSettings",
+        ]
+    );
+    assert_eq!(amt.plan(&swapped.path).0, 0);
+    // `profiles: []` leaves no user profile; the wired port and the sync are left as they are.
+    let none = profile_file(&format!(
+        "version: 1\ncontrolMode: ccm\nadminPassword: {PW}\nnetwork:\n  wireless:\n    profiles: []\n"
+    ));
+    let o = amt.apply(&none.path);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(instances(&amt.state(), "CIM_WiFiEndpointSettings").is_empty());
+    assert_eq!(
+        instance(&amt.state(), "IPS_IEEE8021xSettings")["Enabled"],
+        "2"
+    );
+}
+
+#[test]
+fn network_drift_made_with_wsman_is_exactly_what_plan_reports_and_apply_fixes() {
+    let amt = Amt::start_with("amt16.1", Some(&wifi_machine()), &[]);
+    let net = NetFiles::new();
+    let p = profile_file(&net_profile(&net, PSK));
+    assert_eq!(code(&amt.apply(&p.path)), 0);
+    let wsman = |args: &[&str]| {
+        let mut a = vec!["diagnostics", "wsman"];
+        a.extend_from_slice(args);
+        let o = amt.agent(&a, &[("AMT_PASSWORD", PW)]);
+        assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+    };
+    // One DNS server of the wired port.
+    wsman(&[
+        "put",
+        "AMT_EthernetPortSettings",
+        "-s",
+        "InstanceID=Intel(r) AMT Ethernet Port Settings 0",
+        "--set",
+        "PrimaryDNS=192.168.7.9",
+    ]);
+    let (c, plan) = amt.plan(&p.path);
+    assert_eq!(c, 2, "{plan:#}");
+    assert_eq!(pending_settings(&plan), ["wired: wired addressing"]);
+    let ch = &plan["areas"][2]["changes"][0];
+    assert!(
+        ch["current"].as_str().unwrap().contains("DNS 192.168.7.9")
+            && ch["desired"].as_str().unwrap().contains("DNS 192.168.7.2"),
+        "{ch:#}"
+    );
+    let before = amt.log().len();
+    assert_eq!(code(&amt.apply(&p.path)), 0);
+    assert_eq!(amt.writes_since(before), ["AMT_EthernetPortSettings.Put"]);
+    // The OS profile sync turned off.
+    wsman(&[
+        "put",
+        "AMT_WiFiPortConfigurationService",
+        "--set",
+        "localProfileSynchronizationEnabled=0",
+    ]);
+    let (c, plan) = amt.plan(&p.path);
+    assert_eq!(c, 2);
+    assert_eq!(pending_settings(&plan), ["wireless: OS Wi-Fi profile sync"]);
+    let before = amt.log().len();
+    assert_eq!(code(&amt.apply(&p.path)), 0);
+    assert_eq!(
+        amt.writes_since(before),
+        ["AMT_WiFiPortConfigurationService.Put"]
+    );
+    // A Wi-Fi profile deleted.
+    wsman(&[
+        "delete",
+        "CIM_WiFiEndpointSettings",
+        "-s",
+        "InstanceID=Intel(r) AMT:WiFi Endpoint Settings corp",
+    ]);
+    let (c, plan) = amt.plan(&p.path);
+    assert_eq!(c, 2);
+    assert_eq!(pending_settings(&plan), ["wireless: Wi-Fi profile corp"]);
+    let before = amt.log().len();
+    assert_eq!(code(&amt.apply(&p.path)), 0);
+    assert_eq!(
+        amt.writes_since(before),
+        ["AMT_WiFiPortConfigurationService.AddWiFiSettings"]
+    );
+    // Plain HTTP allowed again on the network interface (over 16993, pinned).
+    wsman(&[
+        "put",
+        "AMT_TLSSettingData",
+        "-s",
+        "InstanceID=Intel(r) AMT 802.3 TLS Settings",
+        "--set",
+        "AcceptNonSecureConnections=true",
+    ]);
+    let (c, plan) = amt.plan(&p.path);
+    assert_eq!(c, 2);
+    assert_eq!(
+        pending_settings(&plan),
+        ["tls: TLS on the network interface (802.3)"]
+    );
+    let before = amt.log().len();
+    assert_eq!(code(&amt.apply(&p.path)), 0);
+    assert_eq!(
+        amt.writes_since(before),
+        [
+            "AMT_TLSSettingData.Put",
+            "AMT_SetupAndConfigurationService.CommitChanges"
+        ]
+    );
+    assert_eq!(amt.plan(&p.path).0, 0);
+    assert_network_holds(&amt);
+}
+
+/// The wireless machine activated in CCM, with nothing of the network set yet.
+fn activated_wifi_machine() -> Value {
+    let amt = Amt::start_with("amt16.1", Some(&wifi_machine()), &[]);
+    let p = profile_file(&format!(
+        "version: 1\ncontrolMode: ccm\nadminPassword: {PW}\n"
+    ));
+    let o = amt.apply(&p.path);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    amt.state()
+}
+
+/// The network profile applied from `base` with `faults`, then without them: the plan in
+/// between exits 0 or 2 and lists exactly what the next apply changes, all of it in the
+/// network's areas; after that apply nothing is pending and the network is as wanted. Returns
+/// whether the first apply failed.
+fn network_interrupted_then_finished(base: &Value, faults: &[&str], what: &str) -> bool {
+    let mut amt = Amt::start_with("amt16.1", Some(base), faults);
+    let net = NetFiles::new();
+    let p = profile_file(&net_profile(&net, PSK));
+    let first = amt.apply(&p.path);
+    let failed = code(&first) != 0;
+    if failed {
+        let e = stderr(&first);
+        assert!(e.contains("error: apply: "), "{what}: {e}");
+        assert!(e.contains("amt-agent plan"), "{what}: {e}");
+        assert!(!e.contains("panicked"), "{what}: {e}");
+    }
+    amt.reboot(&[]);
+    let (c, plan) = amt.plan(&p.path);
+    assert!(
+        c == 0 || c == 2,
+        "{what}: plan after the interruption exited {c}: {plan:#}"
+    );
+    let pending = pending_settings(&plan);
+    assert!(
+        pending
+            .iter()
+            .all(|s| ["wired: ", "wireless: ", "cira: ", "tls: "]
+                .iter()
+                .any(|a| s.starts_with(a))),
+        "{what}: {pending:?}"
+    );
+    let o = amt.run("apply", &p.path, &["--json"], &[]);
+    assert_eq!(code(&o), 0, "{what}: the second apply: {}", stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let changed: Vec<String> = j["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c["area"].as_str().unwrap(),
+                c["setting"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        changed, pending,
+        "{what}: the plan in between was not what apply did"
+    );
+    let (c, plan) = amt.plan(&p.path);
+    assert_eq!(c, 0, "{what}: still pending: {plan:#}");
+    assert_network_holds(&amt);
+    failed
+}
+
+#[test]
+fn a_network_apply_cut_off_after_each_write_or_refused_is_finished_by_the_next() {
+    let base = activated_wifi_machine();
+    for method in [
+        "Put",
+        "AddKey",
+        "AddCertificate",
+        "AddTrustedRootCertificate",
+        "SetCertificates",
+        "RequestStateChange",
+        "AddWiFiSettings",
+        "AddMpServer",
+        "AddRemoteAccessPolicyRule",
+        "GenerateKeyPair",
+        "Create",
+        // AMT moves to 16993 with the new certificate, the answer is lost: the next run finds
+        // AMT there by the pending pin.
+        "CommitChanges",
+    ] {
+        let f = format!("drop-after={method}");
+        assert!(network_interrupted_then_finished(&base, &[&f], &f), "{f}");
+    }
+    for class in [
+        "AMT_EthernetPortSettings",
+        "IPS_IEEE8021xSettings",
+        "AMT_PublicKeyManagementService",
+        "AMT_WiFiPortConfigurationService",
+        "CIM_WiFiEndpointSettings",
+        "CIM_WiFiPort",
+        "AMT_RemoteAccessService",
+        "AMT_RemoteAccessPolicyAppliesToMPS",
+        "AMT_EnvironmentDetectionSettingData",
+        "AMT_TLSSettingData",
+        "AMT_TLSCredentialContext",
+        "AMT_SetupAndConfigurationService",
+    ] {
+        let f = format!("http500={class}");
+        assert!(network_interrupted_then_finished(&base, &[&f], &f), "{f}");
+    }
+}
+
+#[test]
+fn a_network_apply_dropped_at_its_http_requests_is_finished_by_the_next() {
+    let base = activated_wifi_machine();
+    // Every third request (the network's and CIRA's apply makes about 120): each of the 802.1X,
+    // Wi-Fi and CIRA steps is hit, reads and writes alike.
+    let mut interrupted = 0;
+    for n in (1..=200).step_by(3) {
+        let (drop, retry) = (
+            format!("drop-channel={n}"),
+            format!("drop-channel={}", n + 1),
+        );
+        if network_interrupted_then_finished(&base, &[&drop, &retry], &drop) {
+            interrupted += 1;
+        } else {
+            assert!(
+                interrupted > 20,
+                "only {interrupted} requests were interrupted"
+            );
+            return;
+        }
+    }
+    panic!("the network's apply made more than 200 HTTP requests");
+}
+
+#[test]
+fn an_agent_killed_in_the_network_steps_leaves_a_state_plan_describes_and_apply_finishes() {
+    let base = activated_wifi_machine();
+    let mut killed = 0;
+    // The network's steps, CIRA's, and TLS's (its key, certificate and commit come after about
+    // 135 of the 155 requests).
+    for k in [8, 25, 45, 65, 90, 138, 145] {
+        let mut amt = Amt::start_with("amt16.1", Some(&base), &["wsman-latency=40"]);
+        let net = NetFiles::new();
+        let p = profile_file(&net_profile(&net, PSK));
+        let data = amt.data.path().to_str().unwrap().to_string();
+        let start = amt.log().len();
+        let mut child = Command::new(AGENT)
+            .args([
+                "--device",
+                &amt.dev(),
+                "apply",
+                p.path.to_str().unwrap(),
+                "--data-dir",
+                &data,
+            ])
+            .env("AMT_AGENT_TLS_PIN_DIR", &data)
+            .env_remove("AMT_PASSWORD")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while amt.log().len() < start + k && Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        amt.reboot(&[]);
+        let (c, plan) = amt.plan(&p.path);
+        assert!(
+            c == 0 || c == 2,
+            "killed after {k}: plan exited {c}: {plan:#}"
+        );
+        let o = amt.apply(&p.path);
+        assert_eq!(code(&o), 0, "killed after {k}: {}", stderr(&o));
+        assert_eq!(amt.plan(&p.path).0, 0);
+        assert_network_holds(&amt);
+    }
+    assert_eq!(killed, 7, "the agent finished before it could be killed");
+}
+
+/// The README's example profile, its `/etc/amt-agent/` files made here (a PFX with its password,
+/// the MEBx password, the 802.1X certificates and key, the MPS root), applied to a machine with
+/// Wi-Fi that trusts the PFX's root for `corp.example.com`: admin control mode, the network, CIRA
+/// and TLS, then nothing left to do.
+#[test]
+fn the_example_profile_applies_with_its_network() {
+    use std::os::unix::fs::PermissionsExt;
+    let etc = tempfile::tempdir().unwrap();
+    let e = |n: &str| etc.path().join(n);
+    let (_, hash) = provisioning_pki_for(etc.path(), "amt.corp.example.com");
+    let pfx_pw = "Pfx-Pa55word";
+    openssl(&[
+        "pkcs12",
+        "-export",
+        "-in",
+        e("leaf.pem").to_str().unwrap(),
+        "-inkey",
+        e("leaf.key").to_str().unwrap(),
+        "-certfile",
+        e("root.pem").to_str().unwrap(),
+        "-passout",
+        &format!("pass:{pfx_pw}"),
+        "-out",
+        e("provisioning.pfx").to_str().unwrap(),
+    ]);
+    let private = |name: &str, text: &str| {
+        std::fs::write(e(name), text).unwrap();
+        std::fs::set_permissions(e(name), std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    private("provisioning-cert-password", &format!("{pfx_pw}\n"));
+    private("mebx-password", "Mebx!Pass1\n");
+    private(
+        "8021x-client.key",
+        &std::fs::read_to_string(dot1x_fixture("client.key")).unwrap(),
+    );
+    for (to, from) in [
+        ("8021x-client.pem", "client.pem"),
+        ("radius-ca.pem", "ca.pem"),
+        ("mps-root.pem", "ca.pem"),
+    ] {
+        std::fs::copy(dot1x_fixture(from), e(to)).unwrap();
+    }
+    let example = std::fs::read_to_string(repo_file("examples/profile.yaml")).unwrap();
+    let p =
+        profile_file(&example.replace("/etc/amt-agent/", &format!("{}/", etc.path().display())));
+    let mut state = wifi_machine();
+    state["cert_hashes"].as_array_mut().unwrap().push(serde_json::json!({
+        "name": "Desired Root", "algorithm": "SHA256", "hash": hash, "is_default": false, "is_active": true,
+    }));
+    state["pki_dns_suffix"] = "corp.example.com".into();
+    let amt = Amt::start_with("amt16.1", Some(&state), &[]);
+    let env = [
+        ("BRANCH_WIFI_PSK", "branch passphrase"),
+        ("EAP_PASSWORD", EAP_PW),
+    ];
+    let o = amt.run("apply", &p.path, &[], &env);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let s = amt.state();
+    assert_eq!(s["control_mode"], 2);
+    assert_eq!(s["mebx_password_set"], true);
+    assert_eq!(instance(&s, "AMT_GeneralSettings")["HostName"], "wks-0042");
+    assert_eq!(instance(&s, "IPS_IEEE8021xSettings")["Enabled"], "2");
+    assert_eq!(
+        instance(&s, "AMT_EthernetPortSettings")["DHCPEnabled"],
+        "true"
+    );
+    let wifi: Vec<String> = instances(&s, "CIM_WiFiEndpointSettings")
+        .iter()
+        .map(|p| p["ElementName"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(wifi, ["corpwifi", "branch"]);
+    assert_eq!(
+        instance(&s, "AMT_ManagementPresenceRemoteSAP")["AccessInfo"],
+        "mps.corp.example.com"
+    );
+    // TLS last: the plan and apply below talk to 16993, pinned.
+    assert!(instances(&s, "AMT_TLSSettingData")
+        .iter()
+        .all(|i| i["Enabled"] == "true" && i["AcceptNonSecureConnections"] == "false"));
+    // The generated admin password is the one AMT has now; nothing is left to do.
+    assert!(amt.data.path().join("generated/amt-password").exists());
+    let o = amt.run("plan", &p.path, &["--json"], &env);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let before = amt.log().len();
+    let o = amt.run("apply", &p.path, &[], &env);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(amt.writes_since(before), Vec::<String>::new());
+}
+
+#[test]
+fn a_network_profile_applies_from_scratch_in_acm_and_a_second_apply_writes_nothing() {
+    let pki = tempfile::tempdir().unwrap();
+    let (bundle, hash) = provisioning_pki(pki.path());
+    let mut state = wifi_machine();
+    state["cert_hashes"].as_array_mut().unwrap().push(serde_json::json!({
+        "name": "Desired Root", "algorithm": "SHA256", "hash": hash, "is_default": false, "is_active": true,
+    }));
+    state["pki_dns_suffix"] = "example.com".into();
+    let amt = Amt::start_with("amt16.1", Some(&state), &[]);
+    let net = NetFiles::new();
+    let p = profile_file(&format!(
+        "version: 1\ncontrolMode: acm\nprovisioningCertificate: {{file: {}}}\nadminPassword: {PW}\n{}{}{}",
+        bundle.display(),
+        net.network(PSK),
+        net.cira(),
+        net.tls_mutual()
+    ));
+    let o = amt.apply(&p.path);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(amt.state()["control_mode"], 2);
+    assert_network_holds(&amt);
+    let w = amt.writes_since(0);
+    assert_eq!(
+        w[0], "IPS_HostBasedSetupService.AddNextCertInChain",
+        "{w:?}"
+    );
+    assert!(w.contains(&"IPS_HostBasedSetupService.AdminSetup".to_string()));
+    // Mutual TLS: the admin's CA becomes AMT's trusted root for client certificates and signs
+    // AMT's certificate; the commit is the last write.
+    let remote = instances(&amt.state(), "AMT_TLSSettingData")
+        .into_iter()
+        .find(|i| i["InstanceID"].as_str().unwrap().contains("802.3"))
+        .unwrap();
+    assert_eq!(remote["MutualAuthentication"], "true");
+    assert_eq!(
+        w.last().unwrap(),
+        "AMT_SetupAndConfigurationService.CommitChanges"
+    );
+    let before = amt.log().len();
+    assert_eq!(amt.plan(&p.path).0, 0);
+    assert_eq!(code(&amt.apply(&p.path)), 0);
+    assert_eq!(amt.writes_since(before), Vec::<String>::new());
+}
+
+/// rpc-go v3's profile with a network: the wired port on DHCP with PEAP, a PSK and an 802.1X
+/// Wi-Fi profile, the sync flags — converted (each 802.1X block named as rpc-go names it) and
+/// applied like ours.
+#[test]
+fn an_rpc_go_v3_network_profile_applies_like_ours() {
+    let amt = Amt::start_with("amt16.1", Some(&wifi_machine()), &[]);
+    let ca = std::fs::read_to_string(dot1x_fixture("ca.pem")).unwrap();
+    // RPS keeps certificates as base64 DER.
+    let ca_b64: String = ca.lines().filter(|l| !l.starts_with("-----")).collect();
+    let p = profile_file(&format!(
+        "configuration:\n\
+         \x20 amtSpecific: {{controlMode: ccmactivate, adminPassword: {PW}}}\n\
+         \x20 network:\n\
+         \x20   wired:\n\
+         \x20     dhcpEnabled: true\n\
+         \x20     ipSyncEnabled: true\n\
+         \x20     ieee8021x: {{username: wks, password: '{EAP_PW}', authenticationProtocol: 2, caCert: {ca_b64}}}\n\
+         \x20   wireless:\n\
+         \x20     wifiSyncEnabled: true\n\
+         \x20     uefiWiFiSyncEnabled: false\n\
+         \x20     profiles:\n\
+         \x20       - {{profileName: office, ssid: CorpNet, priority: 1, authenticationMethod: WPA2PSK, encryptionMethod: CCMP, password: '{PSK}'}}\n\
+         \x20       - {{profileName: corp, ssid: Corp8021X, priority: 2, authenticationMethod: 7, encryptionMethod: 4, ieee8021x: {{username: alice, password: '{EAP_PW}', authenticationProtocol: 2, caCert: {ca_b64}}}}}\n"
+    ));
+    let o = agent(&["profile", "check", p.path.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let o = amt.apply(&p.path);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let s = amt.state();
+    let dot1x = instance(&s, "IPS_IEEE8021xSettings");
+    assert_eq!(
+        (&dot1x["Enabled"], &dot1x["Username"]),
+        (&"2".into(), &"wks".into())
+    );
+    let names: Vec<String> = instances(&s, "CIM_IEEE8021xSettings")
+        .iter()
+        .map(|x| x["ElementName"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["corp_8021x"]);
+    let sync = instance(&s, "AMT_WiFiPortConfigurationService");
+    assert_eq!(sync["localProfileSynchronizationEnabled"], "3");
+    let before = amt.log().len();
+    assert_eq!(amt.plan(&p.path).0, 0);
+    assert_eq!(code(&amt.apply(&p.path)), 0);
+    assert_eq!(amt.writes_since(before), Vec::<String>::new());
+}
+
+#[test]
+fn without_a_wireless_adapter_the_wifi_is_nothing_to_configure() {
+    let amt = Amt::start("amt16.1");
+    let p = profile_file(&format!(
+        "version: 1\ncontrolMode: ccm\nadminPassword: {PW}\nnetwork:\n  wireless:\n    wifiSync: true\n    profiles:\n      - {{name: office, ssid: CorpNet, authentication: wpa2-psk, pskPassphrase: '{PSK}'}}\n"
+    ));
+    let o = amt.apply(&p.path);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(amt.writes_since(0), ["IPS_HostBasedSetupService.Setup"]);
+    let (c, plan) = amt.plan(&p.path);
+    assert_eq!(c, 0, "{plan:#}");
+    let wireless = &plan["areas"][2];
+    assert_eq!(wireless["area"], "wireless");
+    assert!(
+        wireless["unchanged"][0]["value"]
+            .as_str()
+            .unwrap()
+            .contains("no wireless adapter"),
+        "{wireless:#}"
+    );
 }

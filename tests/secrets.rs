@@ -718,6 +718,188 @@ fn profile_plan_and_apply_leak_no_secret_at_trace_level() {
     }
 }
 
+/// A profile's network secrets — a Wi-Fi passphrase (from the environment, then changed), a
+/// PEAP-MSCHAPv2 password (from a file), the EAP-TLS private key (a file, then inline PEM in the
+/// environment), the MPS password (from the environment) — through `profile check`, `plan` (text and JSON), `apply` and the apply that
+/// sends a changed passphrase again, all at trace level: none appears in any form, nor the
+/// PKCS#1 blob AddKey carries; the verifiers apply keeps hold none of them.
+#[test]
+fn network_secrets_in_a_profile_leak_nowhere_at_trace_level() {
+    use std::os::unix::fs::PermissionsExt;
+    const PSK: &str = "Kn0wn profile passphrase";
+    const PSK2: &str = "Kn0wn second passphrase";
+    const PEAP_PW: &str = "Kn0wn-Peap!Secret";
+    const MPS_PW: &str = "Kn0wn-Mps!Pw1";
+    // The password of tests/fixtures/tls-ca/ec-ca.enc.key.
+    const TLS_CA_PW: &str = "Corp-CA-key-pw1";
+    let dir = tempfile::tempdir().unwrap();
+    let pfile = write_profile(dir.path(), "amt16.1", with_wifi);
+    let socket = dir.path().join("sim.sock");
+    let st = dir.path().join("state.json").display().to_string();
+    let sim = Sim::start_in(dir, socket, &["--device-profile", &pfile, "--state", &st]);
+    let dev = sim.device();
+    let lsa = lsa(&sim);
+    let files = tempfile::tempdir().unwrap();
+    let private = |name: &str, text: &str| {
+        let p = files.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p.display().to_string()
+    };
+    let fx = |n: &str| repo_file(&format!("tests/fixtures/ieee8021x/{n}"));
+    let key_pem = std::fs::read_to_string(fx("client.key")).unwrap();
+    let key = private("client.key", &key_pem);
+    let peap = private("peap-password", &format!("{PEAP_PW}\n"));
+    // The admin's TLS CA, its key encrypted (the password comes from the environment).
+    let tls_key_pem =
+        std::fs::read_to_string(repo_file("tests/fixtures/tls-ca/ec-ca.enc.key")).unwrap();
+    let tls_key = private("tls-ca.key", &tls_key_pem);
+    let profile = |key_ref: &str| {
+        format!(
+            "version: 1\ncontrolMode: ccm\nadminPassword: {AMT_PW}\nnetwork:\n\
+             \x20 wired: {{dhcp: true, ieee8021x: wiredtls}}\n\
+             \x20 wireless:\n    profiles:\n\
+             \x20     - {{name: office, ssid: CorpNet, priority: 1, authentication: wpa2-psk, pskPassphrase: 'env:OFFICE_PSK'}}\n\
+             \x20     - {{name: corp, ssid: Corp8021X, priority: 2, authentication: wpa2-ieee8021x, ieee8021x: peap}}\n\
+             \x20 ieee8021x:\n\
+             \x20   - {{name: wiredtls, protocol: eap-tls, username: amt-client, clientCertificate: {client}, privateKey: '{key_ref}', caCertificate: {ca}}}\n\
+             \x20   - {{name: peap, protocol: peap-mschapv2, username: alice, password: 'file:{peap}', caCertificate: {ca}}}\n\
+             cira: {{mpsAddress: mps.corp.example.com, mpsPassword: 'env:MPS_PW', mpsCertificate: {ca}}}\n\
+             tls: {{mode: mutual, delay: 0, caCertificate: {tls_ca}, caKey: 'file:{tls_key}', caKeyPassword: 'env:TLS_CA_PW'}}\n",
+            client = fx("client.pem").display(),
+            ca = fx("ca.pem").display(),
+            tls_ca = repo_file("tests/fixtures/tls-ca/ec-ca.pem").display(),
+        )
+    };
+    let from_file = private("from-file.yaml", &profile(&format!("file:{key}")));
+    let from_env = private("from-env.yaml", &profile("env:WIRED_KEY"));
+    let pkcs1_pem = std::fs::read_to_string(fx("client-pkcs1.key")).unwrap();
+    let blob: String = pkcs1_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let public: String = std::fs::read_to_string(fx("client.pem"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let mut secrets: Vec<String> = vec![
+        AMT_PW.into(),
+        PSK.into(),
+        PSK2.into(),
+        PEAP_PW.into(),
+        MPS_PW.into(),
+        TLS_CA_PW.into(),
+        lsa.clone(),
+        blob,
+    ];
+    secrets.extend(
+        key_pem
+            .lines()
+            .chain(pkcs1_pem.lines())
+            .filter(|l| !l.starts_with("-----") && l.len() >= 16 && !public.contains(*l))
+            .map(str::to_string),
+    );
+    secrets.extend(
+        tls_key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+            .map(str::to_string),
+    );
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let data = files.path().join("data");
+    let data = data.to_str().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut a = vec!["--device", dev.as_str(), "-vvv"];
+        a.extend_from_slice(args);
+        if args.contains(&"plan") || args.contains(&"apply") {
+            a.extend(["--data-dir", data]);
+        }
+        agent_env(&a, env)
+    };
+    let pins = files.path().join("pins").display().to_string();
+    let env1 = [
+        ("OFFICE_PSK", PSK),
+        ("MPS_PW", MPS_PW),
+        ("TLS_CA_PW", TLS_CA_PW),
+        ("AMT_AGENT_TLS_PIN_DIR", pins.as_str()),
+    ];
+    let env2 = [
+        ("OFFICE_PSK", PSK2),
+        ("WIRED_KEY", key_pem.as_str()),
+        ("MPS_PW", MPS_PW),
+        ("TLS_CA_PW", TLS_CA_PW),
+        ("AMT_AGENT_TLS_PIN_DIR", pins.as_str()),
+    ];
+    for (what, args, env, want, shown) in [
+        (
+            "profile check",
+            vec!["profile", "check", from_file.as_str()],
+            &env1[..],
+            0,
+            "valid",
+        ),
+        (
+            "plan before activation",
+            vec!["plan", from_file.as_str()],
+            &env1[..],
+            2,
+            "wired",
+        ),
+        (
+            "apply",
+            vec!["apply", from_file.as_str()],
+            &env1[..],
+            0,
+            "AddWiFiSettings",
+        ),
+        (
+            "plan json, a changed passphrase",
+            vec!["--json", "plan", from_env.as_str()],
+            &env2[..],
+            2,
+            "PSKPassPhrase=***",
+        ),
+        (
+            "apply of the changed passphrase, the key inline",
+            vec!["apply", from_env.as_str()],
+            &env2[..],
+            0,
+            "AddWiFiSettings",
+        ),
+        (
+            "plan after",
+            vec!["plan", from_env.as_str()],
+            &env2[..],
+            0,
+            "as wanted",
+        ),
+    ] {
+        let o = run(&args, env);
+        assert_eq!(code(&o), want, "{what}: {}{}", stdout(&o), stderr(&o));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        // `profile check` talks to no device: it has nothing to trace.
+        if what != "profile check" {
+            assert!(all.contains("TRACE"), "{what}: ran at trace level");
+        }
+        assert!(all.contains(shown), "{what}: {shown} is shown");
+        assert_clean(what, &all, &secrets);
+    }
+    for f in std::fs::read_dir(files.path().join("data/verifiers")).unwrap() {
+        let path = f.unwrap().path();
+        assert_no_secret(
+            &path.display().to_string(),
+            &std::fs::read_to_string(&path).unwrap(),
+            &secrets,
+        );
+    }
+    assert_no_secret(
+        "the simulator's state",
+        &std::fs::read_to_string(sim.path("state.json")).unwrap(),
+        &[PSK, PSK2, PEAP_PW, MPS_PW],
+    );
+}
+
 /// `configure cira` at trace level, planned and applied, with the MPS password from the
 /// environment and with a random one: neither password appears in any output. The random one is
 /// unknown to the test, so every 16-character window of the output is checked against the digest

@@ -74,6 +74,8 @@ pub struct AmtSession {
     pub tls: bool,
     /// The certificate `configure tls` installed, when the session verifies against it.
     pub pin: Option<super::tls_pin::PinRecord>,
+    /// A pending pin this TLS session verifies AMT by, made the pin at AMT's first answer.
+    promote: Option<Pending>,
     next_id: u32,
 }
 
@@ -92,7 +94,19 @@ impl AmtSession {
         use crate::wsman::client::WsmanError as ClientError;
         use crate::wsman::transport::RouteError;
         match self.runtime.block_on(self.client.post(envelope)) {
-            Ok(r) => Ok(r),
+            Ok(r) => {
+                if let Some((store, rec)) = self.promote.take() {
+                    // AMT answered over TLS verified against the pending certificate: it is AMT's.
+                    store.save(&rec)?;
+                    store.pending().remove(&rec.uuid)?;
+                    tracing::info!(
+                        uuid = %rec.uuid,
+                        "AMT serves the certificate of a configure tls whose commit was not answered: it is pinned now"
+                    );
+                    self.pin = Some(rec);
+                }
+                Ok(r)
+            }
             Err(e) => {
                 let unreachable = matches!(
                     &e,
@@ -260,8 +274,11 @@ fn connect_on(
     .map(|f| f.new_interface() && f.tls_enforced())
     .unwrap_or(false);
     // After `configure tls` the agent talks TLS to AMT, verifying the certificate it installed.
-    let pin = if control_mode == ControlMode::None {
-        None
+    // A configure tls whose CommitChanges was not answered leaves a pending pin: its
+    // certificate, used only where AMT serves its local port on 16993 anyway (the route's
+    // choice), never to leave 16992.
+    let (pin, pending) = if control_mode == ControlMode::None {
+        (None, None)
     } else {
         installed_pin(&device, args)?
     };
@@ -301,7 +318,11 @@ fn connect_on(
             leaf_pin: extra.leaf_pin.clone(),
             upid_csme_id,
             client_cert: extra.client_cert.clone(),
-            installed: pin.as_ref().map(|p| p.pin()).transpose()?,
+            installed: pin
+                .as_ref()
+                .or(pending.as_ref().map(|(_, p)| p))
+                .map(|p| p.pin())
+                .transpose()?,
         },
     )?;
     tracing::debug!(port = ep.port, tls = ep.tls, "WS-MAN endpoint");
@@ -320,18 +341,30 @@ fn connect_on(
         route,
         tls: ep.tls,
         pin,
+        promote: pending.filter(|_| ep.tls),
         next_id: 0,
     })
 }
 
-/// The pin `configure tls` left for this AMT (by UUID, read over AMTHI), if any.
+/// A pending pin with the store it becomes the pin in.
+type Pending = (super::tls_pin::PinStore, super::tls_pin::PinRecord);
+
+/// The pin `configure tls` left for this AMT (by UUID, read over AMTHI), if any; else its pending
+/// pin, if a commit was not answered.
 fn installed_pin(
     device: &Arc<dyn MeiDevice>,
     args: &AmtConnArgs,
-) -> Result<Option<super::tls_pin::PinRecord>, AgentError> {
+) -> Result<(Option<super::tls_pin::PinRecord>, Option<Pending>), AgentError> {
     let store = args.pin_store(device.as_ref());
     let uuid = AmthiClient::new(device.clone()).uuid()?.text();
     let pin = store.load(&uuid)?;
+    if pin.is_none() {
+        let pending = store.pending().load(&uuid)?;
+        if let Some(p) = &pending {
+            tracing::debug!(uuid = %p.uuid, sha256 = %p.sha256, "a pending TLS pin (a commit not answered)");
+        }
+        return Ok((None, pending.map(|p| (store, p))));
+    }
     if let Some(p) = &pin {
         tracing::debug!(
             uuid = %p.uuid,
@@ -340,7 +373,7 @@ fn installed_pin(
             "AMT's TLS was configured by amt-agent: port 16993, pinned to its certificate"
         );
     }
-    Ok(pin)
+    Ok((pin, None))
 }
 
 /// The UPID CSME id (bytes 0–19) that AMT's pre-activation TLS chain must be bound to

@@ -18,6 +18,15 @@
 //!
 //! A deactivation removes the pin (the firmware forgets its TLS configuration); so does
 //! `configure tls --mode None`.
+//!
+//! # A commit whose answer was lost
+//! `configure tls` records the new certificate as a *pending* pin (`amt-tls-<UUID>.pending.json`)
+//! before it sends CommitChanges, and as the pin once AMT answered. When the answer is lost (the
+//! connection dropped, the agent killed) AMT may already serve only 16993 with that certificate:
+//! the next session that finds AMT's local port on 16993 without a pin verifies AMT against the
+//! pending certificate — the agent's own, bound over a trusted session, exactly as a pin — and
+//! makes it the pin once AMT answered over it. A pending pin never moves a session from 16992 to
+//! 16993: a commit that did not take effect leaves everything as it was.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -80,6 +89,8 @@ pub struct PinStore {
     dir: Option<PathBuf>,
     /// Distinguishes in-memory stores of different devices in one process (tests).
     memory_key: String,
+    /// `""` for the pins, `.pending` for certificates whose commit was not answered yet.
+    suffix: &'static str,
 }
 
 fn memory() -> &'static Mutex<HashMap<String, PinRecord>> {
@@ -98,23 +109,43 @@ impl PinStore {
             Some(instance) => PinStore {
                 dir: None,
                 memory_key: instance,
+                suffix: "",
             },
             None => PinStore {
                 dir: Some(dir.to_path_buf()),
                 memory_key: String::new(),
+                suffix: "",
             },
+        }
+    }
+
+    /// The same place for pending pins: certificates sent with a CommitChanges that was not
+    /// answered yet (see the module's documentation).
+    pub fn pending(&self) -> PinStore {
+        PinStore {
+            suffix: ".pending",
+            ..self.clone()
         }
     }
 
     /// Where the pin of `uuid` lives (`None`: in memory).
     pub fn path(&self, uuid: &str) -> Option<PathBuf> {
-        self.dir
-            .as_ref()
-            .map(|d| d.join(format!("amt-tls-{}.json", uuid.to_ascii_uppercase())))
+        self.dir.as_ref().map(|d| {
+            d.join(format!(
+                "amt-tls-{}{}.json",
+                uuid.to_ascii_uppercase(),
+                self.suffix
+            ))
+        })
     }
 
     fn memory_id(&self, uuid: &str) -> String {
-        format!("{}\u{0}{}", self.memory_key, uuid.to_ascii_uppercase())
+        format!(
+            "{}\u{0}{}{}",
+            self.memory_key,
+            uuid.to_ascii_uppercase(),
+            self.suffix
+        )
     }
 
     /// The pin of the AMT with this UUID, if `configure tls` left one.
@@ -233,7 +264,11 @@ pub fn forget(device: &std::sync::Arc<dyn MeiDevice>, conn: &super::session::Amt
             return;
         }
     };
-    match conn.pin_store(device.as_ref()).remove(&uuid) {
+    let store = conn.pin_store(device.as_ref());
+    if let Err(e) = store.pending().remove(&uuid) {
+        tracing::warn!(error = %e, "AMT's stale pending TLS pin could not be removed");
+    }
+    match store.remove(&uuid) {
         Ok(true) => tracing::info!(%uuid, "AMT is not activated: its TLS pin is removed"),
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %e, "AMT's stale TLS pin could not be removed"),
@@ -245,12 +280,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_pending_pin_is_a_file_of_its_own() {
+        let d = tempfile::tempdir().unwrap();
+        let s = PinStore {
+            dir: Some(d.path().to_path_buf()),
+            memory_key: String::new(),
+            suffix: "",
+        };
+        let uuid = "4c4c4544-0044-4810-8052-b3c04f508888";
+        let rec = PinRecord::new(uuid, b"certificate", "Handle 1", "Server");
+        s.pending().save(&rec).unwrap();
+        assert!(d
+            .path()
+            .join("amt-tls-4C4C4544-0044-4810-8052-B3C04F508888.pending.json")
+            .exists());
+        assert_eq!(s.load(uuid).unwrap(), None);
+        assert_eq!(s.pending().load(uuid).unwrap(), Some(rec.clone()));
+        s.save(&rec).unwrap();
+        assert!(s.pending().remove(uuid).unwrap());
+        assert_eq!(s.load(uuid).unwrap(), Some(rec));
+        assert_eq!(s.pending().load(uuid).unwrap(), None);
+    }
+
+    #[test]
     fn a_pin_survives_in_a_private_file_and_goes_away() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("pins");
         let s = PinStore {
             dir: Some(dir.clone()),
             memory_key: String::new(),
+            suffix: "",
         };
         let uuid = "4c4c4544-0044-4810-8052-b3c04f508888";
         assert_eq!(s.load(uuid).unwrap(), None);

@@ -246,6 +246,14 @@ fn secrets(p: &Profile) -> Vec<(String, &SecretRef)> {
     if let Some(s) = p.cira.as_ref().and_then(|c| c.mps_password.as_ref()) {
         v.push(("cira.mpsPassword".into(), s));
     }
+    if let Some(t) = &p.tls {
+        if let Some(s) = &t.ca_key {
+            v.push(("tls.caKey".into(), s));
+        }
+        if let Some(s) = &t.ca_key_password {
+            v.push(("tls.caKeyPassword".into(), s));
+        }
+    }
     v
 }
 
@@ -455,11 +463,18 @@ fn semantic(
     }
 
     if let Some(c) = &p.cira {
-        if !valid_host(&c.mps_address) {
-            out.push(Problem::error(
-                "cira.mpsAddress",
-                format!("'{}' is not an address or host name", c.mps_address),
-            ));
+        let ip = c.mps_address.parse::<std::net::IpAddr>().is_ok();
+        if !valid_host(&c.mps_address) || (!ip && !c.mps_address.contains('.')) {
+            out.push(
+                Problem::error(
+                    "cira.mpsAddress",
+                    format!(
+                        "'{}' is not an IP address or a DNS name of two labels or more",
+                        c.mps_address
+                    ),
+                )
+                .help("give the MPS as mps.example.com or an IP address; the port goes in mpsPort"),
+            );
         }
         if let Err(why) = pem_or_file(&c.mps_certificate.to_string_lossy()) {
             out.push(
@@ -479,11 +494,25 @@ fn semantic(
     }
 
     if let Some(t) = &p.tls {
-        if !t.mode.starts_with("mutual") && !t.trusted_cn.is_empty() {
+        if !t.trusted_cn.is_empty() {
             out.push(Problem::warning(
                 "tls.trustedCn",
-                "only used by the mutual modes",
+                "not applied by amt-agent: configure tls does not set AMT's TrustedCN",
             ));
+        }
+        if t.mode.starts_with("mutual") && t.ca_certificate.is_none() {
+            out.push(
+                Problem::warning(
+                    "tls.mode",
+                    "a mutual mode checks client certificates against a trusted root AMT holds: without caCertificate AMT must hold one already",
+                )
+                .help("give caCertificate and caKey: that CA signs AMT's certificate and becomes AMT's trusted root"),
+            );
+        }
+        if let Some(c) = &t.ca_certificate {
+            if let Err(why) = pem_or_file(&c.to_string_lossy()) {
+                out.push(Problem::error("tls.caCertificate", why));
+            }
         }
     }
 }
@@ -550,6 +579,15 @@ fn network(n: &super::Network, out: &mut Vec<Problem>) {
         .flatten()
         .map(|d| d.name.as_str())
         .collect();
+    let mut used: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    if let Some(x) = n.wired.as_ref().and_then(|w| w.ieee8021x.as_deref()) {
+        used.insert(x);
+    }
+    for p in n.wireless.iter().flat_map(|w| w.profiles.iter().flatten()) {
+        if let Some(x) = p.ieee8021x.as_deref() {
+            used.insert(x);
+        }
+    }
     let mut seen = std::collections::HashSet::new();
     for (i, d) in n.ieee8021x.iter().flatten().enumerate() {
         let at = format!("network.ieee8021x[{i}]");
@@ -559,19 +597,48 @@ fn network(n: &super::Network, out: &mut Vec<Problem>) {
                 format!("{} is used twice", d.name),
             ));
         }
+        if !used.contains(d.name.as_str()) {
+            out.push(
+                Problem::warning(
+                    &format!("{at}.name"),
+                    format!("{} is not used: neither network.wired nor a Wi-Fi profile names it", d.name),
+                )
+                .help("802.1X is applied with the port or Wi-Fi profile that names it (ieee8021x: NAME)"),
+            );
+        }
         match d.protocol.as_str() {
             "eap-tls" => {
-                if d.client_certificate.is_none() || d.private_key.is_none() {
-                    out.push(Problem::error(
-                        &at,
-                        "eap-tls needs clientCertificate and privateKey",
-                    ));
+                if d.client_certificate.is_none()
+                    || d.private_key.is_none()
+                    || d.ca_certificate.is_none()
+                {
+                    out.push(
+                        Problem::error(
+                            &at,
+                            "eap-tls needs clientCertificate, privateKey and caCertificate",
+                        )
+                        .help("the client certificate, its key (file:PATH, mode 600) and the CA that issued the RADIUS server's certificate"),
+                    );
                 }
             }
             _ => {
                 if d.password.is_none() {
                     out.push(Problem::error(&at, "peap-mschapv2 needs a password"));
                 }
+                if d.client_certificate.is_some() || d.private_key.is_some() {
+                    out.push(Problem::error(
+                        &at,
+                        "peap-mschapv2 authenticates with a password: clientCertificate and privateKey are not used",
+                    ));
+                }
+            }
+        }
+        if let Some(SecretRef::Value(v)) = &d.password {
+            if v.expose().len() > 32 {
+                out.push(Problem::error(
+                    &format!("{at}.password"),
+                    "an 802.1X password has 1–32 characters",
+                ));
             }
         }
         for (k, v) in [
@@ -596,45 +663,12 @@ fn network(n: &super::Network, out: &mut Vec<Problem>) {
         }
     };
     if let Some(w) = &n.wired {
-        let at = "network.wired";
-        for (k, v) in [
-            ("ipAddress", &w.ip_address),
-            ("subnetMask", &w.subnet_mask),
-            ("gateway", &w.gateway),
-            ("primaryDns", &w.primary_dns),
-            ("secondaryDns", &w.secondary_dns),
-        ] {
-            if let Some(v) = v {
-                if v.parse::<std::net::Ipv4Addr>().is_err() {
-                    out.push(Problem::error(
-                        &format!("{at}.{k}"),
-                        format!("'{v}' is not an IPv4 address"),
-                    ));
-                }
-            }
-        }
-        if !w.dhcp && (w.ip_address.is_none() || w.subnet_mask.is_none()) {
-            out.push(Problem::error(
-                at,
-                "dhcp: false (a static address) needs ipAddress and subnetMask",
-            ));
-        }
-        if w.dhcp && w.ip_address.is_some() {
-            out.push(Problem::warning(
-                &format!("{at}.ipAddress"),
-                "ignored: dhcp is true",
-            ));
-        }
-        if !w.dhcp && w.ip_sync {
-            out.push(Problem::warning(
-                &format!("{at}.ipSync"),
-                "a static address with ipSync: AMT takes the OS's address, not ipAddress",
-            ));
-        }
-        refers(&format!("{at}.ieee8021x"), &w.ieee8021x, out);
+        wired(w, out);
+        refers("network.wired.ieee8021x", &w.ieee8021x, out);
     }
     if let Some(w) = &n.wireless {
         let mut seen = std::collections::HashSet::new();
+        let mut priorities = std::collections::HashMap::new();
         for (i, x) in w.profiles.iter().flatten().enumerate() {
             let at = format!("network.wireless.profiles[{i}]");
             if !seen.insert(x.name.as_str()) {
@@ -643,11 +677,26 @@ fn network(n: &super::Network, out: &mut Vec<Problem>) {
                     format!("{} is used twice", x.name),
                 ));
             }
+            if let Some(other) = priorities.insert(x.priority, x.name.as_str()) {
+                out.push(
+                    Problem::error(
+                        &format!("{at}.priority"),
+                        format!("{other} has priority {} too: AMT refuses two profiles with one priority", x.priority),
+                    )
+                    .help("give each Wi-Fi profile its own priority (1 is tried first)"),
+                );
+            }
             let psk = x.authentication.ends_with("-psk");
             if psk && x.psk_passphrase.is_none() {
                 out.push(Problem::error(
                     &at,
                     format!("{} needs pskPassphrase", x.authentication),
+                ));
+            }
+            if !psk && x.psk_passphrase.is_some() {
+                out.push(Problem::error(
+                    &format!("{at}.pskPassphrase"),
+                    format!("{} takes no passphrase", x.authentication),
                 ));
             }
             if psk && x.ieee8021x.is_some() {
@@ -666,14 +715,112 @@ fn network(n: &super::Network, out: &mut Vec<Problem>) {
                 ));
             }
             if let Some(SecretRef::Value(v)) = &x.psk_passphrase {
-                if !(8..=63).contains(&v.expose().len()) {
+                let k = v.expose();
+                if !(8..=63).contains(&k.len()) || !k.bytes().all(|b| (0x20..0x7F).contains(&b)) {
                     out.push(Problem::error(
                         &format!("{at}.pskPassphrase"),
-                        "a WPA passphrase has 8–63 characters",
+                        "a WPA passphrase has 8–63 printable ASCII characters",
                     ));
                 }
             }
             refers(&format!("{at}.ieee8021x"), &x.ieee8021x, out);
+        }
+    }
+}
+
+/// The wired port's addressing, by `configure wired`'s rules: DHCP; static from the host OS
+/// (`ipSync`, the default without `ipAddress`); or a static address with its mask, gateway (in
+/// its subnet) and DNS.
+fn wired(w: &super::Wired, out: &mut Vec<Problem>) {
+    let at = "network.wired";
+    let parse =
+        |k: &str, v: &Option<String>, out: &mut Vec<Problem>| -> Option<std::net::Ipv4Addr> {
+            let v = v.as_ref()?;
+            match v.parse::<std::net::Ipv4Addr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    out.push(Problem::error(
+                        &format!("{at}.{k}"),
+                        format!("'{v}' is not an IPv4 address"),
+                    ));
+                    None
+                }
+            }
+        };
+    let ip = parse("ipAddress", &w.ip_address, out);
+    let mask = parse("subnetMask", &w.subnet_mask, out);
+    let gateway = parse("gateway", &w.gateway, out);
+    parse("primaryDns", &w.primary_dns, out);
+    parse("secondaryDns", &w.secondary_dns, out);
+    let fields = [
+        ("ipAddress", &w.ip_address),
+        ("subnetMask", &w.subnet_mask),
+        ("gateway", &w.gateway),
+        ("primaryDns", &w.primary_dns),
+        ("secondaryDns", &w.secondary_dns),
+    ];
+    if w.dhcp {
+        if w.ip_sync == Some(false) {
+            out.push(Problem::warning(
+                &format!("{at}.ipSync"),
+                "ignored: with DHCP AMT shares the host's lease (IpSyncEnabled true, as rpc-go sets it)",
+            ));
+        }
+        for (k, v) in fields {
+            if v.is_some() {
+                out.push(Problem::warning(
+                    &format!("{at}.{k}"),
+                    "ignored: dhcp is true",
+                ));
+            }
+        }
+        return;
+    }
+    if w.ip_sync.unwrap_or(w.ip_address.is_none()) {
+        if w.ip_address.is_some() {
+            out.push(
+                Problem::warning(
+                    &format!("{at}.ipSync"),
+                    "a static address with ipSync: AMT takes the OS's address, not ipAddress",
+                )
+                .help("leave ipSync out (or false) to give AMT ipAddress"),
+            );
+        }
+        return;
+    }
+    let lacking: Vec<&str> = fields[..4]
+        .iter()
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| *k)
+        .collect();
+    if !lacking.is_empty() {
+        out.push(
+            Problem::error(
+                at,
+                format!("a static address needs {}", lacking.join(", ")),
+            )
+            .help("give ipAddress, subnetMask, gateway and primaryDns (secondaryDns optional), or dhcp: true, or ipSync: true for the host's address"),
+        );
+    }
+    if let Some(m) = mask {
+        let m = u32::from(m);
+        if m == 0 || m == u32::MAX || m.leading_ones() + m.trailing_zeros() != 32 {
+            out.push(Problem::error(
+                &format!("{at}.subnetMask"),
+                "not a contiguous netmask such as 255.255.255.0",
+            ));
+        }
+    }
+    if let (Some(i), Some(m), Some(g)) = (ip, mask, gateway) {
+        let (i, m, g) = (u32::from(i), u32::from(m), u32::from(g));
+        if g & m != i & m || g == i {
+            out.push(
+                Problem::error(
+                    &format!("{at}.gateway"),
+                    "not another host of ipAddress's subnet",
+                )
+                .help("give the router of the port's own subnet"),
+            );
         }
     }
 }

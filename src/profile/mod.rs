@@ -364,8 +364,9 @@ pub struct Network {
 pub struct Wired {
     #[serde(default = "yes")]
     pub dhcp: bool,
-    #[serde(default = "yes")]
-    pub ip_sync: bool,
+    /// Left out: with DHCP, yes; static with `ipAddress`, no; static without, yes (the host's).
+    #[serde(default)]
+    pub ip_sync: Option<bool>,
     #[serde(default)]
     pub ip_address: Option<String>,
     #[serde(default)]
@@ -441,6 +442,21 @@ pub struct Tls {
     pub mode: String,
     #[serde(default)]
     pub trusted_cn: Vec<String>,
+    /// The CA that signs AMT's certificate (a file or PEM text), with `ca_key`.
+    #[serde(default)]
+    pub ca_certificate: Option<PathBuf>,
+    #[serde(default)]
+    pub ca_key: Option<SecretRef>,
+    #[serde(default)]
+    pub ca_key_password: Option<SecretRef>,
+    /// Seconds AMT gets to restart its TLS stack after CommitChanges.
+    #[serde(default = "tls_delay")]
+    pub delay: u64,
+}
+
+/// `configure tls --delay`'s default (rpc-go's).
+fn tls_delay() -> u64 {
+    3
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -478,7 +494,6 @@ pub const AREAS: &[&str] = &[
     "sync-clock",
     "proxies",
     "wired",
-    "ieee8021x",
     "wireless",
     "cira",
     "tls",
@@ -499,7 +514,6 @@ impl Profile {
                 "sync-clock" => self.clock_sync == Some(true),
                 "proxies" => self.proxies.is_some(),
                 "wired" => net.is_some_and(|n| n.wired.is_some()),
-                "ieee8021x" => net.is_some_and(|n| n.ieee8021x.is_some()),
                 "wireless" => net.is_some_and(|n| n.wireless.is_some()),
                 "cira" => self.cira.is_some(),
                 "tls" => self.tls.is_some(),

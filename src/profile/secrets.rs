@@ -78,6 +78,23 @@ impl SecretRef {
             )),
         }
     }
+
+    /// As [`SecretRef::resolve`], but `file:PATH` gives the whole file (a PEM private key has
+    /// many lines), checked the same way: a file only its owner may read.
+    pub fn resolve_text(&self, what: &str) -> Result<Secret, AgentError> {
+        match self {
+            SecretRef::File(p) => {
+                crate::secret_source::check_private_file(p, what)?;
+                std::fs::read_to_string(p).map(Secret::new).map_err(|e| {
+                    AgentError::new(
+                        ExitCode::FailedReadingConfiguration,
+                        format!("cannot read the {what} file {}: {e}", p.display()),
+                    )
+                })
+            }
+            other => other.resolve(what),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for SecretRef {

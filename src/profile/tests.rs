@@ -194,3 +194,109 @@ fn an_encrypted_export_needs_its_key_and_decrypts_to_v3() {
     assert_eq!(d.format, Format::RpcGoV3Encrypted);
     assert_eq!(d.profile().unwrap().control_mode, WantedMode::Ccm);
 }
+
+#[test]
+fn the_network_is_checked_by_configure_wireds_and_wirelesss_rules() {
+    let net = |n: &str| format!("{MINIMAL}network:\n{n}");
+    let all = |text: &str| problems(text);
+    // A static address needs its mask, gateway (in its subnet) and DNS; the host's does not.
+    let e = errors_at(&net(
+        "  wired: {dhcp: false, ipAddress: 10.0.0.5, subnetMask: 255.255.255.0}\n",
+    ));
+    assert_eq!(e, ["network.wired"]);
+    let e = errors_at(&net("  wired: {dhcp: false, ipAddress: 10.0.0.5, subnetMask: 255.255.255.0, gateway: 10.0.1.1, primaryDns: 10.0.0.2}\n"));
+    assert_eq!(e, ["network.wired.gateway"]);
+    assert_eq!(all(&net("  wired: {dhcp: false}\n")), vec![]);
+    assert_eq!(all(&net("  wired: {dhcp: false, ipSync: true}\n")), vec![]);
+    let w = all(&net("  wired: {dhcp: true, ipAddress: 10.0.0.5}\n"));
+    assert_eq!(
+        w,
+        vec![(
+            Severity::Warning,
+            "network.wired.ipAddress".to_string(),
+            "ignored: dhcp is true".to_string()
+        )]
+    );
+    // Wi-Fi: AMT's names, one profile per priority, 802.1X only where the method has it.
+    let e = errors_at(&net(
+        "  wireless:\n    profiles:\n      - {name: my-net, ssid: s, authentication: wpa2-psk, pskPassphrase: env:P}\n",
+    ));
+    assert_eq!(e, ["network.wireless.profiles[0].name"]);
+    let e = errors_at(&net(
+        "  wireless:\n    profiles:\n      - {name: a, ssid: s, authentication: wpa2-psk, pskPassphrase: env:P}\n      - {name: b, ssid: t, authentication: wpa2-psk, pskPassphrase: env:P}\n",
+    ));
+    assert_eq!(e, ["network.wireless.profiles[1].priority"]);
+    // 802.1X: EAP-TLS with all three, PEAP with a password only; an entry nothing names.
+    let ca = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ieee8021x/ca.pem"
+    );
+    let e = errors_at(&net(&format!(
+        "  wired: {{ieee8021x: x}}\n  ieee8021x:\n    - {{name: x, protocol: eap-tls, username: u, clientCertificate: {ca}, privateKey: env:K}}\n    - {{name: y, protocol: peap-mschapv2, username: u, password: env:P, privateKey: env:K}}\n"
+    )));
+    assert_eq!(e, ["network.ieee8021x[0]", "network.ieee8021x[1]"]);
+    let p = all(&net(&format!(
+        "  ieee8021x:\n    - {{name: y, protocol: peap-mschapv2, username: u, password: env:P, caCertificate: {ca}}}\n"
+    )));
+    assert!(
+        p.iter().any(|(s, path, m)| *s == Severity::Warning
+            && path == "network.ieee8021x[0].name"
+            && m.contains("not used")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn cira_needs_its_password_and_an_mps_configure_cira_takes() {
+    let ca = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ieee8021x/ca.pem"
+    );
+    let cira = |c: &str| format!("{MINIMAL}cira: {{mpsCertificate: {ca}, {c}}}\n");
+    assert_eq!(
+        problems(&cira("mpsAddress: mps.example.com, mpsPassword: generate")),
+        vec![]
+    );
+    assert_eq!(errors_at(&cira("mpsAddress: mps.example.com")), ["cira"]);
+    assert_eq!(
+        errors_at(&cira("mpsAddress: mps, mpsPassword: generate")),
+        ["cira.mpsAddress"]
+    );
+    assert_eq!(
+        errors_at(&cira(
+            "mpsAddress: 10.0.0.1, mpsPassword: generate, mpsUsername: not-alnum"
+        )),
+        ["cira.mpsUsername"]
+    );
+}
+
+#[test]
+fn tls_takes_the_admins_ca_as_a_pair_and_says_what_it_does_not_apply() {
+    let ca = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tls-ca/ec-ca.pem"
+    );
+    let tls = |t: &str| format!("{MINIMAL}tls: {{{t}}}\n");
+    assert_eq!(
+        problems(&tls(&format!(
+            "mode: mutual, caCertificate: {ca}, caKey: 'file:/x', delay: 0"
+        )))
+        .into_iter()
+        .filter(|p| p.0 == Severity::Error)
+        .count(),
+        0
+    );
+    // caKey without caCertificate (and the other way round): the schema's pair.
+    assert_eq!(errors_at(&tls("mode: server, caKey: env:K")), ["tls"]);
+    assert_eq!(
+        errors_at(&tls(&format!("mode: server, caCertificate: {ca}"))),
+        ["tls"]
+    );
+    let p = problems(&tls("mode: mutual, trustedCn: [client.example.com]"));
+    let warned: Vec<&str> = p
+        .iter()
+        .filter(|x| x.0 == Severity::Warning)
+        .map(|x| x.1.as_str())
+        .collect();
+    assert_eq!(warned, ["tls.trustedCn", "tls.mode"], "{p:?}");
+}

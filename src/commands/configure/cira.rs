@@ -389,6 +389,27 @@ impl Cira {
         })
     }
 
+    /// CIRA as a desired-state profile wants it: the flags' checks, and the MPS password given
+    /// (resolved or generated already: nothing is read from the environment or asked for).
+    pub fn with(a: &CiraArgs, password: Secret) -> Result<Cira, AgentError> {
+        check_password(&password)?;
+        let mut c = Cira::new(&CiraArgs {
+            mps_password: None,
+            mps_password_file: None,
+            generate_random_password: false,
+            ..a.clone()
+        })?;
+        c.password = Some(password);
+        c.password_resolved = true;
+        Ok(c)
+    }
+
+    /// Writes the server again even when AMT reports the same one (`--force`): the password is
+    /// not readable.
+    pub fn set_force(&mut self, force: bool) {
+        self.force = force;
+    }
+
     fn want_server(&self) -> String {
         format!("{}:{} (user {})", self.address, self.port, self.user)
     }

@@ -151,7 +151,12 @@ pub fn load_cert(path: Option<&Path>, env: &str, what: &str) -> Result<Option<Ce
             _ => return Ok(None),
         },
     };
-    let der = der_of(&bytes, &["CERTIFICATE"])
+    cert_from_bytes(&bytes, &from, what).map(Some)
+}
+
+/// A certificate from PEM or DER bytes (or base64 DER); `from` says where they came from.
+pub fn cert_from_bytes(bytes: &[u8], from: &str, what: &str) -> Result<Cert, AgentError> {
+    let der = der_of(bytes, &["CERTIFICATE"])
         .ok_or_else(|| bad(format!("the {what} ({from}) holds no certificate")))?;
     let (rest, c) = x509_parser::parse_x509_certificate(&der).map_err(|e| {
         bad(format!(
@@ -175,12 +180,12 @@ pub fn load_cert(path: Option<&Path>, env: &str, what: &str) -> Result<Option<Ce
         .and_then(|cn| cn.as_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| c.subject().to_string());
-    Ok(Some(Cert {
+    Ok(Cert {
         der_b64: B64.encode(&der),
         subject,
         public_key_b64: B64.encode(c.public_key().subject_public_key.data.as_ref()),
         can_issue,
-    }))
+    })
 }
 
 /// One DER TLV: (tag, content, rest).
@@ -264,6 +269,11 @@ pub fn load_key(flag: Option<&Secret>) -> Result<Option<Key>, AgentError> {
             None => return Ok(None),
         },
     };
+    key_from_bytes(&bytes).map(Some)
+}
+
+/// A private key from its PEM or DER bytes (or base64 DER): PKCS#1 or PKCS#8 RSA, unencrypted.
+pub fn key_from_bytes(bytes: &[u8]) -> Result<Key, AgentError> {
     if bytes
         .windows(30)
         .any(|w| w == b"-----BEGIN ENCRYPTED PRIVATE K")
@@ -271,7 +281,7 @@ pub fn load_key(flag: Option<&Secret>) -> Result<Option<Key>, AgentError> {
         return Err(bad("the 802.1X private key is encrypted")
             .help("decrypt it for AMT: openssl pkey -in key.pem -out plain.pem (and keep plain.pem mode 600)"));
     }
-    let der = der_of(&bytes, &["PRIVATE KEY", "RSA PRIVATE KEY"])
+    let der = der_of(bytes, &["PRIVATE KEY", "RSA PRIVATE KEY"])
         .ok_or_else(|| bad("the 802.1X private key holds no PEM or DER private key"))?;
     let pkcs1 = pkcs1_of(&der).ok_or_else(|| {
         bad("the 802.1X private key is not an RSA key (PKCS#1 or PKCS#8): AMT takes RSA keys only")
@@ -283,10 +293,10 @@ pub fn load_key(flag: Option<&Secret>) -> Result<Option<Key>, AgentError> {
         ))
     })?;
     let public_key_b64 = B64.encode(pair.public_key().as_ref());
-    Ok(Some(Key {
+    Ok(Key {
         pkcs1_b64: Secret::new(B64.encode(&pkcs1)),
         public_key_b64,
-    }))
+    })
 }
 
 /// A profile name as AMT and rpc-go take it: 1–32 letters and digits.
@@ -324,12 +334,7 @@ impl Ieee8021xArgs {
         }
         let method = self.ieee8021x_authentication_protocol;
         let username = self.ieee8021x_username.clone().unwrap_or_default();
-        if username.is_empty() || username.len() > 128 {
-            return Err(missing(format!(
-                "802.1X ({}) needs --ieee8021x-username (1–128 characters): the identity AMT presents to the RADIUS server",
-                method.text()
-            )));
-        }
+        check_username(method, &username)?;
         let client = load_cert(
             self.ieee8021x_client_cert.as_deref(),
             CLIENT_CERT_ENV,
@@ -341,7 +346,43 @@ impl Ieee8021xArgs {
             "802.1X CA certificate",
         )?;
         let key = load_key(self.ieee8021x_private_key.as_ref())?;
-        if let Some(ca) = &ca {
+        Wanted::new(
+            name,
+            method,
+            username,
+            Material {
+                client,
+                key,
+                ca,
+                password: None,
+            },
+        )
+        .map(Some)
+    }
+}
+
+/// What an 802.1X profile authenticates with, read already: the EAP-TLS certificate, key and
+/// CA, the PEAP-MSCHAPv2 password (`None` while it is still to be asked for).
+#[derive(Clone, Debug, Default)]
+pub struct Material {
+    pub client: Option<Cert>,
+    pub key: Option<Key>,
+    pub ca: Option<Cert>,
+    pub password: Option<Secret>,
+}
+
+impl Wanted {
+    /// An 802.1X profile from material read already (a desired-state profile's certificates,
+    /// key and password), checked as the flags are: the user name, a CA that can issue, EAP-TLS
+    /// with its certificate, the certificate's key and a CA, PEAP without them.
+    pub fn new(
+        profile_name: String,
+        method: EapMethod,
+        username: String,
+        m: Material,
+    ) -> Result<Wanted, AgentError> {
+        check_username(method, &username)?;
+        if let Some(ca) = &m.ca {
             if !ca.can_issue {
                 return Err(bad(format!(
                     "the 802.1X CA certificate ({}) is not a CA certificate",
@@ -352,11 +393,11 @@ impl Ieee8021xArgs {
         }
         match method {
             EapMethod::EapTls => {
-                let (Some(c), Some(k), Some(_)) = (&client, &key, &ca) else {
+                let (Some(c), Some(k), Some(_)) = (&m.client, &m.key, &m.ca) else {
                     let lacking: Vec<&str> = [
-                        (client.is_none(), "--ieee8021x-client-cert"),
-                        (key.is_none(), "--ieee8021x-private-key"),
-                        (ca.is_none(), "--ieee8021x-ca-cert"),
+                        (m.client.is_none(), "--ieee8021x-client-cert"),
+                        (m.key.is_none(), "--ieee8021x-private-key"),
+                        (m.ca.is_none(), "--ieee8021x-ca-cert"),
                     ]
                     .into_iter()
                     .filter_map(|(l, f)| l.then_some(f))
@@ -373,28 +414,29 @@ impl Ieee8021xArgs {
                 }
             }
             EapMethod::PeapMschapv2 => {
-                if client.is_some() || key.is_some() {
+                if m.client.is_some() || m.key.is_some() {
                     return Err(AgentError::new(
                         ExitCode::InvalidParameterCombination,
                         "PEAP-MSCHAPv2 authenticates with a password: a client certificate or key is not used",
                     )
                     .help("drop --ieee8021x-client-cert/--ieee8021x-private-key, or use --ieee8021x-authentication-protocol 0 (EAP-TLS)"));
                 }
+                if let Some(pw) = &m.password {
+                    check_password(pw)?;
+                }
             }
         }
-        Ok(Some(Wanted {
-            profile_name: name,
+        Ok(Wanted {
+            profile_name,
             method,
             username,
-            client,
-            key,
-            ca,
-            password: None,
-        }))
+            client: m.client,
+            key: m.key,
+            ca: m.ca,
+            password: m.password,
+        })
     }
-}
 
-impl Wanted {
     /// PEAP-MSCHAPv2's password from its sources (a prompt last); 117 without one.
     pub fn resolve_password(&mut self, a: &Ieee8021xArgs) -> Result<(), AgentError> {
         if self.method != EapMethod::PeapMschapv2 || self.password.is_some() {
@@ -412,9 +454,7 @@ impl Wanted {
                 "set IEEE8021X_PASSWORD, or give --ieee8021x-password-file FILE (mode 600), or run on a terminal to be asked",
             )
         })?;
-        if pw.is_empty() || pw.expose().len() > 32 {
-            return Err(bad("the 802.1X password must be 1–32 characters"));
-        }
+        check_password(&pw)?;
         self.password = Some(pw);
         Ok(())
     }
@@ -436,9 +476,50 @@ impl Wanted {
     }
 }
 
+/// The identity AMT presents to the RADIUS server: 1–128 characters.
+fn check_username(method: EapMethod, username: &str) -> Result<(), AgentError> {
+    if username.is_empty() || username.len() > 128 {
+        return Err(missing(format!(
+            "802.1X ({}) needs --ieee8021x-username (1–128 characters): the identity AMT presents to the RADIUS server",
+            method.text()
+        )));
+    }
+    Ok(())
+}
+
+/// AMT's rule for the PEAP-MSCHAPv2 password.
+fn check_password(pw: &Secret) -> Result<(), AgentError> {
+    if pw.is_empty() || pw.expose().len() > 32 {
+        return Err(bad("the 802.1X password must be 1–32 characters"));
+    }
+    Ok(())
+}
+
 /// Every instance of `class` (Enumerate, then Pull until the end; bounded).
 pub fn enumerate_all(t: &mut Target, class: &str) -> Result<Vec<Instance>, AgentError> {
-    let mut ctx = t.read(calls::enumerate(class))?;
+    let ctx = t.read(calls::enumerate(class))?;
+    pull_all(t, class, ctx)
+}
+
+/// As [`enumerate_all`], or `None` when AMT answers the Enumerate with a SOAP fault: a class this
+/// platform does not have (`CIM_CredentialContext` without Wi-Fi). A lost or refused answer is
+/// an error, never taken for an absent class.
+pub fn enumerate_if_present(
+    t: &mut Target,
+    class: &str,
+) -> Result<Option<Vec<Instance>>, AgentError> {
+    match t.session()?.try_call(calls::enumerate(class))? {
+        Ok(ctx) => pull_all(t, class, ctx).map(Some),
+        Err(calls::WsmanError::Fault(f)) => {
+            tracing::debug!(class, fault = %f, "AMT has no such class here");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn pull_all(t: &mut Target, class: &str, ctx: String) -> Result<Vec<Instance>, AgentError> {
+    let mut ctx = ctx;
     let mut out = Vec::new();
     // AMT ends its sequences long before this.
     for _ in 0..100 {

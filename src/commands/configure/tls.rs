@@ -192,7 +192,7 @@ fn failed(message: impl Into<String>) -> AgentError {
     AgentError::new(ExitCode::TlsConfigurationFailed, message)
 }
 
-fn issue_error(e: issue::IssueError) -> AgentError {
+pub fn issue_error(e: issue::IssueError) -> AgentError {
     failed(e.to_string()).help(e.help())
 }
 
@@ -244,6 +244,27 @@ impl Tls {
             replaced: None,
             uuid: String::new(),
         })
+    }
+
+    /// TLS as a desired-state profile wants it: `mode` and `delay` as the flags give them, and
+    /// the admin's CA read already (its key's password resolved: nothing is read from the
+    /// environment or asked for).
+    pub fn with(mode: TlsMode, delay: u64, ca: Option<Ca>, conn: &AmtConnArgs) -> Tls {
+        Tls {
+            args: TlsArgs {
+                mode,
+                delay,
+                ca_cert: None,
+                ca_key: None,
+                ca_key_password_file: None,
+            },
+            conn: conn.clone(),
+            ca: ca.map(Arc::new),
+            store: None,
+            made: Arc::new(Mutex::new(Made::default())),
+            replaced: None,
+            uuid: String::new(),
+        }
     }
 
     fn mode(&self) -> TlsMode {
@@ -462,8 +483,7 @@ impl Configure for Tls {
             });
         }
         if let Some(last) = plan.changes.last_mut() {
-            last.steps
-                .push(Step::Wsman(setup_and_configuration::commit_changes()));
+            last.steps.push(self.commit_step(s));
         }
         Ok(plan)
     }
@@ -474,6 +494,7 @@ impl Configure for Tls {
         let new = made.der.as_ref().zip(made.id.as_ref());
         if let Some((der, id)) = new {
             store.save(&PinRecord::new(&self.uuid, der, id, self.mode().name()))?;
+            store.pending().remove(&self.uuid)?;
             tracing::info!(
                 file = %store.path(&self.uuid).map(|p| p.display().to_string()).unwrap_or_else(|| "(memory)".into()),
                 "AMT's TLS certificate pinned"
@@ -596,6 +617,29 @@ impl Tls {
                 let call = pkm::add_certificate(&b64(&der)).checked();
                 made.lock().unwrap_or_else(|p| p.into_inner()).der = Some(der);
                 Ok(call)
+            }),
+        })
+    }
+
+    /// CommitChanges, the new certificate (if this run made one) recorded first as the pending
+    /// pin: should the answer be lost after AMT moved to 16993, the next session still verifies
+    /// AMT by it (`tls_pin`, "A commit whose answer was lost").
+    fn commit_step(&self, s: &TlsState) -> Step {
+        let commit = setup_and_configuration::commit_changes();
+        let made = self.made.clone();
+        let store = self.store.clone();
+        let (uuid, mode) = (s.uuid.clone(), self.mode().name());
+        Step::Later(Later {
+            describe: commit.describe(),
+            exit: None,
+            build: Box::new(move |_t: &mut Target| {
+                let made = made.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let (Some(der), Some(id), Some(store)) = (&made.der, &made.id, &store) {
+                    store
+                        .pending()
+                        .save(&PinRecord::new(&uuid, der, id, mode))?;
+                }
+                Ok(commit.clone())
             }),
         })
     }

@@ -35,14 +35,24 @@ impl Default for WifiSyncArgs {
 }
 
 pub struct WifiSync {
-    args: WifiSyncArgs,
+    /// OS profile sync on or off; `None` leaves it as it is.
+    os: Option<bool>,
+    /// UEFI profile share on or off where the platform has it; `None` leaves it as it is.
+    uefi: Option<bool>,
     name: &'static str,
 }
 
 impl WifiSync {
     pub fn new(a: &WifiSyncArgs) -> WifiSync {
+        WifiSync::with(Some(a.os_wifi_sync), Some(a.uefi_wifi_sync))
+    }
+
+    /// A desired-state profile's `wifiSync` and `uefiWifiSync` (one left out is not managed);
+    /// the port is turned on either way.
+    pub fn with(os: Option<bool>, uefi: Option<bool>) -> WifiSync {
         WifiSync {
-            args: a.clone(),
+            os,
+            uefi,
             name: "wi-fi-sync",
         }
     }
@@ -50,8 +60,8 @@ impl WifiSync {
     /// rpc-go v2's `configure enablewifiport`: both syncs on, the port on.
     pub fn enable_wifi_port() -> WifiSync {
         WifiSync {
-            args: WifiSyncArgs::default(),
             name: "enablewifiport",
+            ..WifiSync::with(Some(true), Some(true))
         }
     }
 }
@@ -130,14 +140,14 @@ impl Configure for WifiSync {
         let Some(c) = &s.config else {
             return Ok(plan);
         };
-        let local = if self.args.os_wifi_sync {
-            wifi::LOCAL_SYNC_UNRESTRICTED
-        } else {
-            wifi::LOCAL_SYNC_OFF
+        let local = match self.os {
+            Some(true) => wifi::LOCAL_SYNC_UNRESTRICTED,
+            Some(false) => wifi::LOCAL_SYNC_OFF,
+            None => c.local_sync,
         };
         // UEFI sharing only where the platform has it; elsewhere the flag is moot, as in rpc-go.
-        let uefi = match c.uefi_share {
-            Some(_) if s.uefi_capable => Some(self.args.uefi_wifi_sync),
+        let uefi = match (c.uefi_share, self.uefi) {
+            (Some(_), Some(want)) if s.uefi_capable => Some(want),
             _ => None,
         };
         let put_needed = c.local_sync != local || (uefi.is_some() && c.uefi_share != uefi);
@@ -151,12 +161,14 @@ impl Configure for WifiSync {
                 plan.changes.push(Change::new(name, cur, want, steps));
             }
         };
-        setting(
-            &mut plan,
-            "OS Wi-Fi profile sync",
-            sync_text(c.local_sync).into(),
-            sync_text(local).into(),
-        );
+        if self.os.is_some() {
+            setting(
+                &mut plan,
+                "OS Wi-Fi profile sync",
+                sync_text(c.local_sync).into(),
+                sync_text(local).into(),
+            );
+        }
         match (uefi, c.uefi_share) {
             (Some(want), Some(cur)) => setting(
                 &mut plan,
@@ -164,6 +176,7 @@ impl Configure for WifiSync {
                 on_off(cur).into(),
                 on_off(want).into(),
             ),
+            _ if self.uefi.is_none() => {}
             _ => plan.kept.push(Kept::new(
                 "UEFI Wi-Fi profile share",
                 "not supported by this platform",

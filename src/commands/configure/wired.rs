@@ -277,9 +277,11 @@ pub fn addressing(a: &WiredArgs) -> Result<Option<Addressing>, AgentError> {
 }
 
 pub struct Wired {
-    args: WiredArgs,
+    /// Where a PEAP password not given yet comes from (the flags, the environment, a prompt).
+    ieee8021x_args: Ieee8021xArgs,
     addressing: Option<Addressing>,
     dot1x: Option<Wanted>,
+    force: bool,
 }
 
 impl Wired {
@@ -287,8 +289,38 @@ impl Wired {
         Ok(Wired {
             addressing: addressing(a)?,
             dot1x: a.ieee8021x.wanted()?,
-            args: a.clone(),
+            ieee8021x_args: a.ieee8021x.clone(),
+            force: a.force,
         })
+    }
+
+    /// The port as a desired-state profile wants it: the addressing (checked by [`addressing`])
+    /// and an 802.1X profile whose secrets are resolved already (nothing is read from the
+    /// environment or asked for); `None` turns 802.1X off.
+    pub fn with(
+        addressing: Option<Addressing>,
+        dot1x: Option<Wanted>,
+    ) -> Result<Wired, AgentError> {
+        if let Some(w) = &dot1x {
+            if w.method == EapMethod::PeapMschapv2 && w.password.is_none() {
+                return Err(AgentError::new(
+                    ExitCode::MissingIeee8021xConfiguration,
+                    "PEAP-MSCHAPv2 needs the 802.1X password",
+                ));
+            }
+        }
+        Ok(Wired {
+            ieee8021x_args: Ieee8021xArgs::default(),
+            addressing,
+            dot1x,
+            force: false,
+        })
+    }
+
+    /// Sends the 802.1X settings even when AMT reports them as wanted (`--force`): the PEAP
+    /// password is not readable.
+    pub fn set_force(&mut self, force: bool) {
+        self.force = force;
     }
 }
 
@@ -303,15 +335,13 @@ pub struct WiredState {
     pub store: Store,
 }
 
-fn contexts(t: &mut Target, class: &str) -> Vec<CredentialContext> {
+fn contexts(t: &mut Target, class: &str) -> Result<Vec<CredentialContext>, AgentError> {
     // A platform without Wi-Fi has no CIM_CredentialContext: nothing is bound there.
-    ieee8021x::enumerate_all(t, class)
-        .map(|l| {
-            l.iter()
-                .filter_map(CredentialContext::from_instance)
-                .collect()
-        })
+    Ok(ieee8021x::enumerate_if_present(t, class)?
         .unwrap_or_default()
+        .iter()
+        .filter_map(CredentialContext::from_instance)
+        .collect())
 }
 
 impl WiredState {
@@ -366,7 +396,7 @@ impl Configure for Wired {
 
     fn read(&mut self, t: &mut Target) -> Result<WiredState, AgentError> {
         if let Some(w) = &mut self.dot1x {
-            w.resolve_password(&self.args.ieee8021x)?;
+            w.resolve_password(&self.ieee8021x_args)?;
         }
         let ctx = t.read(ethernet::enumerate())?;
         let port = t
@@ -380,12 +410,12 @@ impl Configure for Wired {
                     .is_some_and(|m| m.bytes().any(|b| b.is_ascii_hexdigit() && b != b'0'))
             });
         let dot1x = t.read(dot1x::get_wired())?;
-        let bound = contexts(t, dot1x::IPS_CONTEXT)
+        let bound = contexts(t, dot1x::IPS_CONTEXT)?
             .into_iter()
             .filter(|c| c.settings == dot1x.instance_id)
             .map(|c| c.certificate)
             .collect();
-        let used_elsewhere = contexts(t, dot1x::CIM_CONTEXT)
+        let used_elsewhere = contexts(t, dot1x::CIM_CONTEXT)?
             .into_iter()
             .map(|c| c.certificate)
             .collect();
@@ -457,7 +487,7 @@ impl Configure for Wired {
                     Some(c) => s.bound.iter().any(|h| s.store.is(h, c)),
                 };
                 let same = method_ok && bound_as(&w.client, false) && bound_as(&w.ca, true);
-                if same && !self.args.force {
+                if same && !self.force {
                     let mut kept = s.describe_8021x();
                     if w.method == EapMethod::PeapMschapv2 {
                         kept.push_str(" (the password is not readable: --force sends it again)");

@@ -138,44 +138,10 @@ fn wanted(a: &WirelessArgs) -> Result<Option<WantedProfile>, AgentError> {
         )
         .help("name it with --profile-name NAME (letters and digits), or give --purge to delete the profiles"));
     };
-    if !ieee8021x::valid_profile_name(&name) {
-        return Err(AgentError::new(
-            ExitCode::MissingOrIncorrectWifiProfileName,
-            format!("the Wi-Fi profile name '{name}' is not 1–32 letters and digits"),
-        )
-        .help("use only a-z, A-Z and 0-9 (no spaces or dashes), as AMT and rpc-go do"));
-    }
     let ssid = a.ssid.clone().unwrap_or_default();
-    if ssid.is_empty() || ssid.len() > 32 {
-        return Err(bad("the profile needs --ssid, 1–32 bytes"));
-    }
-    if !(1..=255).contains(&a.priority) {
-        return Err(bad(format!("--priority {} is not 1–255", a.priority)));
-    }
     let auth = a.authentication_method;
-    if auth.is_wpa3() && a.encryption_method != Encryption::Ccmp {
-        return Err(bad(format!(
-            "{} needs CCMP (--encryption-method 4)",
-            auth.text()
-        )));
-    }
+    check_fields(&name, &ssid, a.priority, auth, a.encryption_method)?;
     let dot1x = a.ieee8021x.wanted()?;
-    if auth.uses_8021x() && dot1x.is_none() {
-        return Err(AgentError::new(
-            ExitCode::MissingIeee8021xConfiguration,
-            format!("{} needs the 802.1X settings", auth.text()),
-        )
-        .help("give --ieee8021x-profile-name, --ieee8021x-username and the EAP-TLS files or the PEAP password"));
-    }
-    if !auth.uses_8021x() && dot1x.is_some() {
-        return Err(AgentError::new(
-            ExitCode::InvalidParameterCombination,
-            format!("{} does not use 802.1X", auth.text()),
-        )
-        .help(
-            "use --authentication-method 7 (WPA2-802.1X) or 5 with the 802.1X flags, or drop them",
-        ));
-    }
     let given_psk = a.psk_passphrase.is_some() || a.psk_passphrase_file.is_some();
     if !auth.uses_passphrase() && given_psk {
         return Err(AgentError::new(
@@ -183,27 +149,155 @@ fn wanted(a: &WirelessArgs) -> Result<Option<WantedProfile>, AgentError> {
             format!("{} takes no passphrase", auth.text()),
         ));
     }
-    Ok(Some(WantedProfile {
+    WantedProfile::new(
         name,
         ssid,
-        priority: a.priority,
+        a.priority,
         auth,
-        encryption: a.encryption_method,
-        passphrase: None,
+        a.encryption_method,
+        None,
         dot1x,
-    }))
+    )
+    .map(Some)
+}
+
+impl WantedProfile {
+    /// A profile from values read already (a desired-state profile's, its passphrase and 802.1X
+    /// secrets resolved), checked as the flags are; `passphrase` `None` is asked for later by
+    /// `configure wireless` and refused by [`Wireless::with`].
+    pub fn new(
+        name: String,
+        ssid: String,
+        priority: u32,
+        auth: AuthMethod,
+        encryption: Encryption,
+        passphrase: Option<Secret>,
+        dot1x: Option<Wanted>,
+    ) -> Result<WantedProfile, AgentError> {
+        check_fields(&name, &ssid, priority, auth, encryption)?;
+        if auth.uses_8021x() && dot1x.is_none() {
+            return Err(AgentError::new(
+            ExitCode::MissingIeee8021xConfiguration,
+            format!("{} needs the 802.1X settings", auth.text()),
+        )
+        .help("give --ieee8021x-profile-name, --ieee8021x-username and the EAP-TLS files or the PEAP password"));
+        }
+        if !auth.uses_8021x() && dot1x.is_some() {
+            return Err(AgentError::new(
+            ExitCode::InvalidParameterCombination,
+            format!("{} does not use 802.1X", auth.text()),
+        )
+        .help(
+            "use --authentication-method 7 (WPA2-802.1X) or 5 with the 802.1X flags, or drop them",
+        ));
+        }
+        match &passphrase {
+            Some(_) if !auth.uses_passphrase() => {
+                return Err(AgentError::new(
+                    ExitCode::InvalidParameterCombination,
+                    format!("{} takes no passphrase", auth.text()),
+                ))
+            }
+            Some(p) => check_passphrase(p)?,
+            None => {}
+        }
+        Ok(WantedProfile {
+            name,
+            ssid,
+            priority,
+            auth,
+            encryption,
+            passphrase,
+            dot1x,
+        })
+    }
+}
+
+/// The name, SSID, priority and methods, as AMT takes them.
+fn check_fields(
+    name: &str,
+    ssid: &str,
+    priority: u32,
+    auth: AuthMethod,
+    encryption: Encryption,
+) -> Result<(), AgentError> {
+    if !ieee8021x::valid_profile_name(name) {
+        return Err(AgentError::new(
+            ExitCode::MissingOrIncorrectWifiProfileName,
+            format!("the Wi-Fi profile name '{name}' is not 1–32 letters and digits"),
+        )
+        .help("use only a-z, A-Z and 0-9 (no spaces or dashes), as AMT and rpc-go do"));
+    }
+    if ssid.is_empty() || ssid.len() > 32 {
+        return Err(bad("the profile needs --ssid, 1–32 bytes"));
+    }
+    if !(1..=255).contains(&priority) {
+        return Err(bad(format!("--priority {priority} is not 1–255")));
+    }
+    if auth.is_wpa3() && encryption != Encryption::Ccmp {
+        return Err(bad(format!(
+            "{} needs CCMP (--encryption-method 4)",
+            auth.text()
+        )));
+    }
+    Ok(())
+}
+
+/// AMT's rule for a passphrase: 8–63 printable ASCII characters.
+fn check_passphrase(p: &Secret) -> Result<(), AgentError> {
+    let k = p.expose();
+    if !(8..=63).contains(&k.len()) || !k.bytes().all(|b| (0x20..0x7F).contains(&b)) {
+        return Err(bad(
+            "the passphrase must be 8–63 printable ASCII characters (AMT's rule)",
+        ));
+    }
+    Ok(())
 }
 
 pub struct Wireless {
+    /// Where secrets not given yet come from (the flags, the environment, a prompt).
     args: WirelessArgs,
     want: Option<WantedProfile>,
+    purge: bool,
+    force: bool,
 }
 
 impl Wireless {
     pub fn new(a: &WirelessArgs) -> Result<Wireless, AgentError> {
         Ok(Wireless {
             want: wanted(a)?,
+            purge: a.purge,
+            force: a.force,
             args: a.clone(),
+        })
+    }
+
+    /// A profile as a desired-state profile wants it, its secrets resolved already (nothing is
+    /// read from the environment or asked for); `purge` as `--purge`, `force` as `--force`.
+    pub fn with(
+        want: Option<WantedProfile>,
+        purge: bool,
+        force: bool,
+    ) -> Result<Wireless, AgentError> {
+        if let Some(w) = &want {
+            let peap = w
+                .dot1x
+                .as_ref()
+                .is_some_and(|d| d.method == dot1x::EapMethod::PeapMschapv2);
+            if (w.auth.uses_passphrase() && w.passphrase.is_none())
+                || (peap && w.dot1x.as_ref().is_some_and(|d| d.password.is_none()))
+            {
+                return Err(bad(format!(
+                    "the Wi-Fi profile {} lacks its passphrase or 802.1X password",
+                    w.name
+                )));
+            }
+        }
+        Ok(Wireless {
+            args: WirelessArgs::default(),
+            want,
+            purge,
+            force,
         })
     }
 
@@ -227,12 +321,7 @@ impl Wireless {
                     "set PSK_PASSPHRASE, or give --psk-passphrase-file FILE (mode 600), or run on a terminal to be asked",
                 )
             })?;
-            let k = p.expose();
-            if !(8..=63).contains(&k.len()) || !k.bytes().all(|b| (0x20..0x7F).contains(&b)) {
-                return Err(bad(
-                    "the passphrase must be 8–63 printable ASCII characters (AMT's rule)",
-                ));
-            }
+            check_passphrase(&p)?;
             w.passphrase = Some(p);
         }
         Ok(())
@@ -240,6 +329,7 @@ impl Wireless {
 }
 
 /// AMT's Wi-Fi profiles, their 802.1X settings and bindings, and the store.
+#[derive(Clone)]
 pub struct WirelessState {
     /// False on a platform without a wireless adapter: nothing else was read.
     pub has_wifi: bool,
@@ -290,7 +380,7 @@ impl WirelessState {
     }
 
     /// Whether AMT holds `p` as `w` asks, as far as AMT reveals it.
-    fn matches(&self, p: &Profile, w: &WantedProfile) -> bool {
+    pub fn matches(&self, p: &Profile, w: &WantedProfile) -> bool {
         let base = p.ssid == w.ssid
             && p.priority == w.priority
             && p.auth == Some(w.auth.value())
@@ -317,6 +407,54 @@ impl WirelessState {
             _ => false,
         }
     }
+}
+
+/// AMT's Wi-Fi profiles with their 802.1X settings and bindings, and (`with_store`) the
+/// certificate store; `ready` runs once the machine is known to have Wi-Fi (a secret is asked for
+/// only then).
+pub fn read_state(
+    t: &mut Target,
+    with_store: bool,
+    ready: impl FnOnce() -> Result<(), AgentError>,
+) -> Result<WirelessState, AgentError> {
+    let has_wifi = read_has_wifi(t)?;
+    if !has_wifi {
+        tracing::warn!(
+            "this machine has no wireless adapter AMT can use: no Wi-Fi profile to configure"
+        );
+        return Ok(WirelessState {
+            has_wifi,
+            profiles: Vec::new(),
+            settings: Vec::new(),
+            contexts: Vec::new(),
+            store: Store::default(),
+        });
+    }
+    ready()?;
+    let profiles = enumerate_all(t, wifi::ENDPOINT_SETTINGS)?
+        .iter()
+        .map(Profile::from_instance)
+        .collect();
+    let settings = enumerate_all(t, dot1x::CIM_SETTINGS)?
+        .iter()
+        .map(ProfileSettings::from_instance)
+        .collect();
+    let contexts = enumerate_all(t, dot1x::CIM_CONTEXT)?
+        .iter()
+        .filter_map(CredentialContext::from_instance)
+        .collect();
+    let store = if with_store {
+        Store::read(t)?
+    } else {
+        Store::default()
+    };
+    Ok(WirelessState {
+        has_wifi,
+        profiles,
+        settings,
+        contexts,
+        store,
+    })
 }
 
 fn has_adapter(p: &EthernetPortSettings) -> bool {
@@ -350,44 +488,8 @@ impl Configure for Wireless {
     }
 
     fn read(&mut self, t: &mut Target) -> Result<WirelessState, AgentError> {
-        let has_wifi = read_has_wifi(t)?;
-        if !has_wifi {
-            tracing::warn!(
-                "this machine has no wireless adapter AMT can use: no Wi-Fi profile to configure"
-            );
-            return Ok(WirelessState {
-                has_wifi,
-                profiles: Vec::new(),
-                settings: Vec::new(),
-                contexts: Vec::new(),
-                store: Store::default(),
-            });
-        }
-        self.resolve_secrets()?;
-        let profiles = enumerate_all(t, wifi::ENDPOINT_SETTINGS)?
-            .iter()
-            .map(Profile::from_instance)
-            .collect();
-        let settings = enumerate_all(t, dot1x::CIM_SETTINGS)?
-            .iter()
-            .map(ProfileSettings::from_instance)
-            .collect();
-        let contexts = enumerate_all(t, dot1x::CIM_CONTEXT)?
-            .iter()
-            .filter_map(CredentialContext::from_instance)
-            .collect();
-        let store = if self.want.as_ref().is_some_and(|w| w.dot1x.is_some()) {
-            Store::read(t)?
-        } else {
-            Store::default()
-        };
-        Ok(WirelessState {
-            has_wifi,
-            profiles,
-            settings,
-            contexts,
-            store,
-        })
+        let with_store = self.want.as_ref().is_some_and(|w| w.dot1x.is_some());
+        read_state(t, with_store, || self.resolve_secrets())
     }
 
     fn plan(&self, _mode: ControlMode, s: &WirelessState) -> Result<Plan, AgentError> {
@@ -401,7 +503,7 @@ impl Configure for Wireless {
         let mut remaining: Vec<&Profile> = Vec::new();
         for p in &s.profiles {
             let is_mine = mine.is_some_and(|m| m.instance_id == p.instance_id);
-            if self.args.purge && !p.is_synced() && !is_mine {
+            if self.purge && !p.is_synced() && !is_mine {
                 plan.changes.push(Change::new(
                     format!("Wi-Fi profile {}", p.name),
                     s.describe(p),
@@ -420,7 +522,7 @@ impl Configure for Wireless {
         };
         let setting = format!("Wi-Fi profile {}", w.name);
         if let Some(m) = mine {
-            if s.matches(m, w) && !self.args.force {
+            if s.matches(m, w) && !self.force {
                 let mut kept = s.describe(m);
                 if w.passphrase.is_some() || w.dot1x.as_ref().is_some_and(|d| d.password.is_some())
                 {

@@ -127,20 +127,19 @@ fn merge(into: &mut Plan, p: Plan) {
     into.kept.extend(p.kept);
 }
 
-/// The MEBx password: AMT never reveals it, so `configure mebx` writes on every run. A profile
-/// sets it once per value: after AMT accepted it, a salted PBKDF2-HMAC-SHA256 verifier (never the
-/// password) is kept in `DATA_DIR/mebx-password.json` with the device's UUID, and a later plan
-/// with the same password on the same device keeps it.
-pub struct MebxOnce {
-    pub inner: Wrap<configure::mebx::Mebx>,
-    pub password: Secret,
-    pub data: DataDir,
+/// A secret AMT never reveals (the MEBx password, a Wi-Fi passphrase, an 802.1X password), set
+/// once per value: after AMT accepted it, a salted PBKDF2-HMAC-SHA256 verifier (never the secret)
+/// is kept in a file of the data directory with the device's UUID, and a later run with the same
+/// secret on the same device knows AMT has it.
+#[derive(Clone, Debug)]
+pub struct Verifier {
+    pub path: std::path::PathBuf,
     pub uuid: String,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct MebxRecord {
+struct Record {
     uuid: String,
     salt: String,
     iterations: u32,
@@ -150,18 +149,14 @@ struct MebxRecord {
 
 const PBKDF2_ITERATIONS: u32 = 100_000;
 
-impl MebxOnce {
-    fn path(&self) -> std::path::PathBuf {
-        self.data.0.join("mebx-password.json")
-    }
-
-    fn record(&self) -> Option<MebxRecord> {
-        let text = std::fs::read_to_string(self.path()).ok()?;
+impl Verifier {
+    fn record(&self) -> Option<Record> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
         serde_json::from_str(&text).ok()
     }
 
-    /// When AMT took this password on this device, as recorded.
-    fn set_at(&self) -> Option<String> {
+    /// When AMT took `secret` on this device, as recorded.
+    pub fn set_at(&self, secret: &Secret) -> Option<String> {
         use base64::Engine;
         let r = self.record()?;
         if r.uuid != self.uuid {
@@ -175,14 +170,15 @@ impl MebxOnce {
             ring::pbkdf2::PBKDF2_HMAC_SHA256,
             iterations,
             &salt,
-            self.password.expose().as_bytes(),
+            secret.expose().as_bytes(),
             &verifier,
         )
         .ok()
         .map(|_| r.set_at)
     }
 
-    fn write_record(&self) -> Result<(), AgentError> {
+    /// Records that AMT now holds `secret`.
+    pub fn remember(&self, secret: &Secret) -> Result<(), AgentError> {
         use base64::Engine;
         use rand::RngCore;
         let mut salt = [0u8; 16];
@@ -192,11 +188,11 @@ impl MebxOnce {
             ring::pbkdf2::PBKDF2_HMAC_SHA256,
             std::num::NonZeroU32::new(PBKDF2_ITERATIONS).expect("non-zero"),
             &salt,
-            self.password.expose().as_bytes(),
+            secret.expose().as_bytes(),
             &mut verifier,
         );
         let b64 = base64::engine::general_purpose::STANDARD;
-        let r = MebxRecord {
+        let r = Record {
             uuid: self.uuid.clone(),
             salt: b64.encode(salt),
             iterations: PBKDF2_ITERATIONS,
@@ -204,7 +200,51 @@ impl MebxOnce {
             set_at: crate::service::status::rfc3339(std::time::SystemTime::now()),
         };
         let json = serde_json::to_vec_pretty(&r).unwrap_or_default();
-        write_private(&self.path(), &json)
+        write_private(&self.path, &json)
+    }
+}
+
+/// The verifier of a secret a profile sets once per value: `DATA_DIR/verifiers/NAME.json`.
+pub fn verifier(data: &DataDir, name: &str, uuid: &str) -> Verifier {
+    Verifier {
+        path: data.0.join("verifiers").join(format!("{name}.json")),
+        uuid: uuid.to_string(),
+    }
+}
+
+/// `configure`'s kept text says `--force` sends a secret again: a profile does that by itself,
+/// by its verifier.
+pub fn strip_force_hint(s: &str) -> &str {
+    [
+        " (the password is not readable",
+        " (secrets are not readable",
+        "kept (AMT never shows it",
+    ]
+    .iter()
+    .fold(s, |s, hint| s.split(hint).next().unwrap_or(s))
+}
+
+/// The MEBx password: AMT never reveals it, so `configure mebx` writes on every run. A profile
+/// sets it once per value ([`Verifier`], `DATA_DIR/mebx-password.json`).
+pub struct MebxOnce {
+    pub inner: Wrap<configure::mebx::Mebx>,
+    pub password: Secret,
+    pub verifier: Verifier,
+}
+
+impl MebxOnce {
+    pub fn new(password: Secret, data: &DataDir, uuid: String) -> MebxOnce {
+        MebxOnce {
+            inner: Wrap {
+                c: configure::mebx::Mebx::with(password.clone()),
+                wanted: "***".into(),
+            },
+            password,
+            verifier: Verifier {
+                path: data.0.join("mebx-password.json"),
+                uuid,
+            },
+        }
     }
 }
 
@@ -232,7 +272,7 @@ impl Area for MebxOnce {
             )
             .help("remove mebxPassword from the profile, or use controlMode: acm"));
         }
-        if let Some(at) = self.set_at() {
+        if let Some(at) = self.verifier.set_at(&self.password) {
             return Ok(Plan {
                 changes: vec![],
                 kept: vec![Kept::new(
@@ -245,7 +285,7 @@ impl Area for MebxOnce {
     }
 
     fn after_apply(&mut self, t: &mut Target) -> Result<(), AgentError> {
-        self.write_record()?;
+        self.verifier.remember(&self.password)?;
         self.inner.after_apply(t)
     }
 }
@@ -257,22 +297,17 @@ mod tests {
     #[test]
     fn the_mebx_record_verifies_the_same_password_on_the_same_device_only() {
         let dir = tempfile::tempdir().unwrap();
-        let make = |pw: &str, uuid: &str| MebxOnce {
-            inner: Wrap {
-                c: configure::mebx::Mebx::with(Secret::new(pw)),
-                wanted: String::new(),
-            },
-            password: Secret::new(pw),
-            data: DataDir(dir.path().to_path_buf()),
-            uuid: uuid.into(),
-        };
+        let data = DataDir(dir.path().to_path_buf());
+        let make = |pw: &str, uuid: &str| MebxOnce::new(Secret::new(pw), &data, uuid.into());
         let a = make("Mebx!Pass1", "U1");
-        assert!(a.set_at().is_none());
-        a.write_record().unwrap();
-        assert!(a.set_at().is_some());
-        assert!(make("Mebx!Pass2", "U1").set_at().is_none());
-        assert!(make("Mebx!Pass1", "U2").set_at().is_none());
-        let text = std::fs::read_to_string(a.path()).unwrap();
+        assert!(a.verifier.set_at(&a.password).is_none());
+        a.verifier.remember(&a.password).unwrap();
+        assert!(a.verifier.set_at(&a.password).is_some());
+        let b = make("Mebx!Pass2", "U1");
+        assert!(b.verifier.set_at(&b.password).is_none());
+        let c = make("Mebx!Pass1", "U2");
+        assert!(c.verifier.set_at(&c.password).is_none());
+        let text = std::fs::read_to_string(&a.verifier.path).unwrap();
         assert!(!text.contains("Mebx!Pass1"), "{text}");
     }
 }

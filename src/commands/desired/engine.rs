@@ -8,6 +8,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::areas::{Area, MebxOnce, Proxies, Wrap};
+use super::cira::CiraArea;
+use super::network::{WiredArea, WirelessArea};
 use crate::amthi::{AmthiClient, ControlMode, ProvisioningState};
 use crate::commands::configure::{self, Change, Kept, Target};
 use crate::commands::session::{self, AmtConnArgs};
@@ -32,8 +34,6 @@ pub enum AreaState {
     Planned,
     /// Cannot be read before the activation the plan starts with.
     AfterActivation,
-    /// Parsed and checked, but this build cannot configure it yet.
-    NotInThisBuild(&'static str),
 }
 
 /// One area of a plan.
@@ -51,7 +51,6 @@ impl AreaPlan {
         match self.state {
             AreaState::Planned => "planned",
             AreaState::AfterActivation => "after-activation",
-            AreaState::NotInThisBuild(_) => "not-in-this-build",
         }
     }
 
@@ -60,7 +59,6 @@ impl AreaPlan {
         match self.state {
             AreaState::Planned => self.changes.len(),
             AreaState::AfterActivation => 1,
-            AreaState::NotInThisBuild(_) => 0,
         }
     }
 
@@ -70,7 +68,6 @@ impl AreaPlan {
             "state": self.state_word(),
             "wanted": self.wanted,
             "note": match self.state {
-                AreaState::NotInThisBuild(why) => Some(why),
                 AreaState::AfterActivation => Some("read and set after the activation"),
                 AreaState::Planned => None,
             },
@@ -101,21 +98,12 @@ impl ProfilePlan {
         self.areas.iter().map(AreaPlan::pending).sum()
     }
 
-    pub fn not_in_this_build(&self) -> Vec<&'static str> {
-        self.areas
-            .iter()
-            .filter(|a| matches!(a.state, AreaState::NotInThisBuild(_)))
-            .map(|a| a.area)
-            .collect()
-    }
-
     pub fn to_json(&self) -> Value {
         json!({
             "status": if self.pending() == 0 { "no-changes" } else { "changes-pending" },
             "controlMode": self.control_mode.text(),
             "pending": self.pending(),
             "areas": self.areas.iter().map(AreaPlan::to_json).collect::<Vec<_>>(),
-            "notInThisBuild": self.not_in_this_build(),
         })
     }
 
@@ -125,10 +113,6 @@ impl ProfilePlan {
         for (i, a) in self.areas.iter().enumerate() {
             let head = format!("[{}/{n}] {}", i + 1, a.area);
             match &a.state {
-                AreaState::NotInThisBuild(why) => {
-                    s += &format!("{head}: NOT APPLIED: {why}\n");
-                    continue;
-                }
                 AreaState::AfterActivation => {
                     s += &format!("{head}: read after the activation; wanted: {}\n", a.wanted);
                     continue;
@@ -157,7 +141,6 @@ impl ProfilePlan {
 pub struct Applied {
     pub control_mode: Option<ControlMode>,
     pub changes: Vec<(&'static str, Change)>,
-    pub not_in_this_build: Vec<&'static str>,
 }
 
 impl Applied {
@@ -170,27 +153,7 @@ impl Applied {
                 v["area"] = (*a).into();
                 v
             }).collect::<Vec<_>>(),
-            "notInThisBuild": self.not_in_this_build,
         })
-    }
-}
-
-/// An area of the profile: one this build applies, or one it only checks.
-enum Slot {
-    Area(Box<dyn Area>),
-    NotInThisBuild {
-        name: &'static str,
-        wanted: String,
-        why: &'static str,
-    },
-}
-
-impl Slot {
-    fn name(&self) -> &'static str {
-        match self {
-            Slot::Area(a) => a.name(),
-            Slot::NotInThisBuild { name, .. } => name,
-        }
     }
 }
 
@@ -234,9 +197,23 @@ impl Engine<'_> {
         }
     }
 
-    fn secret(&self, r: &SecretRef, what: &str, generated: &str) -> Result<Secret, AgentError> {
+    /// A secret of the profile; `generate` is made and stored first when `create` (apply), else
+    /// (plan, which writes nothing) the one made before or a throwaway that is never stored or
+    /// sent.
+    fn secret(
+        &self,
+        r: &SecretRef,
+        what: &str,
+        generated: &str,
+        create: bool,
+    ) -> Result<Secret, AgentError> {
         match r {
-            SecretRef::Generate => self.data.generated_secret(generated),
+            SecretRef::Generate if create => self.data.generated_secret(generated),
+            SecretRef::Generate => {
+                Ok(self.data.existing_generated(generated)?.unwrap_or_else(|| {
+                    crate::profile::secrets::generate_password(&mut rand::rngs::OsRng)
+                }))
+            }
             r => r.resolve(what),
         }
     }
@@ -294,32 +271,33 @@ impl Engine<'_> {
     }
 
     /// The profile's areas after activation, in apply's order.
-    fn slots(&self, desired: &Secret) -> Result<Vec<Slot>, AgentError> {
+    fn slots(&self, desired: &Secret, create: bool) -> Result<Vec<Box<dyn Area>>, AgentError> {
         let p = self.profile;
         let mut out = Vec::new();
+        // The device's UUID keys the verifiers of secrets AMT never reveals; read once.
+        let mut known: Option<String> = None;
+        let mut uuid = || -> Result<String, AgentError> {
+            if let Some(u) = &known {
+                return Ok(u.clone());
+            }
+            let u = AmthiClient::new(self.device.clone())
+                .uuid()
+                .map(|u| u.text())
+                .map_err(|e| AgentError::from(e).context("cannot read AMT's UUID"))?;
+            known = Some(u.clone());
+            Ok(u)
+        };
         for name in p.areas() {
-            let slot = match name {
+            let slot: Box<dyn Area> = match name {
                 "activation" => continue,
-                "admin-password" => Slot::Area(Box::new(Wrap {
+                "admin-password" => Box::new(Wrap {
                     c: configure::password::Password::with(desired.clone()),
                     wanted: format!("the profile's ({})", p.admin_password.describe()),
-                })),
+                }),
                 "mebx-password" => {
                     let r = p.mebx_password.as_ref().expect("listed because set");
-                    let pw = self.secret(r, "mebxPassword", "mebx-password")?;
-                    let uuid = AmthiClient::new(self.device.clone())
-                        .uuid()
-                        .map(|u| u.text())
-                        .map_err(|e| AgentError::from(e).context("cannot read AMT's UUID"))?;
-                    Slot::Area(Box::new(MebxOnce {
-                        inner: Wrap {
-                            c: configure::mebx::Mebx::with(pw.clone()),
-                            wanted: "***".into(),
-                        },
-                        password: pw,
-                        data: self.data.clone(),
-                        uuid,
-                    }))
+                    let pw = self.secret(r, "mebxPassword", "mebx-password", create)?;
+                    Box::new(MebxOnce::new(pw, self.data, uuid()?))
                 }
                 "amt-features" => {
                     let f = p.features.expect("listed because set");
@@ -330,7 +308,7 @@ impl Engine<'_> {
                         Consent::Kvm => UserConsent::Kvm,
                         Consent::All => UserConsent::All,
                     };
-                    Slot::Area(Box::new(Wrap {
+                    Box::new(Wrap {
                         c: configure::features::Features {
                             want: configure::features::Desired {
                                 kvm: f.kvm,
@@ -346,57 +324,57 @@ impl Engine<'_> {
                             on_off(f.ider),
                             consent.name()
                         ),
-                    }))
+                    })
                 }
                 "hostname" => {
                     let h = p.hostname.clone().unwrap_or_default();
-                    let c = configure::hostname::Hostname::new(
-                        &configure::hostname::HostnameArgs {
+                    let c =
+                        configure::hostname::Hostname::new(&configure::hostname::HostnameArgs {
                             hostname: h.host_name.clone(),
                             domain_name: h.domain_name.clone(),
-                        },
-                    )?;
-                    Slot::Area(Box::new(Wrap {
+                        })?;
+                    Box::new(Wrap {
                         c,
                         wanted: format!(
                             "host name {}, domain name {}",
                             h.host_name.as_deref().unwrap_or("(the OS's)"),
                             h.domain_name.as_deref().unwrap_or("(the OS's)")
                         ),
-                    }))
+                    })
                 }
-                "sync-clock" => Slot::Area(Box::new(Wrap {
+                "sync-clock" => Box::new(Wrap {
                     c: configure::clock::SyncClock,
                     wanted: "in sync with this host".into(),
-                })),
-                "proxies" => Slot::Area(Box::new(Proxies {
+                }),
+                "proxies" => Box::new(Proxies {
                     want: p.proxies.clone().unwrap_or_default(),
-                })),
-                "wired" => Slot::NotInThisBuild {
-                    name: "wired",
-                    wanted: "the profile's network.wired".into(),
-                    why: "this build cannot configure AMT's wired network yet (`configure wired` is not in it); the settings are checked, not applied",
-                },
-                "ieee8021x" => Slot::NotInThisBuild {
-                    name: "ieee8021x",
-                    wanted: "the profile's network.ieee8021x".into(),
-                    why: "this build cannot configure 802.1X yet (`configure wired`/`wireless` are not in it); the settings are checked, not applied",
-                },
-                "wireless" => Slot::NotInThisBuild {
-                    name: "wireless",
-                    wanted: "the profile's network.wireless".into(),
-                    why: "this build cannot configure AMT's Wi-Fi yet (`configure wireless`/`wifisync` are not in it); the settings are checked, not applied",
-                },
-                "cira" => Slot::NotInThisBuild {
-                    name: "cira",
-                    wanted: "the profile's cira".into(),
-                    why: "this build cannot configure CIRA yet (`configure cira` is not in it); the settings are checked, not applied",
-                },
-                "tls" => Slot::NotInThisBuild {
-                    name: "tls",
-                    wanted: "the profile's tls".into(),
-                    why: "this build cannot configure AMT's TLS yet (`configure tls` is not in it); the settings are checked, not applied",
-                },
+                }),
+                "wired" => Box::new(WiredArea::new(
+                    p.network.as_ref().expect("listed because set"),
+                    self.data,
+                    &uuid()?,
+                )?),
+                "wireless" => Box::new(WirelessArea::new(
+                    p.network.as_ref().expect("listed because set"),
+                    self.data,
+                    &uuid()?,
+                )?),
+                "cira" => {
+                    let c = p.cira.as_ref().expect("listed because set");
+                    let r = c.mps_password.as_ref().ok_or_else(|| {
+                        AgentError::new(
+                            ExitCode::MissingOrInvalidConfiguration,
+                            "cira.mpsPassword: AMT needs the MPS password",
+                        )
+                        .help("give mpsPassword (a value, env:NAME, file:PATH) or generate")
+                    })?;
+                    let pw = self.secret(r, "cira.mpsPassword", "mps-password", create)?;
+                    Box::new(CiraArea::new(c, pw, self.data, &uuid()?)?)
+                }
+                "tls" => Box::new(super::tls::area(
+                    p.tls.as_ref().expect("listed because set"),
+                    self.conn,
+                )?),
                 other => {
                     return Err(AgentError::new(
                         ExitCode::GenericFailure,
@@ -458,7 +436,7 @@ impl Engine<'_> {
             // Not generated yet: planned with a throwaway value that is never stored or sent.
             None => crate::profile::secrets::generate_password(&mut rand::rngs::OsRng),
         };
-        let slots = self.slots(&desired)?;
+        let slots = self.slots(&desired, false)?;
         let mut areas = vec![AreaPlan {
             area: "activation",
             state: AreaState::Planned,
@@ -481,47 +459,34 @@ impl Engine<'_> {
         }];
         let readable_now = !stuck && mode != ControlMode::None;
         let mut target = Target::new(self.device.clone(), mode);
-        if readable_now && slots.iter().any(|s| matches!(s, Slot::Area(_))) {
+        if readable_now && !slots.is_empty() {
             let (s, creds) = self.connect(mode, Some(&desired))?;
             target.attach(s, creds);
         }
-        for slot in slots {
-            let name = slot.name();
-            match slot {
-                Slot::NotInThisBuild { wanted, why, .. } => areas.push(AreaPlan {
+        for mut a in slots {
+            let name = a.name();
+            let later = !readable_now
+                || (name == "mebx" && self.want() == WantedMode::Acm && mode != ControlMode::Acm);
+            if later {
+                areas.push(AreaPlan {
                     area: name,
-                    state: AreaState::NotInThisBuild(why),
-                    wanted,
+                    state: AreaState::AfterActivation,
+                    wanted: a.wanted(),
                     changes: vec![],
                     kept: vec![],
-                }),
-                Slot::Area(mut a) => {
-                    let later = !readable_now
-                        || (name == "mebx"
-                            && self.want() == WantedMode::Acm
-                            && mode != ControlMode::Acm);
-                    if later {
-                        areas.push(AreaPlan {
-                            area: name,
-                            state: AreaState::AfterActivation,
-                            wanted: a.wanted(),
-                            changes: vec![],
-                            kept: vec![],
-                        });
-                        continue;
-                    }
-                    let p = a
-                        .plan(&mut target)
-                        .map_err(|e| e.context(format!("plan: reading {name} failed")))?;
-                    areas.push(AreaPlan {
-                        area: name,
-                        state: AreaState::Planned,
-                        wanted: a.wanted(),
-                        changes: p.changes,
-                        kept: p.kept,
-                    });
-                }
+                });
+                continue;
             }
+            let p = a
+                .plan(&mut target)
+                .map_err(|e| e.context(format!("plan: reading {name} failed")))?;
+            areas.push(AreaPlan {
+                area: name,
+                state: AreaState::Planned,
+                wanted: a.wanted(),
+                changes: p.changes,
+                kept: p.kept,
+            });
         }
         Ok(ProfilePlan {
             control_mode: mode,
@@ -542,7 +507,7 @@ impl Engine<'_> {
         let desired = self.desired_admin(true)?.ok_or_else(|| {
             AgentError::new(ExitCode::GenericFailure, "internal: no admin password")
         })?;
-        let slots = self.slots(&desired)?;
+        let slots = self.slots(&desired, true)?;
         let n = slots.len() + 1;
         let done = |applied: &Applied| -> String {
             if applied.changes.is_empty() {
@@ -591,16 +556,8 @@ impl Engine<'_> {
 
         // 2. Every other area, in order, on one session.
         let mut target = Target::new(self.device.clone(), mode);
-        for (i, slot) in slots.into_iter().enumerate() {
+        for (i, mut a) in slots.into_iter().enumerate() {
             let k = i + 2;
-            let mut a = match slot {
-                Slot::NotInThisBuild { name, why, .. } => {
-                    progress(&format!("[{k}/{n}] {name}: NOT APPLIED: {why}"));
-                    applied.not_in_this_build.push(name);
-                    continue;
-                }
-                Slot::Area(a) => a,
-            };
             let name = a.name();
             if !target.has_session() {
                 let (s, creds) = self
@@ -729,7 +686,7 @@ impl Engine<'_> {
                     desired.clone()
                 };
                 let mebx = match &self.profile.mebx_password {
-                    Some(r) => Some(self.secret(r, "mebxPassword", "mebx-password")?),
+                    Some(r) => Some(self.secret(r, "mebxPassword", "mebx-password", true)?),
                     None => None,
                 };
                 let args = crate::commands::local_acm::LocalAcmArgs::default();

@@ -3,7 +3,10 @@
 //! first, then each area by its `configure` subcommand ([`engine`]).
 
 pub mod areas;
+pub mod cira;
 pub mod engine;
+pub mod network;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -181,20 +184,11 @@ pub fn run_plan(
             plan.control_mode.text()
         );
         print!("{}", plan.text());
-        let skipped = plan.not_in_this_build();
-        let note = if skipped.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " (not applied by this build: {}; see above)",
-                skipped.join(", ")
-            )
-        };
         if pending == 0 {
-            println!("plan: no changes: AMT matches the profile{note}");
+            println!("plan: no changes: AMT matches the profile");
         } else {
             println!(
-                "plan: {pending} change(s) pending{note}; `amt-agent apply {}` makes them",
+                "plan: {pending} change(s) pending; `amt-agent apply {}` makes them",
                 a.file.display()
             );
         }
@@ -223,22 +217,14 @@ pub fn run_apply(
         v["format"] = loaded.format.name().into();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        let skipped = if applied.not_in_this_build.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " (not applied by this build: {})",
-                applied.not_in_this_build.join(", ")
-            )
-        };
         if applied.changes.is_empty() {
-            println!("apply: nothing to change: AMT matches the profile{skipped}");
+            println!("apply: nothing to change: AMT matches the profile");
         } else {
             println!("apply: {} setting(s) changed:", applied.changes.len());
             for (area, c) in &applied.changes {
                 println!("  {area}: {}: {} -> {}", c.setting, c.current, c.desired);
             }
-            println!("apply: AMT matches the profile{skipped}");
+            println!("apply: AMT matches the profile");
         }
     }
     Ok(ExitCode::Success)
