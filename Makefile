@@ -1,8 +1,10 @@
-# amt-agent — see README.md. CI (.ci/run) runs `make test`, `make fuzz-smoke`, `make package-test`.
+# amt-agent — see README.md. CI (.ci/run) runs `make test`, `make test-windows`, `make fuzz-smoke`,
+# `make package-test`.
 CARGO ?= cargo
 RELEASE := target/release
 
-.PHONY: build run test lint self-contained peer-deps rps-peer-deps unit bench clean assets sim-ca sim-rsa-pool deb rpm lintian package-test
+.PHONY: build run test lint self-contained layers peer-deps rps-peer-deps unit bench clean assets sim-ca sim-rsa-pool deb rpm lintian package-test
+.PHONY: windows-deps windows msi wine-shim test-windows
 
 build:
 	$(CARGO) build --release --bins
@@ -11,9 +13,14 @@ build:
 run: build
 	$(RELEASE)/amt-agent --device sim amtinfo --all
 
-lint: self-contained
+lint: self-contained layers
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	@if rustup target list --installed 2>/dev/null | grep -qx $(WIN_TARGET); then \
+	  $(CARGO) clippy --target $(WIN_TARGET) --all-targets -- -D warnings; \
+	elif [ -n "$$CI" ]; then \
+	  echo "error: the $(WIN_TARGET) target is not installed"; echo "help: make windows-deps"; exit 1; \
+	else echo "lint: $(WIN_TARGET) not installed, Windows clippy skipped (make windows-deps installs it)"; fi
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --locked --manifest-path fuzz/Cargo.toml --bins -- -D warnings
 
@@ -26,6 +33,16 @@ self-contained:
 	  echo "error: the lines above refer to a folder outside the repository"; \
 	  echo "help: copy the file into tests/fixtures/ (with its provenance in that folder's README)"; \
 	  exit 1; fi
+
+# The layering of src/lib.rs's "# Layers" block: no module imports a layer above it (heci never
+# imports sim). A std-only program built with rustc, with its own tests.
+layers:
+	rustfmt --edition 2021 --check scripts/check_layers.rs
+	@mkdir -p target
+	@rustc --edition 2021 --test -o target/check-layers-test scripts/check_layers.rs
+	@target/check-layers-test -q >/dev/null
+	@rustc --edition 2021 -O -o target/check-layers scripts/check_layers.rs
+	target/check-layers src
 
 # Intel's wsman-messages and xml2js for the WS-MAN peer test (tests/peer.rs), pinned by the
 # committed lock file and installed into tests/peer/node_modules only.
@@ -45,9 +62,52 @@ unit: rps-peer-deps
 
 test: lint peer-deps unit
 
+# Windows (README.md "Windows"): amt-agent.exe cross-built with Debian's mingw-w64 linker
+# (.cargo/config.toml), an MSI built with wixl, and the .exe tested under Wine.
+WIN_TARGET := x86_64-pc-windows-gnu
+WIN_EXE := target/$(WIN_TARGET)/release/amt-agent.exe
+WINE_SHIM := target/wine/bcryptprimitives.dll
+
+# What the Windows build and its tests need (Debian packages; run as root), as .ci/run installs.
+windows-deps:
+	rustup target list --installed | grep -qx $(WIN_TARGET) || rustup target add $(WIN_TARGET)
+	@need=""; \
+	command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || need="$$need gcc-mingw-w64-x86-64"; \
+	[ -x /usr/lib/wine/wine64 ] || need="$$need wine64"; \
+	command -v msiinfo >/dev/null 2>&1 || need="$$need msitools"; \
+	command -v wixl >/dev/null 2>&1 || need="$$need wixl"; \
+	if [ -n "$$need" ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $$need; fi
+
+windows:
+	$(CARGO) build --release --target $(WIN_TARGET) --bin amt-agent
+
+# The MSI: amt-agent.exe, the Windows agent.toml, the service (stopped, manual start); wixl and
+# msibuild, see packaging/windows/build-msi.
+MSI = target/amt-agent-$(VERSION)-x64.msi
+msi: windows
+	packaging/windows/build-msi $(VERSION) $(WIN_EXE) $(MSI)
+	@echo "$(MSI)"
+
+# A Wine test fixture only (tests/wine/bcryptprimitives.c says why); never in the MSI.
+wine-shim: $(WINE_SHIM)
+$(WINE_SHIM): tests/wine/bcryptprimitives.c tests/wine/bcryptprimitives.def
+	@mkdir -p target/wine
+	x86_64-w64-mingw32-gcc -O2 -shared -o $@ $^ -ladvapi32
+
+# The .exe under Wine against the Linux simulator, the RPS peer and the MSI (tests/windows.rs).
+# One release cross-build serves every test; Wine gets its own prefix under target/wine.
+test-windows: msi wine-shim rps-peer-deps
+	AMT_AGENT_WINDOWS_EXE=$(CURDIR)/$(WIN_EXE) AMT_AGENT_WINE_SHIM=$(CURDIR)/$(WINE_SHIM) \
+	AMT_AGENT_MSI=$(CURDIR)/$(MSI) $(CARGO) test --test windows -- --include-ignored
+
 # A benchmark, not a test: prints one report and writes docs/performance.md.
+# With the Windows build under Wine when it can be built here (make windows-deps).
 bench: build
-	$(CARGO) run --release --example bench
+	@if rustup target list --installed 2>/dev/null | grep -qx $(WIN_TARGET) && [ -x /usr/lib/wine/wine64 ]; then \
+	  $(MAKE) --no-print-directory msi wine-shim && \
+	  AMT_AGENT_WINDOWS_EXE=$(CURDIR)/$(WIN_EXE) AMT_AGENT_WINE_SHIM=$(CURDIR)/$(WINE_SHIM) \
+	  AMT_AGENT_MSI=$(CURDIR)/$(MSI) $(CARGO) run --release --example bench; \
+	else $(CARGO) run --release --example bench; fi
 
 # Packages (README.md "Packages"): man pages and completions, then .deb / .rpm in target/.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n1)

@@ -1,9 +1,10 @@
 //! `make bench`: one report of the agent's costs against their floors, written to
 //! docs/performance.md. A benchmark, not a test: it asserts nothing, it measures.
 //!
-//! Run with `cargo run --release --example bench` after `cargo build --release --bins`.
-
-use std::os::unix::net::UnixStream;
+//! Run with `cargo run --release --example bench` after `cargo build --release --bins`. It runs on
+//! Linux (amt-sim and the process floors are measured there; the Windows build under Wine); built
+//! for Windows, its main says so and the rest is unused.
+#![cfg_attr(not(unix), allow(dead_code))]
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,9 +48,20 @@ fn spec(what: &str, args: &[&str], floor: Option<usize>) -> Spec {
 /// Times every spec RUNS times, round-robin (one run of each per round), so that a change in the
 /// machine's load during the benchmark falls on every command alike and the ratios hold.
 fn measure_all(cmd: &Path, specs: &[Spec]) -> Vec<Stats> {
+    measure_with(|| Command::new(cmd), specs, RUNS, WARMUP)
+}
+
+/// As [`measure_all`], each run's command made by `base` (a program, or Wine and an .exe).
+fn measure_with(
+    base: impl Fn() -> Command,
+    specs: &[Spec],
+    runs: usize,
+    warmup: usize,
+) -> Vec<Stats> {
     let run = |s: &Spec| {
         let t = Instant::now();
-        let st = Command::new(cmd)
+        let mut c = base();
+        let st = c
             .args(&s.args)
             .envs(s.env.iter().copied())
             .stdin(Stdio::null())
@@ -57,14 +69,14 @@ fn measure_all(cmd: &Path, specs: &[Spec]) -> Vec<Stats> {
             .stderr(Stdio::null())
             .status()
             .expect("spawn");
-        assert!(st.success(), "{} {:?} failed: {st}", cmd.display(), s.args);
+        assert!(st.success(), "{:?} {:?} failed: {st}", base(), s.args);
         t.elapsed()
     };
-    let mut times: Vec<Vec<Duration>> = specs.iter().map(|_| Vec::with_capacity(RUNS)).collect();
-    for round in 0..WARMUP + RUNS {
+    let mut times: Vec<Vec<Duration>> = specs.iter().map(|_| Vec::with_capacity(runs)).collect();
+    for round in 0..warmup + runs {
         for (i, s) in specs.iter().enumerate() {
             let d = run(s);
-            if round >= WARMUP {
+            if round >= warmup {
                 times[i].push(d);
             }
         }
@@ -82,6 +94,28 @@ fn measure_all(cmd: &Path, specs: &[Spec]) -> Vec<Stats> {
         .collect()
 }
 
+/// Whether amt-sim's Unix socket accepts connections.
+#[cfg(unix)]
+fn socket_ready(p: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(p).is_ok()
+}
+
+#[cfg(not(unix))]
+fn socket_ready(_: &Path) -> bool {
+    false
+}
+
+/// Mode 600, as the agent wants a file holding a secret.
+fn private(p: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    #[cfg(not(unix))]
+    let _ = p;
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
@@ -92,6 +126,15 @@ struct Row {
     floor: Option<Duration>,
 }
 
+#[cfg(not(unix))]
+fn main() {
+    eprintln!(
+        "make bench runs on Linux (it measures amt-sim and the Windows build under Wine there)"
+    );
+    std::process::exit(2);
+}
+
+#[cfg(unix)]
 fn main() {
     let dir = bin_dir();
     let agent = dir.join("amt-agent");
@@ -116,7 +159,7 @@ fn main() {
         .spawn()
         .expect("amt-sim");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while UnixStream::connect(&sock).is_err() {
+    while !socket_ready(&sock) {
         assert!(Instant::now() < deadline, "amt-sim did not start");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -294,6 +337,14 @@ fn main() {
         ms(conf.cira_switch),
         ms(conf.cira_unchanged)
     ));
+    report.push_str("\n## Windows build under Wine\n\n");
+    match windows_bench(&agent, medians[1], medians[0]) {
+        Some(w) => report.push_str(&w),
+        None => report.push_str(
+            "Skipped: set AMT_AGENT_WINDOWS_EXE and AMT_AGENT_WINE_SHIM and install wine64 \
+             (`make bench` does, after `make windows wine-shim`).\n",
+        ),
+    }
     print!("{report}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/performance.md");
     if let Err(e) = std::fs::write(&out, &report) {
@@ -504,7 +555,6 @@ struct NetBench {
 /// `configure wired` (addressing, 802.1X) and `configure wireless` applied, undone and re-run
 /// unchanged against amt-sim with a wireless adapter.
 fn network_bench(agent: &Path, sim: &Path, dir: &Path) -> NetBench {
-    use std::os::unix::fs::PermissionsExt;
     const ROUNDS: usize = 20;
     const PW: &str = "Bench-Pa55!word";
     let dir = dir.join("network");
@@ -513,7 +563,7 @@ fn network_bench(agent: &Path, sim: &Path, dir: &Path) -> NetBench {
     let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ieee8021x");
     let key = dir.join("client.key");
     std::fs::copy(fx.join("client.key"), &key).expect("copy the key");
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    private(&key);
     let (cert, ca) = (fx.join("client.pem"), fx.join("ca.pem"));
     let (mut child, dev) = start_sim(sim, &dir, &["--device-profile", &profile]);
     let run = |args: &[&str]| {
@@ -614,7 +664,6 @@ struct DesiredBench {
 /// A full profile's `plan` (pre-provisioned), `apply` (from scratch) and `plan` again (applied),
 /// each round on a fresh amt-sim with a wireless adapter over its socket.
 fn desired_bench(agent: &Path, sim: &Path, dir: &Path) -> DesiredBench {
-    use std::os::unix::fs::PermissionsExt;
     const ROUNDS: usize = 20;
     let dir = dir.join("desired");
     std::fs::create_dir_all(&dir).expect("desired bench dir");
@@ -622,7 +671,7 @@ fn desired_bench(agent: &Path, sim: &Path, dir: &Path) -> DesiredBench {
     let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ieee8021x");
     let key = dir.join("client.key");
     std::fs::copy(fx.join("client.key"), &key).expect("copy the key");
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    private(&key);
     let (cert, ca) = (fx.join("client.pem"), fx.join("ca.pem"));
     let profile = dir.join("profile.yaml");
     std::fs::write(
@@ -651,7 +700,7 @@ fn desired_bench(agent: &Path, sim: &Path, dir: &Path) -> DesiredBench {
         ),
     )
     .expect("profile");
-    std::fs::set_permissions(&profile, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    private(&profile);
     let data = dir.join("data");
     let run = |dev: &str, args: &[&str], ok: &[i32]| {
         let t = Instant::now();
@@ -781,7 +830,7 @@ fn start_sim(sim: &Path, dir: &Path, extra: &[&str]) -> (std::process::Child, St
         .spawn()
         .expect("amt-sim");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while UnixStream::connect(&sock).is_err() {
+    while !socket_ready(&sock) {
         assert!(Instant::now() < deadline, "amt-sim did not start");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -872,4 +921,92 @@ fn rps_bench(agent: &Path, sim: &Path, dir: &Path) -> Option<RpsBench> {
         direct_us,
         rss_kb,
     })
+}
+
+/// Runs under Wine (a Wine process start costs tens of ms; the prefix's wineserver stays up).
+const WINE_RUNS: usize = 300;
+const WINE_WARMUP: usize = 20;
+
+/// The .exe's size and its amtinfo under Wine against Wine's own process floor and against the
+/// Linux build's amtinfo (`amtinfo_linux` and the Linux floor, the medians measured above).
+fn windows_bench(agent: &Path, amtinfo_linux: Duration, floor_linux: Duration) -> Option<String> {
+    let exe = std::env::var_os("AMT_AGENT_WINDOWS_EXE").map(PathBuf::from)?;
+    let shim = std::env::var_os("AMT_AGENT_WINE_SHIM").map(PathBuf::from)?;
+    let wine = Path::new("/usr/lib/wine/wine64");
+    if !exe.exists() || !shim.exists() || !wine.exists() {
+        return None;
+    }
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/wine");
+    let dir = base.join("bench-bin");
+    std::fs::create_dir_all(&dir).ok()?;
+    std::fs::copy(&exe, dir.join("amt-agent.exe")).ok()?;
+    std::fs::copy(&shim, dir.join("bcryptprimitives.dll")).ok()?;
+    let prefix = base.join("bench-prefix");
+    let exe_in = dir.join("amt-agent.exe");
+    let cmd = || {
+        let mut c = Command::new(wine);
+        c.env("WINEPREFIX", &prefix)
+            .env("WINEDEBUG", "-all")
+            .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+            .env_remove("DISPLAY")
+            .arg(&exe_in);
+        c
+    };
+    let specs = vec![
+        spec(
+            "`amt-agent.exe version` under Wine (Wine's process floor)",
+            &["version"],
+            None,
+        ),
+        spec(
+            "`amt-agent.exe --device sim amtinfo --all --json` under Wine",
+            &["--device", "sim", "amtinfo", "--all", "--json"],
+            Some(0),
+        ),
+    ];
+    let stats = measure_with(cmd, &specs, WINE_RUNS, WINE_WARMUP);
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) / 1024;
+    let msi = std::env::var_os("AMT_AGENT_MSI")
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+        .map(|p| format!(", the MSI {} KiB", size(&p)))
+        .unwrap_or_default();
+    let mut r = format!(
+        "`make windows` (release, `x86_64-pc-windows-gnu`, stripped): amt-agent.exe {} KiB \
+         against the Linux amt-agent's {} KiB{msi}. Each command runs {WINE_RUNS} times after \
+         {WINE_WARMUP} warm-up runs under Wine 8.0, round-robin; a Wine process start is most \
+         of every figure, so the ratio to Wine's floor is the agent's own cost.\n\n\
+         | what | median | p90 | min | ratio |\n|---|---:|---:|---:|---:|\n",
+        size(&exe),
+        size(agent)
+    );
+    let floor = stats[0].median;
+    for (s, st) in specs.iter().zip(&stats) {
+        let ratio = match s.floor {
+            None => "1.00× (floor)".to_string(),
+            Some(_) => format!("{:.2}×", st.median.as_secs_f64() / floor.as_secs_f64()),
+        };
+        r.push_str(&format!(
+            "| {} | {} | {} | {} | {ratio} |\n",
+            s.what,
+            ms(st.median),
+            ms(st.p90),
+            ms(st.min)
+        ));
+    }
+    let wine_amtinfo = stats[1].median;
+    r.push_str(&format!(
+        "\nIn the same run the Linux build's floor was {} ms and its amtinfo {} ms: under Wine the \
+         same amtinfo takes {:.0}× as long, nearly all of it Wine starting a process. Over its \
+         floor the agent's amtinfo costs {} ms on Linux and {:+.1} ms under Wine, where the floor \
+         itself spreads from {} ms (min) to {} ms (p90).\n",
+        ms(floor_linux),
+        ms(amtinfo_linux),
+        wine_amtinfo.as_secs_f64() / amtinfo_linux.as_secs_f64(),
+        ms(amtinfo_linux.saturating_sub(floor_linux)),
+        (wine_amtinfo.as_secs_f64() - floor.as_secs_f64()) * 1000.0,
+        ms(stats[0].min),
+        ms(stats[0].p90),
+    ));
+    Some(r)
 }

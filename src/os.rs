@@ -1,16 +1,95 @@
 //! What the OS knows that amtinfo reports beside AMT's view: host name, DNS suffix, and the IPv4
 //! address of the interface with a given MAC. The one question that may leave the machine — the
 //! host's canonical name, through the system's name service — has a short deadline
-//! ([`CANONICAL_NAME_DEADLINE`]); everything else is local and immediate.
+//! ([`CANONICAL_NAME_DEADLINE`]); everything else is local and immediate. Also where the agent's
+//! data lives on each OS ([`DATA_DIR`], `%ProgramData%` paths) and how its private files are kept
+//! (`private`: modes on Unix, ACLs on Windows).
 
+#[cfg(unix)]
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long the system's name service may take to give the host's canonical name before the DNS
 /// suffix falls back to /etc/resolv.conf (rpc-go waits up to 10 s; amtinfo should not).
 pub const CANONICAL_NAME_DEADLINE: Duration = Duration::from_secs(2);
 
+pub mod acl;
+pub mod adapters;
+pub mod private;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::{
+    current_user_sid, dns_suffix, file_dacl, hostname, ipv4_for_mac, node_name, program_data,
+};
+
+/// Where the agent keeps what outlives a reboot and only administrators may read: AMT's TLS pins
+/// (`configure tls`), profile mode's generated passwords and apply's records. `%ProgramData%` is
+/// expanded by [`expand_path`].
+#[cfg(not(windows))]
+pub const DATA_DIR: &str = "/var/lib/amt-agent";
+/// Where the agent keeps what outlives a reboot and only administrators may read: AMT's TLS pins
+/// (`configure tls`), profile mode's generated passwords and apply's records. `%ProgramData%` is
+/// expanded by [`expand_path`]. A folder of its own inside `%ProgramData%\amt-agent`: that one
+/// holds agent.toml, status.json, the lock and the log, which stay readable as the MSI made them,
+/// while this one is made private as `/var/lib/amt-agent` is (`os::private`).
+#[cfg(windows)]
+pub const DATA_DIR: &str = r"%ProgramData%\amt-agent\data";
+
+/// Expands `%NAME%` environment references, as Windows paths are written
+/// (`%ProgramData%\amt-agent`); an unknown name is left as written.
+pub fn expand_percent_vars(s: &str, get: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find('%') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('%') {
+            Some(end) if end > 0 && !after[..end].contains(['\\', '/', ' ']) => {
+                let name = &after[..end];
+                match get(name) {
+                    Some(v) => out.push_str(&v),
+                    None => {
+                        out.push('%');
+                        out.push_str(name);
+                        out.push('%');
+                    }
+                }
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push('%');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A path with `%NAME%` expanded on Windows (`%ProgramData%` is the shell's known folder, so a
+/// service finds the folder the MSI used whatever its environment); unchanged elsewhere.
+#[cfg(windows)]
+pub fn expand_path(p: &Path) -> PathBuf {
+    PathBuf::from(expand_percent_vars(&p.to_string_lossy(), |k| {
+        if k.eq_ignore_ascii_case("ProgramData") {
+            if let Some(d) = program_data() {
+                return Some(d.display().to_string());
+            }
+        }
+        std::env::var(k).ok()
+    }))
+}
+
+/// A path with `%NAME%` expanded on Windows; unchanged elsewhere.
+#[cfg(not(windows))]
+pub fn expand_path(p: &Path) -> PathBuf {
+    p.to_path_buf()
+}
+
 /// The host name (`uname` node name, first label).
+#[cfg(unix)]
 pub fn hostname() -> String {
     node_name()
         .split('.')
@@ -21,6 +100,7 @@ pub fn hostname() -> String {
 
 /// The host name exactly as the kernel holds it (`uname` node name), as Go's `os.Hostname()` and so
 /// rpc-go's `Hostname (OS)` give it.
+#[cfg(unix)]
 pub fn node_name() -> String {
     nix::unistd::gethostname()
         .ok()
@@ -33,6 +113,7 @@ pub fn node_name() -> String {
 /// name service (getaddrinfo with AI_CANONNAME: /etc/hosts, DNS, … as nsswitch.conf says), empty
 /// when that canonical name has no dot; and when the name service has no answer within
 /// [`CANONICAL_NAME_DEADLINE`], `domain` (or the first `search` entry) of /etc/resolv.conf.
+#[cfg(unix)]
 pub fn dns_suffix() -> String {
     let node = node_name();
     if let Some((_, d)) = node.split_once('.') {
@@ -88,11 +169,6 @@ fn canonical_name(host: &str) -> Option<String> {
     }
 }
 
-#[cfg(not(unix))]
-fn canonical_name(_host: &str) -> Option<String> {
-    None
-}
-
 /// Runs `f` on a worker thread and waits at most `deadline` for its answer. A lookup stuck in the
 /// resolver is left to finish on its own; the caller moves on.
 pub fn within<T: Send + 'static>(
@@ -140,6 +216,7 @@ pub fn suffix_from_resolv_conf(text: &str) -> String {
 }
 
 /// The first IPv4 address of an up, non-loopback interface whose MAC is `mac`.
+#[cfg(unix)]
 pub fn ipv4_for_mac(mac: &[u8; 6]) -> Option<Ipv4Addr> {
     if mac.iter().all(|&b| b == 0) {
         return None;
@@ -212,12 +289,14 @@ mod tests {
         assert_eq!(quick.as_deref(), Some("box.lab.example"));
     }
 
+    #[cfg(unix)]
     #[test]
     fn localhost_has_a_canonical_name_from_the_hosts_file() {
         // /etc/hosts maps localhost on every Unix this runs on: no DNS query is made.
         assert_eq!(canonical_name("localhost").as_deref(), Some("localhost"));
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_zero_mac_matches_no_interface() {
         assert_eq!(ipv4_for_mac(&[0; 6]), None);

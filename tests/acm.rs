@@ -6,6 +6,9 @@
 //! And the domain trap (issue 11): the domain AMT trusts is read from the firmware, `-d` never
 //! overrides it, and a leaf outside it is refused before anything is sent — on AMT 16, in a
 //! CCM → ACM upgrade and on AMT 19 — until setup.bin enrols the certificate's domain.
+// The tests drive Linux processes (amt-sim, its Unix socket, signals); the Windows build is
+// tested by tests/windows.rs, the .exe under Wine.
+#![cfg(unix)]
 
 mod common;
 

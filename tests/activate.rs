@@ -1,5 +1,8 @@
 //! End to end: local activation and deactivation against `amt-sim`, checking the simulated
 //! firmware's final state (mode, admin password digest), not only the exit code.
+// The tests drive Linux processes (amt-sim, its Unix socket, signals); the Windows build is
+// tested by tests/windows.rs, the .exe under Wine.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! End to end: the `amt-agent` binary against a running `amt-sim` over its socket, for every
 //! device profile and every injected fault. Expected values come from the simulator's own profile
 //! JSON (`amt-sim profiles NAME`), never from constants in the test.
+// The tests drive Linux processes (amt-sim, its Unix socket, signals); the Windows build is
+// tested by tests/windows.rs, the .exe under Wine.
+#![cfg(unix)]
 
 mod common;
 

@@ -6,6 +6,9 @@
 //! map); JSON must match byte for byte once the keys the agent adds are taken out. The values that
 //! come from this machine rather than the firmware (host name, OS DNS suffix) are placeholders in
 //! the fixtures, filled here from the test's own reading of the OS.
+// The tests drive Linux processes (amt-sim, its Unix socket, signals); the Windows build is
+// tested by tests/windows.rs, the .exe under Wine.
+#![cfg(unix)]
 
 mod common;
 

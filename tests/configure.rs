@@ -2,6 +2,9 @@
 //! state persisted (`--state`) and every WS-MAN request it answered logged (`--wsman-log`), so a
 //! test proves what was written, that a second run writes nothing, that `--dry-run` writes
 //! nothing, and that a refusal comes before any request.
+// The tests drive Linux processes (amt-sim, its Unix socket, signals); the Windows build is
+// tested by tests/windows.rs, the .exe under Wine.
+#![cfg(unix)]
 
 mod common;
 
@@ -109,16 +112,6 @@ impl Amt {
         );
         assert_eq!(code(&o), 0, "activate: {}", stderr(&o));
     }
-}
-
-/// An instance of `class` in the state file, as a map.
-fn instance(state: &Value, class: &str) -> serde_json::Map<String, Value> {
-    let list = &state["instances"][class][0];
-    list.as_array()
-        .unwrap_or_else(|| panic!("no {class} in the state"))
-        .iter()
-        .map(|kv| (kv[0].as_str().unwrap().to_string(), kv[1].clone()))
-        .collect()
 }
 
 fn json_out(o: &std::process::Output) -> Value {

@@ -2,6 +2,9 @@
 //! state persisted and every WS-MAN request it answered logged (`--wsman-log`): what is written,
 //! in which order, that a second run writes nothing, that `--dry-run` writes nothing, that a
 //! changed server replaces the old one, and that refusals come before any request.
+// The tests drive Linux processes (amt-sim, its Unix socket, signals); the Windows build is
+// tested by tests/windows.rs, the .exe under Wine.
+#![cfg(unix)]
 
 mod common;
 

@@ -2,6 +2,9 @@
 //! running `amt-sim` (socket, LME/APF), with its state persisted (`--state`) and every WS-MAN
 //! request logged (`--wsman-log`): what was written, that a second run writes nothing, that
 //! `--dry-run` writes nothing, and that a refusal comes before any request.
+// The tests drive Linux processes (amt-sim, its Unix socket, signals); the Windows build is
+// tested by tests/windows.rs, the .exe under Wine.
+#![cfg(unix)]
 
 mod common;
 

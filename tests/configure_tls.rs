@@ -4,6 +4,9 @@
 //! configure subcommand, deactivation. The simulator logs every WS-MAN request (`--wsman-log`),
 //! so a test proves what was written, that a second run writes nothing and that `--dry-run`
 //! writes nothing; its state file shows what the firmware holds.
+// The tests drive Linux processes (amt-sim, its Unix socket, signals); the Windows build is
+// tested by tests/windows.rs, the .exe under Wine.
+#![cfg(unix)]
 
 mod common;
 

@@ -4,6 +4,9 @@
 //! `diagnostics wsman put` that plan reports exactly and apply fixes, applies interrupted at
 //! every HTTP request, after a write took effect, by an ME reset and by killing the agent (each
 //! finished by the next apply), rpc-go v3 plain and encrypted profiles, and bad profiles.
+// The tests drive Linux processes (amt-sim, its Unix socket, signals); the Windows build is
+// tested by tests/windows.rs, the .exe under Wine.
+#![cfg(unix)]
 
 mod common;
 
@@ -168,16 +171,6 @@ fn ccm_profile() -> String {
          clockSync: true\n\
          proxies: [{{address: proxy.corp.example.com, port: 3128, networkDnsSuffix: corp.example.com}}]\n"
     )
-}
-
-/// An instance of `class` in the state file, as a map.
-fn instance(state: &Value, class: &str) -> serde_json::Map<String, Value> {
-    state["instances"][class][0]
-        .as_array()
-        .unwrap_or_else(|| panic!("no {class} in the state"))
-        .iter()
-        .map(|kv| (kv[0].as_str().unwrap().to_string(), kv[1].clone()))
-        .collect()
 }
 
 fn pending_settings(plan: &Value) -> Vec<String> {

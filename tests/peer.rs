@@ -5,6 +5,9 @@
 //!
 //! Needs `node` and the packages `make peer-deps` installs into `tests/peer/node_modules`. Without
 //! them the test prints a `skipped: …` line and returns; CI installs both.
+// The tests drive Linux processes (amt-sim, its Unix socket, signals); the Windows build is
+// tested by tests/windows.rs, the .exe under Wine.
+#![cfg(unix)]
 
 mod common;
 

@@ -2,6 +2,9 @@
 //! protocol with Intel's wsman-messages) ↔ `amt-sim --state`. Each test checks the simulated
 //! firmware's final state, not only the exit code. Without node or the peer's node_modules the
 //! tests print `skipped: …` and return.
+// The tests drive Linux processes (amt-sim, its Unix socket, signals); the Windows build is
+// tested by tests/windows.rs, the .exe under Wine.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! Secret hygiene: every flow runs at trace level with known secrets, and none of them appears in
 //! stdout, stderr, the status file, the metrics file or the simulator's output — nor do digest
 //! responses. No flow needs a secret on the command line.
+// The tests drive Linux processes (amt-sim, its Unix socket, signals); the Windows build is
+// tested by tests/windows.rs, the .exe under Wine.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,5 +1,8 @@
 //! End to end: `amt-agent service` against `amt-sim` with faults. Each scenario ends activated, and
 //! the status file tells the truth at every step.
+// The tests drive Linux processes (amt-sim, its Unix socket, signals); the Windows build is
+// tested by tests/windows.rs, the .exe under Wine.
+#![cfg(unix)]
 
 mod common;
 

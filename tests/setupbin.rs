@@ -1,5 +1,8 @@
 //! End to end: `amt-agent setup-bin create` → `amt-sim serve --usb-setup` → `amtinfo --cert`, and
 //! `setup-bin show` on the files Intel's ACU and MeshCommander wrote.
+// The tests drive Linux processes (amt-sim, its Unix socket, signals); the Windows build is
+// tested by tests/windows.rs, the .exe under Wine.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! End to end: `amt-agent diagnostics wsman` against a running `amt-sim`, over the ME's LME client
 //! (APF through the simulator socket) and over the LMS-like TCP listener, with the firmware's
 //! Digest authentication and state, and each WS-MAN fault.
+// The tests drive Linux processes (amt-sim, its Unix socket, signals); the Windows build is
+// tested by tests/windows.rs, the .exe under Wine.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,11 +1,20 @@
 //! amt-sim: a firmware-faithful Intel AMT simulator. See `amt-sim serve --help` and docs/simulator.md.
+//!
+//! It runs on Linux (its Unix socket, FUSE device file and signal handling are Linux's); a Windows
+//! agent reaches it over `--tcp` (`--device sim:tcp:HOST:PORT`), and `amt-agent --device sim` has
+//! the same firmware inside the process on every OS. Built for Windows it only says so.
 
+#[cfg(unix)]
 use std::os::unix::net::UnixListener;
+#[cfg(unix)]
 use std::path::PathBuf;
 
 use amt_agent::sim::cli::{Cli, Cmd, ServeArgs};
+#[cfg(unix)]
 use amt_agent::sim::faults::{Fault, FaultPlan};
-use amt_agent::sim::{profile, DeviceProfile, Firmware};
+#[cfg(unix)]
+use amt_agent::sim::Firmware;
+use amt_agent::sim::{profile, DeviceProfile};
 use clap::Parser;
 
 fn load_profile(spec: &str) -> Result<DeviceProfile, String> {
@@ -21,6 +30,17 @@ fn load_profile(spec: &str) -> Result<DeviceProfile, String> {
     serde_json::from_str(&text).map_err(|e| format!("profile {spec}: {e}"))
 }
 
+#[cfg(not(unix))]
+fn serve(_: ServeArgs) -> Result<(), String> {
+    Err(
+        "amt-sim serves on Linux only; run it there with --tcp 127.0.0.1:PORT and give this \
+         machine's agent --device sim:tcp:HOST:PORT, or use --device sim (the simulator inside \
+         the agent)"
+            .into(),
+    )
+}
+
+#[cfg(unix)]
 fn serve(args: ServeArgs) -> Result<(), String> {
     let faults: Vec<Fault> = args
         .faults
@@ -63,6 +83,33 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     set.add(nix::sys::signal::Signal::SIGTERM);
     set.thread_block().map_err(|e| e.to_string())?;
 
+    // The TCP listeners are bound before the socket and the device file: a client that waits for
+    // the socket (as the tests do) then finds every front end listening.
+    if let Some(addr) = args.tcp {
+        if !addr.ip().is_loopback() {
+            return Err(format!(
+                "--tcp {addr}: only loopback addresses are allowed (127.0.0.1 or [::1])"
+            ));
+        }
+        let tcp = std::net::TcpListener::bind(addr).map_err(|e| format!("--tcp {addr}: {e}"))?;
+        let bound = tcp.local_addr().map_err(|e| format!("--tcp {addr}: {e}"))?;
+        let fw2 = fw.clone();
+        std::thread::spawn(move || amt_agent::sim::server::serve_tcp(tcp, fw2));
+        eprintln!("amt-sim: profile {name} listening on tcp {bound}");
+    }
+    if let Some(addr) = args.lms_listen {
+        if !addr.ip().is_loopback() {
+            return Err(format!(
+                "--lms-listen {addr}: only loopback addresses are allowed (LMS listens on 127.0.0.1)"
+            ));
+        }
+        let tcp =
+            std::net::TcpListener::bind(addr).map_err(|e| format!("--lms-listen {addr}: {e}"))?;
+        let fw3 = fw.clone();
+        std::thread::spawn(move || amt_agent::sim::server::serve_lms(tcp, fw3));
+        eprintln!("amt-sim: LMS-like listener on {addr}");
+    }
+
     // Mounted first and held until return, so the mount goes away on every way out of here.
     let _mei_file = match &args.mei_file {
         Some(path) => {
@@ -89,19 +136,6 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         }
         None => None,
     };
-    if let Some(addr) = args.lms_listen {
-        if !addr.ip().is_loopback() {
-            return Err(format!(
-                "--lms-listen {addr}: only loopback addresses are allowed (LMS listens on 127.0.0.1)"
-            ));
-        }
-        let tcp =
-            std::net::TcpListener::bind(addr).map_err(|e| format!("--lms-listen {addr}: {e}"))?;
-        let fw3 = fw.clone();
-        std::thread::spawn(move || amt_agent::sim::server::serve_lms(tcp, fw3));
-        eprintln!("amt-sim: LMS-like listener on {addr}");
-    }
-
     let sig = set.wait().map_err(|e| e.to_string())?;
     tracing::info!(signal = ?sig, "stopping");
     drop(fw);
@@ -109,8 +143,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
 }
 
 /// Removes the socket file when serving stops.
+#[cfg(unix)]
 struct RemoveOnDrop(PathBuf);
 
+#[cfg(unix)]
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
@@ -158,6 +194,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+#[cfg(unix)]
 fn usb_setup(profile: &mut DeviceProfile, path: &std::path::Path) -> Result<(), String> {
     use amt_agent::provisioning::setupbin::SetupBin;
     let bytes = std::fs::read(path).map_err(|e| format!("--usb-setup {}: {e}", path.display()))?;

@@ -2,15 +2,14 @@
 
 pub mod compat;
 pub mod logging;
-pub mod secrets;
 
 use std::ffi::OsString;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::device::DeviceSpec;
 use crate::error::{AgentError, ExitCode};
-use crate::heci::DeviceSpec;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -87,7 +86,8 @@ pub enum Command {
     /// Deactivate AMT through RPS (-u URL), or locally (CCM over AMTHI, ACM over WS-MAN),
     /// recovering a stuck configuration.
     Deactivate(crate::commands::deactivate::DeactivateArgs),
-    /// Run as a service (for systemd): bring the machine to the configured mode and keep it there.
+    /// Run as a service (systemd, or the Windows Service Control Manager): bring the machine to the
+    /// configured mode and keep it there. On Windows, `service install|uninstall` registers it.
     Service(ServiceArgs),
     /// Show the service's status (its status file).
     Status(StatusArgs),
@@ -178,14 +178,26 @@ pub struct DoctorArgs {}
 #[derive(Args, Debug, Clone)]
 pub struct ServiceArgs {
     /// The configuration file (absent = defaults; AMT_AGENT_* variables override it).
-    #[arg(long, default_value = crate::service::config::DEFAULT_PATH)]
+    #[arg(long, global = true, default_value = crate::service::config::DEFAULT_PATH)]
     pub config: std::path::PathBuf,
+    /// Without one, run the service.
+    #[command(subcommand)]
+    pub action: Option<ServiceAction>,
+}
+
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceAction {
+    /// Windows: register the service with the Service Control Manager (manual start, restart on
+    /// failure), running this executable with `service --config CONFIG`. Needs an elevated prompt.
+    Install,
+    /// Windows: stop and remove the service.
+    Uninstall,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct StatusArgs {
     /// The service's state directory.
-    #[arg(long, env = "AMT_AGENT_STATE_DIR", default_value = "/run/amt-agent")]
+    #[arg(long, env = "AMT_AGENT_STATE_DIR", default_value = crate::service::config::DEFAULT_STATE_DIR)]
     pub state_dir: std::path::PathBuf,
 }
 

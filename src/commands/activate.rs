@@ -9,10 +9,10 @@ use serde_json::json;
 
 use super::session::{self, AmtConnArgs};
 use crate::amthi::{AmthiClient, ControlMode, ProvisioningState};
-use crate::cli::secrets::{prompt_no_echo, SecretSource};
 use crate::error::{AgentError, ExitCode};
 use crate::heci::MeiDevice;
 use crate::secret::Secret;
+use crate::secret_source::{prompt_no_echo, SecretSource};
 use crate::wsman::calls::network_admin_password;
 use crate::wsman::classes::{general, host_based_setup, setup_and_configuration};
 use crate::wsman::client::Credentials;

@@ -10,12 +10,12 @@ use serde_json::json;
 
 use super::session::AmtConnArgs;
 use crate::amthi::{AmthiClient, ControlMode};
-use crate::cli::secrets::SecretSource;
 use crate::error::{AgentError, ExitCode};
 use crate::heci::MeiDevice;
 use crate::provisioning::rules::{self, Finding, Machine, Outcome, WsmanDomains};
 use crate::provisioning::{self as prov, ProvisioningCert};
 use crate::secret::Secret;
+use crate::secret_source::SecretSource;
 use crate::wsman::client::Credentials;
 
 #[derive(Args, Debug)]
@@ -28,7 +28,7 @@ pub struct CertArgs {
 pub enum CertWhat {
     /// Check a provisioning certificate against every firmware rule for ACM activation; exit 0
     /// only when activation would pass.
-    Check(CertCheckArgs),
+    Check(Box<CertCheckArgs>),
     /// Print the SHA-1/256/384 fingerprints of each certificate, as AMT and MEBx show them.
     Hash(CertHashArgs),
 }
@@ -91,7 +91,7 @@ pub struct CertHashArgs {
 }
 
 pub fn run(
-    device: &crate::heci::DeviceSpec,
+    device: &crate::device::DeviceSpec,
     args: &CertArgs,
     json: bool,
 ) -> Result<ExitCode, AgentError> {
@@ -100,7 +100,7 @@ pub fn run(
             let machine = if a.offline {
                 Machine::default()
             } else {
-                let dev = crate::heci::open(device).map_err(|e| {
+                let dev = crate::device::open(device).map_err(|e| {
                     AgentError::from(e)
                         .context("cannot read this machine's AMT (hashes, PKI DNS suffix, version)")
                         .help("run as root on the AMT machine, or check the file alone with --offline")

@@ -2,6 +2,7 @@
 //! (user-pains.md, failure mode 3).
 
 use std::net::{SocketAddr, TcpStream};
+#[cfg(unix)]
 use std::path::Path;
 use std::time::Duration;
 
@@ -9,8 +10,9 @@ use serde::Serialize;
 
 use crate::amthi::client::amt_enabled_flags;
 use crate::amthi::AmthiClient;
+use crate::device::{self, DeviceSpec};
 use crate::error::{AgentError, ExitCode};
-use crate::heci::{self, guid, DeviceSpec, HeciError, MeiDevice, RetryPolicy};
+use crate::heci::{self, guid, HeciError, MeiDevice, RetryPolicy};
 
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -47,6 +49,7 @@ impl Check {
 }
 
 /// Device nodes: which exist, their mode, and whether this user can open them read-write.
+#[cfg(unix)]
 fn device_nodes(checks: &mut Vec<Check>, paths: &[&str]) {
     let mut found = false;
     for p in paths {
@@ -86,6 +89,7 @@ fn device_nodes(checks: &mut Vec<Check>, paths: &[&str]) {
 }
 
 /// The kernel driver's view from sysfs.
+#[cfg(unix)]
 fn sysfs(checks: &mut Vec<Check>, root: &Path) {
     let Ok(entries) = std::fs::read_dir(root) else {
         checks.push(
@@ -210,30 +214,89 @@ fn lms(checks: &mut Vec<Check>) {
     }
 }
 
+/// The device nodes and the kernel driver's view (Linux).
+#[cfg(unix)]
+fn driver_checks(checks: &mut Vec<Check>, path: Option<&std::path::PathBuf>) {
+    match path {
+        None => device_nodes(checks, heci::AUTO_PATHS),
+        Some(p) => {
+            let s = p.display().to_string();
+            device_nodes(checks, &[s.as_str()]);
+        }
+    }
+    sysfs(checks, Path::new("/sys/class/mei"));
+}
+
+/// The Intel MEI driver's device interface and version (Windows).
+#[cfg(windows)]
+fn driver_checks(checks: &mut Vec<Check>, path: Option<&std::path::PathBuf>) {
+    use crate::heci::windows::{interface_paths, WindowsMeiDevice};
+    use crate::heci::winheci::GUID_DEVINTERFACE_HECI;
+    let paths = match path {
+        Some(p) => vec![p.display().to_string()],
+        None => match interface_paths() {
+            Ok(p) => p,
+            Err(e) => {
+                checks.push(check(
+                    "driver",
+                    Status::Warn,
+                    format!(
+                        "SetupAPI could not list device interfaces: {}",
+                        heci::winheci::win32::describe(e)
+                    ),
+                ));
+                Vec::new()
+            }
+        },
+    };
+    if paths.is_empty() {
+        checks.push(
+            check(
+                "driver",
+                Status::Fail,
+                format!("no Intel MEI device interface {{{GUID_DEVINTERFACE_HECI}}} is present: the Intel Management Engine Interface driver is not installed, or the ME is disabled"),
+            )
+            .with_help(
+                HeciError::NoDevice { tried: String::new() }.help_on(heci::HostOs::Windows),
+            ),
+        );
+        return;
+    }
+    for p in paths {
+        let dev = WindowsMeiDevice::at_path(p.clone());
+        match dev.driver_version() {
+            Ok(v) => checks.push(check(
+                "driver",
+                Status::Ok,
+                format!("Intel MEI driver {v} at {p}"),
+            )),
+            Err(e) => {
+                checks.push(check("driver", Status::Fail, format!("{p}: {e}")).with_help(e.help()))
+            }
+        }
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
+fn driver_checks(_: &mut Vec<Check>, _: Option<&std::path::PathBuf>) {}
+
 pub fn run(spec: &DeviceSpec, json_out: bool) -> Result<ExitCode, AgentError> {
     let mut checks = Vec::new();
     let mut exit = ExitCode::Success;
     let simulated = matches!(
         spec,
-        DeviceSpec::InProcess { .. } | DeviceSpec::SimSocket(_)
+        DeviceSpec::InProcess { .. } | DeviceSpec::SimSocket(_) | DeviceSpec::SimTcp(_)
     );
     match spec {
-        DeviceSpec::Auto => {
-            device_nodes(&mut checks, heci::AUTO_PATHS);
-            sysfs(&mut checks, Path::new("/sys/class/mei"));
-        }
-        DeviceSpec::Path(p) => {
-            let s = p.display().to_string();
-            device_nodes(&mut checks, &[s.as_str()]);
-            sysfs(&mut checks, Path::new("/sys/class/mei"));
-        }
+        DeviceSpec::Auto => driver_checks(&mut checks, None),
+        DeviceSpec::Path(p) => driver_checks(&mut checks, Some(p)),
         _ => checks.push(check(
             "device-node",
             Status::Info,
-            format!("simulated device ({spec}): device nodes and sysfs not applicable"),
+            format!("simulated device ({spec}): device nodes and driver not applicable"),
         )),
     }
-    let device = match heci::open(spec) {
+    let device = match device::open(spec) {
         Ok(d) => Some(d),
         Err(e) => {
             exit = AgentError::from(e.clone()).exit;

@@ -9,10 +9,10 @@ use clap::{Args, Subcommand};
 
 use super::remote::{self, MaintenanceKind, Overrides, Request, RpsArgs};
 use super::session::AmtConnArgs;
-use crate::cli::secrets::SecretSource;
 use crate::error::{AgentError, ExitCode};
 use crate::heci::MeiDevice;
 use crate::rps::message::IpConfiguration;
+use crate::secret_source::SecretSource;
 
 #[derive(Args, Debug)]
 pub struct MaintenanceArgs {

@@ -44,48 +44,52 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode, AgentError> {
             Ok(ExitCode::Success)
         }
         Command::Amtinfo(args) => {
-            let device = crate::heci::open(&cli.device)?;
+            let device = crate::device::open(&cli.device)?;
             amtinfo::run(device, args, cli.json)
         }
         Command::Doctor(_) => doctor::run(&cli.device, cli.json),
         Command::Cert(args) => cert::run(&cli.device, args, cli.json),
         Command::Activate(args) => {
-            let device = crate::heci::open(&cli.device)?;
+            let device = crate::device::open(&cli.device)?;
             activate::run(device, args, cli.json)
         }
         Command::Deactivate(args) => {
-            let device = crate::heci::open(&cli.device)?;
+            let device = crate::device::open(&cli.device)?;
             deactivate::run(device, args, cli.json)
         }
+        Command::Service(args) if args.action.is_some() => crate::service::manage(
+            args.action == Some(crate::cli::ServiceAction::Install),
+            &args.config,
+        ),
         Command::Service(args) => {
             let mut config = crate::service::config::Config::load(&args.config)?;
             // --device on the command line wins over the file.
-            if cli.device != crate::heci::DeviceSpec::Auto {
+            if cli.device != crate::device::DeviceSpec::Auto {
                 config.device = cli.device.to_string();
             }
             crate::service::Service::new(config).run()
         }
         Command::Status(args) => status(&args.state_dir, cli.json),
         Command::Maintenance(args) => {
-            let device = crate::heci::open(&cli.device)?;
+            let device = crate::device::open(&cli.device)?;
             maintenance::run(device, args, cli.json)
         }
         Command::Configure(args) => {
-            let device = crate::heci::open(&cli.device)?;
+            let device = crate::device::open(&cli.device)?;
             configure::run(device, args, cli.json)
         }
         Command::Diagnostics(args) => {
-            let device = crate::heci::open(&cli.device)?;
+            let device = crate::device::open(&cli.device)?;
             diagnostics::run(device, args, cli.json)
         }
         Command::SetupBin(args) => setupbin::run(args, cli.json),
         Command::Profile(args) => desired::run_profile(args, cli.json),
         Command::Plan(args) => {
-            let device = crate::heci::open(&cli.device)?;
+            let device = crate::device::open(&cli.device)?;
             desired::run_plan(device, args, cli.json)
         }
         Command::Apply(args) => {
-            let device = crate::heci::open(&cli.device)?;
+            let device = crate::device::open(&cli.device)?;
             desired::run_apply(device, args, cli.json)
         }
     }

@@ -16,12 +16,12 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::session::{self, AmtConnArgs};
 use crate::amthi::{AmthiClient, ControlMode};
-use crate::cli::secrets::SecretSource;
 use crate::error::{AgentError, ExitCode};
 use crate::heci::MeiDevice;
 use crate::rps::message::{self, Command, Identity, IpConfiguration, Outcome, Payload};
 use crate::rps::session::{Action, RelaySession, SessionError};
 use crate::secret::Secret;
+use crate::secret_source::SecretSource;
 use crate::wsman::client::{Credentials, WsmanClient, WsmanOptions};
 use crate::wsman::transport::{AmtStream, Route, RouteOptions};
 
@@ -1085,7 +1085,7 @@ impl Driver {
         let mut request =
             tungstenite::client::IntoClientRequest::into_client_request(self.url.as_str())
                 .map_err(|e| fail(ExitCode::MissingOrIncorrectUrl, format!("bad RPS URL: {e}")))?;
-        let token = crate::cli::secrets::SecretSource {
+        let token = crate::secret_source::SecretSource {
             what: "RPS token",
             flag: self.rps.token.as_ref().map(|t| t.expose()),
             file: self.rps.token_file.as_deref(),

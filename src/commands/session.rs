@@ -7,9 +7,9 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::amthi::{AmthiClient, ControlMode};
-use crate::cli::secrets::SecretSource;
 use crate::error::{AgentError, ExitCode};
 use crate::heci::MeiDevice;
+use crate::secret_source::SecretSource;
 use crate::wsman::client::{Credentials, WsmanClient, WsmanOptions};
 use crate::wsman::tls_stream::{wsman_endpoint, AmtTlsOptions};
 use crate::wsman::transport::{LmsMode, Route, RouteOptions};
@@ -56,7 +56,7 @@ impl AmtConnArgs {
         } else {
             self.tls_pin_dir.as_path()
         };
-        super::tls_pin::PinStore::for_device(device, dir)
+        super::tls_pin::PinStore::for_device(device, &crate::os::expand_path(dir))
     }
 }
 

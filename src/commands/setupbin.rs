@@ -10,12 +10,12 @@ use serde_json::json;
 
 use crate::amthi::codec::hex;
 use crate::amthi::HashAlgorithm;
-use crate::cli::secrets::{read_secret_file, SecretSource};
 use crate::error::{AgentError, ExitCode};
 use crate::provisioning::setupbin::{
     guid_text, mebx_password_problem, CertHash, RootEnrolment, SetupBin,
 };
 use crate::secret::Secret;
+use crate::secret_source::{read_secret_file, SecretSource};
 
 #[derive(Args, Debug)]
 pub struct SetupBinArgs {
@@ -262,20 +262,17 @@ fn create(a: &CreateArgs, json: bool) -> Result<ExitCode, AgentError> {
 
 /// The file holds MEBx passwords: written readable by its owner only.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
-    use std::os::unix::fs::OpenOptionsExt;
     let fail = |e: std::io::Error| {
         AgentError::new(
             ExitCode::GenericFailure,
             format!("cannot write {}: {e}", path.display()),
         )
     };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(fail)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).map_err(fail)?;
     f.write_all(bytes).map_err(fail)
 }
 

@@ -11,8 +11,9 @@
 //! port (nothing stops an unprivileged process binding 127.0.0.1:16993 when LMS is not running)
 //! vouch for its own certificate. So the pin lives on the host, where only root writes:
 //! `<dir>/amt-tls-<UUID>.json` (`--tls-pin-dir`, env `AMT_AGENT_TLS_PIN_DIR`, default
-//! `/var/lib/amt-agent`), mode 600 in a 700 directory, keyed by AMT's UUID (read over AMTHI), and
-//! refused when group or others may write it. For the in-process simulator, whose state ends
+//! `/var/lib/amt-agent`, on Windows `%ProgramData%\amt-agent`), mode 600 in a 700 directory (on
+//! Windows the same as ACLs: SYSTEM, Administrators and the agent's user), keyed by AMT's UUID
+//! (read over AMTHI), and refused when group or others may write it (on Windows: anyone else). For the in-process simulator, whose state ends
 //! with the process, pins are kept in memory only.
 //!
 //! A deactivation removes the pin (the firmware forgets its TLS configuration); so does
@@ -38,7 +39,7 @@ use crate::heci::MeiDevice;
 use crate::tls::{LeafPin, PinAlgorithm};
 
 /// The default directory of pin files.
-pub const DEFAULT_DIR: &str = "/var/lib/amt-agent";
+pub const DEFAULT_DIR: &str = crate::os::DATA_DIR;
 
 /// One pin: what `configure tls` installed on the AMT with this UUID.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,22 +166,25 @@ impl PinStore {
                     "run as root (the pin directory is root's), or point --tls-pin-dir elsewhere",
                 )),
             };
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            if let Ok(m) = std::fs::metadata(&path) {
-                if m.mode() & 0o022 != 0 {
-                    return Err(store_error(format!(
-                        "AMT's TLS pin {} may be written by others (mode {:o}): it is not trusted",
-                        path.display(),
-                        m.mode() & 0o777
-                    ))
-                    .help(format!(
-                        "check who changed it, then: chmod 600 {}",
-                        path.display()
-                    )));
-                }
-            }
+        if let Some(who) = crate::os::private::writable_by_others(&path).map_err(|e| {
+            store_error(format!(
+                "cannot check who may change AMT's TLS pin {}: {e}",
+                path.display()
+            ))
+        })? {
+            let fix = if cfg!(windows) {
+                format!(
+                    "check who changed it, then: icacls \"{}\" /inheritance:r /grant:r SYSTEM:F Administrators:F",
+                    path.display()
+                )
+            } else {
+                format!("check who changed it, then: chmod 600 {}", path.display())
+            };
+            return Err(store_error(format!(
+                "AMT's TLS pin {} may be written by {who}: it is not trusted",
+                path.display()
+            ))
+            .help(fix));
         }
         let rec: PinRecord = serde_json::from_slice(&bytes).map_err(|e| {
             store_error(format!("AMT's TLS pin {} is corrupt: {e}", path.display())).help(
@@ -202,33 +206,10 @@ impl PinStore {
             store_error(format!("cannot {what} AMT's TLS pin {}: {e}", path.display()))
                 .help("run as root, or point --tls-pin-dir (AMT_AGENT_TLS_PIN_DIR) at a directory only root writes")
         };
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            builder.mode(0o700);
-        }
-        builder
-            .create(dir)
+        crate::os::private::create_private_dir(dir)
             .map_err(|e| fail("create the directory of", e))?;
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(rec).expect("a pin serialises");
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = opts.open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| fail("write", e))
+        crate::os::private::write_private_file(&path, text.as_bytes()).map_err(|e| fail("write", e))
     }
 
     /// Refuses up front when a pin could not be recorded: TLS-only AMT without a pin would lock
@@ -356,6 +337,7 @@ mod tests {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
             let e = s.load(uuid).unwrap_err();
             assert!(e.to_string().contains("may be written by others"), "{e}");
+            assert!(e.to_string().contains("chmod 600"), "{e}");
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         assert!(s.remove(uuid).unwrap());

@@ -1,20 +1,25 @@
-//! MEI/HECI transports: one small interface, several backends chosen like a TPM TCTI.
+//! MEI/HECI transports: one small interface ([`MeiDevice`], [`MeiConnection`]), its typed errors,
+//! and the backends that talk to something real:
 //!
-//! * `auto` probes `/dev/mei0` … `/dev/mei3`, then `/dev/mei` (as LMS and mei-amt-check do);
-//! * a path opens that MEI character device (or an `amt-sim --mei-file`);
-//! * `sim:<socket>` talks to a running `amt-sim serve --socket`;
-//! * `sim` (or `sim:profile=NAME`) runs the simulator's firmware model in this process.
+//! * [`linux`]: the MEI character device (`/dev/mei0`, ioctl, poll), Linux only;
+//! * [`windows`]: the Intel MEI driver's device interface (SetupAPI, overlapped I/O, DeviceIoControl),
+//!   Windows only, with its codes and layouts in the platform-independent [`winheci`];
+//! * [`simsock`]: the frame protocol of a running `amt-sim serve` over a Unix socket or loopback TCP.
 //!
-//! Reference: transport.md §1 (Linux device), §3 (client GUIDs).
+//! Which backend `--device` names is decided above this layer (`crate::device`), which is also
+//! where the in-process simulator comes in: the transport never imports its imitation.
+//!
+//! Reference: transport.md §1 (Linux device), §2 (Windows driver), §3 (client GUIDs).
 
+pub mod errno;
 pub mod guid;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod simsock;
+#[cfg(windows)]
+pub mod windows;
+pub mod winheci;
 
-use std::fmt;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use guid::Guid;
@@ -26,7 +31,22 @@ pub struct ClientProperties {
     pub protocol_version: u8,
 }
 
-/// Errors of the transport, each tied to the errno the kernel gives (transport.md §1.11).
+/// The OS whose words a fix is given in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostOs {
+    Linux,
+    Windows,
+}
+
+impl HostOs {
+    #[cfg(windows)]
+    pub const CURRENT: HostOs = HostOs::Windows;
+    #[cfg(not(windows))]
+    pub const CURRENT: HostOs = HostOs::Linux;
+}
+
+/// Errors of the transport, each tied to the errno the Linux kernel gives (transport.md §1.11);
+/// the Windows driver's errors map onto the same variants ([`winheci::error_from_win32`]).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HeciError {
     #[error("no MEI device found (tried {tried})")]
@@ -68,11 +88,24 @@ pub enum HeciError {
 }
 
 impl HeciError {
-    /// The fix to suggest to the user.
+    /// The fix to suggest to the user on this machine's OS.
     pub fn help(&self) -> &'static str {
+        self.help_on(HostOs::CURRENT)
+    }
+
+    /// The fix to suggest on `os`: the driver, the privilege and the holder of a busy client are
+    /// named differently on Linux and Windows (rpc-go.md §6.3).
+    pub fn help_on(&self, os: HostOs) -> &'static str {
+        let windows = os == HostOs::Windows;
         match self {
+            HeciError::NoDevice { .. } if windows => {
+                "install the Intel Management Engine Interface (MEI) driver (Device Manager > System devices, or the PC maker's driver package), check that the Intel ME is enabled in the BIOS, or run with --device sim to try the simulator"
+            }
             HeciError::NoDevice { .. } => {
                 "load the MEI driver (modprobe mei_me), check that the Intel ME is enabled in the BIOS, or run with --device sim to try the simulator"
+            }
+            HeciError::PermissionDenied { .. } if windows => {
+                "run from an elevated prompt (right-click > Run as administrator): the Intel MEI driver admits Administrators only"
             }
             HeciError::PermissionDenied { .. } => {
                 "run as root (sudo), or give this user read/write access to the MEI device node"
@@ -83,6 +116,9 @@ impl HeciError {
             HeciError::ClientNotFound { .. } => {
                 "this machine's ME does not offer that client: it is not an AMT (vPro) SKU, or AMT is disabled in MEBx"
             }
+            HeciError::Busy { .. } if windows => {
+                "another program holds the ME client (often Intel LMS or another agent); stop it (net stop LMS) or wait and retry"
+            }
             HeciError::Busy { .. } => {
                 "another program holds the ME client (often LMS or another agent); stop it (systemctl stop lms) or wait and retry"
             }
@@ -92,11 +128,14 @@ impl HeciError {
             HeciError::MessageTooBig { .. } | HeciError::ReplyTooBig { .. } => {
                 "this is a protocol mismatch between the agent and the firmware; report it with the trace log (-vvv)"
             }
+            HeciError::Closed { .. } | HeciError::Os { .. } if windows => {
+                "retry; if it persists, check the Intel Management Engine Interface device in Device Manager and update its driver"
+            }
             HeciError::Closed { .. } | HeciError::Os { .. } => {
                 "retry; if it persists, check dmesg for MEI driver errors"
             }
             HeciError::SimSocket { .. } => {
-                "start the simulator first: amt-sim serve --socket PATH, and pass --device sim:PATH"
+                "start the simulator first: amt-sim serve --socket PATH (or --tcp 127.0.0.1:PORT), and pass --device sim:PATH (or sim:tcp:127.0.0.1:PORT)"
             }
         }
     }
@@ -211,45 +250,45 @@ pub fn connect(
     }
 }
 
-/// Maps the errno a (real or simulated) MEI device gave to a typed error.
+/// Maps the (Linux) errno a real or simulated MEI device gave to a typed error.
 pub fn error_from_errno(
-    errno: i32,
+    code: i32,
     client: &str,
     path: &str,
     connecting: bool,
     mtu: u32,
 ) -> HeciError {
     let client = client.to_string();
-    match errno {
-        libc::ENOTTY => HeciError::ClientNotFound { client },
-        libc::EBUSY => HeciError::Busy {
+    match code {
+        errno::ENOTTY => HeciError::ClientNotFound { client },
+        errno::EBUSY => HeciError::Busy {
             client,
             attempts: 1,
             waited_ms: 0,
         },
-        libc::ENODEV if connecting => HeciError::DeviceNotReady {
+        errno::ENODEV if connecting => HeciError::DeviceNotReady {
             path: path.to_string(),
         },
-        libc::ENODEV => HeciError::Reset {
+        errno::ENODEV => HeciError::Reset {
             client,
             attempts: 0,
         },
-        libc::EFBIG => HeciError::MessageTooBig {
+        errno::EFBIG => HeciError::MessageTooBig {
             client,
             len: 0,
             max: mtu,
         },
-        libc::EMSGSIZE => HeciError::ReplyTooBig { client },
-        libc::EACCES | libc::EPERM => HeciError::PermissionDenied {
+        errno::EMSGSIZE => HeciError::ReplyTooBig { client },
+        errno::EACCES | errno::EPERM => HeciError::PermissionDenied {
             path: path.to_string(),
         },
-        libc::ENOENT => HeciError::NoDevice {
+        errno::ENOENT => HeciError::NoDevice {
             tried: path.to_string(),
         },
         other => HeciError::Os {
             client,
             op: "MEI",
-            errno: format!("{} ({other})", nix::errno::Errno::from_raw(other).desc()),
+            errno: errno::describe(other),
         },
     }
 }
@@ -261,61 +300,7 @@ pub(crate) fn client_label(g: Guid) -> String {
     }
 }
 
-/// Where `--device` points.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DeviceSpec {
-    /// Probe the usual device nodes.
-    Auto,
-    /// A MEI character device, or a file that behaves like one.
-    Path(PathBuf),
-    /// A running `amt-sim serve --socket PATH`.
-    SimSocket(PathBuf),
-    /// The simulator in this process, with the named profile (None = the default profile).
-    InProcess { profile: Option<String> },
-}
-
-impl DeviceSpec {
-    pub fn parse(s: &str) -> Result<DeviceSpec, String> {
-        let s = s.trim();
-        if s.is_empty() || s == "auto" {
-            return Ok(DeviceSpec::Auto);
-        }
-        if s == "sim" {
-            return Ok(DeviceSpec::InProcess { profile: None });
-        }
-        if let Some(rest) = s.strip_prefix("sim:") {
-            if let Some(p) = rest.strip_prefix("profile=") {
-                if p.is_empty() {
-                    return Err("sim:profile= needs a profile name".into());
-                }
-                return Ok(DeviceSpec::InProcess {
-                    profile: Some(p.to_string()),
-                });
-            }
-            if rest.is_empty() {
-                return Err(
-                    "sim: needs a socket path (sim:/run/amt-sim.sock) or use plain 'sim'".into(),
-                );
-            }
-            return Ok(DeviceSpec::SimSocket(PathBuf::from(rest)));
-        }
-        Ok(DeviceSpec::Path(PathBuf::from(s)))
-    }
-}
-
-impl fmt::Display for DeviceSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DeviceSpec::Auto => write!(f, "auto"),
-            DeviceSpec::Path(p) => write!(f, "{}", p.display()),
-            DeviceSpec::SimSocket(p) => write!(f, "sim:{}", p.display()),
-            DeviceSpec::InProcess { profile: None } => write!(f, "sim"),
-            DeviceSpec::InProcess { profile: Some(p) } => write!(f, "sim:profile={p}"),
-        }
-    }
-}
-
-/// The device nodes `auto` probes, in order.
+/// The device nodes `auto` probes on Linux, in order.
 pub const AUTO_PATHS: &[&str] = &[
     "/dev/mei0",
     "/dev/mei1",
@@ -323,89 +308,3 @@ pub const AUTO_PATHS: &[&str] = &[
     "/dev/mei3",
     "/dev/mei",
 ];
-
-/// Opens the device a spec names.
-pub fn open(spec: &DeviceSpec) -> Result<Arc<dyn MeiDevice>, HeciError> {
-    match spec {
-        DeviceSpec::Auto => open_auto(),
-        DeviceSpec::Path(p) => open_path(p.clone()),
-        DeviceSpec::SimSocket(p) => Ok(Arc::new(simsock::SimSocketDevice::new(p.clone()))),
-        DeviceSpec::InProcess { profile } => {
-            let fw = crate::sim::Firmware::from_profile_name(profile.as_deref()).map_err(|e| {
-                HeciError::SimSocket {
-                    path: "in-process".into(),
-                    reason: e,
-                }
-            })?;
-            Ok(Arc::new(crate::sim::InProcessDevice::new(fw)))
-        }
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn open_path(p: PathBuf) -> Result<Arc<dyn MeiDevice>, HeciError> {
-    if !p.exists() {
-        return Err(HeciError::NoDevice {
-            tried: p.display().to_string(),
-        });
-    }
-    Ok(Arc::new(linux::LinuxMeiDevice::new(p)))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn open_path(p: PathBuf) -> Result<Arc<dyn MeiDevice>, HeciError> {
-    Err(HeciError::NoDevice {
-        tried: format!("{} (no MEI backend for this OS yet)", p.display()),
-    })
-}
-
-#[cfg(target_os = "linux")]
-fn open_auto() -> Result<Arc<dyn MeiDevice>, HeciError> {
-    let present: Vec<PathBuf> = AUTO_PATHS
-        .iter()
-        .map(PathBuf::from)
-        .filter(|p| p.exists())
-        .collect();
-    if present.is_empty() {
-        return Err(HeciError::NoDevice {
-            tried: AUTO_PATHS.join(", "),
-        });
-    }
-    Ok(Arc::new(linux::LinuxMeiDevice::probing(present)))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn open_auto() -> Result<Arc<dyn MeiDevice>, HeciError> {
-    Err(HeciError::NoDevice {
-        tried: "no MEI backend for this OS yet".into(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_spec_parses_every_form() {
-        assert_eq!(DeviceSpec::parse("auto").unwrap(), DeviceSpec::Auto);
-        assert_eq!(
-            DeviceSpec::parse("sim").unwrap(),
-            DeviceSpec::InProcess { profile: None }
-        );
-        assert_eq!(
-            DeviceSpec::parse("sim:profile=amt19").unwrap(),
-            DeviceSpec::InProcess {
-                profile: Some("amt19".into())
-            }
-        );
-        assert_eq!(
-            DeviceSpec::parse("sim:/tmp/a.sock").unwrap(),
-            DeviceSpec::SimSocket("/tmp/a.sock".into())
-        );
-        assert_eq!(
-            DeviceSpec::parse("/dev/mei0").unwrap(),
-            DeviceSpec::Path("/dev/mei0".into())
-        );
-        assert!(DeviceSpec::parse("sim:").is_err());
-    }
-}

@@ -1,4 +1,6 @@
-//! The `sim:<socket>` backend: a Unix socket to a running `amt-sim serve`.
+//! The `sim:<socket>` and `sim:tcp:HOST:PORT` backends: a Unix socket, or a loopback TCP
+//! connection, to a running `amt-sim serve --socket` / `--tcp`. The TCP form is how a Windows
+//! build (which has no Unix sockets) reaches a simulator in another process.
 //!
 //! One socket connection is one open MEI file handle. Frames are `u8 kind, u32 LE length, payload`:
 //!
@@ -7,12 +9,15 @@
 //! | 0x01 CONNECT | agent → sim | 16-byte client GUID (wire order) |
 //! | 0x02 MESSAGE | both (0x82 from sim) | one whole ME message |
 //! | 0x81 CONNECTED | sim → agent | u32 LE max message length, u8 protocol version |
-//! | 0x8F ERRNO | sim → agent | i32 LE errno the kernel would give (ENOTTY, EBUSY, ENODEV, EFBIG, …) |
+//! | 0x8F ERRNO | sim → agent | i32 LE errno the Linux kernel would give (ENOTTY, EBUSY, ENODEV, EFBIG, …; [`super::errno`]) |
 //!
 //! An ERRNO frame after CONNECTED ends the handle, as an ME reset ends a real file descriptor.
 
 use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
+#[cfg(unix)]
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -67,13 +72,77 @@ impl FrameReader {
     }
 }
 
+/// Where the simulator listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SimEndpoint {
+    #[cfg(unix)]
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+impl std::fmt::Display for SimEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            #[cfg(unix)]
+            SimEndpoint::Unix(p) => write!(f, "{}", p.display()),
+            SimEndpoint::Tcp(a) => write!(f, "tcp {a}"),
+        }
+    }
+}
+
+/// One connection to the simulator: a Unix or a TCP stream.
+enum Stream {
+    #[cfg(unix)]
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn connect(endpoint: &SimEndpoint, deadline: Duration) -> std::io::Result<Stream> {
+        match endpoint {
+            #[cfg(unix)]
+            SimEndpoint::Unix(p) => UnixStream::connect(p).map(Stream::Unix),
+            SimEndpoint::Tcp(a) => {
+                let s = TcpStream::connect_timeout(a, deadline)?;
+                // Frames are small and each waits for an answer: send them at once.
+                s.set_nodelay(true)?;
+                Ok(Stream::Tcp(s))
+            }
+        }
+    }
+
+    fn set_read_timeout(&self, d: Option<Duration>) -> std::io::Result<()> {
+        match self {
+            #[cfg(unix)]
+            Stream::Unix(s) => s.set_read_timeout(d),
+            Stream::Tcp(s) => s.set_read_timeout(d),
+        }
+    }
+
+    fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            #[cfg(unix)]
+            Stream::Unix(s) => (&*s).read(buf),
+            Stream::Tcp(s) => (&*s).read(buf),
+        }
+    }
+
+    fn write_all(&self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            #[cfg(unix)]
+            Stream::Unix(s) => (&*s).write_all(buf),
+            Stream::Tcp(s) => (&*s).write_all(buf),
+        }
+    }
+}
+
 pub struct SimSocketDevice {
-    path: PathBuf,
+    endpoint: SimEndpoint,
 }
 
 impl SimSocketDevice {
-    pub fn new(path: PathBuf) -> SimSocketDevice {
-        SimSocketDevice { path }
+    pub fn new(endpoint: SimEndpoint) -> SimSocketDevice {
+        SimSocketDevice { endpoint }
     }
 }
 
@@ -82,18 +151,24 @@ const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
 
 impl MeiDevice for SimSocketDevice {
     fn describe(&self) -> String {
-        format!("amt-sim at {}", self.path.display())
+        format!("amt-sim at {}", self.endpoint)
     }
 
     fn simulated_profile(&self) -> Option<String> {
-        Some(format!("socket {}", self.path.display()))
+        Some(match &self.endpoint {
+            #[cfg(unix)]
+            SimEndpoint::Unix(p) => format!("socket {}", p.display()),
+            SimEndpoint::Tcp(a) => format!("tcp {a}"),
+        })
     }
 
     fn connect_once(&self, client: Guid) -> Result<Box<dyn MeiConnection>, HeciError> {
-        let shown = self.path.display().to_string();
-        let stream = UnixStream::connect(&self.path).map_err(|e| HeciError::SimSocket {
-            path: shown.clone(),
-            reason: e.to_string(),
+        let shown = self.endpoint.to_string();
+        let stream = Stream::connect(&self.endpoint, CONNECT_DEADLINE).map_err(|e| {
+            HeciError::SimSocket {
+                path: shown.clone(),
+                reason: e.to_string(),
+            }
         })?;
         let conn = SimSocketConnection {
             stream,
@@ -127,7 +202,7 @@ impl MeiDevice for SimSocketDevice {
 }
 
 pub struct SimSocketConnection {
-    stream: UnixStream,
+    stream: Stream,
     reader: Mutex<FrameReader>,
     props: ClientProperties,
     client: String,
@@ -136,7 +211,7 @@ pub struct SimSocketConnection {
 
 impl SimSocketConnection {
     fn write_frame(&self, kind: u8, payload: &[u8]) -> Result<(), HeciError> {
-        (&self.stream)
+        self.stream
             .write_all(&encode_frame(kind, payload))
             .map_err(|e| self.io_error(e))
     }
@@ -160,7 +235,7 @@ impl SimSocketConnection {
             self.stream
                 .set_read_timeout(Some(left))
                 .map_err(|e| self.io_error(e))?;
-            match (&self.stream).read(&mut chunk) {
+            match self.stream.read(&mut chunk) {
                 Ok(0) => {
                     return Err(HeciError::Closed {
                         client: self.client.clone(),

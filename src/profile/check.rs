@@ -280,6 +280,40 @@ fn peek(
     }
 }
 
+/// Whether every user can read the profile file: what says so and the fix. The mode's "other" bit
+/// on Unix; on Windows an entry in its ACL for a broad group (Everyone, Users, …).
+fn world_readable(f: &Path) -> Option<(String, String)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(f).ok()?;
+        (m.mode() & 0o004 != 0).then(|| {
+            (
+                format!("every user can read (mode {:o})", m.mode() & 0o777),
+                format!("chmod 600 {}", f.display()),
+            )
+        })
+    }
+    #[cfg(windows)]
+    {
+        let dacl = crate::os::file_dacl(f).ok()?;
+        crate::os::acl::readable_by_others(dacl.as_deref()).map(|group| {
+            (
+                format!("{group} can read"),
+                format!(
+                    "icacls \"{}\" /inheritance:r /grant:r SYSTEM:R Administrators:F",
+                    f.display()
+                ),
+            )
+        })
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = f;
+        None
+    }
+}
+
 fn semantic(
     p: &Profile,
     doc: &Document,
@@ -289,27 +323,19 @@ fn semantic(
 ) {
     // A plain-text secret in a file others can read (an encrypted export is not plain text).
     if let (Some(f), true) = (file, doc.format != super::Format::RpcGoV3Encrypted) {
-        use std::os::unix::fs::MetadataExt;
-        if let Ok(m) = std::fs::metadata(f) {
-            if m.mode() & 0o004 != 0 {
-                for (path, r) in secrets(p) {
-                    if r.is_literal() {
-                        out.push(
-                            Problem::error(
-                                &path,
-                                format!(
-                                    "a plain-text secret in {}, which every user can read (mode {:o})",
-                                    f.display(),
-                                    m.mode() & 0o777
-                                ),
-                            )
-                            .help(format!(
-                                "chmod 600 {}, or give it as env:NAME or file:PATH (a file only its owner may read)",
-                                f.display()
-                            ))
-                            .exit(ExitCode::FailedReadingConfiguration),
-                        );
-                    }
+        if let Some((who, fix)) = world_readable(f) {
+            for (path, r) in secrets(p) {
+                if r.is_literal() {
+                    out.push(
+                        Problem::error(
+                            &path,
+                            format!("a plain-text secret in {}, which {who}", f.display()),
+                        )
+                        .help(format!(
+                            "{fix}, or give it as env:NAME or file:PATH (a file only its owner may read)"
+                        ))
+                        .exit(ExitCode::FailedReadingConfiguration),
+                    );
                 }
             }
         }

@@ -75,7 +75,7 @@ pub struct KeySource {
 impl KeySource {
     /// `--key-file`, `--key` (warned), `CONFIG_ENCRYPTION_KEY` (rpc-go's variable).
     pub fn resolve(&self) -> Result<Option<crate::secret::Secret>, AgentError> {
-        crate::cli::secrets::SecretSource {
+        crate::secret_source::SecretSource {
             what: "profile decryption key",
             flag: self.flag.as_ref().map(crate::secret::Secret::expose),
             file: self.file.as_deref(),

@@ -71,7 +71,7 @@ impl SecretRef {
                     "export {n}=… before running, or give {what} as file:PATH"
                 ))),
             },
-            SecretRef::File(p) => crate::cli::secrets::read_secret_file(p, what),
+            SecretRef::File(p) => crate::secret_source::read_secret_file(p, what),
             SecretRef::Generate => Err(AgentError::new(
                 ExitCode::MissingOrInvalidConfiguration,
                 format!("{what}: generate is only for the AMT, MEBx and MPS passwords"),
@@ -84,7 +84,7 @@ impl SecretRef {
     pub fn resolve_text(&self, what: &str) -> Result<Secret, AgentError> {
         match self {
             SecretRef::File(p) => {
-                crate::cli::secrets::check_private_file(p, what)?;
+                crate::secret_source::check_private_file(p, what)?;
                 std::fs::read_to_string(p).map(Secret::new).map_err(|e| {
                     AgentError::new(
                         ExitCode::FailedReadingConfiguration,
@@ -123,11 +123,12 @@ pub fn generate_password(rng: &mut impl Rng) -> Secret {
 }
 
 /// Generated secrets and apply's records: the data directory (`--data-dir`, default
-/// `/var/lib/amt-agent`; it must outlive reboots, unlike the service's `/run/amt-agent`).
+/// `/var/lib/amt-agent`, on Windows `%ProgramData%\amt-agent`; it must outlive reboots, unlike the
+/// service's `/run/amt-agent`).
 #[derive(Clone, Debug)]
 pub struct DataDir(pub PathBuf);
 
-pub const DEFAULT_DATA_DIR: &str = "/var/lib/amt-agent";
+pub const DEFAULT_DATA_DIR: &str = crate::os::DATA_DIR;
 
 impl DataDir {
     pub fn generated(&self, name: &str) -> PathBuf {
@@ -139,7 +140,7 @@ impl DataDir {
     pub fn generated_secret(&self, name: &str) -> Result<Secret, AgentError> {
         let path = self.generated(name);
         if path.exists() {
-            return crate::cli::secrets::read_secret_file(&path, &format!("generated {name}"));
+            return crate::secret_source::read_secret_file(&path, &format!("generated {name}"));
         }
         let s = generate_password(&mut rand::rngs::OsRng);
         write_private(&path, format!("{}\n", s.expose()).as_bytes())?;
@@ -153,40 +154,33 @@ impl DataDir {
         if !path.exists() {
             return Ok(None);
         }
-        crate::cli::secrets::read_secret_file(&path, &format!("generated {name}")).map(Some)
+        crate::secret_source::read_secret_file(&path, &format!("generated {name}")).map(Some)
     }
 }
 
-/// Writes `bytes` to `path` readable by its owner only (directories 700), atomically.
+/// Writes `bytes` to `path` readable by its owner only, atomically, in a directory only its owner
+/// may enter: modes 600 and 700 on Unix, the private DACL on Windows (`os::private`).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
     let fail = |e: std::io::Error| {
         AgentError::new(
             ExitCode::FailedReadingConfiguration,
             format!("cannot write {}: {e}", path.display()),
         )
-        .help("the data directory (--data-dir, default /var/lib/amt-agent) must be writable by this user (root)")
+        .help(format!(
+            "the data directory (--data-dir, default {}) must be writable by this user ({})",
+            crate::os::DATA_DIR,
+            if cfg!(windows) {
+                "an administrator"
+            } else {
+                "root"
+            }
+        ))
     };
     if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(fail)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
+        crate::os::private::create_private_dir(dir).map_err(fail)?;
+        crate::os::private::make_private(dir).map_err(fail)?;
     }
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(fail)?;
-    f.write_all(bytes).map_err(fail)?;
-    f.sync_all().map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)
+    crate::os::private::write_private_file(path, bytes).map_err(fail)
 }
 
 #[cfg(test)]
@@ -230,10 +224,15 @@ mod tests {
         let a = d.generated_secret("amt-password").unwrap();
         let b = d.generated_secret("amt-password").unwrap();
         assert_eq!(a, b);
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(d.generated("amt-password")).unwrap();
-        assert_eq!(m.mode() & 0o777, 0o600);
-        let m = std::fs::metadata(dir.path().join("data/generated")).unwrap();
-        assert_eq!(m.mode() & 0o777, 0o700);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata(d.generated("amt-password")).unwrap();
+            assert_eq!(m.mode() & 0o777, 0o600);
+            let m = std::fs::metadata(dir.path().join("data/generated")).unwrap();
+            assert_eq!(m.mode() & 0o777, 0o700);
+        }
+        let private = crate::os::private::readable_by_others(&d.generated("amt-password"));
+        assert_eq!(private.unwrap(), None);
     }
 }

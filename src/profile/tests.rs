@@ -139,6 +139,7 @@ fn rpc_go_v3_generate_flags_and_wifi_numbers() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn a_world_readable_file_with_a_plain_secret_is_refused_but_references_are_fine() {
     use std::os::unix::fs::PermissionsExt;

@@ -9,7 +9,23 @@ use serde::Deserialize;
 
 use crate::error::{AgentError, ExitCode};
 
+/// Where the configuration is read from unless `--config` says otherwise.
+#[cfg(not(windows))]
 pub const DEFAULT_PATH: &str = "/etc/amt-agent/agent.toml";
+#[cfg(windows)]
+pub const DEFAULT_PATH: &str = DEFAULT_PATH_WINDOWS;
+/// The Windows default (`%VAR%` is expanded), where the MSI puts agent.toml.
+pub const DEFAULT_PATH_WINDOWS: &str = r"%ProgramData%\amt-agent\agent.toml";
+
+/// The status file and lock live here unless `state_dir` says otherwise.
+#[cfg(not(windows))]
+pub const DEFAULT_STATE_DIR: &str = "/run/amt-agent";
+#[cfg(windows)]
+pub const DEFAULT_STATE_DIR: &str = DEFAULT_STATE_DIR_WINDOWS;
+/// The Windows default (`%VAR%` is expanded), beside agent.toml.
+pub const DEFAULT_STATE_DIR_WINDOWS: &str = r"%ProgramData%\amt-agent";
+
+pub use crate::os::{expand_path, expand_percent_vars};
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -106,7 +122,7 @@ impl Default for Config {
             lms: "auto".into(),
             lms_port: None,
             password_file: None,
-            state_dir: PathBuf::from("/run/amt-agent"),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             metrics_file: None,
             retry_initial: Duration::from_secs(10),
             retry_max: Duration::from_secs(900),
@@ -152,6 +168,7 @@ mod humantime_secs {
 impl Config {
     /// Reads the file (absent = defaults), then applies `AMT_AGENT_*` overrides.
     pub fn load(path: &Path) -> Result<Config, AgentError> {
+        let path = &expand_path(path);
         let mut c = match std::fs::read_to_string(path) {
             Ok(text) => toml::from_str::<Config>(&text).map_err(|e| {
                 AgentError::new(
@@ -172,7 +189,29 @@ impl Config {
             }
         };
         c.apply_env(|k| std::env::var(k).ok())?;
+        c.expand_paths();
         Ok(c)
+    }
+
+    /// `%ProgramData%` and the like in every path (Windows).
+    fn expand_paths(&mut self) {
+        self.state_dir = expand_path(&self.state_dir);
+        self.data_dir = expand_path(&self.data_dir);
+        for p in [
+            &mut self.password_file,
+            &mut self.metrics_file,
+            &mut self.rps_ca_file,
+            &mut self.provisioning_cert,
+            &mut self.provisioning_cert_password_file,
+            &mut self.mebx_password_file,
+            &mut self.profile,
+            &mut self.profile_key_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *p = expand_path(p);
+        }
     }
 
     fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), AgentError> {
@@ -288,6 +327,47 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The keys a shipped agent.toml sets or shows commented out.
+    fn keys(text: &str) -> std::collections::BTreeSet<String> {
+        text.lines()
+            .map(|l| l.trim_start_matches('#').trim())
+            .filter_map(|l| l.split_once(" = ").map(|(k, _)| k))
+            .filter(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_windows_agent_toml_parses_and_matches_the_linux_one() {
+        let win = include_str!("../../packaging/windows/agent.toml");
+        let linux = include_str!("../../packaging/agent.toml");
+        let c: Config = toml::from_str(win).unwrap();
+        assert_eq!(keys(win), keys(linux));
+        let get = |k: &str| (k == "ProgramData").then(|| r"C:\ProgramData".to_string());
+        let expand = |p: &Path| expand_percent_vars(&p.to_string_lossy(), get);
+        assert_eq!(
+            expand(c.password_file.as_deref().unwrap()),
+            r"C:\ProgramData\amt-agent\amt-password"
+        );
+        assert_eq!(expand(&c.state_dir), r"C:\ProgramData\amt-agent");
+        assert_eq!(
+            expand(Path::new(DEFAULT_STATE_DIR_WINDOWS)),
+            expand(&c.state_dir)
+        );
+    }
+
+    #[test]
+    fn windows_paths_expand_percent_variables() {
+        let get = |k: &str| (k == "ProgramData").then(|| r"C:\ProgramData".to_string());
+        assert_eq!(
+            expand_percent_vars(DEFAULT_PATH_WINDOWS, get),
+            r"C:\ProgramData\amt-agent\agent.toml"
+        );
+        assert_eq!(expand_percent_vars("%NOPE%\\x", get), "%NOPE%\\x");
+        assert_eq!(expand_percent_vars("100% sure", get), "100% sure");
+        assert_eq!(expand_percent_vars("/etc/amt-agent", get), "/etc/amt-agent");
+    }
 
     #[test]
     fn every_key_parses_and_the_environment_wins() {

@@ -1,9 +1,12 @@
-//! `amt-agent service`: a foreground daemon for systemd that brings the machine to the configured
-//! control mode and keeps it there, retrying with exponential backoff and jitter, reporting through
-//! sd_notify, a status file and optional Prometheus metrics, and owning the ME alone (a lock file).
+//! `amt-agent service`: a foreground daemon for systemd, or a Windows service under the Service
+//! Control Manager, that brings the machine to the configured control mode and keeps it there,
+//! retrying with exponential backoff and jitter, reporting through sd_notify (or the SCM), a status
+//! file and optional Prometheus metrics, and owning the ME alone (a lock file).
 
 pub mod config;
 pub mod status;
+#[cfg(windows)]
+pub mod windows;
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -14,17 +17,24 @@ use rand::Rng;
 
 use crate::amthi::{AmthiClient, ControlMode, ProvisioningState};
 use crate::commands::session::AmtConnArgs;
+use crate::device::DeviceSpec;
 use crate::error::{AgentError, ExitCode};
-use crate::heci::DeviceSpec;
 use config::{Config, Drift, Method, Mode};
 use status::{rfc3339, sd_notify, DriftEntry, LastError, Status};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
+/// Asks the loop to stop after the current step (SIGTERM, Ctrl+C, the SCM's Stop).
+pub fn request_stop() {
     STOP.store(true, Ordering::SeqCst);
 }
 
+#[cfg(unix)]
+extern "C" fn on_signal(_: libc::c_int) {
+    request_stop();
+}
+
+#[cfg(unix)]
 fn install_signal_handlers() {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     let act = SigAction::new(
@@ -37,6 +47,22 @@ fn install_signal_handlers() {
         let _ = unsafe { sigaction(s, &act) };
     }
 }
+
+/// Ctrl+C, Ctrl+Break and closing the console stop a service run from a console.
+#[cfg(windows)]
+fn install_signal_handlers() {
+    unsafe extern "system" fn on_ctrl(_: u32) -> i32 {
+        request_stop();
+        1
+    }
+    // SAFETY: registers a handler that only stores to an atomic.
+    unsafe {
+        windows_sys::Win32::System::Console::SetConsoleCtrlHandler(Some(on_ctrl), 1);
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
+fn install_signal_handlers() {}
 
 /// Sleeps until `d` passes or a stop signal arrives; true when stopping.
 fn sleep_or_stop(d: Duration, watchdog: Option<Duration>) -> bool {
@@ -59,8 +85,26 @@ fn sleep_or_stop(d: Duration, watchdog: Option<Duration>) -> bool {
     STOP.load(Ordering::SeqCst)
 }
 
+/// The held lock: flock on Unix; on Windows the lock file opened with no sharing, so a second
+/// agent's open fails with ERROR_SHARING_VIOLATION.
+#[cfg(unix)]
+type Lock = nix::fcntl::Flock<File>;
+#[cfg(not(unix))]
+type Lock = File;
+
 /// The ME has one owner: an exclusive lock on `state_dir/lock`, held for the process's life.
-fn take_lock(dir: &std::path::Path) -> Result<nix::fcntl::Flock<File>, AgentError> {
+fn take_lock(dir: &std::path::Path) -> Result<Lock, AgentError> {
+    let busy = |path: &std::path::Path, e: String| {
+        AgentError::new(
+            ExitCode::AmtNotReady,
+            format!("another amt-agent holds {} ({e})", path.display()),
+        )
+        .help(if cfg!(windows) {
+            "only one agent may own the ME; stop the other one (sc query amt-agent)"
+        } else {
+            "only one agent may own the ME; stop the other one (systemctl status amt-agent)"
+        })
+    };
     std::fs::create_dir_all(dir).map_err(|e| {
         AgentError::new(
             ExitCode::FailedReadingConfiguration,
@@ -68,24 +112,32 @@ fn take_lock(dir: &std::path::Path) -> Result<nix::fcntl::Flock<File>, AgentErro
         )
     })?;
     let path = dir.join("lock");
-    let f = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| {
-            AgentError::new(
-                ExitCode::FailedReadingConfiguration,
-                format!("{}: {e}", path.display()),
-            )
-        })?;
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+    let mut options = File::options();
+    options.create(true).truncate(false).write(true);
+    #[cfg(windows)]
+    std::os::windows::fs::OpenOptionsExt::share_mode(&mut options, 0);
+    let f = options.open(&path);
+    #[cfg(windows)]
+    if let Err(e) = &f {
+        const ERROR_SHARING_VIOLATION: i32 = 32;
+        if e.raw_os_error() == Some(ERROR_SHARING_VIOLATION) {
+            return Err(busy(&path, e.to_string()));
+        }
+    }
+    let f = f.map_err(|e| {
         AgentError::new(
-            ExitCode::AmtNotReady,
-            format!("another amt-agent holds {} ({e})", path.display()),
+            ExitCode::FailedReadingConfiguration,
+            format!("{}: {e}", path.display()),
         )
-        .help("only one agent may own the ME; stop the other one (systemctl status amt-agent)")
-    })
+    })?;
+    #[cfg(unix)]
+    return nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, e)| busy(&path, e.to_string()));
+    #[cfg(not(unix))]
+    {
+        let _ = busy;
+        Ok(f)
+    }
 }
 
 /// Backoff for attempt `n` (1-based): initial × 2^(n-1), capped, ±20 % jitter so a fleet does not
@@ -186,7 +238,7 @@ impl Service {
                 format!("device = {}: {e}", self.config.device),
             )
         })?;
-        let device = crate::heci::open(&spec)?;
+        let device = crate::device::open(&spec)?;
         let mut amthi = AmthiClient::new(device.clone());
         let mode = amthi.control_mode()?;
         let state = amthi.provisioning_state()?;
@@ -224,7 +276,7 @@ impl Service {
                     AgentError::new(ExitCode::MissingOrIncorrectPassword, "password_file is not set")
                         .help("set password_file in agent.toml to a file holding the AMT password (mode 600)")
                 })?;
-                let password = crate::cli::secrets::read_secret_file(&file, "AMT password")?;
+                let password = crate::secret_source::read_secret_file(&file, "AMT password")?;
                 crate::commands::activate::ccm_flow(
                     device.clone(),
                     &conn,
@@ -310,7 +362,7 @@ impl Service {
                 format!("device = {}: {e}", self.config.device),
             )
         })?;
-        let device = crate::heci::open(&spec)?;
+        let device = crate::device::open(&spec)?;
         let conn = self.conn_args()?;
         let engine = crate::commands::desired::engine::Engine {
             device: device.clone(),
@@ -443,7 +495,7 @@ impl Service {
         let result = (|| -> Result<(), AgentError> {
             let spec = DeviceSpec::parse(&self.config.device)
                 .map_err(|e| AgentError::new(ExitCode::FailedReadingConfiguration, e))?;
-            let device = crate::heci::open(&spec)?;
+            let device = crate::device::open(&spec)?;
             let conn = self.conn_args()?;
             let rps = crate::commands::remote::RpsArgs {
                 url: self.config.rps_url.clone(),
@@ -497,8 +549,17 @@ impl Service {
         }
     }
 
-    /// Runs until SIGTERM/SIGINT.
-    pub fn run(mut self) -> Result<ExitCode, AgentError> {
+    /// Runs until SIGTERM/SIGINT (Unix), or until the Service Control Manager stops it; run from
+    /// a console on Windows, until Ctrl+C.
+    pub fn run(self) -> Result<ExitCode, AgentError> {
+        #[cfg(windows)]
+        return windows::run(self);
+        #[cfg(not(windows))]
+        self.run_loop()
+    }
+
+    /// The service loop itself, the same on every OS.
+    pub(crate) fn run_loop(mut self) -> Result<ExitCode, AgentError> {
         install_signal_handlers();
         let _lock = take_lock(&self.config.state_dir)?;
         self.publish("starting");
@@ -572,7 +633,30 @@ impl Service {
 
 /// Used by the service's tests and by `amt-agent status`.
 pub fn status_path(state_dir: &std::path::Path) -> PathBuf {
-    state_dir.join("status.json")
+    config::expand_path(state_dir).join("status.json")
+}
+
+/// `amt-agent service install|uninstall`: registers or removes the Windows service (for admins who
+/// do not use the MSI). On Linux the systemd units do this.
+pub fn manage(install: bool, config: &std::path::Path) -> Result<ExitCode, AgentError> {
+    #[cfg(windows)]
+    return if install {
+        windows::install(config)
+    } else {
+        windows::uninstall()
+    };
+    #[cfg(not(windows))]
+    {
+        let _ = config;
+        Err(AgentError::new(
+            ExitCode::IncorrectCommandLineParameters,
+            format!(
+                "service {} registers a Windows service; this is not Windows",
+                if install { "install" } else { "uninstall" }
+            ),
+        )
+        .help("on Linux enable the systemd unit instead: systemctl enable --now amt-agent"))
+    }
 }
 
 #[cfg(test)]

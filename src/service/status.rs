@@ -194,7 +194,13 @@ impl Status {
     }
 }
 
+/// sd_notify: a datagram to `$NOTIFY_SOCKET` (nothing when not run by systemd). On Windows the
+/// Service Control Manager is told through `service::windows` instead.
+#[cfg(not(target_os = "linux"))]
+pub fn sd_notify(_msg: &str) {}
+
 /// sd_notify: a datagram to `$NOTIFY_SOCKET` (nothing when not run by systemd).
+#[cfg(target_os = "linux")]
 pub fn sd_notify(msg: &str) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;

@@ -296,7 +296,7 @@ fn start_configuration_hbased(fw: &mut FirmwareCore, body: &[u8]) -> (PtStatus, 
 mod tests {
     use super::super::{faults::FaultPlan, profile, Firmware};
     use super::*;
-    use crate::heci::guid;
+    use crate::heci::{errno, guid};
 
     fn ask(fw: &Firmware, req: &[u8]) -> Vec<u8> {
         let h = fw.connect(guid::AMTHI).unwrap();
@@ -347,7 +347,7 @@ mod tests {
     fn a_second_handle_on_a_single_connection_client_gets_ebusy() {
         let f = fw();
         let a = f.connect(guid::AMTHI).unwrap();
-        assert_eq!(f.connect(guid::AMTHI).err(), Some(libc::EBUSY));
+        assert_eq!(f.connect(guid::AMTHI).err(), Some(errno::EBUSY));
         a.close();
         assert!(f.connect(guid::AMTHI).is_ok());
     }
@@ -359,7 +359,7 @@ mod tests {
             FaultPlan::new(vec![]),
             None,
         );
-        assert_eq!(f.connect(guid::AMTHI).err(), Some(libc::ENOTTY));
+        assert_eq!(f.connect(guid::AMTHI).err(), Some(errno::ENOTTY));
         assert!(f.connect(guid::MKHI).is_ok());
     }
 }

@@ -23,8 +23,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// Serve the simulated ME on a Unix socket (for `amt-agent --device sim:PATH`) and/or as a MEI
-    /// device file through FUSE (for `amt-agent --device PATH` and unmodified MEI programs).
+    /// Serve the simulated ME on a Unix socket (for `amt-agent --device sim:PATH`), on loopback TCP
+    /// (`--device sim:tcp:HOST:PORT`) and/or as a MEI device file through FUSE (for
+    /// `amt-agent --device PATH` and unmodified MEI programs).
     Serve(Box<ServeArgs>),
     /// List the built-in device profiles, or print one as JSON (a starting point for your own).
     Profiles {
@@ -34,11 +35,16 @@ pub enum Cmd {
 }
 
 #[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("front").required(true).multiple(true).args(["socket", "mei_file", "lms_listen"])))]
+#[command(group(clap::ArgGroup::new("front").required(true).multiple(true).args(["socket", "tcp", "mei_file", "lms_listen"])))]
 pub struct ServeArgs {
     /// Unix socket to listen on (one connection = one MEI file handle).
     #[arg(long)]
     pub socket: Option<PathBuf>,
+    /// Also (or instead) serve the same frames on TCP, loopback only, for agents without Unix
+    /// sockets (the Windows build: `--device sim:tcp:127.0.0.1:PORT`). Port 0 picks a free port;
+    /// the address is printed on stderr (`listening on tcp 127.0.0.1:PORT`).
+    #[arg(long, value_name = "ADDR")]
+    pub tcp: Option<std::net::SocketAddr>,
     /// Also (or instead) present the ME as a MEI character-device file at this path, served through
     /// FUSE (needs /dev/fuse, and root or fusermount3). The file is created when absent and removed
     /// again on exit; bind-mount it over /dev/mei0 for programs that hard-code that path.

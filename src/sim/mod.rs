@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::heci::{self, guid, ClientProperties, Guid, HeciError, MeiConnection, MeiDevice};
+use crate::heci::{self, errno, guid, ClientProperties, Guid, HeciError, MeiConnection, MeiDevice};
 use faults::FaultPlan;
 pub use profile::DeviceProfile;
 
@@ -179,22 +179,22 @@ impl Firmware {
         let now = Instant::now();
         if let Some(t) = c.resetting_until {
             if now < t {
-                return Err(libc::ENODEV);
+                return Err(errno::ENODEV);
             }
             c.resetting_until = None;
         }
         let name = match client.client_name() {
             Some(n) => n.to_ascii_lowercase(),
-            None => return Err(libc::ENOTTY),
+            None => return Err(errno::ENOTTY),
         };
-        let spec = c.profile.client(&name).cloned().ok_or(libc::ENOTTY)?;
+        let spec = c.profile.client(&name).cloned().ok_or(errno::ENOTTY)?;
         if c.faults.connect_busy(&name) {
             tracing::debug!(client = %name, "fault: EBUSY on connect");
-            return Err(libc::EBUSY);
+            return Err(errno::EBUSY);
         }
         let open = c.connections.entry(name.clone()).or_insert(0);
         if *open >= spec.max_connections {
-            return Err(libc::EBUSY);
+            return Err(errno::EBUSY);
         }
         *open += 1;
         let mut session: Box<dyn ClientSession> = match name.as_str() {
@@ -294,18 +294,18 @@ impl SimHandle {
     /// One whole message from the host.
     pub fn write(&self, msg: &[u8]) -> Result<(), i32> {
         if msg.len() > self.props.max_msg_length as usize {
-            return Err(libc::EFBIG);
+            return Err(errno::EFBIG);
         }
         let mut st = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
         if st.closed {
-            return Err(libc::ENODEV);
+            return Err(errno::ENODEV);
         }
         let now = Instant::now();
         let mut out = Vec::new();
         {
             let mut fw = self.fw.lock();
             if fw.generation != self.generation {
-                return Err(libc::ENODEV);
+                return Err(errno::ENODEV);
             }
             if msg.is_empty() {
                 return Ok(());
@@ -386,10 +386,10 @@ impl SimHandle {
         let mut st = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if !self.alive() {
-                return Err(ReadError::Errno(libc::ENODEV));
+                return Err(ReadError::Errno(errno::ENODEV));
             }
             if st.closed {
-                return Err(ReadError::Errno(libc::ENODEV));
+                return Err(ReadError::Errno(errno::ENODEV));
             }
             let now = Instant::now();
             let head_at = st.outbox.front().map(|m| m.at);
@@ -398,7 +398,7 @@ impl SimHandle {
                     let m = st.outbox.pop_front().expect("head exists");
                     if m.bytes.len() > self.props.max_msg_length as usize {
                         // The kernel discards a message larger than the receive buffer.
-                        return Err(ReadError::Errno(libc::EMSGSIZE));
+                        return Err(ReadError::Errno(errno::EMSGSIZE));
                     }
                     return Ok(m.bytes);
                 }

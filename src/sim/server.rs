@@ -1,7 +1,10 @@
-//! The simulator's Unix socket front end: one socket connection = one MEI file handle, framed as
+//! The simulator's socket front ends (a Unix socket, or TCP on loopback for agents that have no Unix
+//! sockets, such as the Windows build): one connection = one MEI file handle, framed as
 //! `heci::simsock` documents.
 
 use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+#[cfg(unix)]
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -12,11 +15,50 @@ use crate::heci::simsock::{
     encode_frame, FrameReader, FRAME_CONNECT, FRAME_CONNECTED, FRAME_ERRNO, FRAME_MESSAGE,
     FRAME_MESSAGE_FROM_SIM,
 };
-use crate::heci::Guid;
+use crate::heci::{errno, Guid};
 
-/// Accepts connections until the listener fails; each connection gets its own threads.
+/// A byte stream one MEI handle is served on.
+pub trait FrameStream: Read + Write + Send + Sized + 'static {
+    fn try_clone_stream(&self) -> std::io::Result<Self>;
+}
+
+#[cfg(unix)]
+impl FrameStream for UnixStream {
+    fn try_clone_stream(&self) -> std::io::Result<Self> {
+        self.try_clone()
+    }
+}
+
+impl FrameStream for TcpStream {
+    fn try_clone_stream(&self) -> std::io::Result<Self> {
+        self.try_clone()
+    }
+}
+
+/// Accepts Unix socket connections until the listener fails; each gets its own threads.
+#[cfg(unix)]
 pub fn serve(listener: UnixListener, fw: Firmware) {
-    for stream in listener.incoming() {
+    serve_incoming(listener.incoming(), fw)
+}
+
+/// Accepts TCP connections (`amt-sim serve --tcp`, bound to loopback by the caller).
+pub fn serve_tcp(listener: TcpListener, fw: Firmware) {
+    serve_incoming(
+        listener.incoming().map(|s| {
+            s.inspect(|s| {
+                // Every frame waits for an answer: no Nagle delay.
+                let _ = s.set_nodelay(true);
+            })
+        }),
+        fw,
+    )
+}
+
+fn serve_incoming<S: FrameStream>(
+    incoming: impl Iterator<Item = std::io::Result<S>>,
+    fw: Firmware,
+) {
+    for stream in incoming {
         match stream {
             Ok(s) => {
                 let fw = fw.clone();
@@ -34,7 +76,7 @@ pub fn serve(listener: UnixListener, fw: Firmware) {
     }
 }
 
-fn send(w: &Mutex<UnixStream>, kind: u8, payload: &[u8]) -> std::io::Result<()> {
+fn send<S: FrameStream>(w: &Mutex<S>, kind: u8, payload: &[u8]) -> std::io::Result<()> {
     let mut s = w.lock().unwrap_or_else(|p| p.into_inner());
     s.write_all(&encode_frame(kind, payload))
 }
@@ -51,8 +93,8 @@ impl Drop for CloseOnDrop {
     }
 }
 
-fn connection(stream: UnixStream, fw: Firmware) -> std::io::Result<()> {
-    let writer = Arc::new(Mutex::new(stream.try_clone()?));
+fn connection<S: FrameStream>(stream: S, fw: Firmware) -> std::io::Result<()> {
+    let writer = Arc::new(Mutex::new(stream.try_clone_stream()?));
     let mut reader_stream = stream;
     let mut guard = CloseOnDrop(None);
     let later = Arc::new(Later::default());
@@ -61,10 +103,10 @@ fn connection(stream: UnixStream, fw: Firmware) -> std::io::Result<()> {
     result
 }
 
-fn serve_frames(
-    reader_stream: &mut UnixStream,
+fn serve_frames<S: FrameStream>(
+    reader_stream: &mut S,
     fw: &Firmware,
-    writer: &Arc<Mutex<UnixStream>>,
+    writer: &Arc<Mutex<S>>,
     later: &Arc<Later>,
     guard: &mut CloseOnDrop,
 ) -> std::io::Result<()> {
@@ -108,12 +150,12 @@ fn serve_frames(
                 }
                 (FRAME_CONNECT, Some(_)) => {
                     // A handle connects once; the kernel says EBUSY.
-                    send(writer, FRAME_ERRNO, &libc::EBUSY.to_le_bytes())?
+                    send(writer, FRAME_ERRNO, &errno::EBUSY.to_le_bytes())?
                 }
                 (FRAME_MESSAGE, Some(h)) => {
                     if let Err(errno) = h.write(&frame.1) {
                         send(writer, FRAME_ERRNO, &errno.to_le_bytes())?;
-                        if errno == libc::ENODEV {
+                        if errno == errno::ENODEV {
                             done = true;
                             break;
                         }
@@ -125,9 +167,9 @@ fn serve_frames(
                         later.signal();
                     }
                 }
-                (FRAME_MESSAGE, None) => send(writer, FRAME_ERRNO, &libc::ENODEV.to_le_bytes())?,
+                (FRAME_MESSAGE, None) => send(writer, FRAME_ERRNO, &errno::ENODEV.to_le_bytes())?,
                 _ => {
-                    send(writer, FRAME_ERRNO, &libc::EINVAL.to_le_bytes())?;
+                    send(writer, FRAME_ERRNO, &errno::EINVAL.to_le_bytes())?;
                 }
             }
         }
@@ -139,7 +181,7 @@ fn serve_frames(
 
 /// Sends the next readable message, if any, popping and writing under the writer lock so that
 /// two threads forwarding from one handle can never reorder its messages.
-fn forward_ready(h: &SimHandle, writer: &Mutex<UnixStream>) -> std::io::Result<bool> {
+fn forward_ready<S: FrameStream>(h: &SimHandle, writer: &Mutex<S>) -> std::io::Result<bool> {
     let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
     match h.read(None, true) {
         Ok(msg) => {
@@ -149,10 +191,10 @@ fn forward_ready(h: &SimHandle, writer: &Mutex<UnixStream>) -> std::io::Result<b
         Err(ReadError::WouldBlock) | Err(ReadError::TimedOut) => Ok(false),
         Err(ReadError::Errno(e)) => {
             // ENODEV after the client closed is the normal end; after an ME reset, say it.
-            if e != libc::ENODEV || !h.alive() {
+            if e != errno::ENODEV || !h.alive() {
                 w.write_all(&encode_frame(FRAME_ERRNO, &e.to_le_bytes()))?;
             }
-            Ok(e != libc::ENODEV)
+            Ok(e != errno::ENODEV)
         }
     }
 }
@@ -183,7 +225,7 @@ impl Later {
 
 /// Moves messages that become readable later (latency faults) to the socket, and reports an ME
 /// reset to the client.
-fn spawn_pump(h: SimHandle, writer: Arc<Mutex<UnixStream>>, later: Arc<Later>) {
+fn spawn_pump<S: FrameStream>(h: SimHandle, writer: Arc<Mutex<S>>, later: Arc<Later>) {
     std::thread::spawn(move || loop {
         later.wait(Duration::from_millis(250));
         while let Some(at) = h.next_ready_at() {
@@ -198,7 +240,7 @@ fn spawn_pump(h: SimHandle, writer: Arc<Mutex<UnixStream>>, later: Arc<Later>) {
         if h.broken() {
             // Report an ME reset to the client once, then stop.
             if !h.alive() {
-                let _ = send(&writer, FRAME_ERRNO, &libc::ENODEV.to_le_bytes());
+                let _ = send(&writer, FRAME_ERRNO, &errno::ENODEV.to_le_bytes());
             }
             return;
         }

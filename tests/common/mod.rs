@@ -69,6 +69,11 @@ impl Sim {
         format!("sim:{}", self.socket.display())
     }
 
+    /// The simulator's stderr, to read what it prints (e.g. `amt-sim serve --tcp`'s address).
+    pub fn take_stderr(&mut self) -> std::process::ChildStderr {
+        self.child.stderr.take().expect("stderr is piped once")
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -119,10 +124,24 @@ pub fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Output {
         let _ = std::io::Read::read_to_end(&mut err, &mut v);
         v
     });
+    let status = wait_with_deadline(&mut child, cmd, limit);
+    Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    }
+}
+
+/// Waits for `child`, killing it and failing the test if it outlives `limit`.
+pub fn wait_with_deadline(
+    child: &mut std::process::Child,
+    cmd: &Command,
+    limit: Duration,
+) -> std::process::ExitStatus {
     let deadline = Instant::now() + limit;
-    let status = loop {
+    loop {
         if let Some(s) = child.try_wait().expect("wait") {
-            break s;
+            return s;
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
@@ -130,11 +149,6 @@ pub fn run_with_deadline(cmd: &mut Command, limit: Duration) -> Output {
             panic!("command hung for more than {limit:?}: {cmd:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
-    };
-    Output {
-        status,
-        stdout: t_out.join().unwrap_or_default(),
-        stderr: t_err.join().unwrap_or_default(),
     }
 }
 
@@ -253,4 +267,17 @@ pub fn skip_without_node(test: &str, why: &str) {
         panic!("{test}: {why} (AMT_AGENT_REQUIRE_NODE=1)");
     }
     let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
+}
+
+/// The first instance of `class` in amt-sim's state file, as a map of its properties.
+pub fn instance(
+    state: &serde_json::Value,
+    class: &str,
+) -> serde_json::Map<String, serde_json::Value> {
+    state["instances"][class][0]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {class} in the state"))
+        .iter()
+        .map(|kv| (kv[0].as_str().unwrap().to_string(), kv[1].clone()))
+        .collect()
 }

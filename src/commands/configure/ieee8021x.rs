@@ -246,7 +246,7 @@ pub fn load_key(flag: Option<&Secret>) -> Result<Option<Key>, AgentError> {
     let bytes = match flag {
         Some(v) if Path::new(v.expose()).exists() => {
             let path = Path::new(v.expose());
-            crate::cli::secrets::check_private_file(path, "802.1X private key")?;
+            crate::secret_source::check_private_file(path, "802.1X private key")?;
             read_file(path, "private key file")?
         }
         // Shorter than any RSA key of 2048 bits in any encoding: a path that is not there.

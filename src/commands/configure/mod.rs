@@ -723,7 +723,7 @@ pub fn new_secret(
     env: &[&str],
     confirm: bool,
 ) -> Result<Option<crate::secret::Secret>, AgentError> {
-    let source = crate::cli::secrets::SecretSource {
+    let source = crate::secret_source::SecretSource {
         what,
         flag: flag.map(crate::secret::Secret::expose),
         file,
@@ -736,9 +736,9 @@ pub fn new_secret(
     if !std::io::stdin().is_terminal() {
         return Ok(None);
     }
-    let a = crate::cli::secrets::prompt_no_echo(&format!("{what}: "))?;
+    let a = crate::secret_source::prompt_no_echo(&format!("{what}: "))?;
     if confirm {
-        let b = crate::cli::secrets::prompt_no_echo(&format!("Confirm the {what}: "))?;
+        let b = crate::secret_source::prompt_no_echo(&format!("Confirm the {what}: "))?;
         if a != b {
             return Err(AgentError::new(
                 ExitCode::PasswordsDoNotMatch,

@@ -221,7 +221,7 @@ impl Engine<'_> {
     /// The password AMT has now, when it is not the profile's: `--password-file`, `--password`
     /// (warned) or `AMT_PASSWORD`.
     fn current_admin(&self) -> Result<Option<Secret>, AgentError> {
-        crate::cli::secrets::SecretSource {
+        crate::secret_source::SecretSource {
             what: "AMT password",
             flag: self.conn.password.as_ref().map(Secret::expose),
             file: self.conn.password_file.as_deref(),

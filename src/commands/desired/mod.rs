@@ -43,9 +43,14 @@ impl SourceArgs {
         }
     }
 
+    /// `--data-dir`, with `%ProgramData%` expanded on Windows.
+    pub fn data_dir(&self) -> DataDir {
+        DataDir(crate::os::expand_path(&self.data_dir))
+    }
+
     pub fn context(&self) -> check::Context {
         check::Context {
-            data_dir: Some(DataDir(self.data_dir.clone())),
+            data_dir: Some(self.data_dir()),
         }
     }
 }
@@ -162,7 +167,7 @@ pub fn run_plan(
     json_out: bool,
 ) -> Result<ExitCode, AgentError> {
     let loaded = profile::load(&a.file, &a.source.key_source(), &a.source.context())?;
-    let data = DataDir(a.source.data_dir.clone());
+    let data = a.source.data_dir();
     let plan = engine_for(device, &a.conn, &data, &loaded.profile).plan()?;
     let pending = plan.pending();
     if json_out {
@@ -202,7 +207,7 @@ pub fn run_apply(
     json_out: bool,
 ) -> Result<ExitCode, AgentError> {
     let loaded = profile::load(&a.file, &a.source.key_source(), &a.source.context())?;
-    let data = DataDir(a.source.data_dir.clone());
+    let data = a.source.data_dir();
     let applied = engine_for(device, &a.conn, &data, &loaded.profile)
         .apply(&mut |line| eprintln!("{line}"))?;
     if json_out {

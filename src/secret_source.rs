@@ -17,9 +17,10 @@ pub struct SecretSource<'a> {
     pub env: &'a [&'a str],
 }
 
-/// Refuses a secret's file that other users can read (or that cannot be read at all).
+/// Refuses a secret's file that other users can read (or that cannot be read at all): on Unix by
+/// the mode, on Windows by the ACL (an allow entry for Everyone, Users, Authenticated Users and the
+/// like).
 pub fn check_private_file(path: &Path, what: &str) -> Result<(), AgentError> {
-    use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).map_err(|e| {
         AgentError::new(
             ExitCode::FailedReadingConfiguration,
@@ -27,7 +28,9 @@ pub fn check_private_file(path: &Path, what: &str) -> Result<(), AgentError> {
         )
         .help("check the path and that this user may read it")
     })?;
-    if meta.mode() & 0o077 != 0 {
+    #[cfg(unix)]
+    if std::os::unix::fs::MetadataExt::mode(&meta) & 0o077 != 0 {
+        use std::os::unix::fs::MetadataExt;
         return Err(AgentError::new(
             ExitCode::FailedReadingConfiguration,
             format!(
@@ -38,6 +41,10 @@ pub fn check_private_file(path: &Path, what: &str) -> Result<(), AgentError> {
         )
         .help(format!("chmod 600 {}", path.display())));
     }
+    #[cfg(not(unix))]
+    let _ = meta;
+    #[cfg(windows)]
+    windows_acl_check(path, what)?;
     Ok(())
 }
 
@@ -51,6 +58,31 @@ pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, AgentError> {
         )
     })?;
     Ok(Secret::new(text.lines().next().unwrap_or("").to_string()))
+}
+
+/// The ACL counterpart of `chmod 600` (`os::acl`).
+#[cfg(windows)]
+fn windows_acl_check(path: &Path, what: &str) -> Result<(), AgentError> {
+    let dacl = crate::os::file_dacl(path).map_err(|e| {
+        AgentError::new(
+            ExitCode::FailedReadingConfiguration,
+            format!(
+                "cannot read the ACL of the {what} file {}: {e}",
+                path.display()
+            ),
+        )
+    })?;
+    if let Some(group) = crate::os::acl::readable_by_others(dacl.as_deref()) {
+        return Err(AgentError::new(
+            ExitCode::FailedReadingConfiguration,
+            format!("the {what} file {} is readable by {group}", path.display()),
+        )
+        .help(format!(
+            "icacls \"{}\" /inheritance:r /grant:r SYSTEM:R Administrators:F",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 impl SecretSource<'_> {
@@ -77,23 +109,79 @@ impl SecretSource<'_> {
     }
 }
 
+/// Echo off on the terminal until dropped (termios on Unix, the console mode on Windows).
+struct NoEcho {
+    #[cfg(unix)]
+    saved: Option<nix::sys::termios::Termios>,
+    #[cfg(windows)]
+    saved: Option<(windows_sys::Win32::Foundation::HANDLE, u32)>,
+}
+
+impl NoEcho {
+    #[cfg(unix)]
+    fn start() -> NoEcho {
+        use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok();
+        if let Some(t) = &saved {
+            let mut quiet = t.clone();
+            quiet.local_flags.remove(LocalFlags::ECHO);
+            let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
+        }
+        NoEcho { saved }
+    }
+
+    #[cfg(windows)]
+    fn start() -> NoEcho {
+        use windows_sys::Win32::System::Console::{
+            GetConsoleMode, GetStdHandle, SetConsoleMode, ENABLE_ECHO_INPUT, STD_INPUT_HANDLE,
+        };
+        // SAFETY: console mode calls on this process's standard input handle.
+        unsafe {
+            let h = GetStdHandle(STD_INPUT_HANDLE);
+            let mut mode = 0u32;
+            if GetConsoleMode(h, &mut mode) == 0 {
+                return NoEcho { saved: None };
+            }
+            SetConsoleMode(h, mode & !ENABLE_ECHO_INPUT);
+            NoEcho {
+                saved: Some((h, mode)),
+            }
+        }
+    }
+
+    #[cfg(not(any(unix, windows)))]
+    fn start() -> NoEcho {
+        NoEcho {}
+    }
+}
+
+impl Drop for NoEcho {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(t) = &self.saved {
+            use nix::sys::termios::{tcsetattr, SetArg};
+            let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, t);
+        }
+        #[cfg(windows)]
+        if let Some((h, mode)) = self.saved {
+            // SAFETY: restores the mode read from the same handle.
+            unsafe {
+                windows_sys::Win32::System::Console::SetConsoleMode(h, mode);
+            }
+        }
+    }
+}
+
 /// Reads a line from the terminal with echo off.
 pub fn prompt_no_echo(label: &str) -> Result<Secret, AgentError> {
-    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
     let stdin = std::io::stdin();
-    let saved = tcgetattr(&stdin).ok();
-    if let Some(t) = &saved {
-        let mut quiet = t.clone();
-        quiet.local_flags.remove(LocalFlags::ECHO);
-        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
-    }
+    let quiet = NoEcho::start();
     eprint!("{label}");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     let r = stdin.lock().read_line(&mut line);
-    if let Some(t) = &saved {
-        let _ = tcsetattr(&stdin, SetArg::TCSANOW, t);
-    }
+    drop(quiet);
     eprintln!();
     r.map_err(|e| {
         AgentError::new(
