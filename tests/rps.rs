@@ -734,6 +734,14 @@ fn ccm_activation_over_wss_with_a_private_ca() {
     let j: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["mode"], "CCM");
     assert_eq!(j["components"]["Activation"]["result"], "Success");
+    // The system's trust store counts too (a CA the distribution or, on Windows, GPO deployed):
+    // here through SSL_CERT_FILE, which the system store loader honours, with no --ca-file.
+    let o = run(
+        &["--device", &dev, "maintenance", "syncclock", "-u", &url],
+        &[("AMT_PASSWORD", AMT_PW), ("SSL_CERT_FILE", ca_s)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!stderr(&o).contains("WARNING"), "{}", stderr(&o));
     // -n skips verification, loudly.
     let o = run(
         &[

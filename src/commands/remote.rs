@@ -1141,17 +1141,19 @@ impl Driver {
         }
         let mut roots = rustls::RootCertStore::empty();
         use rustls_pki_types::pem::PemObject;
-        for bundle in [
-            "/etc/ssl/certs/ca-certificates.crt",
-            "/etc/pki/tls/certs/ca-bundle.crt",
-        ] {
-            if let Ok(it) = rustls_pki_types::CertificateDer::pem_file_iter(bundle) {
-                for c in it.flatten() {
-                    let _ = roots.add(c);
-                }
-                break;
-            }
+        // The system's trust store, as every other program on the machine sees it: the
+        // distribution's bundle (or SSL_CERT_FILE / SSL_CERT_DIR) on Linux, the certificate store
+        // (LocalMachine and CurrentUser Root) on Windows, where enterprises deploy their CAs by GPO.
+        let native = rustls_native_certs::load_native_certs();
+        for e in &native.errors {
+            tracing::debug!(error = %e, "a part of the system trust store could not be read");
         }
+        let (added, ignored) = roots.add_parsable_certificates(native.certs);
+        tracing::debug!(
+            added,
+            ignored,
+            "system trust store loaded for RPS's certificate"
+        );
         if let Some(f) = &self.rps.ca_file {
             let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(f)
                 .map_err(|e| {
