@@ -142,7 +142,7 @@ rpm: build assets
 	$(CARGO) generate-rpm
 	$(CARGO) generate-rpm --variant sim
 
-# Both .debs, lintian-clean (overrides, each with its reason: packaging/lintian-overrides).
+# Both .debs, lintian-clean (overrides, each with its reason: packaging/lintian-overrides.{agent,sim}).
 lintian: deb
 	command -v lintian >/dev/null 2>&1 || \
 	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends lintian >/dev/null; }
