@@ -3,8 +3,9 @@
 //!
 //! Two plain threads do the I/O, so nothing here needs a particular tokio runtime:
 //!
-//! * the **reader** blocks in [`MeiConnection::recv`] in short slices (`recv_slice`, 250 ms) so it
-//!   notices shutdown, and forwards every MEI message to the driver;
+//! * the **reader** blocks in [`MeiConnection::recv`] (in slices of `recv_slice`, 250 ms) and
+//!   forwards every MEI message to the driver; ending the session interrupts that wait
+//!   ([`MeiConnection::interrupt`]) and joins the reader, so LME is free again when the driver ends;
 //! * the **driver** owns the `Mux`: it feeds it received messages and the streams' commands, writes
 //!   its transmits (one MEI write each), runs its timers and dispatches its events to the streams.
 //!
@@ -212,12 +213,21 @@ struct Status {
 // ---- the public handle -----------------------------------------------------------------------
 
 /// One APF session over the LME client. Cheap to share behind an `Arc`; dropping the last handle
-/// ends the session once its streams are gone, releasing LME within `recv_slice`.
+/// ends the session once its streams are gone. When none is open, the drop waits (at most
+/// [`RELEASE_WAIT`]) until the driver has released LME, so the next session's connect finds the
+/// client free instead of backing off on EBUSY (LME takes one connection at a time).
 pub struct ApfSession {
     inputs: std_mpsc::Sender<Input>,
     status: Arc<Mutex<Status>>,
     opts: ApfOptions,
+    /// Disconnected when the driver thread has ended (LME released).
+    done: Mutex<std_mpsc::Receiver<()>>,
+    /// One clone per open [`ApfStream`]: the streams still alive.
+    live: Arc<()>,
 }
+
+/// The longest an [`ApfSession`]'s drop waits for the driver to release LME.
+pub const RELEASE_WAIT: Duration = Duration::from_secs(1);
 
 impl fmt::Debug for ApfSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -240,6 +250,7 @@ impl ApfSession {
     ) -> Result<ApfSession, ApfError> {
         let (inputs_tx, inputs_rx) = std_mpsc::channel();
         let (ready_tx, ready_rx) = oneshot::channel();
+        let (done_tx, done_rx) = std_mpsc::channel::<()>();
         let status = Arc::new(Mutex::new(Status::default()));
         let driver = Driver {
             device,
@@ -248,6 +259,8 @@ impl ApfSession {
             inputs: inputs_rx,
             conn: None,
             reader_stop: Arc::new(AtomicBool::new(false)),
+            reader: None,
+            _done: done_tx,
             generation: 0,
             mux: Mux::new(host_config(&opts, 4160)),
             status: status.clone(),
@@ -272,6 +285,8 @@ impl ApfSession {
             inputs: inputs_tx,
             status,
             opts,
+            done: Mutex::new(done_rx),
+            live: Arc::new(()),
         };
         match outcome {
             Ok(Ok(Ok(()))) => Ok(session),
@@ -299,6 +314,7 @@ impl ApfSession {
         let budget = self.opts.open_timeout + connect_budget(&self.opts.retry);
         match tokio::time::timeout(budget, answer).await {
             Ok(Ok(Ok(parts))) => Ok(ApfStream {
+                _live: self.live.clone(),
                 channel: parts.channel,
                 port,
                 inputs: self.inputs.clone(),
@@ -344,6 +360,11 @@ impl ApfSession {
 impl Drop for ApfSession {
     fn drop(&mut self) {
         self.shutdown();
+        if Arc::strong_count(&self.live) == 1 {
+            let done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+            // Disconnected (the driver ended) is the answer; a timeout leaves it to finish alone.
+            let _ = done.recv_timeout(RELEASE_WAIT);
+        }
     }
 }
 
@@ -378,6 +399,8 @@ fn host_config(opts: &ApfOptions, mtu: usize) -> Config {
 /// APF has no half-close: `poll_shutdown` (and drop) sends CHANNEL_CLOSE after the queued bytes,
 /// and bytes arriving after it are discarded. Errors are `io::Error`s wrapping an [`ApfError`].
 pub struct ApfStream {
+    /// Keeps the session's count of live streams.
+    _live: Arc<()>,
     channel: ChannelId,
     port: u16,
     inputs: std_mpsc::Sender<Input>,
@@ -549,6 +572,9 @@ struct Driver {
     inputs: std_mpsc::Receiver<Input>,
     conn: Option<Arc<dyn MeiConnection>>,
     reader_stop: Arc<AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    /// Dropped with the driver: tells the session's drop that LME is released.
+    _done: std_mpsc::Sender<()>,
     /// Which LME connection the reader's messages belong to; older ones are ignored.
     generation: u64,
     mux: Mux,
@@ -659,10 +685,11 @@ impl Driver {
         let generation = self.generation;
         let slice = self.opts.recv_slice;
         let reader = conn.clone();
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("apf-lme-reader".into())
             .spawn(move || reader_loop(reader, generation, stop, tx, slice))
             .map_err(|e| ApfError::Channel(format!("cannot start the LME reader thread: {e}")))?;
+        self.reader = Some(handle);
         self.conn = Some(conn);
         tracing::debug!(
             device = %self.device.describe(),
@@ -674,9 +701,17 @@ impl Driver {
         Ok(())
     }
 
+    /// Stops the reader and lets go of LME: the reader's wait is interrupted, so it returns and
+    /// drops its handle now, and joining it means the handle is closed when this returns (a
+    /// backend that cannot interrupt ends the wait within `recv_slice`).
     fn stop_reader(&mut self) {
         self.reader_stop.store(true, Ordering::SeqCst);
-        self.conn = None;
+        if let Some(conn) = self.conn.take() {
+            conn.interrupt();
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
     }
 
     /// The LME connection failed (ENODEV after an ME reset, closed, or another error): every

@@ -7,10 +7,11 @@ use std::fs::OpenOptions;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use super::{client_label, ClientProperties, Guid, HeciError, MeiConnection, MeiDevice};
@@ -135,10 +136,22 @@ impl LinuxMeiDevice {
             protocol_version: out.protocol_version,
         };
         tracing::debug!(device = %shown, client = %label, mtu = props.max_msg_length, protocol = props.protocol_version, "connected");
+        // A pipe whose read end `recv` polls beside the device, so `interrupt` can wake it.
+        let (wake_rx, wake_tx) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(|e| {
+                HeciError::Os {
+                    client: label.clone(),
+                    op: "pipe2",
+                    errno: errno_text(e),
+                }
+            })?;
         Ok(LinuxMeiConnection {
             fd,
             props,
             client: label,
+            wake_rx,
+            wake_tx,
+            interrupted: AtomicBool::new(false),
         })
     }
 }
@@ -179,11 +192,21 @@ pub struct LinuxMeiConnection {
     fd: OwnedFd,
     props: ClientProperties,
     client: String,
+    /// `interrupt` writes a byte here; `recv` polls the read end beside the device.
+    wake_rx: OwnedFd,
+    wake_tx: OwnedFd,
+    interrupted: AtomicBool,
 }
 
 impl MeiConnection for LinuxMeiConnection {
     fn properties(&self) -> ClientProperties {
         self.props
+    }
+
+    fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+        // Non-blocking: a full pipe already wakes the poll.
+        let _ = nix::unistd::write(&self.wake_tx, &[1]);
     }
 
     fn send(&self, msg: &[u8]) -> Result<(), HeciError> {
@@ -243,7 +266,13 @@ impl MeiConnection for LinuxMeiConnection {
             }
             let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
             let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            if self.interrupted.load(Ordering::SeqCst) {
+                return Err(self.closed());
+            }
+            let mut fds = [
+                PollFd::new(self.fd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.wake_rx.as_fd(), PollFlags::POLLIN),
+            ];
             match nix::poll::poll(&mut fds, timeout) {
                 Ok(0) => continue,
                 Ok(_) => {}
@@ -255,6 +284,9 @@ impl MeiConnection for LinuxMeiConnection {
                         errno: errno_text(e),
                     })
                 }
+            }
+            if self.interrupted.load(Ordering::SeqCst) {
+                return Err(self.closed());
             }
             let rev = fds[0].revents().unwrap_or(PollFlags::empty());
             if rev.intersects(PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL)
@@ -304,6 +336,12 @@ impl MeiConnection for LinuxMeiConnection {
 }
 
 impl LinuxMeiConnection {
+    fn closed(&self) -> HeciError {
+        HeciError::Closed {
+            client: self.client.clone(),
+        }
+    }
+
     fn timeout(&self, _deadline: Instant) -> HeciError {
         HeciError::Timeout {
             client: self.client.clone(),

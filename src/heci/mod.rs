@@ -159,6 +159,12 @@ pub trait MeiConnection: Send + Sync {
     fn send(&self, msg: &[u8]) -> Result<(), HeciError>;
     /// Reads one whole message, waiting at most until `deadline`.
     fn recv(&self, deadline: Instant) -> Result<Vec<u8>, HeciError>;
+    /// The handle is being given up: a `recv` blocked in another thread returns at once (with
+    /// [`HeciError::Closed`]), and so does every later one, so the thread lets go of the handle
+    /// and the ME client is free for the next connect without waiting out a receive deadline
+    /// (LME allows one connection). A backend that cannot interrupt keeps the default: the
+    /// blocked `recv` then ends at its deadline.
+    fn interrupt(&self) {}
 }
 
 /// A MEI device: something that opens connections to ME clients.

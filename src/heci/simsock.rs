@@ -134,6 +134,16 @@ impl Stream {
             Stream::Tcp(s) => (&*s).write_all(buf),
         }
     }
+
+    /// Ends both directions: a read blocked in another thread sees end of file, and the simulator
+    /// frees the client at once.
+    fn shutdown(&self) {
+        let _ = match self {
+            #[cfg(unix)]
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+        };
+    }
 }
 
 pub struct SimSocketDevice {
@@ -285,6 +295,10 @@ impl SimSocketConnection {
 impl MeiConnection for SimSocketConnection {
     fn properties(&self) -> ClientProperties {
         self.props
+    }
+
+    fn interrupt(&self) {
+        self.stream.shutdown();
     }
 
     fn send(&self, msg: &[u8]) -> Result<(), HeciError> {

@@ -420,6 +420,7 @@ impl MeiDevice for WindowsMeiDevice {
             props,
             client: label,
             path: self.path.clone(),
+            interrupted: AtomicBool::new(false),
         }))
     }
 }
@@ -430,11 +431,23 @@ pub struct WindowsMeiConnection {
     props: ClientProperties,
     client: String,
     path: String,
+    /// Set by `interrupt`: every `recv` from then on answers Closed.
+    interrupted: AtomicBool,
 }
 
 impl MeiConnection for WindowsMeiConnection {
     fn properties(&self) -> ClientProperties {
         self.props
+    }
+
+    /// Cancels the read pending in another thread (its wait ends with ERROR_OPERATION_ABORTED,
+    /// answered as Closed), so that thread lets go of the handle now.
+    fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+        // SAFETY: a valid handle; a null OVERLAPPED cancels every I/O of this handle.
+        unsafe {
+            CancelIoEx(self.handle.file.0, std::ptr::null());
+        }
     }
 
     fn send(&self, msg: &[u8]) -> Result<(), HeciError> {
@@ -485,6 +498,12 @@ impl MeiConnection for WindowsMeiConnection {
     }
 
     fn recv(&self, deadline: Instant) -> Result<Vec<u8>, HeciError> {
+        let closed = || HeciError::Closed {
+            client: self.client.clone(),
+        };
+        if self.interrupted.load(Ordering::SeqCst) {
+            return Err(closed());
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(HeciError::Timeout {
@@ -513,7 +532,13 @@ impl MeiConnection for WindowsMeiConnection {
                 }
             },
         )
-        .map_err(|f| failure(f, Stage::Read, &self.client, &self.path, mtu, left))?;
+        .map_err(|f| {
+            if self.interrupted.load(Ordering::SeqCst) {
+                closed()
+            } else {
+                failure(f, Stage::Read, &self.client, &self.path, mtu, left)
+            }
+        })?;
         if msg.is_empty() {
             return Err(HeciError::Closed {
                 client: self.client.clone(),

@@ -500,6 +500,11 @@ impl MeiConnection for InProcessConnection {
         self.handle.properties()
     }
 
+    /// Closes the simulated handle: the firmware frees the client, a blocked read returns.
+    fn interrupt(&self) {
+        self.handle.close();
+    }
+
     fn send(&self, msg: &[u8]) -> Result<(), HeciError> {
         self.handle.write(msg).map_err(|e| {
             heci::error_from_errno(
