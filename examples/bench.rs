@@ -275,8 +275,8 @@ fn main() {
          amt-features --kvm --sol --ider` applying 3 changes (5 reads, RequestStateChange ×2, Put, \
          then 5 reads back), `--disable-all` applying them back, and `--disable-all` again with \
          nothing to change (5 reads, no write). Median wall time per process: apply **{}**, undo \
-         **{}**, nothing to change **{}** ms. The full configuration of issue 13 (features + wired \
-         + wireless + TLS + CIRA) is timed here once those subcommands exist.\n",
+         **{}**, nothing to change **{}** ms. The full configuration (features, wired, wireless, TLS and \
+         CIRA in one run) is under \"Desired state\" below.\n",
         conf.rounds,
         ms(conf.apply),
         ms(conf.undo),
@@ -320,12 +320,16 @@ fn main() {
          all {} changes area by area, reading each area back, TLS last and read back over 16993): \
          median **{}** ms. `plan` before it (pre-provisioned: the control mode is read, the areas \
          wait for activation): **{}** ms; after it (every area read over TLS, nothing to change): \
-         **{}** ms.\n",
+         **{}** ms. The same on the simulator inside the agent's process (`--device \
+         sim:profile=FILE`, the same device profile; a fresh machine every run, no socket): the \
+         full `apply` **{}** ms, `plan` **{}** ms.\n",
         desired.rounds,
         desired.changes,
         ms(desired.apply),
         ms(desired.plan_fresh),
-        ms(desired.plan_applied)
+        ms(desired.plan_applied),
+        ms(desired.apply_in_process),
+        ms(desired.plan_in_process)
     ));
     report.push_str(&format!(
         "\n`configure cira` (each on a fresh simulator activated in CCM, then alternating two \
@@ -659,6 +663,9 @@ struct DesiredBench {
     apply: Duration,
     plan_fresh: Duration,
     plan_applied: Duration,
+    /// The same profile on `--device sim:profile=FILE` (no socket, a fresh machine each run).
+    apply_in_process: Duration,
+    plan_in_process: Duration,
 }
 
 /// A full profile's `plan` (pre-provisioned), `apply` (from scratch) and `plan` again (applied),
@@ -725,8 +732,14 @@ fn desired_bench(agent: &Path, sim: &Path, dir: &Path) -> DesiredBench {
         (elapsed, out.stdout)
     };
     let (mut apply, mut fresh, mut applied) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut apply_in, mut plan_in) = (Vec::new(), Vec::new());
+    let in_process = format!("sim:profile={wifi}");
     let mut changes = 0;
     for _ in 0..ROUNDS {
+        // The simulator inside the agent's process: no socket, a fresh machine every run.
+        let _ = std::fs::remove_dir_all(&data);
+        plan_in.push(run(&in_process, &["plan"], &[2]).0);
+        apply_in.push(run(&in_process, &["apply"], &[0]).0);
         let _ = std::fs::remove_dir_all(&data);
         let (mut child, dev) = start_sim(sim, &dir, &["--device-profile", &wifi]);
         fresh.push(run(&dev, &["plan"], &[2]).0);
@@ -748,6 +761,8 @@ fn desired_bench(agent: &Path, sim: &Path, dir: &Path) -> DesiredBench {
         apply: med(apply),
         plan_fresh: med(fresh),
         plan_applied: med(applied),
+        apply_in_process: med(apply_in),
+        plan_in_process: med(plan_in),
     }
 }
 

@@ -48,7 +48,7 @@ impl DeviceSpec {
         if let Some(rest) = s.strip_prefix("sim:") {
             if let Some(p) = rest.strip_prefix("profile=") {
                 if p.is_empty() {
-                    return Err("sim:profile= needs a profile name".into());
+                    return Err("sim:profile= needs a profile name or a profile file".into());
                 }
                 return Ok(DeviceSpec::InProcess {
                     profile: Some(p.to_string()),

@@ -302,10 +302,32 @@ fn the_in_process_simulator_is_the_built_in_default_for_demos() {
     let o = agent(&["--device", "sim:profile=nope", "amtinfo"]);
     assert_ne!(code(&o), 0);
     assert!(
-        stderr(&o).contains("unknown simulator profile"),
+        stderr(&o).contains("'nope' is neither a built-in profile"),
         "{}",
         stderr(&o)
     );
+}
+
+/// `sim:profile=FILE`: the in-process simulator with a profile file (as `amt-sim profiles NAME`
+/// writes it), here amt19 with another UUID.
+#[test]
+fn the_in_process_simulator_takes_a_profile_file() {
+    let o = std::process::Command::new(SIM)
+        .args(["profiles", "amt19"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let mut p: Value = serde_json::from_slice(&o.stdout).unwrap();
+    p["uuid"] = "12345678-9abc-def0-1234-56789abcdef0".into();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mine.json");
+    std::fs::write(&file, serde_json::to_vec(&p).unwrap()).unwrap();
+    let dev = format!("sim:profile={}", file.display());
+    let o = agent(&["--device", &dev, "amtinfo", "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["uuid"], "12345678-9abc-def0-1234-56789abcdef0");
+    assert_eq!(v["tlsEnforced"], true);
 }
 
 struct FaultCase {

@@ -17,19 +17,6 @@ use amt_agent::sim::Firmware;
 use amt_agent::sim::{profile, DeviceProfile};
 use clap::Parser;
 
-fn load_profile(spec: &str) -> Result<DeviceProfile, String> {
-    if let Some(p) = profile::builtin(spec) {
-        return Ok(p);
-    }
-    let text = std::fs::read_to_string(spec).map_err(|e| {
-        format!(
-            "'{spec}' is neither a built-in profile ({}) nor a readable file: {e}",
-            profile::BUILTIN.join(", ")
-        )
-    })?;
-    serde_json::from_str(&text).map_err(|e| format!("profile {spec}: {e}"))
-}
-
 #[cfg(not(unix))]
 fn serve(_: ServeArgs) -> Result<(), String> {
     Err(
@@ -53,7 +40,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 std::fs::read_to_string(p).map_err(|e| format!("state {}: {e}", p.display()))?;
             serde_json::from_str(&t).map_err(|e| format!("state {}: {e}", p.display()))?
         }
-        _ => load_profile(&args.device_profile)?,
+        _ => profile::load(&args.device_profile)?,
     };
     if let Some(path) = &args.usb_setup {
         usb_setup(&mut profile, path)?;
@@ -177,7 +164,7 @@ fn main() -> std::process::ExitCode {
             }
             Ok(())
         }
-        Cmd::Profiles { name: Some(n) } => match load_profile(&n) {
+        Cmd::Profiles { name: Some(n) } => match profile::load(&n) {
             Ok(p) => {
                 println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
                 Ok(())

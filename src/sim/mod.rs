@@ -144,15 +144,9 @@ impl Firmware {
         }
     }
 
-    /// The in-process default, or a named built-in profile.
+    /// The in-process default, a named built-in profile, or a profile file.
     pub fn from_profile_name(name: Option<&str>) -> Result<Firmware, String> {
-        let name = name.unwrap_or(profile::DEFAULT_PROFILE);
-        let p = profile::builtin(name).ok_or_else(|| {
-            format!(
-                "unknown simulator profile '{name}' (built in: {})",
-                profile::BUILTIN.join(", ")
-            )
-        })?;
+        let p = profile::load(name.unwrap_or(profile::DEFAULT_PROFILE))?;
         Ok(Firmware::new(p, FaultPlan::new(Vec::new()), None))
     }
 

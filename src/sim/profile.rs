@@ -535,6 +535,20 @@ pub const BUILTIN: &[&str] = &[
 ];
 pub const DEFAULT_PROFILE: &str = "amt16.1";
 
+/// A built-in profile by name, or else a profile file (JSON, as `amt-sim profiles NAME` writes).
+pub fn load(spec: &str) -> Result<DeviceProfile, String> {
+    if let Some(p) = builtin(spec) {
+        return Ok(p);
+    }
+    let text = std::fs::read_to_string(spec).map_err(|e| {
+        format!(
+            "'{spec}' is neither a built-in profile ({}) nor a readable file: {e}",
+            BUILTIN.join(", ")
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| format!("profile {spec}: {e}"))
+}
+
 pub fn builtin(name: &str) -> Option<DeviceProfile> {
     let p = match name {
         "amt11.8" => make(Base {
