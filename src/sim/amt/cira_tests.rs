@@ -5,54 +5,16 @@
 
 use base64::Engine as _;
 
-use super::*;
+use super::tests::{activated, send as run};
 use crate::secret::Secret;
-use crate::sim::{faults::FaultPlan, profile, Firmware};
-use crate::wsman::calls::{self, Call, Instance, WsmanError};
+use crate::sim::Firmware;
+use crate::wsman::calls::{self, Instance, WsmanError};
 use crate::wsman::classes::cira::{self, AppliesToMps, MpsServer, PolicyRule, Trigger};
 use crate::wsman::classes::public_key_management as pkm;
 use crate::wsman::digest::DigestClient;
-use crate::wsman::http::{encode_wsman_post, RequestParser, ResponseParser};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const SERVER0: &str = "Intel(r) AMT:Management Presence Server 0";
-
-fn activated() -> (Firmware, DigestClient) {
-    let f = Firmware::new(
-        profile::builtin("amt16.1").unwrap(),
-        FaultPlan::new(vec![]),
-        None,
-    );
-    {
-        let mut core = f.lock();
-        core.profile.control_mode = 1;
-        let realm = core.profile.digest_realm.clone();
-        core.profile.admin_ha1 = crate::wsman::digest::ha1("admin", &realm, &Secret::new("x"));
-    }
-    (f, DigestClient::new("admin", Secret::new("x")))
-}
-
-fn run<T>(f: &Firmware, c: &mut DigestClient, call: Call<T>) -> Result<T, WsmanError> {
-    let body = call.render("1");
-    for _ in 0..2 {
-        let auth = c.authorization("POST", "/wsman");
-        let raw = encode_wsman_post("sim:16992", auth.as_deref(), body.as_bytes());
-        let req = RequestParser::new().feed(&raw).unwrap().unwrap();
-        let reply = handle(&mut f.lock(), &req, Instant::now());
-        let mut p = ResponseParser::new();
-        let r = match p.feed(&reply.bytes).unwrap() {
-            Some(r) => r,
-            None => p.finish_eof().unwrap(),
-        };
-        if r.status == 401 {
-            c.handle_www_authenticate(r.header("WWW-Authenticate").unwrap())
-                .unwrap();
-            continue;
-        }
-        return call.decode_response(&r);
-    }
-    panic!("still 401");
-}
 
 fn items(f: &Firmware, c: &mut DigestClient, class: &str) -> Vec<Instance> {
     let ctx = run(f, c, cira::enumerate(class)).unwrap();
@@ -92,7 +54,7 @@ fn add_server(f: &Firmware, c: &mut DigestClient, address: &str) -> Result<Strin
 
 #[test]
 fn rpc_gos_cira_sequence_configures_the_firmware_and_amthi_reports_the_mps() {
-    let (f, mut c) = activated();
+    let (f, mut c) = activated(1);
     // The MPS root: a CA, added once (a second copy is a duplicate).
     run(
         &f,
@@ -174,7 +136,7 @@ fn rpc_gos_cira_sequence_configures_the_firmware_and_amthi_reports_the_mps() {
 
 #[test]
 fn the_firmware_refuses_what_rules_forbid() {
-    let (f, mut c) = activated();
+    let (f, mut c) = activated(1);
     // The address must be written as its format says; an IP address needs a CN.
     let bad_format =
         cira::add_mp_server("mps.example.com", 4433, "admin", &Secret::new("x")).args(vec![]);
@@ -279,7 +241,7 @@ fn the_firmware_refuses_what_rules_forbid() {
 
 #[test]
 fn a_server_certificate_is_no_root_and_a_rule_reads_back_as_added() {
-    let (f, mut c) = activated();
+    let (f, mut c) = activated(1);
     assert_eq!(
         return_value(run(
             &f,

@@ -5,13 +5,12 @@
 
 use base64::Engine as _;
 
-use super::*;
+use super::tests::send as run;
 use crate::secret::Secret;
-use crate::sim::{faults::FaultPlan, profile, Firmware};
-use crate::wsman::calls::{self, Call, WsmanError};
+use crate::sim::{profile, Firmware};
+use crate::wsman::calls::{self, WsmanError};
 use crate::wsman::classes::{ethernet, ieee8021x, public_key_management as pkm, wifi};
 use crate::wsman::digest::DigestClient;
-use crate::wsman::http::{encode_wsman_post, RequestParser, ResponseParser};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -21,36 +20,7 @@ fn firmware(name: &str, wifi: bool) -> (Firmware, DigestClient) {
     if wifi {
         p.wireless.mac = "a4:bb:6d:12:34:57".into();
     }
-    let f = Firmware::new(p, FaultPlan::new(vec![]), None);
-    {
-        let mut core = f.lock();
-        core.profile.control_mode = 1;
-        let realm = core.profile.digest_realm.clone();
-        core.profile.admin_ha1 = crate::wsman::digest::ha1("admin", &realm, &Secret::new("x"));
-    }
-    (f, DigestClient::new("admin", Secret::new("x")))
-}
-
-fn run<T>(f: &Firmware, c: &mut DigestClient, call: Call<T>) -> Result<T, WsmanError> {
-    let body = call.render("1");
-    for _ in 0..2 {
-        let auth = c.authorization("POST", "/wsman");
-        let raw = encode_wsman_post("sim:16992", auth.as_deref(), body.as_bytes());
-        let req = RequestParser::new().feed(&raw).unwrap().unwrap();
-        let reply = handle(&mut f.lock(), &req, Instant::now());
-        let mut p = ResponseParser::new();
-        let r = match p.feed(&reply.bytes).unwrap() {
-            Some(r) => r,
-            None => p.finish_eof().unwrap(),
-        };
-        if r.status == 401 {
-            c.handle_www_authenticate(r.header("WWW-Authenticate").unwrap())
-                .unwrap();
-            continue;
-        }
-        return call.decode_response(&r);
-    }
-    panic!("still 401");
+    super::tests::activated_with(p, 1)
 }
 
 fn fixture_b64(name: &str) -> String {

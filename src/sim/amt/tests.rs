@@ -3,7 +3,9 @@
 use super::model::{params, prop, set_prop};
 use super::*;
 use crate::secret::Secret;
+use crate::sim::DeviceProfile;
 use crate::sim::{faults::FaultPlan, profile, Firmware};
+use crate::wsman::calls::{Call, WsmanError};
 use crate::wsman::digest::DigestClient;
 use crate::wsman::envelope::Param;
 use crate::wsman::envelope::{
@@ -24,8 +26,8 @@ pub(super) fn response(bytes: &[u8]) -> crate::wsman::http::Response {
     }
 }
 
-/// Sends `body` authenticated as `client`'s user, taking the challenge first when needed.
-pub(super) fn call(fw: &Firmware, client: &mut DigestClient, body: &str) -> (u16, Envelope) {
+/// One exchange as `client`'s user, taking the challenge first when needed: AMT's HTTP answer.
+fn exchange(fw: &Firmware, client: &mut DigestClient, body: &str) -> crate::wsman::http::Response {
     for _ in 0..2 {
         let auth = client.authorization("POST", "/wsman");
         let reply = handle(
@@ -40,9 +42,25 @@ pub(super) fn call(fw: &Firmware, client: &mut DigestClient, body: &str) -> (u16
                 .unwrap();
             continue;
         }
-        return (r.status, Envelope::parse(&r.body).unwrap());
+        return r;
     }
     panic!("still 401 after taking the challenge");
+}
+
+/// Sends `body` authenticated as `client`'s user, taking the challenge first when needed.
+pub(super) fn call(fw: &Firmware, client: &mut DigestClient, body: &str) -> (u16, Envelope) {
+    let r = exchange(fw, client, body);
+    (r.status, Envelope::parse(&r.body).unwrap())
+}
+
+/// Sends a typed call of the agent's over real HTTP bytes (render, Digest, the web server) and
+/// decodes AMT's answer the agent's way.
+pub(super) fn send<T>(
+    fw: &Firmware,
+    client: &mut DigestClient,
+    call: Call<T>,
+) -> Result<T, WsmanError> {
+    call.decode_response(&exchange(fw, client, &call.render("1")))
 }
 
 pub(super) fn fw(name: &str) -> Firmware {
@@ -193,7 +211,12 @@ fn ccm_setup_then_admin_then_unprovision() {
 
 /// An amt16.1 firmware in control mode `mode` with admin's password "x", and admin's client.
 pub(super) fn activated(mode: u32) -> (Firmware, DigestClient) {
-    let f = fw("amt16.1");
+    activated_with(profile::builtin("amt16.1").unwrap(), mode)
+}
+
+/// A firmware of profile `p` in control mode `mode` whose admin password is `x`, and admin's client.
+pub(super) fn activated_with(p: DeviceProfile, mode: u32) -> (Firmware, DigestClient) {
+    let f = Firmware::new(p, FaultPlan::new(vec![]), None);
     {
         let mut core = f.lock();
         core.profile.control_mode = mode;

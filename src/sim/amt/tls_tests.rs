@@ -3,29 +3,13 @@
 //! CommitChanges puts into effect.
 
 use super::classes::tls::{local_ports, LocalPorts};
-use super::tests::{activated, call, request};
+use super::tests::{activated, request, send};
 use super::*;
 use crate::tls::issue::{self, AmtPublicKey, Ca, LeafSpec};
-use crate::wsman::calls::{b64, Call, WsmanError};
+use crate::wsman::calls::{b64, WsmanError};
 use crate::wsman::classes::public_key::PublicKeyCertificate;
 use crate::wsman::classes::{public_key_management as ks, setup_and_configuration as sc, tls};
 use crate::wsman::digest::DigestClient;
-
-/// Sends a typed call, decodes AMT's answer the agent's way.
-fn send<T>(
-    f: &crate::sim::Firmware,
-    c: &mut DigestClient,
-    call_: Call<T>,
-) -> Result<T, WsmanError> {
-    let (status, env) = call(f, c, &call_.render("31"));
-    match status {
-        200 => call_.decode_envelope(&env),
-        _ => Err(env
-            .fault()
-            .map(|x| WsmanError::Fault(Box::new(x)))
-            .unwrap_or(WsmanError::Http { status })),
-    }
-}
 
 fn return_value<T: std::fmt::Debug>(r: Result<T, WsmanError>) -> u32 {
     match r {
