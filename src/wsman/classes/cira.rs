@@ -24,28 +24,8 @@ pub const ENVIRONMENT: &str = "AMT_EnvironmentDetectionSettingData";
 /// The port an MPS listens on for CIRA (rpc-go's fixed value, RPS's default).
 pub const DEFAULT_MPS_PORT: u16 = 4433;
 
-/// `InfoFormat` of a server's `AccessInfo`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InfoFormat {
-    Ipv4 = 3,
-    Ipv6 = 4,
-    Fqdn = 201,
-}
-
-impl InfoFormat {
-    /// The format of an address as written: an IP address, else a host name.
-    pub fn of(address: &str) -> InfoFormat {
-        match address.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(_)) => InfoFormat::Ipv4,
-            Ok(std::net::IpAddr::V6(_)) => InfoFormat::Ipv6,
-            Err(_) => InfoFormat::Fqdn,
-        }
-    }
-
-    pub fn is_ip(self) -> bool {
-        self != InfoFormat::Fqdn
-    }
-}
+/// `InfoFormat` of a server's `AccessInfo` (the same values as a proxy's).
+pub use super::InfoFormat;
 
 /// `AMT_RemoteAccessPolicyRule.Trigger`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

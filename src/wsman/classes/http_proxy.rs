@@ -8,24 +8,8 @@ use crate::wsman::envelope::Selector;
 pub const SERVICE: &str = "IPS_HTTPProxyService";
 pub const ACCESS_POINT: &str = "IPS_HTTPProxyAccessPoint";
 
-/// `InfoFormat` of an access point: how `AccessInfo` is written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InfoFormat {
-    Ipv4 = 3,
-    Ipv6 = 4,
-    Fqdn = 201,
-}
-
-impl InfoFormat {
-    /// The format of an address as the user wrote it.
-    pub fn of(address: &str) -> InfoFormat {
-        match address.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(_)) => InfoFormat::Ipv4,
-            Ok(std::net::IpAddr::V6(_)) => InfoFormat::Ipv6,
-            Err(_) => InfoFormat::Fqdn,
-        }
-    }
-}
+/// `InfoFormat` of an access point (the same values as an MPS's).
+pub use super::InfoFormat;
 
 /// `AddProxyAccessPoint(AccessInfo, InfoFormat, Port, NetworkDnsSuffix)`; 2058 = duplicate.
 pub fn add_proxy_access_point(

@@ -18,5 +18,29 @@ pub mod time_sync;
 pub mod tls;
 pub mod wifi;
 
+/// `InfoFormat`: how an `AccessInfo` address is written, in `AddMpServer` (CIRA) and
+/// `AddProxyAccessPoint` alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InfoFormat {
+    Ipv4 = 3,
+    Ipv6 = 4,
+    Fqdn = 201,
+}
+
+impl InfoFormat {
+    /// The format of an address as written: an IP address, else a host name.
+    pub fn of(address: &str) -> InfoFormat {
+        match address.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(_)) => InfoFormat::Ipv4,
+            Ok(std::net::IpAddr::V6(_)) => InfoFormat::Ipv6,
+            Err(_) => InfoFormat::Fqdn,
+        }
+    }
+
+    pub fn is_ip(self) -> bool {
+        self != InfoFormat::Fqdn
+    }
+}
+
 #[cfg(test)]
 mod tests;
