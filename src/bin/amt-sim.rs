@@ -12,9 +12,11 @@ use std::path::PathBuf;
 use amt_agent::sim::cli::{Cli, Cmd, ServeArgs};
 #[cfg(unix)]
 use amt_agent::sim::faults::{Fault, FaultPlan};
+use amt_agent::sim::profile;
+#[cfg(unix)]
+use amt_agent::sim::DeviceProfile;
 #[cfg(unix)]
 use amt_agent::sim::Firmware;
-use amt_agent::sim::{profile, DeviceProfile};
 use clap::Parser;
 
 #[cfg(not(unix))]
