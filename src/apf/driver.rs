@@ -745,7 +745,7 @@ impl Driver {
     }
 
     fn transmit(&mut self, m: Message) {
-        let Some(conn) = self.conn.clone() else {
+        let Some(conn) = self.conn.as_ref() else {
             return;
         };
         let bytes = m.encode();
@@ -758,7 +758,9 @@ impl Driver {
             payload,
             "APF"
         );
-        if let Err(e) = conn.send(&bytes) {
+        // The send's result first: `link_lost` releases LME, which needs every handle to it gone.
+        let sent = conn.send(&bytes);
+        if let Err(e) = sent {
             self.link_lost(e);
         }
     }

@@ -191,13 +191,16 @@ enum Failure {
     Stuck,
 }
 
-/// Runs one overlapped operation until it completes or `timeout` passes, then cancels it.
+/// Runs one overlapped operation until it completes or `timeout` passes, then cancels it. When
+/// `interrupted` is given and already set once the operation is pending, it is cancelled at once:
+/// an interrupt that came before the operation started had nothing to cancel.
 fn run(
     file: HANDLE,
     lane: &Lane,
     timeout: Duration,
     input: Vec<u8>,
     out_len: usize,
+    interrupted: Option<&AtomicBool>,
     start: impl FnOnce(HANDLE, &mut Pending) -> i32,
 ) -> Result<Vec<u8>, Failure> {
     let _one = lane.busy.lock().unwrap_or_else(|p| p.into_inner());
@@ -218,6 +221,9 @@ fn run(
             let e = last_error();
             if e != win32::ERROR_IO_PENDING {
                 return Err(Failure::Win32(e));
+            }
+            if interrupted.is_some_and(|i| i.load(Ordering::SeqCst)) {
+                CancelIoEx(file, &p.ov);
             }
         }
         let mut timed_out = false;
@@ -290,6 +296,7 @@ impl DriverHandle {
             IOCTL_TIMEOUT,
             input,
             out_len,
+            None,
             |file, p| {
                 let mut n = 0u32;
                 // SAFETY: the buffers and OVERLAPPED are in `p`, which outlives the operation.
@@ -466,6 +473,7 @@ impl MeiConnection for WindowsMeiConnection {
             WRITE_TIMEOUT,
             msg.to_vec(),
             0,
+            None,
             |file, p| {
                 let mut n = 0u32;
                 // SAFETY: the message and OVERLAPPED are in `p`, which outlives the operation.
@@ -518,6 +526,7 @@ impl MeiConnection for WindowsMeiConnection {
             left,
             Vec::new(),
             mtu as usize,
+            Some(&self.interrupted),
             |file, p| {
                 let mut n = 0u32;
                 // SAFETY: the buffer and OVERLAPPED are in `p`, which outlives the operation.
