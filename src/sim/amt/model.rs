@@ -315,6 +315,7 @@ pub(super) fn dispatch(fw: &mut FirmwareCore, e: &Envelope, user: &str) -> Resul
             }
             let target = &mut fw.profile.instances.get_mut(&class).expect("found above")[at];
             apply_put(target, body, &class);
+            classes::keep_write_only(&class, target);
             classes::after_put(fw, &class, at);
             let mut out = fw.profile.instances[&class][at].clone();
             fw.changed();

@@ -253,6 +253,75 @@ fn a_second_setup_answers_invalid_state_and_unknown_classes_fault() {
     );
 }
 
+/// Write-only secrets (the KVM RFB password, an MPS credential's Secret): a Put keeps only their
+/// digest, a Get never returns them, and a refused one is not repeated in the fault.
+#[test]
+fn a_put_secret_is_kept_as_its_digest_and_never_read_back_or_repeated() {
+    let (f, mut c) = activated(2);
+    let kvm = "IPS_KVMRedirectionSettingData";
+    let uri = resource_uri(kvm);
+    let mut props = f.lock().profile.instances[kvm][0].clone();
+    set_prop(&mut props, "RFBPassword", "Kvm!1234");
+    let body = instance_xml(kvm, &uri, &params(&props));
+    let (st, e) = call(&f, &mut c, &put_request(&uri, "1", &[], &body));
+    assert_eq!(st, 200);
+    assert_eq!(
+        e.body_element().unwrap().child_text("RFBPassword"),
+        Some("")
+    );
+    let held = f.lock().profile.instances[kvm][0].clone();
+    assert!(
+        held.iter().all(|(_, v)| !v.contains("Kvm!1234")),
+        "{held:?}"
+    );
+    assert!(held.iter().any(|(_, v)| *v == secret_digest("Kvm!1234")));
+
+    // Longer than AMT takes: refused, and the fault says how long, not what.
+    set_prop(&mut props, "RFBPassword", "Kvm!12345-too-long");
+    let body = instance_xml(kvm, &uri, &params(&props));
+    let (st, e) = call(&f, &mut c, &put_request(&uri, "2", &[], &body));
+    assert_eq!(st, 400);
+    let reason = e.fault().unwrap().reason;
+    assert!(
+        reason.contains("RFBPassword") && reason.contains("18 bytes"),
+        "{reason}"
+    );
+    assert!(!reason.contains("Kvm!12345"), "{reason}");
+
+    // An MPS credential's Secret, as wsman-messages' MPSUsernamePassword Put sends it.
+    let cred = "AMT_MPSUsernamePassword";
+    let id = "Intel(r) AMT:MPS Username Password 0";
+    f.lock().profile.instances.insert(
+        cred.into(),
+        vec![vec![
+            ("InstanceID".into(), id.into()),
+            ("RemoteID".into(), "mpsuser".into()),
+        ]],
+    );
+    let uri = resource_uri(cred);
+    let body = instance_xml(
+        cred,
+        &uri,
+        &[
+            Param::text("InstanceID", id),
+            Param::text("RemoteID", "mpsuser"),
+            Param::text("Secret", "Mps!Secret1"),
+        ],
+    );
+    let (st, e) = call(&f, &mut c, &put_request(&uri, "3", &[], &body));
+    assert_eq!(st, 200);
+    assert_eq!(e.body_element().unwrap().child_text("Secret"), None);
+    let (st, e) = call(&f, &mut c, &get_request(&uri, "4", &[]));
+    assert_eq!(st, 200);
+    assert_eq!(e.body_element().unwrap().child_text("Secret"), None);
+    let held = f.lock().profile.instances[cred][0].clone();
+    assert!(
+        held.iter().all(|(_, v)| !v.contains("Mps!Secret1")),
+        "{held:?}"
+    );
+    assert!(held.iter().any(|(_, v)| *v == secret_digest("Mps!Secret1")));
+}
+
 #[test]
 fn a_put_changes_the_instance_and_an_empty_put_is_refused() {
     let (f, mut c) = activated(2);

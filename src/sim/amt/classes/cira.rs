@@ -27,7 +27,6 @@
 //! domains of up to 192 characters.
 
 use base64::Engine as _;
-use sha2::Digest as _;
 
 use super::super::model::{
     epr, epr_parts, epr_set, epr_set_parts, hidden, input_text, inst, prop, ret, set_prop, Instance,
@@ -194,12 +193,6 @@ fn dns_name_ok(name: &str, max: usize) -> bool {
         })
 }
 
-/// Hex SHA-256 of a secret the firmware keeps (the simulator's stand-in for holding it: a test
-/// can check which password arrived without the state file holding it).
-pub fn secret_digest(secret: &str) -> String {
-    crate::amthi::codec::hex(&sha2::Sha256::digest(secret.as_bytes()))
-}
-
 /// `AddMpServer(AccessInfo, InfoFormat, Port, AuthMethod, Certificate, Username, Password, CN)`.
 fn add_mp_server(fw: &mut FirmwareCore, input: Option<&Element>) -> Result<String, u32> {
     let text = |n: &str| input_text(input, n).unwrap_or("").trim().to_string();
@@ -283,7 +276,7 @@ fn add_mp_server(fw: &mut FirmwareCore, input: Option<&Element>) -> Result<Strin
             .push(vec![
                 ("InstanceID".into(), id.clone()),
                 ("RemoteID".into(), user.to_string()),
-                (hidden("Secret"), secret_digest(password)),
+                (hidden("Secret"), super::secret_digest(password)),
             ]);
         epr(
             &format!("{}{CREDENTIAL}", ns::AMT_SCHEMA),

@@ -3,7 +3,7 @@
 //! its methods (`invoke`); [`super::model`] does the generic operations on the instance store.
 
 mod cira;
-pub use cira::{remote_access_status, secret_digest};
+pub use cira::remote_access_status;
 mod general;
 pub use general::amt_fqdn;
 pub mod keystore;
@@ -76,6 +76,47 @@ pub(super) fn put_by_body(
     cira::put_by_body(fw, class, body)
         .map(|r| r.map(|()| None))
         .or_else(|| tls::put_context(&mut fw.profile, class, body).map(|r| r.map(Some)))
+}
+
+/// Hex SHA-256 of a secret the firmware keeps (the simulator's stand-in for holding it: a test
+/// can check which password arrived without the state file holding it).
+pub fn secret_digest(secret: &str) -> String {
+    use sha2::Digest as _;
+    crate::amthi::codec::hex(&sha2::Sha256::digest(secret.as_bytes()))
+}
+
+/// Write-only properties, by class: (property, the hidden name its digest is kept under, whether
+/// the property still reads back, empty). Firmware never returns these secrets.
+const WRITE_ONLY: &[(&str, &str, &str, bool)] = &[
+    (network::IEEE8021X, "Password", "PasswordHash", false),
+    (cira::CREDENTIAL, "Secret", "Secret", false),
+    (
+        "IPS_KVMRedirectionSettingData",
+        "RFBPassword",
+        "RFBPasswordHash",
+        true,
+    ),
+];
+
+/// After a Put stored `target` of `class`: each write-only secret it was given is replaced by
+/// its digest, so neither a Get nor the state file holds it.
+pub(super) fn keep_write_only(class: &str, target: &mut Instance) {
+    for &(_, name, kept_as, shown) in WRITE_ONLY.iter().filter(|w| w.0 == class) {
+        let Some(at) = target.iter().position(|(k, _)| k == name) else {
+            continue;
+        };
+        let given = std::mem::take(&mut target[at].1);
+        if !shown {
+            target.remove(at);
+        }
+        if !given.is_empty() {
+            super::model::set_prop(
+                target,
+                &super::model::hidden(kept_as),
+                &secret_digest(&given),
+            );
+        }
+    }
 }
 
 /// After a Put was stored (instance `at` of `class`): what the firmware derives from it.

@@ -17,8 +17,6 @@
 //! unicast address; on the wireless port anything but DHCP (AMT's wireless interface takes its
 //! address from DHCP only) and the wired-only properties.
 
-use sha2::Digest as _;
-
 use super::super::model::{epr, hidden, input_ref, inst, prop, ret, set_prop, Instance};
 use super::dashed_mac;
 use super::keystore;
@@ -139,7 +137,7 @@ const IEEE8021X_RULES: &[PropRule] = &[
     rw("Enabled", Kind::OneOf(&[2, 3, 6])),
     ro("InstanceID", Kind::Text(256)),
     // UNCONFIRMED: the firmware's length limits on the credentials.
-    rw("Password", Kind::Text(32)),
+    rw("Password", Kind::Secret(32)),
     rw("PxeTimeout", Kind::Uint(0, 86400)),
     rw("RoamingIdentity", Kind::Text(80)),
     rw("ServerCertificateName", Kind::Text(80)),
@@ -272,10 +270,6 @@ pub(super) fn check_put(
 }
 
 /// A password as the firmware keeps it for the simulator: a digest, never the text.
-pub(super) fn password_digest(p: &str) -> String {
-    crate::amthi::codec::hex(&sha2::Sha256::digest(p.as_bytes()))
-}
-
 /// Whether the wired 802.1X settings have what their protocol needs bound.
 fn wired_certificates_bound(fw: &FirmwareCore, protocol: &str) -> bool {
     let bound = bound_certificates(fw, WIRED_CONTEXT, IEEE8021X_ID);
@@ -327,15 +321,7 @@ pub(super) fn after_put(fw: &mut FirmwareCore, class: &str, at: usize) {
             }
         }
         IEEE8021X => {
-            let given = {
-                let i = &mut fw.profile.instances.get_mut(IEEE8021X).expect("put")[at];
-                let pw = prop(i, "Password").map(str::to_string);
-                i.retain(|(k, _)| k != "Password");
-                if let Some(pw) = pw {
-                    set_prop(i, &hidden("PasswordHash"), &password_digest(&pw));
-                }
-                prop(i, "Enabled").map(str::to_string)
-            };
+            let given = prop(&fw.profile.instances[IEEE8021X][at], "Enabled").map(str::to_string);
             let protocol = prop(
                 &fw.profile.instances[IEEE8021X][at],
                 "AuthenticationProtocol",

@@ -93,7 +93,7 @@ const KVM_SETTINGS: &[PropRule] = &[
     rw("Is5900PortEnabled", Kind::Bool),
     rw("OptInPolicy", Kind::Bool),
     rw("OptInPolicyTimeout", Kind::Uint(0, 65535)),
-    rw("RFBPassword", Kind::Text(8)),
+    rw("RFBPassword", Kind::Secret(8)),
     rw("SessionTimeout", Kind::Uint(0, 65535)),
     rw("InitialDecimationModeForLowRes", Kind::Uint(0, 255)),
     rw("GreyscalePixelFormatSupported", Kind::Bool),

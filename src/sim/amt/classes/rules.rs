@@ -42,6 +42,9 @@ pub enum Kind {
     OneOf(&'static [u64]),
     /// Text up to this many bytes.
     Text(usize),
+    /// A password of up to this many bytes: checked like text, never repeated in a refusal (the
+    /// firmware keeps only its digest, `super::write_only`).
+    Secret(usize),
 }
 
 /// One property of a class's schema.
@@ -69,12 +72,12 @@ pub const fn ro(name: &'static str, kind: Kind) -> PropRule {
     }
 }
 
-fn kind_ok(kind: Kind, v: &str) -> bool {
+pub(super) fn kind_ok(kind: Kind, v: &str) -> bool {
     match kind {
         Kind::Bool => v == "true" || v == "false",
         Kind::Uint(lo, hi) => v.parse::<u64>().is_ok_and(|n| (lo..=hi).contains(&n)),
         Kind::OneOf(set) => v.parse::<u64>().is_ok_and(|n| set.contains(&n)),
-        Kind::Text(max) => v.len() <= max,
+        Kind::Text(max) | Kind::Secret(max) => v.len() <= max,
     }
 }
 
@@ -89,7 +92,7 @@ fn kind_text(kind: Kind) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        Kind::Text(max) => format!("text of at most {max} bytes"),
+        Kind::Text(max) | Kind::Secret(max) => format!("text of at most {max} bytes"),
     }
 }
 
@@ -114,8 +117,12 @@ pub fn check_put(
             continue;
         };
         if !kind_ok(rule.kind, v) {
+            let given = match rule.kind {
+                Kind::Secret(_) => format!("{} bytes", v.len()),
+                _ => format!("'{v}'"),
+            };
             return Err(PutRefusal::invalid(format!(
-                "{class}.{} must be {}, not '{v}'",
+                "{class}.{} must be {}, not {given}",
                 rule.name,
                 kind_text(rule.kind)
             )));

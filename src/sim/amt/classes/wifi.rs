@@ -19,12 +19,11 @@
 //!   carries it is refused (RPS's `PUT_WIFI_PORT_CONFIGURATION_SERVICE` failure on AMT 12/15,
 //!   rps#803, reads as this).
 
-use sha2::Digest as _;
-
 use super::super::model::{epr, epr_parts, hidden, input_ref, inst, prop, ret, set_prop, Instance};
 use super::keystore::{self, DUPLICATE, MAX_LIMIT_REACHED};
-use super::network::{eap_uses_certificate, password_digest, EAP_PROTOCOLS};
+use super::network::{eap_uses_certificate, EAP_PROTOCOLS};
 use super::rules::{self, ro, rw, Kind, PropRule, PutRefusal};
+use super::secret_digest;
 use crate::sim::profile::DeviceProfile;
 use crate::sim::FirmwareCore;
 use crate::wsman::envelope::{ns, Element, Param};
@@ -429,8 +428,7 @@ fn add_wifi_settings(fw: &mut FirmwareCore, input: Option<&Element>) -> Result<(
         ("SSID", &t("SSID")),
     ]);
     if let Some(psk) = s.child("PSKPassPhrase") {
-        let digest = crate::amthi::codec::hex(&sha2::Sha256::digest(psk.text().as_bytes()));
-        profile.push((hidden("PSKHash"), digest));
+        profile.push((hidden("PSKHash"), secret_digest(psk.text())));
     }
     if let (Some(x), Some((client, ca))) = (x, certs) {
         let xt = |n: &str| x.child_text(n).unwrap_or("").to_string();
@@ -442,7 +440,7 @@ fn add_wifi_settings(fw: &mut FirmwareCore, input: Option<&Element>) -> Result<(
             ("Username", &xt("Username")),
         ]);
         if !xt("Password").is_empty() {
-            settings.push((hidden("PasswordHash"), password_digest(&xt("Password"))));
+            settings.push((hidden("PasswordHash"), secret_digest(&xt("Password"))));
         }
         profile.push((hidden("IEEE8021xSettings"), x_id.clone()));
         fw.profile
