@@ -164,20 +164,56 @@ fn schema(v: &Value, out: &mut Vec<Problem>) {
     if let Err(errors) = compiled().validate(v) {
         for e in errors {
             let path = dotted(&e.instance_path.to_string());
-            let msg = e.to_string();
-            // A oneOf failure names the whole object: say what it wants.
-            let msg = if msg.contains("is not valid under any of the given schemas")
-                || msg.contains("is valid under more than one")
-            {
-                "give exactly one of file and base64".to_string()
-            } else {
-                msg
-            };
             out.push(
-                Problem::error(&path, msg)
+                Problem::error(&path, schema_message(&e.kind))
                     .help("see docs/profile.schema.json and the README's example profile"),
             );
         }
+    }
+}
+
+/// What a schema rule wants, in words built from the rule alone: jsonschema's own text repeats the
+/// value, and a profile's values include its secrets (a password typed where an object was wanted,
+/// a number where a passphrase was).
+fn schema_message(kind: &jsonschema::error::ValidationErrorKind) -> String {
+    use jsonschema::error::ValidationErrorKind as K;
+    match kind {
+        // The schema's only oneOf: a certificate given as a file or inline.
+        K::OneOfNotValid | K::OneOfMultipleValid => "give exactly one of file and base64".into(),
+        K::AnyOf => "matches none of the forms this key takes".into(),
+        K::Type { kind } => format!("must be of type {}", type_words(kind)),
+        K::Required { property } => format!("{property} is required"),
+        K::AdditionalProperties { unexpected } => format!(
+            "unknown key{} {}",
+            if unexpected.len() == 1 { "" } else { "s" },
+            unexpected.join(", ")
+        ),
+        K::Enum { options } => format!("must be one of {options}"),
+        K::Constant { expected_value } => format!("must be {expected_value}"),
+        K::Minimum { limit } => format!("must be at least {limit}"),
+        K::Maximum { limit } => format!("must be at most {limit}"),
+        K::ExclusiveMinimum { limit } => format!("must be more than {limit}"),
+        K::ExclusiveMaximum { limit } => format!("must be less than {limit}"),
+        K::MinLength { limit } => format!("must be at least {limit} characters long"),
+        K::MaxLength { limit } => format!("must be at most {limit} characters long"),
+        K::MinItems { limit } => format!("must list at least {limit} items"),
+        K::MaxItems { limit } => format!("must list at most {limit} items"),
+        K::UniqueItems => "must not list an item twice".into(),
+        K::Pattern { pattern } => format!("must match {pattern}"),
+        K::Format { format } => format!("must be a valid {format}"),
+        _ => "does not match the profile schema".into(),
+    }
+}
+
+fn type_words(kind: &jsonschema::error::TypeKind) -> String {
+    use jsonschema::error::TypeKind;
+    match kind {
+        TypeKind::Single(t) => t.to_string(),
+        TypeKind::Multiple(ts) => ts
+            .into_iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(" or "),
     }
 }
 

@@ -300,3 +300,33 @@ fn tls_takes_the_admins_ca_as_a_pair_and_says_what_it_does_not_apply() {
         .collect();
     assert_eq!(warned, ["tls.trustedCn", "tls.mode"], "{p:?}");
 }
+
+/// The schema's complaints name the rule, never the value: a profile's values are its secrets.
+#[test]
+fn schema_errors_never_repeat_the_value() {
+    let text = "version: 1\ncontrolMode: acm\nadminPassword: P@ssw0rd!\n\
+        provisioningCertificate: {password: 'Pfx!Pass1-secret'}\n\
+        network:\n  wireless:\n    profiles: [{name: w, ssid: s, authentication: wpa2-psk, pskPassphrase: 87654321}]\n";
+    let all = problems(text);
+    let at = |path: &str| {
+        all.iter()
+            .filter(|p| p.0 == Severity::Error && p.1 == path)
+            .map(|p| p.2.clone())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        at("provisioningCertificate").contains(&"give exactly one of file and base64".to_string()),
+        "{all:?}"
+    );
+    assert!(
+        at("network.wireless.profiles[0].pskPassphrase")
+            .contains(&"must be of type string".to_string()),
+        "{all:?}"
+    );
+    for (_, path, message) in &all {
+        assert!(
+            !message.contains("Pfx!Pass1-secret") && !message.contains("87654321"),
+            "{path}: {message}"
+        );
+    }
+}

@@ -137,13 +137,7 @@ fn check_command(a: &CheckArgs, json_out: bool) -> Result<ExitCode, AgentError> 
             );
         }
     }
-    Ok(
-        match problems.iter().find(|p| p.severity == Severity::Error) {
-            None => ExitCode::Success,
-            Some(p) if p.exit != ExitCode::Success => p.exit,
-            Some(_) => ExitCode::MissingOrInvalidConfiguration,
-        },
-    )
+    Ok(crate::profile::check::verdict(&problems))
 }
 
 fn engine_for<'a>(
