@@ -249,13 +249,14 @@ pub fn load_key(flag: Option<&Secret>) -> Result<Option<Key>, AgentError> {
             crate::secret_source::check_private_file(path, "802.1X private key")?;
             read_file(path, "private key file")?
         }
-        // Shorter than any RSA key of 2048 bits in any encoding: a path that is not there.
+        // Shorter than any RSA key of 2048 bits in any encoding: a path that is not there, or a
+        // cut-off key, so the value itself is not repeated.
         Some(v) if v.expose().len() < 256 => {
             return Err(AgentError::new(
                 ExitCode::FailedReadingConfiguration,
-                format!("the 802.1X private key file {} does not exist", v.expose()),
+                "the 802.1X private key is neither an existing file nor a whole RSA key",
             )
-            .help("check the path"));
+            .help("check the path given to --ieee8021x-private-key (or give the key in IEEE8021X_PRIVATE_KEY)"));
         }
         Some(v) => {
             tracing::warn!("the 802.1X private key was given on the command line, where other users can see it (ps, shell history); give a file (mode 600) or IEEE8021X_PRIVATE_KEY instead");
@@ -638,6 +639,17 @@ pub fn handle_now(t: &mut Target, c: &Cert, root: bool) -> Result<String, AgentE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value that is no file is never repeated: it may be a key cut off in the paste.
+    #[test]
+    fn a_short_key_value_that_is_no_file_is_not_repeated() {
+        let cut = "MHcCAQEEIBn2yM3kZ7Qq0vX0d4secretkeybytes";
+        let Err(e) = load_key(Some(&Secret::new(cut))) else {
+            panic!("accepted a cut-off key");
+        };
+        assert_eq!(e.exit, ExitCode::FailedReadingConfiguration);
+        assert!(!format!("{e} {e:?}").contains(cut), "{e}");
+    }
 
     fn fixture(name: &str) -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
