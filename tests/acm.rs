@@ -836,6 +836,37 @@ fn a_ccm_device_is_upgraded_to_acm() {
     assert_eq!(mode(&s), "activated in admin control mode");
 }
 
+/// The upgrade reads the current AMT password once (a second read would prompt twice at a
+/// terminal): given as a flag, its warning is printed once.
+#[test]
+fn a_ccm_to_acm_upgrade_reads_the_amt_password_once() {
+    let w = world();
+    let s = sim(&w, 1);
+    let leaf = w.pki.leaf(&format!("amt.{SUFFIX}"), &w.root);
+    let file = w.pki.pfx(&leaf, &[&w.root], false);
+    let dev = s.device();
+    let o = agent_env(
+        &[
+            "--device",
+            &dev,
+            "activate",
+            "--local",
+            "--acm",
+            "--provisioning-cert",
+            file.to_str().unwrap(),
+            "--password",
+            AMT_PASSWORD,
+        ],
+        &[("PROVISIONING_CERT_PASSWORD", PFX_PASSWORD)],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(mode(&s), "activated in admin control mode");
+    let warned = stderr(&o)
+        .matches("AMT password was given on the command line")
+        .count();
+    assert_eq!(warned, 1, "{}", stderr(&o));
+}
+
 #[test]
 fn pem_and_base64_load_like_pfx_and_a_wrong_password_is_exit_122() {
     let w = world();

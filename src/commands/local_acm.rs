@@ -192,15 +192,20 @@ pub fn activate(
         return hbased::run(&device, conn, cert, &machine, password, mebx, args, out);
     }
 
-    let mut s = match given {
-        // An upgrade authenticates as admin with the password AMT has now.
-        Some(g) if upgrade => session::connect_as(
+    let mut s = if upgrade {
+        // An upgrade authenticates with the password AMT has now, resolved once above (resolving
+        // it again would prompt again).
+        session::connect_as(
             device.clone(),
             conn,
-            crate::wsman::client::Credentials::new("admin", g.amt_password.clone()),
+            crate::wsman::client::Credentials::new(
+                conn.user.clone().unwrap_or_else(|| "admin".into()),
+                password.clone(),
+            ),
             mode,
-        )?,
-        _ => session::connect(device.clone(), conn)?,
+        )?
+    } else {
+        session::connect(device.clone(), conn)?
     };
     let mut ids = 0u32;
     let realm = call(&mut s, &mut ids, general::get())
