@@ -612,3 +612,21 @@ fn a_device_this_user_cannot_open_is_exit_1_with_the_fix() {
     assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
     assert!(stderr(&o).contains("help: run as root"), "{}", stderr(&o));
 }
+
+/// Text output shows no provisioning state unless asked for, so plain `amtinfo` does not read it;
+/// the JSON carries it beside the control mode, so `--json` does.
+#[test]
+fn the_provisioning_state_is_read_only_where_it_is_shown() {
+    let commands = |args: &[&str]| {
+        let o = agent(args);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        stderr(&o)
+    };
+    let text = commands(&["--device", "sim", "-vv", "amtinfo"]);
+    assert!(text.contains("GET_CONTROL_MODE"), "{text}");
+    assert!(!text.contains("GET_PROVISIONING_STATE"), "{text}");
+    let shown = commands(&["--device", "sim", "-vv", "amtinfo", "--provisioning-state"]);
+    assert!(shown.contains("GET_PROVISIONING_STATE"), "{shown}");
+    let json = commands(&["--device", "sim", "-vv", "--json", "amtinfo"]);
+    assert!(json.contains("GET_PROVISIONING_STATE"), "{json}");
+}

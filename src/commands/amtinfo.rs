@@ -37,6 +37,8 @@ pub struct Selection {
     pub lan: bool,
     pub upid: bool,
     pub cert: bool,
+    /// The output is JSON, where the provisioning state rides along with the control mode.
+    pub json: bool,
 }
 
 impl Selection {
@@ -123,6 +125,44 @@ pub struct AmtInfo {
 }
 
 impl AmtInfo {
+    /// Whether anything was read from the ME (the OS facts and the simulator's name aside).
+    /// Destructured whole, so a new field must be placed here before it compiles.
+    pub fn read_anything(&self) -> bool {
+        let AmtInfo {
+            simulated: _,
+            dns_suffix_os: _,
+            hostname_os: _,
+            amt,
+            build,
+            sku,
+            uuid,
+            control_mode,
+            provisioning_state,
+            operational_state,
+            tls_enforced,
+            dns_suffix,
+            ras,
+            wired,
+            wireless,
+            upid,
+            cert_hashes,
+        } = self;
+        amt.is_some()
+            || build.is_some()
+            || sku.is_some()
+            || uuid.is_some()
+            || control_mode.is_some()
+            || provisioning_state.is_some()
+            || operational_state.is_some()
+            || tls_enforced.is_some()
+            || dns_suffix.is_some()
+            || ras.is_some()
+            || wired.is_some()
+            || wireless.is_some()
+            || upid.is_some()
+            || cert_hashes.is_some()
+    }
+
     /// The features line as rpc-go v2 prints it in text (a trailing space included); unreadable
     /// versions decode as v2 decodes its empty strings.
     pub fn features_text(&self) -> String {
@@ -357,8 +397,8 @@ pub fn gather(
         }
     }
     // The JSON carries the provisioning state beside the control mode (an added key); the text
-    // shows it only when asked for, so only then is a failed read an error.
-    if sel.prov || sel.mode {
+    // shows it only when asked for, so only then is it read for text, and a failed read an error.
+    if sel.prov || (sel.mode && sel.json) {
         match when_ready(deadline, || client.provisioning_state()) {
             Ok(s) => info.provisioning_state = Some(s),
             Err(e) if sel.prov => note(e, "the provisioning state", &mut errors),
@@ -734,7 +774,10 @@ pub fn run(
     args: &AmtinfoArgs,
     json_out: bool,
 ) -> Result<ExitCode, AgentError> {
-    let sel = Selection::from_args(args);
+    let sel = Selection {
+        json: json_out,
+        ..Selection::from_args(args)
+    };
     let (info, mut errors) = gather(device.clone(), &sel, args.amt_timeout);
     // `--userCert` (rpc-go v2): its own section and key, read over WS-MAN.
     let user_certs = if super::user_certs::wanted(args) {
@@ -752,16 +795,7 @@ pub fn run(
             ));
         }
     }
-    let nothing = info.amt.is_none()
-        && info.uuid.is_none()
-        && info.control_mode.is_none()
-        && info.provisioning_state.is_none()
-        && info.dns_suffix.is_none()
-        && info.ras.is_none()
-        && info.wired.is_none()
-        && info.upid.is_none()
-        && info.tls_enforced.is_none()
-        && info.cert_hashes.is_none();
+    let nothing = !info.read_anything();
     // With nothing read at all, the error alone says it better than a page of empty fields.
     if !nothing || errors.is_empty() {
         if json_out {
@@ -790,6 +824,38 @@ pub fn run(
 mod tests {
     use super::*;
     use crate::amthi::HashAlgorithm;
+
+    /// A wireless adapter alone (the wired read failed) is something read: it is printed.
+    #[test]
+    fn any_field_read_from_the_me_counts_but_the_os_facts_do_not() {
+        let os_only = AmtInfo {
+            hostname_os: Some("wks".into()),
+            dns_suffix_os: Some("corp.example.com".into()),
+            simulated: Some("amt16.1".into()),
+            ..AmtInfo::default()
+        };
+        assert!(!os_only.read_anything());
+        let wireless = AmtInfo {
+            wireless: Some(Adapter {
+                settings: LanInterfaceSettings {
+                    enabled: true,
+                    ipv4: 0,
+                    dhcp_enabled: true,
+                    dhcp_ip_mode: 2,
+                    link_status: 1,
+                    mac: [0xa4, 0xbb, 0x6d, 0x12, 0x34, 0x57],
+                },
+                os_ip: "Not Found".into(),
+            }),
+            ..os_only.clone()
+        };
+        assert!(wireless.read_anything());
+        let operational = AmtInfo {
+            operational_state: Some(true),
+            ..os_only
+        };
+        assert!(operational.read_anything());
+    }
 
     #[test]
     fn features_decode_as_rpc_go_v2_does_trailing_space_included() {
