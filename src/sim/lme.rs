@@ -73,12 +73,12 @@ pub(crate) fn local_tls_config(p: &DeviceProfile) -> Option<Arc<ServerConfig>> {
 /// The ports the firmware forwards over LME: the management and redirection pair of each
 /// protocol the local interface serves (plain 16992 + 623, TLS 16993 + 664).
 pub(crate) fn forwarded_ports(p: &DeviceProfile) -> Vec<u32> {
-    let ports = super::amt::classes::tls::local_ports(p);
+    let (plain, tls) = super::amt::classes::tls::local_port_flags(p);
     let mut v = Vec::new();
-    if ports.plain {
+    if plain {
         v.extend([PORT_HTTP, PORT_REDIRECTION]);
     }
-    if ports.tls {
+    if tls {
         v.extend([PORT_HTTPS, PORT_REDIRECTION_TLS]);
     }
     v

@@ -285,24 +285,30 @@ pub struct LocalPorts {
     pub certificate: Option<(Vec<u8>, Vec<u8>)>,
 }
 
+/// Which local ports are open, `(plain 16992, TLS 16993)`: no certificate is looked up, so this is
+/// cheap enough for every LME message.
+pub fn local_port_flags(p: &DeviceProfile) -> (bool, bool) {
+    match p.tls_in_effect.as_ref().filter(|t| t.local.enabled) {
+        Some(t) => (!p.tls_enforced && t.local.accept_non_secure, true),
+        None => (!p.tls_enforced, p.tls_enforced),
+    }
+}
+
 pub fn local_ports(p: &DeviceProfile) -> LocalPorts {
-    let configured = p.tls_in_effect.as_ref().filter(|t| t.local.enabled);
-    let certificate = configured.and_then(|t| {
-        let der = keystore::certificate_der(p, &t.certificate)?;
-        let key = keystore::private_key_for(p, &der)?;
-        Some((der, key))
-    });
-    match configured {
-        Some(t) => LocalPorts {
-            plain: !p.tls_enforced && t.local.accept_non_secure,
-            tls: true,
-            certificate,
-        },
-        None => LocalPorts {
-            plain: !p.tls_enforced,
-            tls: p.tls_enforced,
-            certificate: None,
-        },
+    let (plain, tls) = local_port_flags(p);
+    let certificate = p
+        .tls_in_effect
+        .as_ref()
+        .filter(|t| t.local.enabled)
+        .and_then(|t| {
+            let der = keystore::certificate_der(p, &t.certificate)?;
+            let key = keystore::private_key_for(p, &der)?;
+            Some((der, key))
+        });
+    LocalPorts {
+        plain,
+        tls,
+        certificate,
     }
 }
 
