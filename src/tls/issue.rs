@@ -12,10 +12,9 @@
 //!
 //! AMT's `DERKey` is a PKCS#1 RSAPublicKey on the firmware the fixtures come from; rpc-go also
 //! accepts a SubjectPublicKeyInfo ("AMT uses different formats on different versions"): both are
-//! read here. Signing is rcgen on ring; nothing here does I/O except [`Ca::from_files`].
+//! read here. Signing is rcgen on ring; nothing here does I/O (the caller reads the files).
 
 use std::fmt;
-use std::path::Path;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -211,30 +210,6 @@ impl Ca {
         })
     }
 
-    /// The admin's CA from a certificate file and a key file (see the module docs for formats).
-    pub fn from_files(
-        cert: &Path,
-        key: &Path,
-        password: Option<&Secret>,
-    ) -> Result<Ca, IssueError> {
-        let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read it: {e}"));
-        let cert_bytes = read(cert).map_err(|reason| IssueError::CaCertificate {
-            file: cert.display().to_string(),
-            reason,
-        })?;
-        let key_bytes = read(key).map_err(|reason| IssueError::CaKey {
-            file: key.display().to_string(),
-            reason,
-        })?;
-        Ca::from_bytes(
-            &cert_bytes,
-            &cert.display().to_string(),
-            &key_bytes,
-            &key.display().to_string(),
-            password,
-        )
-    }
-
     /// Whether a key file's bytes hold an encrypted key (so a password must be found first).
     pub fn key_is_encrypted(key_bytes: &[u8]) -> bool {
         let text = String::from_utf8_lossy(key_bytes);
@@ -242,7 +217,8 @@ impl Ca {
             || text.contains("Proc-Type: 4,ENCRYPTED")
     }
 
-    /// [`Ca::from_files`] on bytes already read; `cert_name` and `key_name` name them in errors.
+    /// The admin's CA from its certificate and key, as read from files (see the module docs for
+    /// formats); `cert_name` and `key_name` name the files in errors.
     pub fn from_bytes(
         cert_bytes: &[u8],
         cert_name: &str,
@@ -306,10 +282,6 @@ impl Ca {
 
     pub fn subject(&self) -> &str {
         &self.subject
-    }
-
-    pub fn is_throwaway(&self) -> bool {
-        self.throwaway
     }
 }
 
