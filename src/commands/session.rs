@@ -97,12 +97,22 @@ impl AmtSession {
             Ok(r) => {
                 if let Some((store, rec)) = self.promote.take() {
                     // AMT answered over TLS verified against the pending certificate: it is AMT's.
-                    store.save(&rec)?;
-                    store.pending().remove(&rec.uuid)?;
-                    tracing::info!(
-                        uuid = %rec.uuid,
-                        "AMT serves the certificate of a configure tls whose commit was not answered: it is pinned now"
-                    );
+                    // AMT's answer stands whatever happens to the pin files: a failure to write
+                    // them leaves the pending pin, for the next session to promote.
+                    match store
+                        .save(&rec)
+                        .and_then(|()| store.pending().remove(&rec.uuid))
+                    {
+                        Ok(_) => tracing::info!(
+                            uuid = %rec.uuid,
+                            "AMT serves the certificate of a configure tls whose commit was not answered: it is pinned now"
+                        ),
+                        Err(e) => tracing::warn!(
+                            uuid = %rec.uuid,
+                            error = %e,
+                            "AMT serves the pending TLS certificate, but the pin could not be stored; the next session tries again"
+                        ),
+                    }
                     self.pin = Some(rec);
                 }
                 Ok(r)
