@@ -5,7 +5,7 @@
 use crate::wsman::calls::{
     self, Arg, Call, Exchange, Instance, Op, PropertyValue, PullPage, WsmanError,
 };
-use crate::wsman::envelope::{resource_uri, Selector};
+use crate::wsman::envelope::Selector;
 
 pub const CLASS: &str = "AMT_TLSSettingData";
 pub const CREDENTIAL_CONTEXT: &str = "AMT_TLSCredentialContext";
@@ -97,29 +97,20 @@ pub fn context_certificate(item: &Instance) -> Option<String> {
 /// The two endpoint references of a credential context, written as wsman-messages'
 /// `TLSCredentialContext.Create` writes them (`a` addressing, `w` WS-Management).
 fn context_args(certificate: &str) -> Vec<Arg> {
-    let reference = |uri: String, name: &str, value: &str| {
-        format!(
-            "<a:Address>/wsman</a:Address><a:ReferenceParameters><w:ResourceURI>{uri}</w:ResourceURI>\
-             <w:SelectorSet><w:Selector Name=\"{name}\">{}</w:Selector></w:SelectorSet></a:ReferenceParameters>",
-            crate::wsman::envelope::escape(value)
-        )
-    };
     vec![
-        Arg::raw(
+        Arg::reference(
             "ElementInContext",
-            reference(
-                resource_uri("AMT_PublicKeyCertificate"),
-                "InstanceID",
-                certificate,
-            ),
+            "/wsman",
+            "AMT_PublicKeyCertificate",
+            "InstanceID",
+            certificate,
         ),
-        Arg::raw(
+        Arg::reference(
             "ElementProvidingContext",
-            reference(
-                resource_uri("AMT_TLSProtocolEndpointCollection"),
-                "ElementName",
-                "TLSProtocolEndpointInstances Collection",
-            ),
+            "/wsman",
+            "AMT_TLSProtocolEndpointCollection",
+            "ElementName",
+            "TLSProtocolEndpointInstances Collection",
         ),
     ]
 }
