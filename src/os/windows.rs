@@ -149,12 +149,7 @@ pub fn file_dacl(path: &std::path::Path) -> std::io::Result<Option<Vec<Ace>>> {
     use windows_sys::Win32::Security::{
         GetAce, ACCESS_ALLOWED_ACE, ACL, DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR,
     };
-    let wide: Vec<u16> = path
-        .as_os_str()
-        .to_string_lossy()
-        .encode_utf16()
-        .chain(std::iter::once(0))
-        .collect();
+    let wide = to_wide(&path.as_os_str().to_string_lossy());
     let mut dacl: *mut ACL = std::ptr::null_mut();
     let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
     // SAFETY: the DACL points into the security descriptor, which is read and then freed with
@@ -258,9 +253,8 @@ pub fn make_private(path: &std::path::Path) -> std::io::Result<()> {
         PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR,
     };
     let sddl = super::acl::private_sddl(&current_user_sid()?, path.is_dir());
-    let wide = |s: &str| -> Vec<u16> { s.encode_utf16().chain(std::iter::once(0)).collect() };
-    let sddl = wide(&sddl);
-    let name = wide(&path.as_os_str().to_string_lossy());
+    let sddl = to_wide(&sddl);
+    let name = to_wide(&path.as_os_str().to_string_lossy());
     // SAFETY: the security descriptor comes from the SDDL parser and is freed with LocalFree after
     // the DACL inside it has been applied; both strings are NUL-terminated.
     unsafe {
@@ -295,4 +289,10 @@ pub fn make_private(path: &std::path::Path) -> std::io::Result<()> {
         }
         Ok(())
     }
+}
+
+/// A NUL-terminated UTF-16 string for the W functions (`heci::winheci` has its own: `os` sits
+/// below `heci` and imports nothing of it).
+fn to_wide(s: &str) -> Vec<u16> {
+    s.encode_utf16().chain(std::iter::once(0)).collect()
 }
