@@ -327,6 +327,14 @@ fn the_admin_password_is_rotated_first_and_a_generated_one_is_stored_before_use(
         !amt.data.path().join("generated").exists(),
         "plan stored a password"
     );
+    // The password to be generated is not tried against AMT: no login fails for it.
+    let o = amt.run("plan", &g.path, &["-vv"], &[("AMT_PASSWORD", PW)]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("AMT refused one admin password"),
+        "{}",
+        stderr(&o)
+    );
     // The rotation's answer is lost after it took effect: the generated password is on disk,
     // so the next run authenticates with it and has nothing left to do.
     amt.reboot(&["drop-after=SetAdminAclEntryEx"]);

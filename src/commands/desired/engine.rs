@@ -431,11 +431,12 @@ impl Engine<'_> {
         let stuck = amthi.provisioning_state()? == ProvisioningState::In;
         drop(amthi);
         let activation = self.activation_change(mode, stuck)?;
-        let desired = match self.desired_admin(false)? {
-            Some(p) => p,
-            // Not generated yet: planned with a throwaway value that is never stored or sent.
-            None => crate::profile::secrets::generate_password(&mut rand::rngs::OsRng),
-        };
+        let known = self.desired_admin(false)?;
+        // Not generated yet: planned with a throwaway value that is never stored or sent (AMT is
+        // asked with the known passwords only, so no login fails for it).
+        let desired = known
+            .clone()
+            .unwrap_or_else(|| crate::profile::secrets::generate_password(&mut rand::rngs::OsRng));
         let slots = self.slots(&desired, false)?;
         let mut areas = vec![AreaPlan {
             area: "activation",
@@ -460,7 +461,7 @@ impl Engine<'_> {
         let readable_now = !stuck && mode != ControlMode::None;
         let mut target = Target::new(self.device.clone(), mode);
         if readable_now && !slots.is_empty() {
-            let (s, creds) = self.connect(mode, Some(&desired))?;
+            let (s, creds) = self.connect(mode, known.as_ref())?;
             target.attach(s, creds);
         }
         for mut a in slots {
