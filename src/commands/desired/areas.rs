@@ -135,6 +135,9 @@ fn merge(into: &mut Plan, p: Plan) {
 pub struct Verifier {
     pub path: std::path::PathBuf,
     pub uuid: String,
+    /// What this run recorded: apply reads an area back right after its secret was set, and
+    /// deriving the verifier again for that (100 000 iterations) would tell it nothing new.
+    recorded: std::cell::RefCell<Option<(Secret, String)>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -150,6 +153,14 @@ struct Record {
 const PBKDF2_ITERATIONS: u32 = 100_000;
 
 impl Verifier {
+    pub fn at(path: std::path::PathBuf, uuid: &str) -> Verifier {
+        Verifier {
+            path,
+            uuid: uuid.to_string(),
+            recorded: Default::default(),
+        }
+    }
+
     fn record(&self) -> Option<Record> {
         let text = std::fs::read_to_string(&self.path).ok()?;
         serde_json::from_str(&text).ok()
@@ -158,6 +169,11 @@ impl Verifier {
     /// When AMT took `secret` on this device, as recorded.
     pub fn set_at(&self, secret: &Secret) -> Option<String> {
         use base64::Engine;
+        if let Some((s, at)) = self.recorded.borrow().as_ref() {
+            if s == secret {
+                return Some(at.clone());
+            }
+        }
         let r = self.record()?;
         if r.uuid != self.uuid {
             return None;
@@ -200,16 +216,15 @@ impl Verifier {
             set_at: crate::service::status::rfc3339(std::time::SystemTime::now()),
         };
         let json = serde_json::to_vec_pretty(&r).unwrap_or_default();
-        write_private(&self.path, &json)
+        write_private(&self.path, &json)?;
+        *self.recorded.borrow_mut() = Some((secret.clone(), r.set_at));
+        Ok(())
     }
 }
 
 /// The verifier of a secret a profile sets once per value: `DATA_DIR/verifiers/NAME.json`.
 pub fn verifier(data: &DataDir, name: &str, uuid: &str) -> Verifier {
-    Verifier {
-        path: data.0.join("verifiers").join(format!("{name}.json")),
-        uuid: uuid.to_string(),
-    }
+    Verifier::at(data.0.join("verifiers").join(format!("{name}.json")), uuid)
 }
 
 /// `configure`'s kept text says `--force` sends a secret again: a profile does that by itself,
@@ -240,10 +255,7 @@ impl MebxOnce {
                 wanted: "***".into(),
             },
             password,
-            verifier: Verifier {
-                path: data.0.join("mebx-password.json"),
-                uuid,
-            },
+            verifier: Verifier::at(data.0.join("mebx-password.json"), &uuid),
         }
     }
 }
