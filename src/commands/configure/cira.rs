@@ -428,21 +428,6 @@ pub struct CiraState {
     roots: Vec<PublicKeyCertificate>,
 }
 
-fn all(t: &mut Target, class: &str) -> Result<Vec<Instance>, AgentError> {
-    let mut ctx = t.read(cira::enumerate(class))?;
-    let mut out = Vec::new();
-    // Bounded: AMT holds a handful of these and ends the sequence long before.
-    for _ in 0..100 {
-        let page = t.read(cira::pull(class, &ctx))?;
-        out.extend(page.items);
-        match (page.end_of_sequence, page.context) {
-            (false, Some(c)) => ctx = c,
-            _ => break,
-        }
-    }
-    Ok(out)
-}
-
 /// The selector `key` of the reference property `prop` of an association instance.
 fn reference_value(i: &Instance, prop: &str, key: &str) -> Option<String> {
     i.properties
@@ -459,13 +444,13 @@ fn reference_value(i: &Instance, prop: &str, key: &str) -> Option<String> {
 
 /// User names per server, from the credentials and the contexts that tie them to servers.
 fn read_users(t: &mut Target) -> Result<BTreeMap<String, String>, AgentError> {
-    let creds: BTreeMap<String, String> = all(t, cira::CREDENTIAL)?
+    let creds: BTreeMap<String, String> = super::enumerate_all(t, cira::CREDENTIAL)?
         .iter()
         .map(cira::MpsCredential::from_instance)
         .map(|c| (c.instance_id, c.username))
         .collect();
     let mut users = BTreeMap::new();
-    for ctx in all(t, "AMT_RemoteAccessCredentialContext")? {
+    for ctx in super::enumerate_all(t, "AMT_RemoteAccessCredentialContext")? {
         if let (Some(cred), Some(server)) = (
             reference_value(&ctx, "ElementInContext", "InstanceID"),
             reference_value(&ctx, "ElementProvidingContext", "Name"),
@@ -511,7 +496,7 @@ impl Configure for Cira {
                 check_password(p)?;
             }
         }
-        let servers: Vec<MpsServer> = all(t, cira::SAP)?
+        let servers: Vec<MpsServer> = super::enumerate_all(t, cira::SAP)?
             .iter()
             .map(MpsServer::from_instance)
             .collect();
@@ -523,11 +508,11 @@ impl Configure for Cira {
                 None
             }
         };
-        let rules = all(t, cira::RULE)?
+        let rules = super::enumerate_all(t, cira::RULE)?
             .iter()
             .map(PolicyRule::from_instance)
             .collect();
-        let applies = all(t, cira::APPLIES)?
+        let applies = super::enumerate_all(t, cira::APPLIES)?
             .iter()
             .map(AppliesToMps::from_instance)
             .collect();
@@ -541,19 +526,11 @@ impl Configure for Cira {
             .get_all("DetectionStrings")
             .map(|d| d.to_ascii_lowercase())
             .collect();
-        let roots = {
-            let mut ctx = t.read(public_key::enumerate())?;
-            let mut out = Vec::new();
-            for _ in 0..100 {
-                let page = t.read(public_key::pull(&ctx))?;
-                out.extend(page.items.iter().map(PublicKeyCertificate::from_instance));
-                match (page.end_of_sequence, page.context) {
-                    (false, Some(c)) => ctx = c,
-                    _ => break,
-                }
-            }
-            out.into_iter().filter(|c| c.trusted_root).collect()
-        };
+        let roots = super::enumerate_all(t, public_key::CERTIFICATE)?
+            .iter()
+            .map(PublicKeyCertificate::from_instance)
+            .filter(|c| c.trusted_root)
+            .collect();
         Ok(CiraState {
             servers,
             users,
@@ -748,7 +725,7 @@ impl Configure for Cira {
                     exit: None,
                     build: Box::new(move |t: &mut Target| {
                         let name = server_named(t, &address, port)?;
-                        let mut applies: Vec<AppliesToMps> = all(t, cira::APPLIES)?
+                        let mut applies: Vec<AppliesToMps> = super::enumerate_all(t, cira::APPLIES)?
                             .iter()
                             .map(AppliesToMps::from_instance)
                             .filter(|a| a.server == name)
@@ -884,7 +861,7 @@ impl Configure for Cira {
 
 /// The `Name` AMT gave the server at `address:port` (read when the steps that need it run).
 fn server_named(t: &mut Target, address: &str, port: u16) -> Result<String, AgentError> {
-    all(t, cira::SAP)?
+    super::enumerate_all(t, cira::SAP)?
         .iter()
         .map(MpsServer::from_instance)
         .find(|m| m.address.eq_ignore_ascii_case(address) && m.port == port)

@@ -18,7 +18,6 @@ use clap::Args;
 use super::{Later, Step, Target};
 use crate::error::{AgentError, ExitCode};
 use crate::secret::Secret;
-use crate::wsman::calls::{self, Instance};
 use crate::wsman::classes::ieee8021x::EapMethod;
 use crate::wsman::classes::public_key::{self, PublicKeyCertificate};
 use crate::wsman::classes::public_key_management::{self as pkm, KeyPair};
@@ -250,11 +249,22 @@ pub fn load_key(flag: Option<&Secret>) -> Result<Option<Key>, AgentError> {
             read_file(path, "private key file")?
         }
         // Shorter than any RSA key of 2048 bits in any encoding: a path that is not there, or a
-        // cut-off key, so the value itself is not repeated.
+        // cut-off key. Only what is written as a path is repeated (a key in PEM starts with '-',
+        // in base64 DER with 'M').
         Some(v) if v.expose().len() < 256 => {
+            let given = v.expose();
+            let written_as_path = given.starts_with(['/', '.', '~', '\\'])
+                || given
+                    .as_bytes()
+                    .get(1..3)
+                    .is_some_and(|d| d == b":\\" || d == b":/");
             return Err(AgentError::new(
                 ExitCode::FailedReadingConfiguration,
-                "the 802.1X private key is neither an existing file nor a whole RSA key",
+                if written_as_path {
+                    format!("the 802.1X private key file {given} does not exist")
+                } else {
+                    "the 802.1X private key is neither an existing file nor a whole RSA key".into()
+                },
             )
             .help("check the path given to --ieee8021x-private-key (or give the key in IEEE8021X_PRIVATE_KEY)"));
         }
@@ -496,44 +506,6 @@ fn check_password(pw: &Secret) -> Result<(), AgentError> {
     Ok(())
 }
 
-/// Every instance of `class` (Enumerate, then Pull until the end; bounded).
-pub fn enumerate_all(t: &mut Target, class: &str) -> Result<Vec<Instance>, AgentError> {
-    let ctx = t.read(calls::enumerate(class))?;
-    pull_all(t, class, ctx)
-}
-
-/// As [`enumerate_all`], or `None` when AMT answers the Enumerate with a SOAP fault: a class this
-/// platform does not have (`CIM_CredentialContext` without Wi-Fi). A lost or refused answer is
-/// an error, never taken for an absent class.
-pub fn enumerate_if_present(
-    t: &mut Target,
-    class: &str,
-) -> Result<Option<Vec<Instance>>, AgentError> {
-    match t.session()?.try_call(calls::enumerate(class))? {
-        Ok(ctx) => pull_all(t, class, ctx).map(Some),
-        Err(calls::WsmanError::Fault(f)) => {
-            tracing::debug!(class, fault = %f, "AMT has no such class here");
-            Ok(None)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn pull_all(t: &mut Target, class: &str, ctx: String) -> Result<Vec<Instance>, AgentError> {
-    let mut ctx = ctx;
-    let mut out = Vec::new();
-    // AMT ends its sequences long before this.
-    for _ in 0..100 {
-        let page = t.read(calls::pull(class, &ctx))?;
-        out.extend(page.items);
-        match (page.end_of_sequence, page.context) {
-            (false, Some(c)) => ctx = c,
-            _ => break,
-        }
-    }
-    Ok(out)
-}
-
 /// AMT's certificate store as read.
 #[derive(Clone, Debug, Default)]
 pub struct Store {
@@ -553,11 +525,11 @@ fn same_b64(a: &str, b: &str) -> bool {
 impl Store {
     pub fn read(t: &mut Target) -> Result<Store, AgentError> {
         Ok(Store {
-            certificates: enumerate_all(t, public_key::CERTIFICATE)?
+            certificates: super::enumerate_all(t, public_key::CERTIFICATE)?
                 .iter()
                 .map(PublicKeyCertificate::from_instance)
                 .collect(),
-            keys: enumerate_all(t, pkm::KEY_PAIR)?
+            keys: super::enumerate_all(t, pkm::KEY_PAIR)?
                 .iter()
                 .map(KeyPair::from_instance)
                 .collect(),
@@ -640,7 +612,8 @@ pub fn handle_now(t: &mut Target, c: &Cert, root: bool) -> Result<String, AgentE
 mod tests {
     use super::*;
 
-    /// A value that is no file is never repeated: it may be a key cut off in the paste.
+    /// A value that is no file is not repeated unless it is written as a path: it may be a key cut
+    /// off in the paste.
     #[test]
     fn a_short_key_value_that_is_no_file_is_not_repeated() {
         let cut = "MHcCAQEEIBn2yM3kZ7Qq0vX0d4secretkeybytes";
@@ -649,6 +622,11 @@ mod tests {
         };
         assert_eq!(e.exit, ExitCode::FailedReadingConfiguration);
         assert!(!format!("{e} {e:?}").contains(cut), "{e}");
+        // What is written as a path is named.
+        let Err(e) = load_key(Some(&Secret::new("/nonexistent/client.key"))) else {
+            panic!("accepted a missing file");
+        };
+        assert!(e.to_string().contains("/nonexistent/client.key"), "{e}");
     }
 
     fn fixture(name: &str) -> PathBuf {

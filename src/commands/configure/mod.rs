@@ -44,7 +44,7 @@ use super::session::{self, AmtConnArgs, AmtSession};
 use crate::amthi::{AmthiClient, ControlMode};
 use crate::error::{AgentError, ExitCode};
 use crate::heci::MeiDevice;
-use crate::wsman::calls::Call;
+use crate::wsman::calls::{self, Call, Instance};
 use crate::wsman::client::Credentials;
 
 #[derive(Args, Debug)]
@@ -753,6 +753,44 @@ pub fn new_secret(
 /// AMT's rule for the admin and MEBx passwords ([`crate::secret::meets_amt_rules`]).
 pub fn strong_password(s: &str) -> bool {
     crate::secret::meets_amt_rules(s)
+}
+
+/// Every instance of `class` (Enumerate, then Pull until the end; bounded).
+pub fn enumerate_all(t: &mut Target, class: &str) -> Result<Vec<Instance>, AgentError> {
+    let ctx = t.read(calls::enumerate(class))?;
+    pull_all(t, class, ctx)
+}
+
+/// As [`enumerate_all`], or `None` when AMT answers the Enumerate with a SOAP fault: a class this
+/// platform does not have (`CIM_CredentialContext` without Wi-Fi). A lost or refused answer is
+/// an error, never taken for an absent class.
+pub fn enumerate_if_present(
+    t: &mut Target,
+    class: &str,
+) -> Result<Option<Vec<Instance>>, AgentError> {
+    match t.session()?.try_call(calls::enumerate(class))? {
+        Ok(ctx) => pull_all(t, class, ctx).map(Some),
+        Err(calls::WsmanError::Fault(f)) => {
+            tracing::debug!(class, fault = %f, "AMT has no such class here");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn pull_all(t: &mut Target, class: &str, ctx: String) -> Result<Vec<Instance>, AgentError> {
+    let mut ctx = ctx;
+    let mut out = Vec::new();
+    // AMT ends its sequences long before this.
+    for _ in 0..100 {
+        let page = t.read(calls::pull(class, &ctx))?;
+        out.extend(page.items);
+        match (page.end_of_sequence, page.context) {
+            (false, Some(c)) => ctx = c,
+            _ => break,
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -117,18 +117,10 @@ impl Configure for Proxy {
     }
 
     fn read(&mut self, t: &mut Target) -> Result<Vec<AccessPoint>, AgentError> {
-        let mut ctx = t.read(http_proxy::enumerate())?;
-        let mut out = Vec::new();
-        // Bounded: AMT holds a handful of proxies and ends the sequence long before this.
-        for _ in 0..100 {
-            let page = t.read(http_proxy::pull(&ctx))?;
-            out.extend(page.items.iter().map(AccessPoint::from_instance));
-            match (page.end_of_sequence, page.context) {
-                (false, Some(c)) => ctx = c,
-                _ => break,
-            }
-        }
-        Ok(out)
+        Ok(super::enumerate_all(t, http_proxy::ACCESS_POINT)?
+            .iter()
+            .map(AccessPoint::from_instance)
+            .collect())
     }
 
     fn plan(&self, _mode: ControlMode, have: &Vec<AccessPoint>) -> Result<Plan, AgentError> {

@@ -30,7 +30,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
-use super::ieee8021x::enumerate_all;
+use super::enumerate_all;
 use super::{Change, Configure, Later, Needs, Plan, Step, Target};
 use crate::amthi::{AmthiClient, ControlMode};
 use crate::commands::session::AmtConnArgs;

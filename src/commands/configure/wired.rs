@@ -337,7 +337,7 @@ pub struct WiredState {
 
 fn contexts(t: &mut Target, class: &str) -> Result<Vec<CredentialContext>, AgentError> {
     // A platform without Wi-Fi has no CIM_CredentialContext: nothing is bound there.
-    Ok(ieee8021x::enumerate_if_present(t, class)?
+    Ok(super::enumerate_if_present(t, class)?
         .unwrap_or_default()
         .iter()
         .filter_map(CredentialContext::from_instance)

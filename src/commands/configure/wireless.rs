@@ -20,7 +20,8 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
-use super::ieee8021x::{self, enumerate_all, handle_now, Ieee8021xArgs, Store, Wanted};
+use super::enumerate_all;
+use super::ieee8021x::{self, handle_now, Ieee8021xArgs, Store, Wanted};
 use super::{Change, Configure, Kept, Later, Needs, Plan, Step, Target};
 use crate::amthi::ControlMode;
 use crate::error::{AgentError, ExitCode};
