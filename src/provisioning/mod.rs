@@ -46,7 +46,13 @@ pub fn read_machine(device: Arc<dyn MeiDevice>) -> Result<Machine, AmthiError> {
         })
         .collect();
     let pki = amthi.pki_dns_suffix()?;
-    let os = crate::os::dns_suffix();
+    // The OS's suffix only ever stands in where AMT has no PKI suffix of its own, so only then is
+    // it looked up (a name-service lookup of up to `os::CANONICAL_NAME_DEADLINE`).
+    let os = if pki.trim().is_empty() {
+        crate::os::dns_suffix()
+    } else {
+        String::new()
+    };
     Ok(Machine {
         amt_version,
         hashes: Some(hashes),
