@@ -669,7 +669,9 @@ impl Driver {
             .map_err(ApfError::from_connect)?;
         let conn: Arc<dyn MeiConnection> = Arc::from(conn);
         let mtu = conn.properties().max_msg_length as usize;
-        self.stop_reader();
+        // Every caller comes here with the old link gone (its reader stopped): LME takes one
+        // connection at a time.
+        debug_assert!(self.conn.is_none() && self.reader.is_none());
         self.generation += 1;
         self.mux = Mux::new(host_config(&self.opts, mtu));
         self.needs_start = false;
