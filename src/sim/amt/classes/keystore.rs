@@ -495,16 +495,16 @@ pub(super) fn check_delete(
     class: &str,
     doomed: &Instance,
 ) -> Option<Result<(), PutRefusal>> {
-    let in_use = certificates_in_use(fw);
     let r = match class {
         CERTIFICATE => match prop(doomed, "InstanceID") {
-            Some(h) if in_use.iter().any(|u| u == h) => Err(PutRefusal::denied(format!(
+            Some(h) if certificates_in_use(fw).iter().any(|u| u == h) => Err(PutRefusal::denied(format!(
                 "the certificate {h} is in use (802.1X, Wi-Fi or TLS)"
             ))),
             _ => Ok(()),
         },
         KEY_PAIR => {
             let key = prop(doomed, "DERKey").unwrap_or_default();
+            let in_use = certificates_in_use(fw);
             let used = in_use.iter().filter_map(|h| certificate(fw, h)).any(|c| {
                 prop(c, "X509Certificate")
                     .and_then(|b| B64.decode(b).ok())
