@@ -497,9 +497,9 @@ pub(super) fn check_delete(
 ) -> Option<Result<(), PutRefusal>> {
     let r = match class {
         CERTIFICATE => match prop(doomed, "InstanceID") {
-            Some(h) if certificates_in_use(fw).iter().any(|u| u == h) => Err(PutRefusal::denied(format!(
-                "the certificate {h} is in use (802.1X, Wi-Fi or TLS)"
-            ))),
+            Some(h) if certificates_in_use(fw).iter().any(|u| u == h) => Err(PutRefusal::denied(
+                format!("the certificate {h} is in use (802.1X, Wi-Fi or TLS)"),
+            )),
             _ => Ok(()),
         },
         KEY_PAIR => {
