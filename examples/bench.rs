@@ -325,8 +325,8 @@ fn main() {
          full `apply` **{}** ms, `plan` **{}** ms. Most of the `apply` and of the second `plan` \
          is by design: the data directory keeps a PBKDF2-HMAC-SHA256 verifier (100 000 \
          iterations, about 18 ms each here) for every secret AMT never reveals (the Wi-Fi \
-         passphrase, the PEAP password, the MPS password), made after AMT takes it and checked \
-         by every later `plan`, so a copied data directory does not give them away cheaply.\n",
+         passphrase, the PEAP password, the MPS password), derived once when AMT takes it (the \
+         read-back right after reuses it) and checked by every later `plan`, so a copied data directory does not give them away cheaply.\n",
         desired.rounds,
         desired.changes,
         ms(desired.apply),
